@@ -1,0 +1,228 @@
+//! The audit record: a stable, versioned JSON schema.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{ArgsHash, RequestId, ToolCall};
+
+/// The version of the audit record's JSON schema. It changes only when a field changes
+/// meaning or disappears; new optional fields and new events keep it.
+pub const AUDIT_SCHEMA_VERSION: u32 = 1;
+
+/// One line of the audit trail: what happened, to which call, when.
+///
+/// Serialized as one flat JSON object with the event's name under `"event"`:
+///
+/// ```json
+/// {"schema":1,"at":"2026-01-01T00:00:00Z","event":"approval_granted",
+///  "run_id":"run-1","call_id":"call-1","tool":"email.send",
+///  "args_hash":"3f6c…","request_id":"9b1d…","policy_version":"aa01…","approver":"ann"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// [`AUDIT_SCHEMA_VERSION`] when written.
+    pub schema: u32,
+    /// When it happened, by the gate's clock.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The agent run.
+    pub run_id: String,
+    /// The tool call within the run.
+    pub call_id: String,
+    /// The tool.
+    pub tool: String,
+    /// The hash of the arguments (never the arguments themselves); absent when they could
+    /// not be hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_hash: Option<ArgsHash>,
+    /// The approval request, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    /// The version of the policy that decided.
+    pub policy_version: String,
+    /// Who asked for the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// The tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+impl AuditRecord {
+    /// A record of `event` for `call` at `at`.
+    pub fn new(
+        at: OffsetDateTime,
+        call: &ToolCall,
+        args_hash: Option<ArgsHash>,
+        policy_version: &str,
+        event: AuditEvent,
+    ) -> Self {
+        AuditRecord {
+            schema: AUDIT_SCHEMA_VERSION,
+            at,
+            run_id: call.run_id().to_owned(),
+            call_id: call.call_id().to_owned(),
+            tool: call.tool().to_owned(),
+            args_hash,
+            request_id: None,
+            policy_version: policy_version.to_owned(),
+            requested_by: call.requester().map(str::to_owned),
+            tenant: call.tenant_id().map(str::to_owned),
+            event,
+        }
+    }
+
+    /// Sets the approval request the record belongs to.
+    pub fn with_request(mut self, id: RequestId) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// The event's name, as in the JSON: `approval_granted`, `policy_denied`, ….
+    pub fn event_name(&self) -> &'static str {
+        self.event.name()
+    }
+}
+
+/// What happened, with the facts particular to it. The JSON names are the field's words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// The policy allowed the call; it runs next.
+    Allow {
+        /// The rule that allowed it (empty when the config's default did).
+        rule_ids: Vec<String>,
+    },
+    /// The policy denied the call; it did not run.
+    PolicyDenied {
+        /// The rules that denied it (empty when the config's default did).
+        rule_ids: Vec<String>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The call needs a person's approval; a request was filed.
+    ApprovalRequired {
+        /// The rules that asked.
+        rule_ids: Vec<String>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The risk tier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<String>,
+        /// When the request expires unless decided.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+    /// A person approved the request.
+    ApprovalGranted {
+        /// Who.
+        approver: String,
+        /// Until when the approval may be used.
+        #[serde(with = "time::serde::rfc3339")]
+        approval_expires_at: OffsetDateTime,
+    },
+    /// A person denied the request.
+    ApprovalDenied {
+        /// Who.
+        approver: String,
+        /// Their message for the agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        feedback: Option<String>,
+    },
+    /// Nobody decided in time, or the approval was not used in time.
+    ApprovalTimeout {
+        /// The state that timed out: `pending` or `approved`.
+        from: String,
+    },
+    /// The request was withdrawn.
+    ApprovalCancelled {
+        /// Who withdrew it.
+        by: String,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An approval was claimed and the tool is about to run.
+    ExecutionStarted {
+        /// Who approved it.
+        approvers: Vec<String>,
+    },
+    /// The tool ran and succeeded.
+    Executed {
+        /// `ok`.
+        status: String,
+    },
+    /// The tool ran and returned an error.
+    ExecutionFailed {
+        /// The error as the tool described it.
+        error: String,
+    },
+    /// The gate stopped the call for a reason not recorded by another event (an args
+    /// mismatch at resume, a denied or expired approval met at resume, …).
+    Stopped {
+        /// The stop reason's name: `args_mismatch`, `approval_denied`, ….
+        reason: String,
+        /// Details for a person.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+}
+
+impl AuditEvent {
+    /// The event's name, as in the JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditEvent::Allow { .. } => "allow",
+            AuditEvent::PolicyDenied { .. } => "policy_denied",
+            AuditEvent::ApprovalRequired { .. } => "approval_required",
+            AuditEvent::ApprovalGranted { .. } => "approval_granted",
+            AuditEvent::ApprovalDenied { .. } => "approval_denied",
+            AuditEvent::ApprovalTimeout { .. } => "approval_timeout",
+            AuditEvent::ApprovalCancelled { .. } => "approval_cancelled",
+            AuditEvent::ExecutionStarted { .. } => "execution_started",
+            AuditEvent::Executed { .. } => "executed",
+            AuditEvent::ExecutionFailed { .. } => "execution_failed",
+            AuditEvent::Stopped { .. } => "stopped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    #[test]
+    fn serializes_flat_with_the_event_name() {
+        let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).requested_by("bob");
+        let record = AuditRecord::new(
+            datetime!(2026-01-01 00:00:00 UTC),
+            &call,
+            None,
+            "v1",
+            AuditEvent::ApprovalDenied {
+                approver: "ann".into(),
+                feedback: Some("use the template".into()),
+            },
+        );
+        let v = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "schema": 1, "at": "2026-01-01T00:00:00Z", "run_id": "run-1",
+                "call_id": "call-1", "tool": "email.send", "policy_version": "v1",
+                "requested_by": "bob",
+                "event": "approval_denied", "approver": "ann", "feedback": "use the template"
+            })
+        );
+        let back: AuditRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.event_name(), "approval_denied");
+    }
+}

@@ -1,0 +1,431 @@
+//! [`Gated`]: a tool executor behind the gate.
+
+use time::OffsetDateTime;
+
+use super::outcome::{Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason};
+use super::{Gate, GateError, request_record};
+use crate::{
+    ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Decision, Effect, Execution, Expectations,
+    Policy, RequestId, RequestState, StoreError, ToolCall, ToolExecutor, UnverifiedToken,
+};
+
+/// A tool executor wrapped by a [`Gate`]: every call is decided by the policy, recorded,
+/// and run only when allowed or approved.
+///
+/// Shaped like tower's wrappers: `new`, `get_ref`, `get_mut`, `into_inner`.
+/// [`call`](Self::call) and [`resume`](Self::resume) never wait for a person: they return
+/// [`GateOutcome::Pending`] or [`GateOutcome::Stopped`] at once.
+#[derive(Debug, Clone)]
+pub struct Gated<E> {
+    gate: Gate,
+    inner: E,
+}
+
+type Outcome<E> = GateOutcome<<E as ToolExecutor>::Output, <E as ToolExecutor>::Error>;
+
+impl<E: ToolExecutor> Gated<E> {
+    /// Wraps `inner` with `gate`.
+    pub fn new(gate: Gate, inner: E) -> Self {
+        Gated { gate, inner }
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The wrapped executor.
+    pub fn get_ref(&self) -> &E {
+        &self.inner
+    }
+
+    /// The wrapped executor, mutably.
+    pub fn get_mut(&mut self) -> &mut E {
+        &mut self.inner
+    }
+
+    /// Unwraps the executor.
+    pub fn into_inner(self) -> E {
+        self.inner
+    }
+
+    /// Decides `call` and acts on the decision:
+    ///
+    /// - `allow`: records `allow`, runs the tool, records its result → [`GateOutcome::Executed`].
+    /// - `deny`: records `policy_denied` → [`GateOutcome::Stopped`] with
+    ///   [`StopReason::PolicyDenied`].
+    /// - `approval_required`: files an approval request (or finds the identical one still
+    ///   pending) and records `approval_required` → [`GateOutcome::Pending`].
+    ///
+    /// Fails only when the store or audit sink fails, and then nothing ran.
+    pub async fn call(&self, call: ToolCall) -> Result<Outcome<E>, GateError> {
+        let now = self.gate.now();
+        let policy = self.gate.policy();
+        let args_hash = match ArgsHash::compute_with_limits(call.args(), self.gate.args_limits()) {
+            Ok(hash) => hash,
+            Err(e) => {
+                let reason = StopReason::InvalidArgs(e);
+                let record = stop_record(now, &call, None, &policy, &reason);
+                self.gate.record(&record).await?;
+                return Ok(stopped(reason, None, &policy));
+            }
+        };
+        let decision = policy.evaluate(&call);
+        match decision.effect() {
+            Effect::Allow => {
+                let event = AuditEvent::Allow {
+                    rule_ids: rule_ids(&decision),
+                };
+                let version = policy.version().as_str();
+                let mut record = AuditRecord::new(now, &call, Some(args_hash), version, event);
+                self.gate.record(&record).await?;
+                let result = self.inner.execute(Execution::allowed(call)).await;
+                // The result's record is the allow record with another event and time.
+                record.at = self.gate.now();
+                record.event = result_event(&result);
+                let unrecorded = self.gate.record(&record).await.err().map(GateError::from);
+                Ok(GateOutcome::Executed(Executed {
+                    result,
+                    request_id: None,
+                    unrecorded,
+                }))
+            }
+            Effect::Deny => {
+                let event = AuditEvent::PolicyDenied {
+                    rule_ids: rule_ids(&decision),
+                    reason: decision.reason().map(str::to_owned),
+                };
+                let version = policy.version().as_str();
+                self.gate
+                    .record(&AuditRecord::new(
+                        now,
+                        &call,
+                        Some(args_hash),
+                        version,
+                        event,
+                    ))
+                    .await?;
+                Ok(stopped(denied(&decision), None, &policy))
+            }
+            Effect::ApprovalRequired => {
+                let request = ApprovalRequest::new(
+                    RequestId::new(),
+                    call,
+                    args_hash,
+                    &decision,
+                    policy.version().clone(),
+                    now,
+                );
+                let filed = self.gate.store().create(request, now).await?;
+                if filed.created {
+                    let event = AuditEvent::ApprovalRequired {
+                        rule_ids: rule_ids(&decision),
+                        reason: decision.reason().map(str::to_owned),
+                        tier: decision.tier().map(str::to_owned),
+                        expires_at: filed.request.expires_at(),
+                    };
+                    let record = request_record(now, &filed.request, event);
+                    if let Err(e) = self.gate.record(&record).await {
+                        // Withdraw the unrecorded request so nobody approves it.
+                        if let Ok(withdrawn) =
+                            filed
+                                .request
+                                .cancel("approval-gate", Some("audit failed".into()), now)
+                        {
+                            let _ = self.gate.store().update(&withdrawn).await;
+                        }
+                        return Err(e.into());
+                    }
+                }
+                Ok(GateOutcome::Pending(PendingApproval::of(
+                    &filed.request,
+                    filed.created,
+                )))
+            }
+        }
+    }
+
+    /// Picks up the call filed as `request_id` and runs it if, and only if, it was
+    /// approved and everything still holds:
+    ///
+    /// - `call` is the call that was approved (same run, call id, tool and args hash),
+    ///   else [`StopReason::ArgsMismatch`];
+    /// - still pending → [`GateOutcome::Pending`] again (never blocks);
+    /// - denied, cancelled or timed out (even if nothing swept it) → the matching stop;
+    /// - the current policy does not deny the call, else [`StopReason::PolicyDenied`];
+    /// - the approval's token verifies;
+    /// - this resume wins the claim: an approval runs at most once, a second resume gets
+    ///   [`StopReason::ApprovalUsed`].
+    ///
+    /// The executor gets the verified approval and the request id as idempotency key.
+    pub async fn resume(
+        &self,
+        request_id: RequestId,
+        call: ToolCall,
+    ) -> Result<Outcome<E>, GateError> {
+        let now = self.gate.now();
+        let policy = self.gate.policy();
+        let args_hash = match ArgsHash::compute_with_limits(call.args(), self.gate.args_limits()) {
+            Ok(hash) => hash,
+            Err(e) => {
+                return self
+                    .stop(
+                        now,
+                        &call,
+                        None,
+                        Some(request_id),
+                        &policy,
+                        StopReason::InvalidArgs(e),
+                    )
+                    .await;
+            }
+        };
+        let request = match self.gate.store().get(request_id).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { id }) => {
+                let reason = StopReason::UnknownRequest { id };
+                return self
+                    .stop(now, &call, Some(args_hash), None, &policy, reason)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(field) = mismatch(&request, &call, &args_hash) {
+            let reason = StopReason::ArgsMismatch { field };
+            return self
+                .stop(
+                    now,
+                    &call,
+                    Some(args_hash),
+                    Some(request_id),
+                    &policy,
+                    reason,
+                )
+                .await;
+        }
+        let reason = match request.state_at(now) {
+            RequestState::Pending => {
+                return Ok(GateOutcome::Pending(PendingApproval::of(&request, false)));
+            }
+            RequestState::Approved => return self.run_approved(request, call, now, &policy).await,
+            RequestState::Expired => {
+                self.gate.record_timeout(&request, now).await?;
+                settled_reason(&request, now)
+            }
+            _ => settled_reason(&request, now),
+        };
+        self.stop(
+            now,
+            &call,
+            Some(args_hash),
+            Some(request_id),
+            &policy,
+            reason,
+        )
+        .await
+    }
+
+    async fn run_approved(
+        &self,
+        request: ApprovalRequest,
+        call: ToolCall,
+        now: OffsetDateTime,
+        policy: &Policy,
+    ) -> Result<Outcome<E>, GateError> {
+        let id = request.id();
+        let hash = request.args_hash();
+        // The policy in force now decides whether the approved call may still run.
+        let decision = policy.evaluate(&call);
+        if decision.effect() == Effect::Deny {
+            let event = AuditEvent::PolicyDenied {
+                rule_ids: rule_ids(&decision),
+                reason: decision.reason().map(str::to_owned),
+            };
+            let record = AuditRecord::new(now, &call, Some(hash), policy.version().as_str(), event)
+                .with_request(id);
+            self.gate.record(&record).await?;
+            return Ok(stopped(denied(&decision), Some(id), policy));
+        }
+        let approval = match verify_token(&self.gate, &request, now) {
+            Ok(approval) => approval,
+            Err(reason) => {
+                return self
+                    .stop(now, &call, Some(hash), Some(id), policy, reason)
+                    .await;
+            }
+        };
+        let claimed = match request.claim(now) {
+            Ok(claimed) => claimed,
+            Err(_) => {
+                let reason = StopReason::ApprovalUsed {
+                    state: request.state_at(now),
+                };
+                return self
+                    .stop(now, &call, Some(hash), Some(id), policy, reason)
+                    .await;
+            }
+        };
+        let event = AuditEvent::ExecutionStarted {
+            approvers: request.approvers().to_vec(),
+        };
+        match self.gate.commit(&request, &claimed, event, now).await {
+            Ok(()) => {}
+            Err(GateError::Store(StoreError::Conflict { .. })) => {
+                // Another resume claimed it, or it was cancelled, in between.
+                let fresh = self.gate.store().get(id).await?;
+                let reason = settled_reason(&fresh, now);
+                return self
+                    .stop(now, &call, Some(hash), Some(id), policy, reason)
+                    .await;
+            }
+            Err(e) => return Err(e),
+        }
+
+        let result = self
+            .inner
+            .execute(Execution::approved(call, approval, id))
+            .await;
+
+        let done_at = self.gate.now();
+        let unrecorded = match claimed.finish(result.is_ok(), done_at) {
+            Ok(finished) => self
+                .gate
+                .commit(&claimed, &finished, result_event(&result), done_at)
+                .await
+                .err(),
+            Err(_) => None,
+        };
+        Ok(GateOutcome::Executed(Executed {
+            result,
+            request_id: Some(id),
+            unrecorded,
+        }))
+    }
+
+    /// Records a stop and returns it.
+    async fn stop(
+        &self,
+        now: OffsetDateTime,
+        call: &ToolCall,
+        args_hash: Option<ArgsHash>,
+        request_id: Option<RequestId>,
+        policy: &Policy,
+        reason: StopReason,
+    ) -> Result<Outcome<E>, GateError> {
+        let mut record = stop_record(now, call, args_hash, policy, &reason);
+        record.request_id = request_id;
+        self.gate.record(&record).await?;
+        Ok(stopped(reason, request_id, policy))
+    }
+}
+
+fn stopped<T, E>(
+    reason: StopReason,
+    request_id: Option<RequestId>,
+    policy: &Policy,
+) -> GateOutcome<T, E> {
+    GateOutcome::Stopped(Stop {
+        reason,
+        request_id,
+        fallback: policy.fallback(),
+    })
+}
+
+fn stop_record(
+    now: OffsetDateTime,
+    call: &ToolCall,
+    args_hash: Option<ArgsHash>,
+    policy: &Policy,
+    reason: &StopReason,
+) -> AuditRecord {
+    let event = AuditEvent::Stopped {
+        reason: reason.name().to_owned(),
+        detail: Some(reason.to_string()),
+    };
+    AuditRecord::new(now, call, args_hash, policy.version().as_str(), event)
+}
+
+fn rule_ids(decision: &Decision) -> Vec<String> {
+    decision.rule_ids().iter().map(|r| r.to_string()).collect()
+}
+
+fn denied(decision: &Decision) -> StopReason {
+    StopReason::PolicyDenied {
+        rule_ids: rule_ids(decision),
+        reason: decision.reason().map(str::to_owned),
+    }
+}
+
+fn result_event<T, E: std::fmt::Display>(result: &Result<T, E>) -> AuditEvent {
+    match result {
+        Ok(_) => AuditEvent::Executed {
+            status: "ok".into(),
+        },
+        Err(e) => AuditEvent::ExecutionFailed {
+            error: e.to_string(),
+        },
+    }
+}
+
+/// Why a request that is neither pending nor approved at `now` will not run.
+fn settled_reason(request: &ApprovalRequest, now: OffsetDateTime) -> StopReason {
+    match request.state_at(now) {
+        RequestState::Denied => StopReason::ApprovalDenied {
+            approver: request.decided_by().unwrap_or_default().to_owned(),
+            feedback: request.feedback().map(str::to_owned),
+        },
+        RequestState::Cancelled => StopReason::ApprovalCancelled {
+            by: request.decided_by().unwrap_or_default().to_owned(),
+            reason: request.feedback().map(str::to_owned),
+        },
+        RequestState::Expired => StopReason::ApprovalTimeout {
+            expired_at: request.timeout_at(),
+        },
+        state => StopReason::ApprovalUsed { state },
+    }
+}
+
+/// What differs between the approved request and the call given to resume.
+fn mismatch(
+    request: &ApprovalRequest,
+    call: &ToolCall,
+    args_hash: &ArgsHash,
+) -> Option<MismatchField> {
+    let approved = request.call();
+    if approved.tool() != call.tool() {
+        Some(MismatchField::Tool)
+    } else if approved.run_id() != call.run_id() {
+        Some(MismatchField::RunId)
+    } else if approved.call_id() != call.call_id() {
+        Some(MismatchField::CallId)
+    } else if request.args_hash() != *args_hash {
+        Some(MismatchField::Args)
+    } else {
+        None
+    }
+}
+
+fn verify_token(
+    gate: &Gate,
+    request: &ApprovalRequest,
+    now: OffsetDateTime,
+) -> Result<crate::VerifiedApproval, StopReason> {
+    let token = request
+        .token()
+        .ok_or(StopReason::InvalidToken(crate::TokenError::Malformed {
+            reason: "approved request has no token",
+            source: None,
+        }))?;
+    let call = request.call();
+    let id = request.id().to_string();
+    let hash = request.args_hash();
+    let version = request.policy_version().to_string();
+    let expected = Expectations::new(call.tool(), &hash, call.run_id())
+        .call_id(call.call_id())
+        .request_id(&id)
+        .policy_version(&version);
+    let keys = gate.keys();
+    UnverifiedToken::parse(token.as_str())
+        .and_then(|t| t.verify(&keys, &expected, now))
+        .map_err(StopReason::InvalidToken)
+}

@@ -1,0 +1,308 @@
+//! Orchestration: [`Gate`] holds the parts, [`Gated`] wraps a tool executor with them.
+
+mod executor;
+mod gated;
+mod outcome;
+
+pub use executor::{Execution, ToolExecutor};
+pub use gated::Gated;
+pub use outcome::{Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason};
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::{
+    ApprovalRequest, ApprovalStore, ArgsLimits, AuditError, AuditEvent, AuditRecord, AuditSink,
+    Clock, Desk, Keyring, MemorySink, MemoryStore, Policy, StoreError, SystemClock,
+};
+
+/// An infrastructure fault: the store or the audit sink failed. Unless the error says
+/// otherwise (see [`Executed::unrecorded`]), nothing ran.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The approval store failed.
+    #[error("approval store failed")]
+    Store(#[from] StoreError),
+    /// The audit sink failed, so the step it was to record did not happen.
+    #[error("audit sink failed")]
+    Audit(#[from] AuditError),
+}
+
+/// The parts of the gate: policy, store, audit sink, clock and signing keys.
+///
+/// Cheap to clone (one `Arc`); clones share everything, including the policy, which
+/// [`set_policy`](Self::set_policy) replaces for every clone at once.
+///
+/// ```
+/// use approval_gate::{Gate, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy};
+///
+/// let policy = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n").unwrap();
+/// let keys = Keyring::new(Key::new("k1", [42u8; 32]).unwrap());
+/// let gate = Gate::builder(policy, keys)
+///     .store(MemoryStore::new())
+///     .audit(MemorySink::new())
+///     .clock(ManualClock::default())
+///     .build();
+/// # let _ = gate;
+/// ```
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    policy: RwLock<Policy>,
+    keys: RwLock<Keyring>,
+    store: Arc<dyn ApprovalStore>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+    limits: ArgsLimits,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("policy_version", &self.policy().version().to_string())
+            .field("clock", &self.inner.clock)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Starts a gate with `policy`, signing approval tokens with `keys`.
+    ///
+    /// Unless set otherwise the gate keeps requests in a [`MemoryStore`], records to a
+    /// [`MemorySink`], and reads the [`SystemClock`].
+    pub fn builder(policy: Policy, keys: Keyring) -> GateBuilder {
+        GateBuilder {
+            policy,
+            keys,
+            store: None,
+            audit: None,
+            clock: None,
+            limits: ArgsLimits::default(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.inner
+            .policy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the policy for every clone of this gate. Calls and resumes that start
+    /// afterwards obey the new one, including resumes of requests approved under the old.
+    pub fn set_policy(&self, policy: Policy) {
+        *self
+            .inner
+            .policy
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = policy;
+    }
+
+    /// Replaces the keyring (for key rotation) for every clone of this gate.
+    pub fn set_keys(&self, keys: Keyring) {
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// The keyring in force.
+    pub fn keys(&self) -> Keyring {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ApprovalStore> {
+        &self.inner.store
+    }
+
+    /// The current time by the gate's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// The limits on arguments.
+    pub fn args_limits(&self) -> &ArgsLimits {
+        &self.inner.limits
+    }
+
+    /// The human side of this gate: list, show, approve, deny, cancel.
+    pub fn desk(&self) -> Desk {
+        Desk::new(self.clone())
+    }
+
+    /// Wraps `executor` so that every call goes through this gate.
+    pub fn wrap<E: ToolExecutor>(&self, executor: E) -> Gated<E> {
+        Gated::new(self.clone(), executor)
+    }
+
+    /// Records as timed out every request whose time has run out (up to `limit`), with an
+    /// `approval_timeout` audit record each, and returns them.
+    ///
+    /// Optional: expiry holds without it, since every read applies the TTL. Sweeping keeps
+    /// the pending list short and puts timeouts on the record promptly.
+    pub async fn sweep_expired(&self, limit: usize) -> Result<Vec<ApprovalRequest>, GateError> {
+        let now = self.now();
+        let expired = self.inner.store.sweep_expired(now, limit).await?;
+        for request in &expired {
+            let from = if request.approval_expires_at().is_some() {
+                "approved"
+            } else {
+                "pending"
+            };
+            self.record(&request_record(
+                now,
+                request,
+                AuditEvent::ApprovalTimeout { from: from.into() },
+            ))
+            .await?;
+        }
+        Ok(expired)
+    }
+
+    /// Records the timeout of `request` if it is due at `now` and not yet recorded.
+    /// Returns the request as it stands afterwards when it is expired, `None` when it is
+    /// not due.
+    pub(crate) async fn record_timeout(
+        &self,
+        request: &ApprovalRequest,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApprovalRequest>, GateError> {
+        let Ok(expired) = request.expire(now) else {
+            return Ok(None);
+        };
+        let event = AuditEvent::ApprovalTimeout {
+            from: request.stored_state().as_str().into(),
+        };
+        match self.commit(request, &expired, event, now).await {
+            Ok(()) => Ok(Some(expired)),
+            // Someone else recorded it (or decided first): report what stands.
+            Err(GateError::Store(StoreError::Conflict { .. })) => {
+                Ok(Some(self.inner.store.get(request.id()).await?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        self.inner.audit.record(record).await
+    }
+
+    /// Writes `next` over `prev` (compare-and-set), then its audit record. If the record
+    /// cannot be written, puts `prev`'s content back so no transition stands unrecorded.
+    pub(crate) async fn commit(
+        &self,
+        prev: &ApprovalRequest,
+        next: &ApprovalRequest,
+        event: AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), GateError> {
+        self.inner.store.update(next).await?;
+        if let Err(e) = self.record(&request_record(now, next, event)).await {
+            // Best effort: if this loses a race, the racer's own audit write is what
+            // decides (and with the sink down, it fails closed too).
+            let _ = self.inner.store.update(&next.revert_to(prev)).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+/// An audit record about `request`.
+pub(crate) fn request_record(
+    now: OffsetDateTime,
+    request: &ApprovalRequest,
+    event: AuditEvent,
+) -> AuditRecord {
+    AuditRecord::new(
+        now,
+        request.call(),
+        Some(request.args_hash()),
+        request.policy_version().as_str(),
+        event,
+    )
+    .with_request(request.id())
+}
+
+/// Builds a [`Gate`]; see [`Gate::builder`].
+#[must_use]
+pub struct GateBuilder {
+    policy: Policy,
+    keys: Keyring,
+    store: Option<Arc<dyn ApprovalStore>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    limits: ArgsLimits,
+}
+
+impl fmt::Debug for GateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GateBuilder").finish_non_exhaustive()
+    }
+}
+
+impl GateBuilder {
+    /// Keeps approval requests in `store`.
+    pub fn store(self, store: impl ApprovalStore + 'static) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// Keeps approval requests in a store shared with other parts of the host.
+    pub fn shared_store(mut self, store: Arc<dyn ApprovalStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Records the audit trail to `sink`.
+    pub fn audit(self, sink: impl AuditSink + 'static) -> Self {
+        self.shared_audit(Arc::new(sink))
+    }
+
+    /// Records the audit trail to a sink shared with other parts of the host.
+    pub fn shared_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Reads time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Bounds the size and depth of arguments; larger ones stop with
+    /// [`StopReason::InvalidArgs`].
+    pub fn args_limits(mut self, limits: ArgsLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The gate.
+    pub fn build(self) -> Gate {
+        Gate {
+            inner: Arc::new(Inner {
+                policy: RwLock::new(self.policy),
+                keys: RwLock::new(self.keys),
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                audit: self.audit.unwrap_or_else(|| Arc::new(MemorySink::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                limits: self.limits,
+            }),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! What `call` and `resume` return: [`GateOutcome`] and its parts.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use super::GateError;
+use crate::{ApprovalRequest, ArgsError, Fallback, RequestId, RequestState, TokenError};
+
+/// What became of a gated call. A value, not an error: `Err(GateError)` is kept for
+/// infrastructure faults.
+///
+/// The enum is exhaustive on purpose: a host's `match` stops compiling when an outcome is
+/// added, rather than silently mishandling it.
+#[derive(Debug)]
+pub enum GateOutcome<T, E> {
+    /// The tool ran; its own result is inside, success or failure.
+    Executed(Executed<T, E>),
+    /// A person must decide first. Nothing ran; resume later with the request id.
+    Pending(PendingApproval),
+    /// The call will not run. The reason says why.
+    Stopped(Stop),
+}
+
+impl<T, E> GateOutcome<T, E> {
+    /// The execution, if the tool ran.
+    pub fn executed(&self) -> Option<&Executed<T, E>> {
+        match self {
+            GateOutcome::Executed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The pending approval, if a person must decide.
+    pub fn pending(&self) -> Option<&PendingApproval> {
+        match self {
+            GateOutcome::Pending(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The stop, if the call will not run.
+    pub fn stopped(&self) -> Option<&Stop> {
+        match self {
+            GateOutcome::Stopped(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The outcome's name: `executed`, `pending` or `stopped`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GateOutcome::Executed(_) => "executed",
+            GateOutcome::Pending(_) => "pending",
+            GateOutcome::Stopped(_) => "stopped",
+        }
+    }
+}
+
+/// The tool ran.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Executed<T, E> {
+    /// What the tool returned.
+    pub result: Result<T, E>,
+    /// The approval request it ran under; `None` when the policy allowed it outright.
+    pub request_id: Option<RequestId>,
+    /// Set when the tool ran but its result could not be recorded (store or audit sink
+    /// failed afterwards): the request stays `Executing`, in doubt, and the audit trail
+    /// lacks the result. The output is still handed back, since the write happened.
+    pub unrecorded: Option<GateError>,
+}
+
+/// A call waiting for a person. Nothing ran.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PendingApproval {
+    /// The request to resume with.
+    pub request_id: RequestId,
+    /// When the request expires unless decided.
+    pub expires_at: OffsetDateTime,
+    /// The tool.
+    pub tool: String,
+    /// The call id the request is bound to. For a repeated identical call, this is the
+    /// first call's id: resume with that call.
+    pub call_id: String,
+    /// The rules that asked for approval.
+    pub rule_ids: Vec<String>,
+    /// The policy's reason.
+    pub reason: Option<String>,
+    /// The risk tier.
+    pub tier: Option<String>,
+    /// `true` when this call filed the request, `false` when an identical call had
+    /// already filed it (or when resuming a request still pending).
+    pub created: bool,
+}
+
+impl PendingApproval {
+    pub(crate) fn of(request: &ApprovalRequest, created: bool) -> Self {
+        PendingApproval {
+            request_id: request.id(),
+            expires_at: request.expires_at(),
+            tool: request.call().tool().to_owned(),
+            call_id: request.call().call_id().to_owned(),
+            rule_ids: request.rule_ids().to_vec(),
+            reason: request.reason().map(str::to_owned),
+            tier: request.tier().map(str::to_owned),
+            created,
+        }
+    }
+}
+
+/// A call that will not run, and why.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Stop {
+    /// Why.
+    pub reason: StopReason,
+    /// The approval request involved, if any.
+    pub request_id: Option<RequestId>,
+    /// What the policy says the host should do now (`approvals.fallback_when_not_approved`).
+    pub fallback: Fallback,
+}
+
+impl Stop {
+    /// Whether the host should end the run (`fallback_when_not_approved: stop`) rather
+    /// than hand [`message`](Self::message) back to the model as the tool's result.
+    pub fn ends_run(&self) -> bool {
+        self.fallback == Fallback::Stop
+    }
+
+    /// A sentence for the model, saying why the call did not run.
+    pub fn message(&self) -> String {
+        self.reason.to_string()
+    }
+}
+
+/// Why a call did not run. Names follow the field: `policy_denied`, `approval_denied`,
+/// `approval_timeout`, `approval_cancelled`.
+#[derive(Debug)]
+pub enum StopReason {
+    /// The policy denies the call.
+    PolicyDenied {
+        /// The rules that denied it (empty when the config's default did).
+        rule_ids: Vec<String>,
+        /// The policy's reason.
+        reason: Option<String>,
+    },
+    /// A person denied the approval request.
+    ApprovalDenied {
+        /// Who.
+        approver: String,
+        /// Their message for the agent, so the model can adjust.
+        feedback: Option<String>,
+    },
+    /// Nobody decided in time, or the approval was not used in time.
+    ApprovalTimeout {
+        /// When it expired.
+        expired_at: OffsetDateTime,
+    },
+    /// The request was withdrawn.
+    ApprovalCancelled {
+        /// Who withdrew it.
+        by: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The call given to `resume` is not the call that was approved.
+    ArgsMismatch {
+        /// What differs.
+        field: MismatchField,
+    },
+    /// The approval was claimed by an earlier `resume`: a tool runs at most once per
+    /// approval.
+    ApprovalUsed {
+        /// Where the request stands: `executing` (running, or in doubt after a crash),
+        /// `executed` or `failed`.
+        state: RequestState,
+    },
+    /// The arguments are larger or deeper than the gate's limits.
+    InvalidArgs(ArgsError),
+    /// The approval's token did not verify (a removed key, or a tampered store).
+    InvalidToken(TokenError),
+    /// No approval request has the id given to `resume`.
+    UnknownRequest {
+        /// The id given.
+        id: RequestId,
+    },
+}
+
+impl StopReason {
+    /// The reason's name, as in the audit trail: `policy_denied`, `args_mismatch`, ….
+    pub fn name(&self) -> &'static str {
+        match self {
+            StopReason::PolicyDenied { .. } => "policy_denied",
+            StopReason::ApprovalDenied { .. } => "approval_denied",
+            StopReason::ApprovalTimeout { .. } => "approval_timeout",
+            StopReason::ApprovalCancelled { .. } => "approval_cancelled",
+            StopReason::ArgsMismatch { .. } => "args_mismatch",
+            StopReason::ApprovalUsed { .. } => "approval_used",
+            StopReason::InvalidArgs(_) => "invalid_args",
+            StopReason::InvalidToken(_) => "invalid_token",
+            StopReason::UnknownRequest { .. } => "unknown_request",
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::PolicyDenied { reason, .. } => match reason {
+                Some(r) => write!(f, "the policy denies this call: {r}"),
+                None => f.write_str("the policy denies this call"),
+            },
+            StopReason::ApprovalDenied { approver, feedback } => match feedback {
+                Some(fb) => write!(f, "{approver} denied this call: {fb}"),
+                None => write!(f, "{approver} denied this call"),
+            },
+            StopReason::ApprovalTimeout { .. } => f.write_str("nobody approved this call in time"),
+            StopReason::ApprovalCancelled { by, reason } => match reason {
+                Some(r) => write!(f, "{by} cancelled this call: {r}"),
+                None => write!(f, "{by} cancelled this call"),
+            },
+            StopReason::ArgsMismatch { field } => {
+                write!(f, "this call's {field} differs from the approved call's")
+            }
+            StopReason::ApprovalUsed { state } => {
+                write!(f, "this approval was used already (the request is {state})")
+            }
+            StopReason::InvalidArgs(e) => write!(f, "invalid arguments: {e}"),
+            StopReason::InvalidToken(e) => write!(f, "the approval token is invalid: {e}"),
+            StopReason::UnknownRequest { id } => write!(f, "no approval request `{id}`"),
+        }
+    }
+}
+
+/// Which part of a resumed call differs from the approved one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MismatchField {
+    /// The tool.
+    Tool,
+    /// The run id.
+    RunId,
+    /// The tool call id.
+    CallId,
+    /// The arguments (their hash).
+    Args,
+}
+
+impl fmt::Display for MismatchField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MismatchField::Tool => "tool",
+            MismatchField::RunId => "run id",
+            MismatchField::CallId => "call id",
+            MismatchField::Args => "arguments",
+        })
+    }
+}

@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Layers
+//!
+//! - Pure types, no I/O: [`ToolCall`] and [`ArgsHash`]; [`Policy`] and its [`Decision`];
+//!   [`ApprovalRequest`] and its transitions; approval tokens ([`Keyring`],
+//!   [`UnverifiedToken`]); audit records ([`AuditRecord`]).
+//! - Effects behind traits: [`Clock`], [`ApprovalStore`], [`AuditSink`].
+//! - Orchestration: [`Gate`], [`Gated`] and the [`Desk`].
+//!
+//! # Cargo features
+//!
+//! None yet: the crate's core needs no runtime and no database. Durable stores
+//! (`sqlite`, `postgres`) and observability (`tracing`, `metrics`) will come behind
+//! features of their own.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod approval;
+mod audit;
+mod call;
+mod clock;
+mod desk;
+mod gate;
+mod policy;
+mod store;
+mod token;
+
+pub use approval::{
+    ApprovalRequest, Approver, ParseRequestIdError, RequestId, RequestState, TransitionError,
+};
+pub use audit::{AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditRecord, AuditSink, MemorySink};
+pub use call::{ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use desk::{Desk, DeskError};
+pub use gate::{
+    Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
+    PendingApproval, Stop, StopReason, ToolExecutor,
+};
+pub use policy::{
+    ApprovalsConfig, Condition, Decision, Effect, Fallback, FieldPath, Op, Policy, PolicyBuilder,
+    PolicyCheck, PolicyConfig, PolicyError, PolicySettings, PolicyVersion, RegexPattern, Rule,
+    RuleConfig, RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
+};
+pub use store::{ApprovalStore, Filed, MemoryStore, RequestQuery, StoreError};
+pub use token::{
+    ApprovalToken, Claims, Expectations, Key, KeyProvider, Keyring, TokenError, UnverifiedToken,
+    VerifiedApproval, dangerous,
+};

@@ -1,0 +1,329 @@
+//! [`PolicyBuilder`], [`Rule`] and [`Tier`]: a policy built in code, checked like YAML.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::condition::Condition;
+use super::config::{PolicyConfig, RuleConfig, TierConfig};
+use super::effect::{Effect, Fallback};
+use super::names::{RuleId, TierName, TtlSeconds};
+use super::pattern::ToolPattern;
+use super::{Policy, PolicyCheck, PolicyError};
+
+/// Builds a [`Policy`] in code. Each setter mirrors a key of the YAML config; values are
+/// checked as they are given and the first problem is returned by [`build`](Self::build),
+/// naming the field as the YAML loader would.
+///
+/// ```
+/// use approval_gate::{Condition, Effect, Op, Policy, Rule, Tier, ToolCall};
+/// use serde_json::json;
+///
+/// let policy = Policy::builder()
+///     .require_approval_for("email.send")
+///     .tier("high", Tier::new().ttl_seconds(600))
+///     .rule(Rule::allow("reads").tool("*.read"))
+///     .rule(
+///         Rule::approval_required("refunds-large")
+///             .tool("payments.refund")
+///             .when(Condition::field("args.amount", Op::Gt(100.into()))?)
+///             .tier("high")
+///             .reason("refunds over 100 need a second pair of eyes"),
+///     )
+///     .build()?;
+///
+/// let call = ToolCall::new("run-1", "call-1", "payments.refund", json!({"amount": 250}));
+/// let decision = policy.evaluate(&call);
+/// assert_eq!(decision.effect(), Effect::ApprovalRequired);
+/// assert_eq!(decision.decision_ttl().as_secs(), 600);
+/// # Ok::<(), approval_gate::PolicyError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PolicyBuilder {
+    config: PolicyConfig,
+    checks: Vec<(Arc<str>, Arc<dyn PolicyCheck>)>,
+    error: Option<PolicyError>,
+}
+
+impl PolicyBuilder {
+    pub(crate) fn new() -> PolicyBuilder {
+        PolicyBuilder {
+            config: PolicyConfig::default(),
+            checks: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, error: PolicyError) {
+        self.error.get_or_insert(error);
+    }
+
+    /// `policy.default`: the effect for a call no rule and no check matches.
+    pub fn default_effect(mut self, effect: Effect) -> Self {
+        self.config.policy.default = effect;
+        self
+    }
+
+    /// Adds a pattern to `approvals.required_for`.
+    pub fn require_approval_for(mut self, pattern: &str) -> Self {
+        let at = format!(
+            "approvals.required_for[{}]",
+            self.config.approvals.required_for.len()
+        );
+        match ToolPattern::new(pattern) {
+            Ok(p) => self.config.approvals.required_for.push(p),
+            Err(e) => self.fail(e.at_field(at)),
+        }
+        self
+    }
+
+    /// `approvals.ttl_seconds`: the default decision TTL.
+    pub fn ttl_seconds(mut self, seconds: u64) -> Self {
+        match TtlSeconds::new(seconds) {
+            Ok(t) => self.config.approvals.ttl_seconds = t,
+            Err(e) => self.fail(e.at_field("approvals.ttl_seconds")),
+        }
+        self
+    }
+
+    /// `approvals.approval_ttl_seconds`: the default approval TTL.
+    pub fn approval_ttl_seconds(mut self, seconds: u64) -> Self {
+        match TtlSeconds::new(seconds) {
+            Ok(t) => self.config.approvals.approval_ttl_seconds = t,
+            Err(e) => self.fail(e.at_field("approvals.approval_ttl_seconds")),
+        }
+        self
+    }
+
+    /// `approvals.fallback_when_not_approved`.
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.config.approvals.fallback_when_not_approved = fallback;
+        self
+    }
+
+    /// Adds a risk tier under `tiers`.
+    pub fn tier(mut self, name: &str, tier: Tier) -> Self {
+        let name = match TierName::new(name) {
+            Ok(n) => n,
+            Err(e) => {
+                self.fail(e.at_field("tiers"));
+                return self;
+            }
+        };
+        if self.config.tiers.contains_key(&name) {
+            self.fail(PolicyError::config(
+                "tiers",
+                format!("duplicate tier `{name}`"),
+            ));
+            return self;
+        }
+        match tier.into_config(&format!("tiers.{name}")) {
+            Ok(t) => {
+                self.config.tiers.insert(name, t);
+            }
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
+    /// Adds a rule after those already added.
+    pub fn rule(mut self, rule: Rule) -> Self {
+        let at = format!("rules[{}]", self.config.rules.len());
+        match rule.into_config(&at) {
+            Ok(r) => self.config.rules.push(r),
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
+    /// Adds a host check, as [`Policy::with_check`] does.
+    pub fn check(mut self, name: impl Into<Arc<str>>, check: impl PolicyCheck + 'static) -> Self {
+        self.checks.push((name.into(), Arc::new(check)));
+        self
+    }
+
+    /// Checks the whole config and builds the policy.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut policy = Policy::from_config(self.config)?;
+        for (name, check) in self.checks {
+            policy = policy.with_shared_check(name, check);
+        }
+        Ok(policy)
+    }
+}
+
+impl fmt::Debug for PolicyBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyBuilder")
+            .field("config", &self.config)
+            .field(
+                "checks",
+                &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// One rule for [`PolicyBuilder::rule`]; mirrors an entry under `rules`.
+#[derive(Debug, Clone)]
+#[must_use = "a rule does nothing until given to `PolicyBuilder::rule`"]
+pub struct Rule {
+    id: String,
+    effect: Effect,
+    tools: Vec<String>,
+    tier: Option<String>,
+    reason: Option<String>,
+    when: Option<Condition>,
+    ttl_seconds: Option<u64>,
+    approval_ttl_seconds: Option<u64>,
+}
+
+impl Rule {
+    /// A rule with `id` and `effect`, for no tools yet.
+    pub fn new(id: impl Into<String>, effect: Effect) -> Rule {
+        Rule {
+            id: id.into(),
+            effect,
+            tools: Vec::new(),
+            tier: None,
+            reason: None,
+            when: None,
+            ttl_seconds: None,
+            approval_ttl_seconds: None,
+        }
+    }
+
+    /// A rule that allows.
+    pub fn allow(id: impl Into<String>) -> Rule {
+        Rule::new(id, Effect::Allow)
+    }
+
+    /// A rule that denies.
+    pub fn deny(id: impl Into<String>) -> Rule {
+        Rule::new(id, Effect::Deny)
+    }
+
+    /// A rule that requires approval.
+    pub fn approval_required(id: impl Into<String>) -> Rule {
+        Rule::new(id, Effect::ApprovalRequired)
+    }
+
+    /// Adds a tool pattern.
+    pub fn tool(mut self, pattern: impl Into<String>) -> Self {
+        self.tools.push(pattern.into());
+        self
+    }
+
+    /// Adds tool patterns.
+    pub fn tools<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+        self.tools.extend(patterns.into_iter().map(Into::into));
+        self
+    }
+
+    /// `tier`: a tier added with [`PolicyBuilder::tier`].
+    pub fn tier(mut self, tier: impl Into<String>) -> Self {
+        self.tier = Some(tier.into());
+        self
+    }
+
+    /// `reason`.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// `when`: the rule applies only when `condition` holds.
+    pub fn when(mut self, condition: Condition) -> Self {
+        self.when = Some(condition);
+        self
+    }
+
+    /// `ttl_seconds`: the decision TTL of this rule.
+    pub fn ttl_seconds(mut self, seconds: u64) -> Self {
+        self.ttl_seconds = Some(seconds);
+        self
+    }
+
+    /// `approval_ttl_seconds`: the approval TTL of this rule.
+    pub fn approval_ttl_seconds(mut self, seconds: u64) -> Self {
+        self.approval_ttl_seconds = Some(seconds);
+        self
+    }
+
+    fn into_config(self, at: &str) -> Result<RuleConfig, PolicyError> {
+        let id = RuleId::new(self.id).map_err(|e| e.at_field(format!("{at}.id")))?;
+        let tools = self
+            .tools
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| ToolPattern::new(p).map_err(|e| e.at_field(format!("{at}.tools[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tier = self
+            .tier
+            .map(|t| TierName::new(t).map_err(|e| e.at_field(format!("{at}.tier"))))
+            .transpose()?;
+        let ttl = |secs: Option<u64>, key: &str| {
+            secs.map(|s| TtlSeconds::new(s).map_err(|e| e.at_field(format!("{at}.{key}"))))
+                .transpose()
+        };
+        Ok(RuleConfig {
+            id,
+            tools,
+            effect: self.effect,
+            tier,
+            reason: self.reason,
+            when: self.when,
+            ttl_seconds: ttl(self.ttl_seconds, "ttl_seconds")?,
+            approval_ttl_seconds: ttl(self.approval_ttl_seconds, "approval_ttl_seconds")?,
+        })
+    }
+}
+
+/// One risk tier for [`PolicyBuilder::tier`]; mirrors an entry under `tiers`.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a tier does nothing until given to `PolicyBuilder::tier`"]
+pub struct Tier {
+    ttl_seconds: Option<u64>,
+    approval_ttl_seconds: Option<u64>,
+    description: Option<String>,
+}
+
+impl Tier {
+    /// A tier with the default TTLs.
+    pub fn new() -> Tier {
+        Tier::default()
+    }
+
+    /// `ttl_seconds`: the decision TTL of rules in this tier.
+    pub fn ttl_seconds(mut self, seconds: u64) -> Self {
+        self.ttl_seconds = Some(seconds);
+        self
+    }
+
+    /// `approval_ttl_seconds`: the approval TTL of rules in this tier.
+    pub fn approval_ttl_seconds(mut self, seconds: u64) -> Self {
+        self.approval_ttl_seconds = Some(seconds);
+        self
+    }
+
+    /// `description`.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
+    fn into_config(self, at: &str) -> Result<TierConfig, PolicyError> {
+        let ttl = |secs: Option<u64>, key: &str| {
+            secs.map(|s| TtlSeconds::new(s).map_err(|e| e.at_field(format!("{at}.{key}"))))
+                .transpose()
+        };
+        Ok(TierConfig {
+            ttl_seconds: ttl(self.ttl_seconds, "ttl_seconds")?,
+            approval_ttl_seconds: ttl(self.approval_ttl_seconds, "approval_ttl_seconds")?,
+            description: self.description,
+        })
+    }
+}

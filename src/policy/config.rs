@@ -1,0 +1,271 @@
+//! [`PolicyConfig`]: the serde form of the YAML config.
+//!
+//! Every struct refuses unknown keys. Values check themselves as they are read (see
+//! `names`, `pattern`, `condition`), and a rule checks itself as a whole once read, so an
+//! error carries the line of the value or rule it is about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::condition::Condition;
+use super::effect::{Effect, Fallback};
+use super::load;
+use super::names::{RuleId, TierName, TtlSeconds};
+use super::pattern::ToolPattern;
+use super::validate;
+
+/// A whole policy config: the YAML document, section by section. Every section may be
+/// left out.
+///
+/// ```
+/// use approval_gate::{Effect, PolicyConfig};
+///
+/// let config: PolicyConfig = serde_yaml::from_str("approvals:\n  required_for: [email.send]\n").unwrap();
+/// assert_eq!(config.approvals.required_for[0].as_str(), "email.send");
+/// assert_eq!(config.approvals.ttl_seconds.seconds(), 300);
+/// assert_eq!(config.policy.default, Effect::Deny);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a policy config map")]
+pub struct PolicyConfig {
+    /// `approvals`: the tools that always need approval, and the default TTLs.
+    pub approvals: ApprovalsConfig,
+    /// `policy`: what happens to a call no rule matches.
+    pub policy: PolicySettings,
+    /// `tiers`: named risk tiers with their own TTLs, referred to by rules.
+    #[serde(deserialize_with = "deserialize_tiers")]
+    pub tiers: BTreeMap<TierName, TierConfig>,
+    /// `rules`: the rules, in order; order breaks ties between rules of the same effect.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// The `approvals` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a map of approval settings")]
+pub struct ApprovalsConfig {
+    /// `required_for`: tool patterns that always need approval. Each is a rule with the id
+    /// `approvals.required_for[N]`, effect `approval_required` and no condition.
+    pub required_for: Vec<ToolPattern>,
+    /// `ttl_seconds`: how long a person has to decide, unless a tier or rule says otherwise.
+    /// Default 300.
+    pub ttl_seconds: TtlSeconds,
+    /// `approval_ttl_seconds`: how long an approval may wait to be used, unless a tier or
+    /// rule says otherwise. Default 900.
+    pub approval_ttl_seconds: TtlSeconds,
+    /// `fallback_when_not_approved`: what the host does when a call ends unapproved.
+    /// Default `stop`.
+    pub fallback_when_not_approved: Fallback,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            required_for: Vec::new(),
+            ttl_seconds: TtlSeconds::DEFAULT_DECISION,
+            approval_ttl_seconds: TtlSeconds::DEFAULT_APPROVAL,
+            fallback_when_not_approved: Fallback::Stop,
+        }
+    }
+}
+
+/// The `policy` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a map of policy settings")]
+pub struct PolicySettings {
+    /// `default`: the effect for a call that no rule and no check matches. Default `deny`,
+    /// so a tool nobody thought of does not run (fail closed).
+    pub default: Effect,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            default: Effect::Deny,
+        }
+    }
+}
+
+/// One risk tier under `tiers`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a map of tier settings")]
+pub struct TierConfig {
+    /// `ttl_seconds`: the decision TTL of rules in this tier that set none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<TtlSeconds>,
+    /// `approval_ttl_seconds`: the approval TTL of rules in this tier that set none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_ttl_seconds: Option<TtlSeconds>,
+    /// `description`: what the tier is for, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One rule under `rules`.
+///
+/// In YAML a rule names its tools with `tools: [..]` or, for one, `tool: NAME`; both
+/// become [`tools`](RuleConfig::tools).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleConfig {
+    /// `id`: unique within the config; decisions and the audit trail name the rule by it.
+    pub id: RuleId,
+    /// `tools` (or `tool`): the tool patterns the rule applies to; not empty.
+    pub tools: Vec<ToolPattern>,
+    /// `effect`: `allow`, `deny` or `approval_required`.
+    pub effect: Effect,
+    /// `tier`: a risk tier named under `tiers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierName>,
+    /// `reason`: why, for the person who approves and for the audit trail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `when`: the rule applies only when this holds; without it, always.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// `ttl_seconds`: the decision TTL, over the tier's and the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<TtlSeconds>,
+    /// `approval_ttl_seconds`: the approval TTL, over the tier's and the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_ttl_seconds: Option<TtlSeconds>,
+}
+
+/// A rule as written, before `tool`/`tools` become one list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a rule map")]
+struct RawRule {
+    #[serde(deserialize_with = "load::rule_id")]
+    id: RuleId,
+    #[serde(default)]
+    tool: Option<ToolPattern>,
+    #[serde(default, deserialize_with = "deserialize_tools")]
+    tools: Option<Vec<ToolPattern>>,
+    effect: Effect,
+    #[serde(default, deserialize_with = "load::tier_ref")]
+    tier: Option<TierName>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    when: Option<Condition>,
+    #[serde(default)]
+    ttl_seconds: Option<TtlSeconds>,
+    #[serde(default)]
+    approval_ttl_seconds: Option<TtlSeconds>,
+}
+
+impl RawRule {
+    fn into_rule(self) -> Result<RuleConfig, String> {
+        let tools = match (self.tool, self.tools) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "`tool` and `tools` are both set; use `tools` for a list or `tool` for one"
+                        .into(),
+                );
+            }
+            (Some(one), None) => vec![one],
+            (None, Some(list)) => list,
+            (None, None) => {
+                return Err(
+                    "missing field `tools`: say which tools the rule is for, as `tools: [..]` or `tool: NAME`".into(),
+                );
+            }
+        };
+        Ok(RuleConfig {
+            id: self.id,
+            tools,
+            effect: self.effect,
+            tier: self.tier,
+            reason: self.reason,
+            when: self.when,
+            ttl_seconds: self.ttl_seconds,
+            approval_ttl_seconds: self.approval_ttl_seconds,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleConfig {
+    /// Reads the rule's keys through the derived form, then checks the rule as a whole;
+    /// an error raised here is marked by serde_yaml with the rule's own line.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RuleConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rule map with `id`, `tools` and `effect`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RuleConfig, A::Error> {
+                let raw = RawRule::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let rule = raw.into_rule().map_err(de::Error::custom)?;
+                load::admit_rule(&rule).map_err(de::Error::custom)?;
+                Ok(rule)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A non-empty list of tool patterns.
+fn deserialize_tools<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<ToolPattern>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<ToolPattern>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of tool patterns")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(p) = seq.next_element()? {
+                out.push(p);
+            }
+            validate::check_tools(&out).map_err(de::Error::custom)?;
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V).map(Some)
+}
+
+/// The `tiers` map; a tier named twice is an error at its second key.
+fn deserialize_tiers<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<TierName, TierConfig>, D::Error> {
+    struct KeySeed<'a>(&'a BTreeMap<TierName, TierConfig>);
+    impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+        type Value = TierName;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TierName, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for KeySeed<'_> {
+        type Value = TierName;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a tier name")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<TierName, E> {
+            let name = TierName::parse(s).map_err(E::custom)?;
+            if self.0.contains_key(&name) {
+                return Err(E::custom(format!("duplicate tier `{name}`")));
+            }
+            Ok(name)
+        }
+    }
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = BTreeMap<TierName, TierConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of tier names to tier settings")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key_seed(KeySeed(&out))? {
+                let tier = map.next_value()?;
+                out.insert(name, tier);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}

@@ -1,0 +1,507 @@
+//! Reading a config from YAML, with every error placed at its field and line.
+//!
+//! Three passes over the text:
+//!
+//! 1. **Syntax**: the text is read into nothing (`IgnoredAny`), so an error here is a YAML
+//!    error ([`PolicyError::Syntax`]), never a config error.
+//! 2. **Names**: the names rules refer to are read leniently: the tier names under `tiers`
+//!    and the patterns under `approvals.required_for`. Tiers may come after the rules that
+//!    use them, so these must be known before the rules are read.
+//! 3. **Config**: the typed [`PolicyConfig`], checked as it is read. Checks that need the
+//!    names of pass 2, or the rules read so far (unknown tiers, duplicate ids, a rule that
+//!    duplicates another with a different effect), read them from a thread-local
+//!    [`LoadState`] that [`parse_yaml`] sets for the length of this pass and clears when
+//!    the pass ends, by success, error or panic (a drop guard). When no state is set (a
+//!    `PolicyConfig` deserialized by other means) these checks are left to
+//!    [`Policy::from_config`](crate::Policy::from_config), which makes them without lines.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny};
+
+use super::PolicyError;
+use super::config::{PolicyConfig, RuleConfig};
+use super::names::{RuleId, TierName, checked_str};
+use super::validate;
+
+thread_local! {
+    /// The state of the config pass running on this thread, if one is.
+    static LOADING: RefCell<Option<LoadState>> = const { RefCell::new(None) };
+}
+
+/// What pass 3 knows beyond the value it is reading.
+#[derive(Debug, Default)]
+struct LoadState {
+    /// The tier names under `tiers`; `None` when pass 2 could not read them, in which case
+    /// tier references are checked after the pass.
+    tiers: Option<BTreeSet<String>>,
+    /// The patterns under `approvals.required_for`, as written.
+    required_for: Vec<String>,
+    /// The rule ids read so far, in order.
+    rule_ids: Vec<String>,
+    /// The rules read so far.
+    rules: Vec<RuleConfig>,
+}
+
+/// Sets the state for the pass and clears it when dropped.
+struct Loading;
+
+impl Loading {
+    fn enter(state: LoadState) -> Loading {
+        LOADING.with(|s| *s.borrow_mut() = Some(state));
+        Loading
+    }
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        LOADING.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+/// Runs `f` on the state of the running pass, if there is one.
+fn with_state<R>(f: impl FnOnce(&mut LoadState) -> R) -> Option<R> {
+    LOADING.with(|s| s.borrow_mut().as_mut().map(f))
+}
+
+/// Reads and checks a config from YAML.
+pub(crate) fn parse_yaml(yaml: &str) -> Result<PolicyConfig, PolicyError> {
+    serde_yaml::from_str::<IgnoredAny>(yaml).map_err(PolicyError::syntax)?;
+    let _loading = Loading::enter(scan_names(yaml));
+    serde_yaml::from_str::<PolicyConfig>(yaml).map_err(PolicyError::from_yaml)
+}
+
+/// Pass 2: reads the tier names and `required_for` patterns, ignoring everything else and
+/// giving up quietly on anything malformed (pass 3 reports it properly).
+fn scan_names(yaml: &str) -> LoadState {
+    #[derive(Deserialize)]
+    struct Tiers {
+        #[serde(default)]
+        tiers: Option<BTreeMap<String, IgnoredAny>>,
+    }
+    #[derive(Deserialize)]
+    struct Approvals {
+        #[serde(default)]
+        approvals: Option<RequiredFor>,
+    }
+    #[derive(Deserialize)]
+    struct RequiredFor {
+        #[serde(default)]
+        required_for: Vec<String>,
+    }
+    let tiers = serde_yaml::from_str::<Tiers>(yaml)
+        .ok()
+        .map(|t| t.tiers.unwrap_or_default().into_keys().collect());
+    let required_for = serde_yaml::from_str::<Approvals>(yaml)
+        .ok()
+        .and_then(|a| a.approvals)
+        .map(|a| a.required_for)
+        .unwrap_or_default();
+    LoadState {
+        tiers,
+        required_for,
+        ..LoadState::default()
+    }
+}
+
+/// Reads a rule id, refusing one that an earlier rule has.
+pub(crate) fn rule_id<'de, D: Deserializer<'de>>(d: D) -> Result<RuleId, D::Error> {
+    checked_str(d, "a rule id", |s| {
+        let id = RuleId::parse(s)?;
+        with_state(|state| {
+            if let Some(first) = state.rule_ids.iter().position(|seen| seen == s) {
+                return Err(validate::duplicate_id_message(s, first));
+            }
+            state.rule_ids.push(s.to_owned());
+            Ok(())
+        })
+        .transpose()?;
+        Ok(id)
+    })
+}
+
+/// Reads a rule's `tier`, refusing a name that is not under `tiers`.
+pub(crate) fn tier_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TierName>, D::Error> {
+    checked_str(d, "a tier name", |s| {
+        let name = TierName::parse(s)?;
+        with_state(|state| match &state.tiers {
+            Some(tiers) if !tiers.contains(s) => Err(validate::unknown_tier_message(
+                s,
+                tiers.iter().map(String::as_str),
+            )),
+            _ => Ok(()),
+        })
+        .transpose()?;
+        Ok(Some(name))
+    })
+}
+
+/// Checks a rule that has just been read against the rules before it and `required_for`,
+/// then remembers it.
+pub(crate) fn admit_rule(rule: &RuleConfig) -> Result<(), String> {
+    with_state(|state| {
+        validate::check_not_shadowed(rule, &state.rules, &state.required_for)?;
+        state.rules.push(rule.clone());
+        Ok(())
+    })
+    .unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Policy;
+
+    /// Loads `yaml` (a leading newline is dropped, so line 1 is the first written line) and
+    /// asserts that it fails at `field` on `line` with a message containing `words`.
+    #[track_caller]
+    fn fails_at(yaml: &str, field: &str, line: usize, words: &str) {
+        let yaml = yaml.strip_prefix('\n').unwrap_or(yaml);
+        let err = match Policy::from_yaml_str(yaml) {
+            Ok(_) => panic!("loaded, but should fail at {field}"),
+            Err(e) => e,
+        };
+        let shown = err.to_string();
+        assert!(
+            matches!(err, PolicyError::Invalid { .. }),
+            "not a located error: {shown}"
+        );
+        assert_eq!(err.field(), Some(field), "{shown}");
+        assert_eq!(err.line(), Some(line), "{shown}");
+        assert!(shown.contains(words), "{shown}");
+        assert!(
+            !shown.contains("Config") && !shown.contains("Vec<"),
+            "a Rust type name leaked: {shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_at_every_level() {
+        fails_at(
+            "\napprovals:\n  ttl_seconds: 300\nrulez: []\n",
+            "rulez",
+            3,
+            "unknown field `rulez`",
+        );
+        fails_at(
+            "\napprovals:\n  required_for: [a]\n  ttl: 300\n",
+            "approvals.ttl",
+            3,
+            "unknown field `ttl`, expected one of `required_for`",
+        );
+        fails_at(
+            "\npolicy:\n  defualt: allow\n",
+            "policy.defualt",
+            2,
+            "unknown field `defualt`",
+        );
+        fails_at(
+            "\ntiers:\n  high:\n    ttl_seconds: 60\n    quorum: 2\n",
+            "tiers.high.quorum",
+            4,
+            "unknown field `quorum`",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: allow\n    resaon: typo\n",
+            "rules[0].resaon",
+            5,
+            "unknown field `resaon`",
+        );
+    }
+
+    #[test]
+    fn an_unknown_tier_names_the_tiers_there_are_even_when_they_come_later() {
+        fails_at(
+            "
+rules:
+  - id: r
+    tool: a
+    effect: approval_required
+    tier: critcal
+tiers:
+  high: {}
+  low: {}
+",
+            "rules[0].tier",
+            5,
+            "unknown tier `critcal`, expected one of `high`, `low`",
+        );
+        fails_at(
+            "\nrules:\n  - { id: r, tool: a, effect: deny, tier: high }\n",
+            "rules[0].tier",
+            2,
+            "the config has no `tiers`",
+        );
+        // A tier on an allow rule is fine.
+        assert!(
+            Policy::from_yaml_str(
+                "tiers: {low: {}}\nrules:\n  - { id: r, tool: a, effect: allow, tier: low }\n"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_durations_are_refused_where_they_are_written() {
+        for bad in ["0", "-5", "1.5", "2592001", "5m", "'300'"] {
+            fails_at(
+                &format!("\napprovals:\n  ttl_seconds: {bad}\n"),
+                "approvals.ttl_seconds",
+                2,
+                "a TTL is a whole number of seconds from 1 to 2592000 (30 days)",
+            );
+        }
+        fails_at(
+            "\ntiers:\n  high:\n    approval_ttl_seconds: 0\n",
+            "tiers.high.approval_ttl_seconds",
+            3,
+            "found `0`",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: approval_required\n    ttl_seconds: -1\n",
+            "rules[0].ttl_seconds",
+            5,
+            "found `-1`",
+        );
+    }
+
+    #[test]
+    fn empty_patterns_and_tool_lists_are_refused() {
+        fails_at(
+            "\napprovals:\n  required_for:\n    - email.send\n    - ''\n",
+            "approvals.required_for[1]",
+            4,
+            "empty tool pattern",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tools: [a, '']\n    effect: deny\n",
+            "rules[0].tools[1]",
+            3,
+            "empty tool pattern",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tools: []\n    effect: deny\n",
+            "rules[0].tools",
+            3,
+            "`tools` is empty",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    effect: deny\n",
+            "rules[0].tools",
+            2,
+            "missing field `tools`",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    tools: [b]\n    effect: deny\n",
+            "rules[0]",
+            2,
+            "`tool` and `tools` are both set",
+        );
+    }
+
+    #[test]
+    fn rule_ids_must_be_present_well_formed_and_unique() {
+        fails_at(
+            "\nrules:\n  - { id: refunds, tool: a, effect: allow }\n  - { id: refunds, tool: b, effect: deny }\n",
+            "rules[1].id",
+            3,
+            "duplicate rule id `refunds`, already used by rules[0]",
+        );
+        fails_at(
+            "\nrules:\n  - { tool: a, effect: allow }\n",
+            "rules[0].id",
+            2,
+            "missing field `id`",
+        );
+        fails_at(
+            "\nrules:\n  - { id: 'my rule', tool: a, effect: allow }\n",
+            "rules[0].id",
+            2,
+            "rule id `my rule` has the character ` `",
+        );
+        fails_at(
+            "\nrules:\n  - { id: r, tool: a, effect: permit }\n",
+            "rules[0].effect",
+            2,
+            "unknown variant `permit`, expected one of `allow`, `approval_required`, `deny`",
+        );
+        fails_at(
+            "\nrules:\n  - { id: r, tool: a }\n",
+            "rules[0].effect",
+            2,
+            "missing field `effect`",
+        );
+    }
+
+    #[test]
+    fn bad_conditions_are_refused_at_the_operator() {
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: deny\n    when:\n      field: args.to\n      matches: '(unclosed'\n",
+            "rules[0].when.matches",
+            7,
+            "invalid regex `(unclosed`: unclosed group",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: deny\n    when: { field: args.table, in: [] }\n",
+            "rules[0].when.in",
+            5,
+            "`in: []` lists no values",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: deny\n    when:\n      field: args.table\n      equals: users\n",
+            "rules[0].when",
+            7,
+            "unknown condition operator `equals`",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: deny\n    when:\n      field: args.n\n      gt: 1\n      lt: 5\n",
+            "rules[0].when",
+            8,
+            "two operators `gt` and `lt` in one condition",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: deny\n    when: { field: arguments.n, gt: 1 }\n",
+            "rules[0].when.field",
+            5,
+            "unknown field path `arguments.n`",
+        );
+        fails_at(
+            "\nrules:\n  - id: r\n    tool: a\n    effect: deny\n    when: { field: context.roles, gt: 1 }\n",
+            "rules[0].when",
+            5,
+            "it compares numbers, but `context.roles` is a list of strings",
+        );
+    }
+
+    #[test]
+    fn rules_that_can_never_match_are_refused() {
+        fails_at(
+            "
+rules:
+  - id: r
+    tool: a
+    effect: deny
+    when:
+      any: []
+",
+            "rules[0].when.any",
+            6,
+            "`any: []` offers no condition",
+        );
+        fails_at(
+            "
+rules:
+  - id: r
+    tool: a
+    effect: deny
+    when:
+      all:
+        - { field: args.amount, gt: 100 }
+        - { field: args.amount, lte: 100 }
+",
+            "rules[0].when.all",
+            7,
+            "`args.amount` cannot be both `gt: 100` and `lte: 100`",
+        );
+        // The list form of `all` is checked the same way.
+        fails_at(
+            "
+rules:
+  - id: r
+    tool: a
+    effect: deny
+    when:
+      - { field: args.amount, gte: 10 }
+      - { field: args.amount, lt: 10 }
+",
+            "rules[0].when",
+            6,
+            "cannot be both",
+        );
+    }
+
+    #[test]
+    fn a_rule_that_another_always_overrules_is_refused() {
+        fails_at(
+            "
+rules:
+  - id: block-prod
+    tools: [db.write, db.drop]
+    effect: deny
+    when: { field: context.mode, eq: prod }
+  - id: allow-prod
+    tools: [db.drop, db.write]
+    effect: allow
+    when: { field: context.mode, eq: prod }
+",
+            "rules[1]",
+            6,
+            "so rule `allow-prod` can never decide (`deny` always wins over `allow`)",
+        );
+        // The later rule may be the stronger one: then the earlier never decides.
+        fails_at(
+            "\nrules:\n  - { id: a, tool: x, effect: allow }\n  - { id: b, tool: x, effect: approval_required }\n",
+            "rules[1]",
+            3,
+            "so rule `a` can never decide",
+        );
+        // An unconditional rule on a `required_for` tool.
+        fails_at(
+            "
+rules:
+  - { id: send-ok, tool: email.send, effect: allow }
+approvals:
+  required_for: [email.send]
+",
+            "rules[0]",
+            2,
+            "as `approvals.required_for[0]`",
+        );
+        // Same effect, or a different condition, is fine.
+        assert!(
+            Policy::from_yaml_str(
+                "rules:\n  - { id: a, tool: x, effect: deny }\n  - { id: b, tool: x, effect: deny }\n  - { id: c, tool: x, effect: allow, when: { field: args.a, exists: true } }\n"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn duplicate_tiers_and_non_yaml_are_refused() {
+        fails_at(
+            "\ntiers:\n  high: {}\n  high: {}\n",
+            "tiers",
+            3,
+            "duplicate tier `high`",
+        );
+        let err = Policy::from_yaml_str("rules: [a, b\n").unwrap_err();
+        assert!(
+            matches!(err, PolicyError::Syntax { line: 2, .. }),
+            "{err:?}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+        let err = Policy::from_yaml_str("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(matches!(err, PolicyError::Syntax { .. }), "{err:?}");
+        fails_at(
+            "\n- just\n- a list\n",
+            "",
+            1,
+            "expected a policy config map",
+        );
+    }
+
+    #[test]
+    fn the_load_state_is_cleared_even_after_an_error() {
+        let bad = "tiers: {high: {}}\nrules:\n  - { id: r, tool: a, effect: deny, tier: nope }\n";
+        assert!(Policy::from_yaml_str(bad).is_err());
+        assert!(LOADING.with(|s| s.borrow().is_none()));
+        // Without a load in progress, a config deserialized directly skips the checks
+        // that need the whole document; `from_config` still makes them, without a line.
+        let config: PolicyConfig = serde_yaml::from_str(bad).unwrap();
+        let err = Policy::from_config(config).unwrap_err();
+        assert!(matches!(err, PolicyError::InvalidConfig { .. }));
+        assert_eq!(err.field(), Some("rules[0].tier"));
+    }
+}

@@ -1,0 +1,924 @@
+//! The policy: a YAML config of rules, validated when it loads and compiled once, that
+//! decides for each tool call whether it may run, must wait for a person, or must not run.
+//!
+//! - [`Policy`] loads ([`Policy::from_yaml_str`], [`Policy::from_config`],
+//!   [`Policy::builder`]) and decides ([`Policy::evaluate`] → [`Decision`]).
+//! - [`PolicyConfig`] and the types under it are the serde form of the YAML.
+//! - [`PolicyCheck`] lets the host add what a config cannot say.
+//!
+//! Module map: `config` (serde types), `names`, `pattern`, `path`, `regex_pattern` (small
+//! validated values), `condition` (conditions and their checks), `eval` (conditions against
+//! a call), `load` (YAML passes and the error positions), `validate` (whole-config checks),
+//! `matcher` and `compile` (the compiled form), `decision`, `effect`, `version`, `builder`,
+//! `error`.
+
+mod builder;
+mod compile;
+mod condition;
+mod config;
+mod decision;
+mod effect;
+mod error;
+mod eval;
+mod load;
+mod matcher;
+mod names;
+mod path;
+mod pattern;
+mod regex_pattern;
+mod validate;
+mod version;
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+pub use builder::{PolicyBuilder, Rule, Tier};
+pub use condition::{Condition, Op};
+pub use config::{ApprovalsConfig, PolicyConfig, PolicySettings, RuleConfig, TierConfig};
+pub use decision::Decision;
+pub use effect::{Effect, Fallback};
+pub use error::PolicyError;
+pub use names::{RuleId, TierName, TtlSeconds};
+pub use path::FieldPath;
+pub use pattern::ToolPattern;
+pub use regex_pattern::RegexPattern;
+pub use version::PolicyVersion;
+
+use compile::Compiled;
+use decision::RuleIds;
+
+use crate::ToolCall;
+
+/// A check written by the host for what a config cannot say (a customer's spending limit,
+/// a business-hours rule). It sees every call after the rules and returns a decision, or
+/// `None` for no opinion; its decision joins the rules' by the usual precedence, named
+/// `check:NAME` in [`Decision::rule_ids`].
+///
+/// Implemented for closures:
+///
+/// ```
+/// use approval_gate::{Decision, Policy, ToolCall};
+///
+/// let policy = Policy::from_yaml_str("policy:\n  default: allow\n")?
+///     .with_check("no-prod", |call: &ToolCall| {
+///         (call.run_mode() == Some("prod")).then(|| Decision::deny("no tools in prod runs"))
+///     });
+/// let call = ToolCall::new("r", "c", "db.write", serde_json::json!({})).mode("prod");
+/// assert_eq!(&*policy.evaluate(&call).rule_ids()[0], "check:no-prod");
+/// # Ok::<(), approval_gate::PolicyError>(())
+/// ```
+pub trait PolicyCheck: Send + Sync {
+    /// The check's decision for `call`, or `None` when it has no opinion.
+    fn check(&self, call: &ToolCall) -> Option<Decision>;
+}
+
+impl<F> PolicyCheck for F
+where
+    F: Fn(&ToolCall) -> Option<Decision> + Send + Sync,
+{
+    fn check(&self, call: &ToolCall) -> Option<Decision> {
+        self(call)
+    }
+}
+
+/// A loaded policy: the config, its version, its compiled rules and the host's checks.
+/// Cheap to clone (one `Arc`), and shared freely across threads.
+///
+/// ```
+/// use approval_gate::{Effect, Policy, ToolCall};
+/// use serde_json::json;
+///
+/// let policy = Policy::from_yaml_str(
+///     "approvals:\n  required_for: [email.send]\n  ttl_seconds: 300\n",
+/// )?;
+/// let send = ToolCall::new("run-1", "call-1", "email.send", json!({"to": "bob@example.com"}));
+/// let decision = policy.evaluate(&send);
+/// assert_eq!(decision.effect(), Effect::ApprovalRequired);
+/// assert_eq!(decision.decision_ttl().as_secs(), 300);
+///
+/// let other = ToolCall::new("run-1", "call-2", "files.delete", json!({}));
+/// assert_eq!(policy.evaluate(&other).effect(), Effect::Deny);
+/// # Ok::<(), approval_gate::PolicyError>(())
+/// ```
+#[derive(Clone)]
+pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    config: PolicyConfig,
+    version: PolicyVersion,
+    compiled: Compiled,
+    checks: Vec<NamedCheck>,
+}
+
+#[derive(Clone)]
+struct NamedCheck {
+    /// `check:NAME`.
+    id: Arc<str>,
+    check: Arc<dyn PolicyCheck>,
+}
+
+impl NamedCheck {
+    /// The check's decision, with its id first and TTLs from the policy.
+    fn join(&self, mut decision: Decision, compiled: &Compiled) -> Decision {
+        let own = std::mem::replace(&mut decision.rule_ids, RuleIds::One(self.id.clone()));
+        for id in own_ids(&own) {
+            decision.rule_ids.push(id.clone());
+        }
+        let ttls = compiled.ttls_for(decision.tier.as_deref());
+        decision.decision_ttl = ttls.decision;
+        decision.approval_ttl = ttls.approval;
+        decision.is_default = false;
+        decision
+    }
+
+    fn panicked(&self) -> Decision {
+        let name = self.id.strip_prefix("check:").unwrap_or(&self.id);
+        Decision::deny(format!(
+            "check `{name}` panicked; the call is denied (fail closed)"
+        ))
+        .with_rule(self.id.clone())
+    }
+}
+
+fn own_ids(ids: &RuleIds) -> &[Arc<str>] {
+    match ids {
+        RuleIds::None => &[],
+        RuleIds::One(id) => std::slice::from_ref(id),
+        RuleIds::Many(ids) => ids,
+    }
+}
+
+impl Policy {
+    /// Loads a policy from YAML (see the config reference in the crate docs).
+    ///
+    /// Every problem is found here, with the field and line: unknown keys, unknown tiers,
+    /// bad TTLs, empty patterns, invalid regexes, conditions that can never hold, duplicate
+    /// rule ids, and rules that can never decide because another rule with the same tools
+    /// and condition has a stronger effect.
+    pub fn from_yaml_str(yaml: &str) -> Result<Policy, PolicyError> {
+        Policy::from_config(load::parse_yaml(yaml)?)
+    }
+
+    /// Builds a policy from a config made in code, with the same checks as
+    /// [`from_yaml_str`](Self::from_yaml_str) (errors name the field but no line).
+    pub fn from_config(config: PolicyConfig) -> Result<Policy, PolicyError> {
+        validate::validate(&config)?;
+        let version = PolicyVersion::of(&config)?;
+        let compiled = Compiled::new(&config);
+        Ok(Policy {
+            inner: Arc::new(Inner {
+                config,
+                version,
+                compiled,
+                checks: Vec::new(),
+            }),
+        })
+    }
+
+    /// Starts a [`PolicyBuilder`].
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::new()
+    }
+
+    /// Adds a host check named `name`, run after the rules on every evaluation. Its
+    /// decisions are named `check:NAME`; a check that panics denies the call.
+    ///
+    /// Checks do not change [`version`](Self::version), which hashes the config only.
+    pub fn with_check(
+        self,
+        name: impl Into<Arc<str>>,
+        check: impl PolicyCheck + 'static,
+    ) -> Policy {
+        self.with_shared_check(name.into(), Arc::new(check))
+    }
+
+    fn with_shared_check(mut self, name: Arc<str>, check: Arc<dyn PolicyCheck>) -> Policy {
+        let id: Arc<str> = format!("check:{name}").into();
+        Arc::make_mut(&mut self.inner)
+            .checks
+            .push(NamedCheck { id, check });
+        self
+    }
+
+    /// Decides what to do with `call`.
+    ///
+    /// Every rule whose tool pattern matches and whose condition holds takes part, and
+    /// every host check that has an opinion. The strongest effect wins (`deny` over
+    /// `approval_required` over `allow`); among the winners the first in config order
+    /// (`approvals.required_for` entries, then `rules`, then checks in the order added)
+    /// gives the reason, tier and TTLs. [`Decision::rule_ids`] names all the winners for a
+    /// deny or an approval, and only the first for an allow. When nothing matches,
+    /// `policy.default` decides ([`Decision::is_default`]).
+    ///
+    /// Evaluation never fails: it fails closed. A condition that meets a value it cannot
+    /// test (`gt` on a string, `matches` on a number) makes the decision a deny naming the
+    /// rule and the problem, and so does a host check that panics.
+    ///
+    /// Deciding an allowed call allocates no memory: tool names are looked up by `&str`,
+    /// paths were parsed at load, numbers compare in place, and the decision shares the
+    /// rule's strings. (A `matches` condition builds its regex cache the first time a thread
+    /// uses it.)
+    pub fn evaluate(&self, call: &ToolCall) -> Decision {
+        let inner = &*self.inner;
+        let compiled = &inner.compiled;
+        let found = match compiled.match_rules(call) {
+            Ok(found) => found,
+            Err(deny) => return deny,
+        };
+
+        // Host checks: the first allow, and every stronger answer.
+        let mut check_allow: Option<(&NamedCheck, Decision)> = None;
+        let mut check_strong: Vec<(&NamedCheck, Decision)> = Vec::new();
+        for named in &inner.checks {
+            match catch_unwind(AssertUnwindSafe(|| named.check.check(call))) {
+                Ok(None) => {}
+                Ok(Some(d)) if d.effect == Effect::Allow => {
+                    if check_allow.is_none() {
+                        check_allow = Some((named, d));
+                    }
+                }
+                Ok(Some(d)) => check_strong.push((named, d)),
+                Err(_) => return named.panicked(),
+            }
+        }
+
+        let from_rules = [Effect::Deny, Effect::ApprovalRequired, Effect::Allow]
+            .into_iter()
+            .find(|e| found.first[e.index()].is_some());
+        let from_checks = check_strong
+            .iter()
+            .map(|(_, d)| d.effect)
+            .max()
+            .or(check_allow.as_ref().map(|_| Effect::Allow));
+        let Some(effect) = from_rules.max(from_checks) else {
+            return compiled.default_decision(call.tool());
+        };
+
+        if effect == Effect::Allow {
+            if let Some(n) = found.first[Effect::Allow.index()] {
+                return compiled.rules[n as usize].decision();
+            }
+            if let Some((named, d)) = check_allow {
+                return named.join(d, compiled);
+            }
+        }
+
+        let mut rule_hits: Vec<u32> = found
+            .strong
+            .into_iter()
+            .filter(|n| compiled.rules[*n as usize].effect == effect)
+            .collect();
+        rule_hits.sort_unstable();
+        rule_hits.dedup();
+        let mut ids: Vec<Arc<str>> = rule_hits
+            .iter()
+            .map(|n| compiled.rules[*n as usize].id.clone())
+            .collect();
+        let mut first_check: Option<Decision> = None;
+        for (named, d) in check_strong.into_iter().filter(|(_, d)| d.effect == effect) {
+            ids.push(named.id.clone());
+            ids.extend(own_ids(&d.rule_ids).iter().cloned());
+            if first_check.is_none() {
+                first_check = Some(named.join(d, compiled));
+            }
+        }
+        let mut decision = match (rule_hits.first(), first_check) {
+            (Some(n), _) => compiled.rules[*n as usize].decision(),
+            (None, Some(d)) => d,
+            // A winning effect always has a rule or a check behind it.
+            (None, None) => return compiled.default_decision(call.tool()),
+        };
+        decision.rule_ids = RuleIds::from_vec(ids);
+        decision
+    }
+
+    /// The content hash of the config.
+    pub fn version(&self) -> &PolicyVersion {
+        &self.inner.version
+    }
+
+    /// What the host should do when a call ends unapproved.
+    pub fn fallback(&self) -> Fallback {
+        self.inner.config.approvals.fallback_when_not_approved
+    }
+
+    /// The config the policy was built from.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.inner.config
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("version", &self.inner.version.as_str())
+            .field("rules", &self.inner.compiled.rules.len())
+            .field(
+                "checks",
+                &self.inner.checks.iter().map(|c| &*c.id).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    const SEED: &str = "\
+approvals:
+  required_for:
+    - email.send
+    - ticket.close_bulk
+    - db.write
+  ttl_seconds: 300
+  fallback_when_not_approved: stop
+";
+
+    fn call(tool: &str, args: Value) -> ToolCall {
+        ToolCall::new("run-1", "call-1", tool, args)
+    }
+
+    fn ids(d: &Decision) -> Vec<&str> {
+        d.rule_ids().iter().map(|id| &**id).collect()
+    }
+
+    fn policy(yaml: &str) -> Policy {
+        match Policy::from_yaml_str(yaml) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_seed_config_loads_verbatim_and_behaves_as_written() {
+        let p = policy(SEED);
+        for (i, tool) in ["email.send", "ticket.close_bulk", "db.write"]
+            .iter()
+            .enumerate()
+        {
+            let d = p.evaluate(&call(tool, json!({"any": "args"})));
+            assert_eq!(d.effect(), Effect::ApprovalRequired, "{tool}");
+            assert_eq!(d.decision_ttl(), Duration::from_secs(300));
+            assert_eq!(d.approval_ttl(), Duration::from_secs(900));
+            assert_eq!(ids(&d), [format!("approvals.required_for[{i}]")]);
+            assert_eq!(
+                d.reason(),
+                Some(format!("approval is required for `{tool}`").as_str())
+            );
+            assert!(!d.is_default());
+        }
+        let other = p.evaluate(&call("files.delete", json!({})));
+        assert_eq!(other.effect(), Effect::Deny);
+        assert!(other.is_default());
+        assert!(other.rule_ids().is_empty());
+        assert!(other.reason().unwrap().contains("`files.delete`"));
+        assert_eq!(p.fallback(), Fallback::Stop);
+    }
+
+    #[test]
+    fn deny_beats_approval_beats_allow_and_ids_follow_the_winner() {
+        let p = policy(
+            "
+rules:
+  - { id: allow-all-db, tools: ['db.*'], effect: allow }
+  - { id: allow-write, tool: db.write, effect: allow }
+  - id: big-writes
+    tool: db.write
+    effect: approval_required
+    reason: big writes need a look
+    when: { field: args.rows, gt: 100 }
+  - id: users-table
+    tool: db.write
+    effect: approval_required
+    when: { field: args.table, eq: users }
+  - id: prod-block
+    tools: [db.write, db.drop]
+    effect: deny
+    reason: no writes to prod
+    when: { field: args.env, eq: prod }
+",
+        );
+        let small = p.evaluate(&call("db.write", json!({"rows": 1})));
+        assert_eq!(small.effect(), Effect::Allow);
+        assert_eq!(
+            ids(&small),
+            ["allow-all-db"],
+            "an allow names only the first allow"
+        );
+
+        let big = p.evaluate(&call("db.write", json!({"rows": 500, "table": "users"})));
+        assert_eq!(big.effect(), Effect::ApprovalRequired);
+        assert_eq!(ids(&big), ["big-writes", "users-table"]);
+        assert_eq!(
+            big.reason(),
+            Some("big writes need a look"),
+            "the first in config order explains"
+        );
+
+        let prod = p.evaluate(&call("db.write", json!({"rows": 500, "env": "prod"})));
+        assert_eq!(prod.effect(), Effect::Deny);
+        assert_eq!(ids(&prod), ["prod-block"]);
+        assert_eq!(prod.reason(), Some("no writes to prod"));
+    }
+
+    #[test]
+    fn globs_select_rules_by_prefix_suffix_and_anything() {
+        let p = policy(
+            "
+policy: { default: deny }
+rules:
+  - { id: reads, tool: '*.read', effect: allow }
+  - { id: db, tool: 'db.*', effect: approval_required }
+  - { id: fallback, tool: '*', effect: approval_required, when: { field: context.mode, eq: supervised } }
+  - { id: middle, tool: 'crm.*.export', effect: deny }
+",
+        );
+        assert_eq!(
+            p.evaluate(&call("files.read", json!({}))).effect(),
+            Effect::Allow
+        );
+        assert_eq!(
+            p.evaluate(&call("db.read", json!({}))).effect(),
+            Effect::ApprovalRequired
+        );
+        assert_eq!(
+            p.evaluate(&call("db.admin.drop", json!({}))).effect(),
+            Effect::ApprovalRequired
+        );
+        assert_eq!(
+            p.evaluate(&call("crm.contacts.export", json!({}))).effect(),
+            Effect::Deny
+        );
+        assert!(p.evaluate(&call("mail.send", json!({}))).is_default());
+        let supervised = call("mail.send", json!({})).mode("supervised");
+        assert_eq!(ids(&p.evaluate(&supervised)), ["fallback"]);
+    }
+
+    #[test]
+    fn conditions_read_nested_args_and_the_context() {
+        let p = policy(
+            "
+tiers:
+  high: { ttl_seconds: 600 }
+rules:
+  - id: refunds-large
+    tools: [payments.refund]
+    effect: approval_required
+    tier: high
+    when:
+      all:
+        - field: args.order.lines[0].amount
+          gt: 100
+        - { field: context.tenant, in: [acme, globex] }
+        - not: { field: context.roles, contains: finance-lead }
+  - { id: refunds, tool: payments.refund, effect: allow }
+",
+        );
+        let refund = |amount: i64| {
+            call(
+                "payments.refund",
+                json!({"order": {"lines": [{"amount": amount}]}}),
+            )
+        };
+        let d = p.evaluate(&refund(250).tenant("acme"));
+        assert_eq!(d.effect(), Effect::ApprovalRequired);
+        assert_eq!(d.tier(), Some("high"));
+        assert_eq!(d.decision_ttl(), Duration::from_secs(600));
+        assert_eq!(
+            p.evaluate(&refund(50).tenant("acme")).effect(),
+            Effect::Allow
+        );
+        assert_eq!(
+            p.evaluate(&refund(250).tenant("initech")).effect(),
+            Effect::Allow
+        );
+        assert_eq!(
+            p.evaluate(&refund(250).tenant("acme").role("finance-lead"))
+                .effect(),
+            Effect::Allow
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_denies_and_names_the_rule() {
+        let p = policy(
+            "
+policy: { default: allow }
+rules:
+  - { id: big, tool: pay, effect: approval_required, when: { field: args.amount, gt: 100 } }
+",
+        );
+        let d = p.evaluate(&call("pay", json!({"amount": "a lot"})));
+        assert_eq!(d.effect(), Effect::Deny);
+        assert_eq!(ids(&d), ["big"]);
+        let reason = d.reason().unwrap();
+        assert!(reason.contains("rule `big`"), "{reason}");
+        assert!(
+            reason.contains("`gt` on `args.amount` expects a number, found a string"),
+            "{reason}"
+        );
+        // A missing field is not a mismatch: the rule just does not apply.
+        assert_eq!(p.evaluate(&call("pay", json!({}))).effect(), Effect::Allow);
+    }
+
+    #[test]
+    fn host_checks_join_by_precedence_and_a_panic_denies() {
+        let base = policy(
+            "
+policy: { default: deny }
+tiers:
+  high: { ttl_seconds: 1200, approval_ttl_seconds: 60 }
+rules:
+  - { id: reads, tool: '*.read', effect: allow }
+  - { id: no-secrets, tool: vault.read, effect: deny }
+",
+        );
+        let p = base
+            .clone()
+            .with_check("large-files", |c: &ToolCall| {
+                (c.args()["size"].as_u64() > Some(1000))
+                    .then(|| Decision::approval_required("large file").with_tier("high"))
+            })
+            .with_check("sandbox", |c: &ToolCall| {
+                (c.tool() == "sandbox.exec").then(Decision::allow)
+            })
+            .with_check("vault-audit", |c: &ToolCall| {
+                (c.tool() == "vault.read")
+                    .then(|| Decision::deny("vault reads are off").with_rule("ticket-42"))
+            });
+
+        let big = p.evaluate(&call("files.read", json!({"size": 5000})));
+        assert_eq!(big.effect(), Effect::ApprovalRequired);
+        assert_eq!(ids(&big), ["check:large-files"]);
+        assert_eq!(big.tier(), Some("high"));
+        assert_eq!(big.decision_ttl(), Duration::from_secs(1200));
+        assert_eq!(big.approval_ttl(), Duration::from_secs(60));
+
+        let small = p.evaluate(&call("files.read", json!({"size": 10})));
+        assert_eq!(ids(&small), ["reads"]);
+
+        let sandbox = p.evaluate(&call("sandbox.exec", json!({})));
+        assert_eq!(sandbox.effect(), Effect::Allow);
+        assert_eq!(ids(&sandbox), ["check:sandbox"]);
+        assert!(!sandbox.is_default());
+
+        let vault = p.evaluate(&call("vault.read", json!({})));
+        assert_eq!(vault.effect(), Effect::Deny);
+        assert_eq!(
+            ids(&vault),
+            ["no-secrets", "check:vault-audit", "ticket-42"]
+        );
+        assert_eq!(vault.reason(), Some("rule `no-secrets` denies the call"));
+
+        let panicky = base.with_check("broken", |_: &ToolCall| -> Option<Decision> {
+            panic!("bug in a host check")
+        });
+        let d = panicky.evaluate(&call("files.read", json!({})));
+        assert_eq!(d.effect(), Effect::Deny);
+        assert_eq!(ids(&d), ["check:broken"]);
+        assert!(d.reason().unwrap().contains("check `broken` panicked"));
+        // The policy the check was added to is unchanged.
+        assert_eq!(
+            p.evaluate(&call("files.read", json!({}))).effect(),
+            Effect::Allow
+        );
+    }
+
+    #[test]
+    fn the_default_effect_decides_what_no_rule_matches() {
+        for (default, effect) in [
+            ("allow", Effect::Allow),
+            ("deny", Effect::Deny),
+            ("approval_required", Effect::ApprovalRequired),
+        ] {
+            let p = policy(&format!(
+                "policy: {{ default: {default} }}\napprovals: {{ ttl_seconds: 42 }}\nrules:\n  - {{ id: r, tool: x, effect: deny, when: {{ field: args.a, exists: true }} }}\n"
+            ));
+            // The rule names the tool, but its condition does not hold: the default decides.
+            let d = p.evaluate(&call("x", json!({})));
+            assert_eq!(d.effect(), effect);
+            assert!(d.is_default());
+            assert_eq!(d.decision_ttl(), Duration::from_secs(42));
+        }
+        // An empty config denies everything.
+        let d = policy("").evaluate(&call("anything", json!({})));
+        assert_eq!(d.effect(), Effect::Deny);
+    }
+
+    #[test]
+    fn ttls_come_from_the_rule_then_its_tier_then_the_defaults() {
+        let p = policy(
+            "
+approvals: { ttl_seconds: 100, approval_ttl_seconds: 200 }
+tiers:
+  high: { ttl_seconds: 600 }
+rules:
+  - { id: own, tool: a, effect: approval_required, tier: high, ttl_seconds: 30, approval_ttl_seconds: 40 }
+  - { id: tiered, tool: b, effect: approval_required, tier: high }
+  - { id: plain, tool: c, effect: approval_required }
+",
+        );
+        let ttls = |tool: &str| {
+            let d = p.evaluate(&call(tool, json!({})));
+            (d.decision_ttl().as_secs(), d.approval_ttl().as_secs())
+        };
+        assert_eq!(ttls("a"), (30, 40));
+        assert_eq!(ttls("b"), (600, 200));
+        assert_eq!(ttls("c"), (100, 200));
+    }
+
+    #[test]
+    fn the_version_hashes_meaning_not_spelling() {
+        let a = policy(SEED);
+        let reordered = policy(
+            "# the seed, rewritten
+approvals:
+  fallback_when_not_approved: stop   # stop the run
+  ttl_seconds: 300
+  approval_ttl_seconds: 900
+  required_for: [email.send, ticket.close_bulk, db.write]
+policy:
+  default: deny
+",
+        );
+        assert_eq!(a.version(), reordered.version());
+        let changed = policy(&SEED.replace("ttl_seconds: 300", "ttl_seconds: 301"));
+        assert_ne!(a.version(), changed.version());
+        let reordered_tools = policy(&SEED.replace(
+            "    - email.send\n    - ticket.close_bulk\n",
+            "    - ticket.close_bulk\n    - email.send\n",
+        ));
+        assert_ne!(
+            a.version(),
+            reordered_tools.version(),
+            "rule order is meaning"
+        );
+
+        let one = policy("rules:\n  - { id: r, tool: x, effect: allow }\n");
+        let list = policy("rules:\n  - { effect: allow, tools: [x], id: r }\n");
+        assert_eq!(one.version(), list.version());
+    }
+
+    #[test]
+    fn a_config_survives_a_round_trip_through_yaml() {
+        let p = policy(
+            "
+tiers:
+  high: { ttl_seconds: 600, description: risky }
+rules:
+  - id: r
+    tools: [db.write]
+    effect: approval_required
+    tier: high
+    reason: why
+    when:
+      any:
+        - { field: args.n, gte: 1.5 }
+        - { field: args.to, matches: '^a' }
+        - not: { field: args.x, in: [1, two, {three: 3}] }
+",
+        );
+        let yaml = serde_yaml::to_string(p.config()).unwrap();
+        let again = policy(&yaml);
+        assert_eq!(again.config(), p.config());
+        assert_eq!(again.version(), p.version());
+    }
+
+    #[test]
+    fn the_builder_gives_the_same_policy_as_yaml() {
+        let yaml = policy(
+            "
+approvals:
+  required_for: [email.send]
+  ttl_seconds: 120
+  fallback_when_not_approved: continue
+policy: { default: approval_required }
+tiers:
+  high: { ttl_seconds: 600, description: money moves }
+rules:
+  - { id: reads, tool: '*.read', effect: allow }
+  - id: refunds-large
+    tool: payments.refund
+    effect: approval_required
+    tier: high
+    reason: refunds over 100 need a second pair of eyes
+    when: { field: args.amount, gt: 100 }
+  - { id: prod, tools: [db.write, db.drop], effect: deny, when: { field: context.mode, eq: prod } }
+",
+        );
+        let built = Policy::builder()
+            .require_approval_for("email.send")
+            .ttl_seconds(120)
+            .fallback(Fallback::Continue)
+            .default_effect(Effect::ApprovalRequired)
+            .tier(
+                "high",
+                Tier::new().ttl_seconds(600).description("money moves"),
+            )
+            .rule(Rule::allow("reads").tool("*.read"))
+            .rule(
+                Rule::approval_required("refunds-large")
+                    .tool("payments.refund")
+                    .tier("high")
+                    .reason("refunds over 100 need a second pair of eyes")
+                    .when(Condition::field("args.amount", Op::Gt(100.into())).unwrap()),
+            )
+            .rule(
+                Rule::deny("prod")
+                    .tools(["db.write", "db.drop"])
+                    .when(Condition::field("context.mode", Op::Eq(json!("prod"))).unwrap()),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(built.config(), yaml.config());
+        assert_eq!(built.version(), yaml.version());
+        assert_eq!(built.fallback(), Fallback::Continue);
+        let calls = [
+            call("email.send", json!({})),
+            call("files.read", json!({})),
+            call("payments.refund", json!({"amount": 500})),
+            call("payments.refund", json!({"amount": 5})),
+            call("db.write", json!({})).mode("prod"),
+            call("db.write", json!({})),
+        ];
+        for c in &calls {
+            assert_eq!(built.evaluate(c), yaml.evaluate(c), "{}", c.tool());
+        }
+    }
+
+    #[test]
+    fn the_builder_reports_the_first_bad_value_with_its_field() {
+        let err = Policy::builder()
+            .rule(Rule::allow("ok").tool("a"))
+            .rule(Rule::allow("bad").tools(["b", ""]))
+            .ttl_seconds(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), Some("rules[1].tools[1]"));
+        assert_eq!(err.line(), None);
+        let err = Policy::builder()
+            .rule(Rule::approval_required("r").tool("a").tier("nope"))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), Some("rules[0].tier"));
+        assert!(err.to_string().contains("unknown tier `nope`"), "{err}");
+    }
+
+    #[test]
+    fn from_config_checks_what_the_types_cannot() {
+        let rule = |id: &str, effect| RuleConfig {
+            id: RuleId::new(id).unwrap(),
+            tools: vec![ToolPattern::new("x").unwrap()],
+            effect,
+            tier: None,
+            reason: None,
+            when: None,
+            ttl_seconds: None,
+            approval_ttl_seconds: None,
+        };
+        let mut config = PolicyConfig {
+            rules: vec![rule("a", Effect::Allow), rule("a", Effect::Allow)],
+            ..PolicyConfig::default()
+        };
+        let err = Policy::from_config(config.clone()).unwrap_err();
+        assert!(matches!(err, PolicyError::InvalidConfig { .. }));
+        assert_eq!(err.field(), Some("rules[1].id"));
+
+        config.rules = vec![rule("a", Effect::Allow), rule("b", Effect::Deny)];
+        assert_eq!(
+            Policy::from_config(config.clone()).unwrap_err().field(),
+            Some("rules[1]")
+        );
+
+        config.rules = vec![RuleConfig {
+            tools: vec![],
+            ..rule("a", Effect::Allow)
+        }];
+        assert_eq!(
+            Policy::from_config(config.clone()).unwrap_err().field(),
+            Some("rules[0].tools")
+        );
+
+        config.rules = vec![RuleConfig {
+            when: Some(Condition::not(Condition::Field {
+                field: FieldPath::new("args.a").unwrap(),
+                op: Op::In(vec![]),
+            })),
+            ..rule("a", Effect::Allow)
+        }];
+        assert_eq!(
+            Policy::from_config(config).unwrap_err().field(),
+            Some("rules[0].when.not.in")
+        );
+    }
+
+    /// The example of the config reference (README), kept in step with it.
+    const REFERENCE_EXAMPLE: &str = r#"approvals:
+  required_for: [email.send]
+  ttl_seconds: 300
+  approval_ttl_seconds: 900
+  fallback_when_not_approved: stop
+
+policy:
+  default: deny
+
+tiers:
+  high:
+    ttl_seconds: 600
+    approval_ttl_seconds: 300
+    description: money leaves the company
+
+rules:
+  - id: reads
+    tools: ["*.read", "*.list"]
+    effect: allow
+
+  - id: refunds-large
+    tool: payments.refund
+    effect: approval_required
+    tier: high
+    reason: refunds over 100 need a second pair of eyes
+    when:
+      all:
+        - field: args.amount
+          gt: 100
+        - not: { field: context.roles, contains: finance-lead }
+
+  - id: refunds
+    tool: payments.refund
+    effect: allow
+
+  - id: sensitive-tables
+    tools: ["db.*"]
+    effect: approval_required
+    when: { field: args.table, in: [users, payments] }
+
+  - id: outside-mail
+    tool: email.send
+    effect: deny
+    reason: mail leaves only for our own domain
+    when:
+      not: { field: args.to, matches: '@example\.com$' }
+
+  - id: no-prod-writes
+    tools: ["db.*", "files.write"]
+    effect: deny
+    when: { field: context.mode, eq: prod }
+"#;
+
+    #[test]
+    fn the_reference_example_loads_and_decides_as_documented() {
+        let p = policy(REFERENCE_EXAMPLE);
+        let refund = |amount: i64| call("payments.refund", json!({"amount": amount}));
+        let big = p.evaluate(&refund(500));
+        assert_eq!(big.effect(), Effect::ApprovalRequired);
+        assert_eq!(big.tier(), Some("high"));
+        assert_eq!(big.decision_ttl(), Duration::from_secs(600));
+        assert_eq!(
+            p.evaluate(&refund(500).role("finance-lead")).effect(),
+            Effect::Allow
+        );
+        assert_eq!(p.evaluate(&refund(5)).effect(), Effect::Allow);
+        let mail = |to: &str| call("email.send", json!({ "to": to }));
+        assert_eq!(
+            p.evaluate(&mail("bob@example.com")).effect(),
+            Effect::ApprovalRequired
+        );
+        assert_eq!(
+            p.evaluate(&mail("eve@elsewhere.org")).effect(),
+            Effect::Deny
+        );
+        let write = call("db.write", json!({"table": "users"}));
+        assert_eq!(p.evaluate(&write).effect(), Effect::ApprovalRequired);
+        assert_eq!(
+            p.evaluate(&write.clone().mode("prod")).effect(),
+            Effect::Deny
+        );
+        assert_eq!(
+            p.evaluate(&call("db.write", json!({"table": "logs"})))
+                .effect(),
+            Effect::Deny
+        );
+        assert_eq!(
+            p.evaluate(&call("files.list", json!({}))).effect(),
+            Effect::Allow
+        );
+    }
+
+    #[test]
+    fn policies_are_cheap_shared_values() {
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        shared::<Policy>();
+        let p = policy(SEED);
+        let q = p.clone();
+        assert!(Arc::ptr_eq(&p.inner, &q.inner));
+        assert!(format!("{p:?}").contains(p.version().as_str()));
+    }
+}

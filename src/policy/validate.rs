@@ -1,0 +1,119 @@
+//! Checks over a whole config, shared by the YAML loader (which makes them as it reads, to
+//! give lines) and [`Policy::from_config`](crate::Policy::from_config) (which makes them all
+//! at once, for configs built in code).
+
+use std::collections::BTreeSet;
+
+use super::PolicyError;
+use super::config::{PolicyConfig, RuleConfig};
+use super::effect::Effect;
+use super::pattern::ToolPattern;
+
+/// Checks everything about `config` that its types do not already guarantee.
+pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
+    let required_for: Vec<&str> = config
+        .approvals
+        .required_for
+        .iter()
+        .map(ToolPattern::as_str)
+        .collect();
+    for (i, rule) in config.rules.iter().enumerate() {
+        let at = format!("rules[{i}]");
+        if let Some(first) = config.rules[..i].iter().position(|r| r.id == rule.id) {
+            return Err(PolicyError::config(
+                format!("{at}.id"),
+                duplicate_id_message(rule.id.as_str(), first),
+            ));
+        }
+        check_tools(&rule.tools).map_err(|m| PolicyError::config(format!("{at}.tools"), m))?;
+        if let Some(tier) = rule
+            .tier
+            .as_ref()
+            .filter(|t| !config.tiers.contains_key(*t))
+        {
+            return Err(PolicyError::config(
+                format!("{at}.tier"),
+                unknown_tier_message(tier.as_str(), config.tiers.keys().map(|t| t.as_str())),
+            ));
+        }
+        if let Some(when) = &rule.when {
+            when.validate(&format!("{at}.when"))?;
+        }
+        check_not_shadowed(rule, &config.rules[..i], &required_for)
+            .map_err(|m| PolicyError::config(at, m))?;
+    }
+    Ok(())
+}
+
+/// A rule names at least one tool.
+pub(crate) fn check_tools(tools: &[ToolPattern]) -> Result<(), String> {
+    if tools.is_empty() {
+        Err(
+            "`tools` is empty, so the rule applies to nothing; name at least one tool or pattern"
+                .into(),
+        )
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn duplicate_id_message(id: &str, first: usize) -> String {
+    format!("duplicate rule id `{id}`, already used by rules[{first}]")
+}
+
+pub(crate) fn unknown_tier_message<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    let known: Vec<String> = known.map(|t| format!("`{t}`")).collect();
+    if known.is_empty() {
+        format!("unknown tier `{name}`; the config has no `tiers`")
+    } else {
+        format!(
+            "unknown tier `{name}`, expected one of {}",
+            known.join(", ")
+        )
+    }
+}
+
+/// Refuses a rule with the same tools and condition as an earlier rule (or a
+/// `required_for` entry) but another effect: one of the two could never decide, since the
+/// stronger effect always wins.
+pub(crate) fn check_not_shadowed(
+    rule: &RuleConfig,
+    earlier: &[RuleConfig],
+    required_for: &[impl AsRef<str>],
+) -> Result<(), String> {
+    let tools: BTreeSet<&str> = rule.tools.iter().map(ToolPattern::as_str).collect();
+    for other in earlier {
+        let other_tools: BTreeSet<&str> = other.tools.iter().map(ToolPattern::as_str).collect();
+        if other.effect != rule.effect && other_tools == tools && other.when == rule.when {
+            return Err(shadow_message(
+                rule,
+                &format!("rule `{}`", other.id),
+                other.effect,
+            ));
+        }
+    }
+    let unconditional_single = rule.when.is_none() && tools.len() == 1;
+    if unconditional_single && rule.effect != Effect::ApprovalRequired {
+        let same = required_for.iter().position(|p| tools.contains(p.as_ref()));
+        if let Some(i) = same {
+            return Err(shadow_message(
+                rule,
+                &format!("`approvals.required_for[{i}]`"),
+                Effect::ApprovalRequired,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn shadow_message(rule: &RuleConfig, other: &str, other_effect: Effect) -> String {
+    let this = format!("rule `{}`", rule.id);
+    let (loser, winner_effect, loser_effect) = if rule.effect > other_effect {
+        (other, rule.effect, other_effect)
+    } else {
+        (this.as_str(), other_effect, rule.effect)
+    };
+    format!(
+        "{this} has the same tools and condition as {other} but another effect, so {loser} can never decide (`{winner_effect}` always wins over `{loser_effect}`); give one a condition or remove it"
+    )
+}

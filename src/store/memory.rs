@@ -1,0 +1,138 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{ApprovalStore, Filed, RequestQuery, StoreError};
+use crate::{ApprovalRequest, ArgsHash, RequestId, RequestState};
+
+/// An [`ApprovalStore`] in this process's memory: fast, and gone when the process exits.
+///
+/// For tests, examples, and hosts whose approvals never outlive the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: HashMap<RequestId, ApprovalRequest>,
+    /// The last request filed per run, tool and args hash, for dedupe.
+    by_call: HashMap<(String, String, ArgsHash), RequestId>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every write below completes before it can panic, so a poisoned lock still holds
+        // consistent data.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for MemoryStore {
+    async fn create(
+        &self,
+        request: ApprovalRequest,
+        now: OffsetDateTime,
+    ) -> Result<Filed, StoreError> {
+        let mut inner = self.lock();
+        let call = request.call();
+        let key = (
+            call.run_id().to_owned(),
+            call.tool().to_owned(),
+            request.args_hash(),
+        );
+        if let Some(existing) = inner
+            .by_call
+            .get(&key)
+            .and_then(|id| inner.requests.get(id))
+            .filter(|r| r.state_at(now) == RequestState::Pending)
+        {
+            return Ok(Filed {
+                request: existing.clone(),
+                created: false,
+            });
+        }
+        let id = request.id();
+        if inner.requests.contains_key(&id) {
+            return Err(StoreError::Duplicate { id });
+        }
+        inner.by_call.insert(key, id);
+        inner.requests.insert(id, request.clone());
+        Ok(Filed {
+            request,
+            created: true,
+        })
+    }
+
+    async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
+        self.lock()
+            .requests
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound { id })
+    }
+
+    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = next.id();
+        let stored = inner
+            .requests
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound { id })?;
+        if stored.version() + 1 != next.version() {
+            return Err(StoreError::Conflict {
+                id,
+                expected: next.version().saturating_sub(1),
+                found: stored.version(),
+            });
+        }
+        *stored = next.clone();
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        query: &RequestQuery,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let inner = self.lock();
+        let mut found: Vec<ApprovalRequest> = inner
+            .requests
+            .values()
+            .filter(|r| query.matches(r, now))
+            .cloned()
+            .collect();
+        found.sort_by_key(|r| (r.created_at(), r.id()));
+        if let Some(limit) = query.limit {
+            found.truncate(limit);
+        }
+        Ok(found)
+    }
+
+    async fn sweep_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let mut inner = self.lock();
+        let mut expired = Vec::new();
+        for request in inner.requests.values_mut() {
+            if expired.len() >= limit {
+                break;
+            }
+            if let Ok(next) = request.expire(now) {
+                *request = next.clone();
+                expired.push(next);
+            }
+        }
+        Ok(expired)
+    }
+}
