@@ -1,0 +1,113 @@
+//! Bad configs get a typed error naming the field and the line, through the public API.
+
+use approval_gate::{Effect, Policy, PolicyError, ToolCall};
+use serde_json::json;
+
+/// Loads `yaml`, expecting an error at `field` on `line` whose message holds `words`.
+fn refused(yaml: &str, field: &str, line: usize, words: &str) {
+    let err = match Policy::from_yaml_str(yaml) {
+        Ok(_) => panic!("loaded, but should fail at {field}:\n{yaml}"),
+        Err(e) => e,
+    };
+    let shown = err.to_string();
+    assert!(matches!(err, PolicyError::Invalid { .. }), "{shown}");
+    assert_eq!(err.field(), Some(field), "{shown}");
+    assert_eq!(err.line(), Some(line), "{shown}");
+    assert!(shown.contains(words), "{shown}");
+    assert!(shown.contains(&format!("line {line}")), "{shown}");
+}
+
+#[test]
+fn unknown_keys() {
+    refused(
+        "approvals:\n  required_for: [email.send]\n  ttl: 300\n",
+        "approvals.ttl",
+        3,
+        "unknown field `ttl`",
+    );
+    refused(
+        "rules:\n  - id: r\n    tool: a\n    effect: allow\n    resaon: typo\n",
+        "rules[0].resaon",
+        5,
+        "unknown field `resaon`",
+    );
+}
+
+#[test]
+fn unknown_tiers() {
+    refused(
+        "rules:\n  - id: r\n    tool: db.write\n    effect: approval_required\n    tier: critcal\ntiers:\n  high: {}\n  low: {}\n",
+        "rules[0].tier",
+        5,
+        "unknown tier `critcal`, expected one of `high`, `low`",
+    );
+}
+
+#[test]
+fn bad_durations() {
+    for bad in ["0", "-5", "1.5", "2592001", "5m"] {
+        refused(
+            &format!("approvals:\n  required_for: [email.send]\n  ttl_seconds: {bad}\n"),
+            "approvals.ttl_seconds",
+            3,
+            "a TTL is a whole number of seconds",
+        );
+    }
+}
+
+#[test]
+fn empty_patterns() {
+    refused(
+        "approvals:\n  required_for:\n    - email.send\n    - ''\n",
+        "approvals.required_for[1]",
+        4,
+        "empty tool pattern",
+    );
+    refused(
+        "rules:\n  - id: r\n    tools: []\n    effect: deny\n",
+        "rules[0].tools",
+        3,
+        "`tools` is empty",
+    );
+}
+
+#[test]
+fn invalid_regexes() {
+    refused(
+        "rules:\n  - id: r\n    tool: email.send\n    effect: deny\n    when:\n      field: args.to\n      matches: '(unclosed'\n",
+        "rules[0].when.matches",
+        7,
+        "invalid regex `(unclosed`",
+    );
+}
+
+#[test]
+fn rules_that_can_never_match() {
+    refused(
+        "rules:\n  - id: r\n    tool: db.write\n    effect: deny\n    when: { field: args.table, in: [] }\n",
+        "rules[0].when.in",
+        5,
+        "`in: []` lists no values",
+    );
+    // Two rules with the same tools and condition but other effects: one never decides.
+    let err = Policy::from_yaml_str(
+        "rules:\n  - { id: a, tool: db.write, effect: allow }\n  - { id: b, tool: db.write, effect: deny }\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.line(), Some(3), "{err}");
+}
+
+#[test]
+fn not_yaml_at_all() {
+    let err = Policy::from_yaml_str("approvals: [unclosed\n").unwrap_err();
+    assert!(matches!(err, PolicyError::Syntax { .. }), "{err}");
+    assert!(err.line().is_some(), "{err}");
+}
+
+#[test]
+fn a_refused_config_leaves_the_policy_in_force_untouched() {
+    let good = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n").unwrap();
+    assert!(Policy::from_yaml_str("approvals:\n  required_for: ['']\n").is_err());
+    let call = ToolCall::new("r", "c", "email.send", json!({}));
+    assert_eq!(good.evaluate(&call).effect(), Effect::ApprovalRequired);
+}
