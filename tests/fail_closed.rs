@@ -150,6 +150,16 @@ async fn pending_id(w: &World) -> RequestId {
     }
 }
 
+async fn approved_id(w: &World) -> RequestId {
+    let id = pending_id(w).await;
+    w.gate
+        .desk()
+        .approve(id, &Approver::new("ann"))
+        .await
+        .unwrap();
+    id
+}
+
 #[tokio::test]
 async fn an_allowed_write_does_not_run_when_the_audit_sink_fails() {
     let w = World::new();
@@ -205,12 +215,7 @@ async fn an_approval_that_cannot_be_recorded_is_not_given() {
 #[tokio::test]
 async fn a_claim_that_cannot_be_recorded_does_not_run_and_keeps_the_approval() {
     let w = World::new();
-    let id = pending_id(&w).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved_id(&w).await;
 
     w.audit_down(true);
     assert!(matches!(
@@ -249,12 +254,7 @@ async fn a_store_that_cannot_file_lets_nothing_run() {
 #[tokio::test]
 async fn a_store_that_cannot_claim_lets_nothing_run() {
     let w = World::new();
-    let id = pending_id(&w).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved_id(&w).await;
     w.store.fail_update.store(true, Ordering::SeqCst);
     assert!(matches!(
         w.tool().resume(id, email()).await,
@@ -267,12 +267,7 @@ async fn a_store_that_cannot_claim_lets_nothing_run() {
 #[tokio::test]
 async fn a_result_that_cannot_be_recorded_is_still_returned_and_flagged() {
     let w = World::new();
-    let id = pending_id(&w).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved_id(&w).await;
     // The claim is recorded; then the store fails before the result is.
     let sink = w.sink.clone();
     let store = w.store.clone();

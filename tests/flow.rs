@@ -96,6 +96,17 @@ async fn file<E: ToolExecutor>(tool: &Gated<E>, call: ToolCall) -> RequestId {
     }
 }
 
+/// Files the email call and approves it as `ann`.
+async fn approved<E: ToolExecutor>(w: &World, tool: &Gated<E>) -> RequestId {
+    let id = file(tool, email("c1")).await;
+    w.gate
+        .desk()
+        .approve(id, &Approver::new("ann"))
+        .await
+        .unwrap();
+    id
+}
+
 fn stop_reason<T, E>(outcome: GateOutcome<T, E>) -> StopReason {
     match outcome {
         GateOutcome::Stopped(stop) => stop.reason,
@@ -261,12 +272,7 @@ async fn cancel_stops_the_call() {
 async fn resume_with_other_args_or_ids_is_a_mismatch_and_runs_nothing() {
     let w = World::seed();
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
 
     let other_args = email("c1").with_args(json!({"to": "mallory@example.com"}));
     let cases = [
@@ -305,12 +311,7 @@ async fn resume_with_other_args_or_ids_is_a_mismatch_and_runs_nothing() {
 async fn same_args_in_another_key_order_are_the_same_call() {
     let w = World::seed();
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
     let reordered = email("c1").with_args(
         serde_json::from_str(r#"{"body":"Done.","subject":"Your refund","to":"bob@example.com"}"#)
             .unwrap(),
@@ -328,12 +329,7 @@ async fn same_args_in_another_key_order_are_the_same_call() {
 async fn a_second_resume_never_executes_twice() {
     let w = World::seed();
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
 
     assert!(
         tool.resume(id, email("c1"))
@@ -356,12 +352,7 @@ async fn a_second_resume_never_executes_twice() {
 async fn racing_resumes_run_the_tool_once() {
     let w = World::seed();
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
 
     // The tool yields while running, so the second resume meets the claimed request.
     let (a, b) = tokio::join!(tool.resume(id, email("c1")), tool.resume(id, email("c1")));
@@ -416,12 +407,7 @@ async fn an_approval_not_used_within_its_ttl_times_out() {
         "approvals:\n  required_for: [email.send]\n  ttl_seconds: 300\n  approval_ttl_seconds: 60\n",
     );
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
     w.clock.advance(Duration::from_secs(60));
     let reason = stop_reason(tool.resume(id, email("c1")).await.unwrap());
     assert!(matches!(reason, StopReason::ApprovalTimeout { .. }));
@@ -432,12 +418,7 @@ async fn an_approval_not_used_within_its_ttl_times_out() {
 async fn a_policy_changed_between_approval_and_resume_is_obeyed() {
     let w = World::seed();
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
 
     w.gate.set_policy(
         Policy::from_yaml_str(
@@ -598,12 +579,7 @@ async fn allowed_calls_run_at_once_and_failures_are_recorded() {
 async fn a_separate_tool_service_can_verify_the_token() {
     let w = World::seed();
     let tool = w.tool();
-    let id = file(&tool, email("c1")).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let id = approved(&w, &tool).await;
     tool.resume(id, email("c1")).await.unwrap();
     let exec = w.seen.lock().unwrap().pop().unwrap();
     let token = exec.approval().unwrap().token().as_str().to_owned();

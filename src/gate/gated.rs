@@ -190,29 +190,22 @@ impl<E: ToolExecutor> Gated<E> {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(field) = mismatch(&request, &call, &args_hash) {
-            let reason = StopReason::ArgsMismatch { field };
-            return self
-                .stop(
-                    now,
-                    &call,
-                    Some(args_hash),
-                    Some(request_id),
-                    &policy,
-                    reason,
-                )
-                .await;
-        }
-        let reason = match request.state_at(now) {
-            RequestState::Pending => {
-                return Ok(GateOutcome::Pending(PendingApproval::of(&request, false)));
+        let reason = if let Some(field) = mismatch(&request, &call, &args_hash) {
+            StopReason::ArgsMismatch { field }
+        } else {
+            match request.state_at(now) {
+                RequestState::Pending => {
+                    return Ok(GateOutcome::Pending(PendingApproval::of(&request, false)));
+                }
+                RequestState::Approved => {
+                    return self.run_approved(request, call, now, &policy).await;
+                }
+                RequestState::Expired => {
+                    self.gate.record_timeout(&request, now).await?;
+                    settled_reason(&request, now)
+                }
+                _ => settled_reason(&request, now),
             }
-            RequestState::Approved => return self.run_approved(request, call, now, &policy).await,
-            RequestState::Expired => {
-                self.gate.record_timeout(&request, now).await?;
-                settled_reason(&request, now)
-            }
-            _ => settled_reason(&request, now),
         };
         self.stop(
             now,
