@@ -644,3 +644,27 @@ async fn resume_of_an_unknown_request_stops() {
     assert!(matches!(reason, StopReason::UnknownRequest { .. }));
     assert_eq!(w.runs(), 0);
 }
+
+#[tokio::test]
+async fn fallback_continue_lets_the_host_hand_the_refusal_to_the_model() {
+    let w = World::new(
+        "approvals:\n  required_for: [email.send]\n  fallback_when_not_approved: continue\n",
+    );
+    let tool = w.tool();
+    let outcome = tool
+        .call(ToolCall::new(
+            "run-1",
+            "c1",
+            "shell.exec",
+            json!({"cmd": "rm -rf /"}),
+        ))
+        .await
+        .unwrap();
+    let stop = outcome.stopped().expect("no rule names shell.exec");
+    assert!(!stop.ends_run());
+    assert!(
+        stop.message().contains("no rule allows `shell.exec`"),
+        "{}",
+        stop.message()
+    );
+}
