@@ -27,6 +27,11 @@ mod policy;
 mod store;
 mod token;
 
+/// The `serde_json` crate, whose `Value` holds tool arguments, at the version this crate uses.
+pub use serde_json;
+/// The `time` crate, whose `OffsetDateTime` the API uses, at the version this crate uses.
+pub use time;
+
 pub use approval::{
     ApprovalRequest, Approver, ParseRequestIdError, RequestId, RequestState, TransitionError,
 };
