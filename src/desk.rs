@@ -4,9 +4,11 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::clock::Rfc3339Display;
+use serde_json::Value;
+
 use crate::{
-    ApprovalRequest, Approver, AuditError, AuditEvent, Claims, Gate, GateError, RequestId,
-    RequestQuery, RequestState, StoreError, TransitionError,
+    ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, Claims, Effect, Gate, GateError,
+    RequestId, RequestQuery, RequestState, StoreError, TransitionError,
 };
 
 /// A decision could not be made. Nothing changed.
@@ -34,6 +36,25 @@ pub enum DeskError {
         id: RequestId,
         /// When it expired.
         expired_at: OffsetDateTime,
+    },
+    /// The approver may not decide this request: they asked for the call, belong to
+    /// another tenant, lack the tier's roles, or approved it already.
+    #[error("approval request `{id}`: {reason}")]
+    Refused {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        #[source]
+        reason: TransitionError,
+    },
+    /// The edited arguments are refused: the policy denies the edited call, or they are
+    /// beyond the gate's limits.
+    #[error("approval request `{id}`: edit refused: {reason}")]
+    EditRefused {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: String,
     },
     /// The approval store failed.
     #[error("approval store failed")]
@@ -99,8 +120,14 @@ impl Desk {
             .unwrap_or(request))
     }
 
-    /// Approves a pending request. The approval may be used (by `resume`) until the
-    /// approval TTL runs out; it carries a signed token naming `approver`.
+    /// Approves a pending request as `approver`.
+    ///
+    /// Refused ([`DeskError::Refused`]) when the approver asked for the call, belongs to
+    /// another tenant, lacks every role the request's tier names, or approved already.
+    /// When the tier's quorum needs more approvers, the request stays pending with this
+    /// approval counted (audited as `approval_vote`); the approval that completes the
+    /// quorum approves it (`approval_granted`) and signs its token, naming every approver.
+    /// The approval may then be used by `resume` until the approval TTL runs out.
     pub async fn approve(
         &self,
         id: RequestId,
@@ -108,16 +135,69 @@ impl Desk {
     ) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
         let request = self.gate.store().get(id).await?;
-        let approvers = vec![approver.id().to_owned()];
-        let token = self.gate.keys().sign(&claims(&request, approvers, now));
         let next = self
-            .decide(&request, request.approve(approver, token, now), now)
+            .decide(&request, request.approve(approver, now), now)
             .await?;
+        self.record_approval(&request, next, approver, now).await
+    }
+
+    /// Approves a pending request with changed arguments (the "edit" of other
+    /// frameworks): the approval binds to `args`, and `resume` runs the call with them and
+    /// reports what changed, so the host can tell the model.
+    ///
+    /// Refused with [`DeskError::EditRefused`] when the policy denies the edited call or
+    /// the arguments exceed the gate's limits. Approvals given before the edit no longer
+    /// count toward the quorum: they were for other arguments.
+    pub async fn approve_with_edits(
+        &self,
+        id: RequestId,
+        approver: &Approver,
+        args: Value,
+    ) -> Result<ApprovalRequest, DeskError> {
+        let now = self.gate.now();
+        let request = self.gate.store().get(id).await?;
+        let refused = |reason: String| DeskError::EditRefused { id, reason };
+        let hash = ArgsHash::compute_with_limits(&args, self.gate.args_limits())
+            .map_err(|e| refused(e.to_string()))?;
+        let edited = request.call().clone().with_args(args.clone());
+        let decision = self.gate.policy().evaluate(&edited);
+        if decision.effect() == Effect::Deny {
+            let why = decision
+                .reason()
+                .unwrap_or("the policy denies the edited call");
+            return Err(refused(why.to_owned()));
+        }
+        let next = request.approve_with_edits(approver, args, hash, now);
+        let next = self.decide(&request, next, now).await?;
+        self.record_approval(&request, next, approver, now).await
+    }
+
+    /// Signs the token if `next` completes the quorum, and commits it with its record.
+    async fn record_approval(
+        &self,
+        request: &ApprovalRequest,
+        next: ApprovalRequest,
+        approver: &Approver,
+        now: OffsetDateTime,
+    ) -> Result<ApprovalRequest, DeskError> {
+        if next.stored_state() == RequestState::Pending {
+            let event = AuditEvent::ApprovalVote {
+                approver: approver.id().to_owned(),
+                votes: u32::try_from(next.approvers().len()).unwrap_or(u32::MAX),
+                quorum: next.quorum(),
+            };
+            return self.commit(request, next, event, now).await;
+        }
+        let token = self.gate.keys().sign(&claims(&next, now));
+        let next = next.with_token(token);
         let event = AuditEvent::ApprovalGranted {
             approver: approver.id().to_owned(),
+            approvers: next.approvers().to_vec(),
+            approved_args_hash: next.is_edited().then(|| next.approved_args_hash()),
+            changed_fields: next.changed_fields().to_vec(),
             approval_expires_at: next.approval_expires_at().unwrap_or(now),
         };
-        self.commit(&request, next, event, now).await
+        self.commit(request, next, event, now).await
     }
 
     /// Denies a pending request. `feedback` reaches the agent in
@@ -189,6 +269,10 @@ impl Desk {
                 id: request.id(),
                 state,
             }),
+            Err(reason) => Err(DeskError::Refused {
+                id: request.id(),
+                reason,
+            }),
         }
     }
 
@@ -214,17 +298,17 @@ impl Desk {
     }
 }
 
-/// The token claims for approving `request` at `now`.
-fn claims(request: &ApprovalRequest, approvers: Vec<String>, now: OffsetDateTime) -> Claims {
+/// The token claims of `request`, approved at `now`.
+fn claims(request: &ApprovalRequest, now: OffsetDateTime) -> Claims {
     let call = request.call();
     Claims {
         jti: request.id().to_string(),
         run_id: call.run_id().to_owned(),
         call_id: call.call_id().to_owned(),
         tool: call.tool().to_owned(),
-        args_hash: request.args_hash(),
+        args_hash: request.approved_args_hash(),
         policy_version: request.policy_version().to_string(),
-        approvers,
+        approvers: request.approvers().to_vec(),
         iat: now.unix_timestamp(),
         exp: request.approval_expiry(now).unix_timestamp(),
     }

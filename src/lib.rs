@@ -40,13 +40,13 @@ pub use call::{ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, ca
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use desk::{Desk, DeskError};
 pub use gate::{
-    Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
+    ArgsEdit, Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
     PendingApproval, Stop, StopReason, ToolExecutor,
 };
 pub use policy::{
     ApprovalsConfig, Condition, Decision, Effect, Fallback, FieldPath, Op, Policy, PolicyBuilder,
-    PolicyCheck, PolicyConfig, PolicyError, PolicySettings, PolicyVersion, RegexPattern, Rule,
-    RuleConfig, RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
+    PolicyCheck, PolicyConfig, PolicyError, PolicySettings, PolicyVersion, RegexPattern, RoleName,
+    Rule, RuleConfig, RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
 };
 pub use store::{ApprovalStore, Filed, MemoryStore, RequestQuery, StoreError};
 pub use token::{

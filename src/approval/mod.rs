@@ -3,8 +3,10 @@
 //! Nothing here reads a clock or touches a store: every transition takes `now` and returns
 //! the next version of the request, which a store then writes with compare-and-set.
 
+mod approver;
 mod state;
 
+pub use approver::Approver;
 pub use state::RequestState;
 
 use std::fmt;
@@ -12,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -74,24 +77,6 @@ impl FromStr for RequestId {
     }
 }
 
-/// A person who decides approval requests.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Approver {
-    id: String,
-}
-
-impl Approver {
-    /// An approver known to the host by `id`.
-    pub fn new(id: impl Into<String>) -> Self {
-        Approver { id: id.into() }
-    }
-
-    /// The approver's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
 /// Why a transition was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -110,6 +95,32 @@ pub enum TransitionError {
         state: RequestState,
         /// The state the transition needs.
         expected: RequestState,
+    },
+    /// The approver asked for the call: nobody approves their own request.
+    #[error("`{approver}` asked for this call and cannot approve it")]
+    SelfApproval {
+        /// The approver.
+        approver: String,
+    },
+    /// The approver belongs to another tenant than the call.
+    #[error("`{approver}` belongs to another tenant than this call")]
+    WrongTenant {
+        /// The approver.
+        approver: String,
+    },
+    /// The request's tier lets only certain roles approve, and the approver has none.
+    #[error("`{approver}` holds none of the roles that may approve this request ({})", .needed.join(", "))]
+    MissingRole {
+        /// The approver.
+        approver: String,
+        /// The roles that may approve.
+        needed: Vec<String>,
+    },
+    /// The approver approved this request already; a quorum needs distinct people.
+    #[error("`{approver}` approved this request already")]
+    AlreadyApproved {
+        /// The approver.
+        approver: String,
     },
 }
 
@@ -138,7 +149,17 @@ pub struct ApprovalRequest {
     expires_at: OffsetDateTime,
     approval_ttl_secs: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    approver_roles: Vec<String>,
+    #[serde(default = "one")]
+    quorum: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     approvers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approved_args: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approved_args_hash: Option<ArgsHash>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    changed_fields: Vec<String>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
@@ -190,7 +211,16 @@ impl ApprovalRequest {
             created_at: now,
             expires_at: now + decision.decision_ttl(),
             approval_ttl_secs: decision.approval_ttl().as_secs(),
+            approver_roles: decision
+                .approver_roles()
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            quorum: decision.quorum().max(1),
             approvers: Vec::new(),
+            approved_args: None,
+            approved_args_hash: None,
+            changed_fields: Vec::new(),
             decided_at: None,
             decided_by: None,
             feedback: None,
@@ -293,9 +323,41 @@ impl ApprovalRequest {
         self.approval_expires_at.unwrap_or(self.expires_at)
     }
 
-    /// Who approved it.
+    /// Who approved it so far (all of them once approved).
     pub fn approvers(&self) -> &[String] {
         &self.approvers
+    }
+
+    /// The roles that may approve it (from its tier); empty means any approver.
+    pub fn approver_roles(&self) -> &[String] {
+        &self.approver_roles
+    }
+
+    /// How many distinct approvers it needs.
+    pub fn quorum(&self) -> u32 {
+        self.quorum
+    }
+
+    /// The arguments the approval binds to: the edited ones if an approver edited them,
+    /// else the call's own.
+    pub fn approved_args(&self) -> &Value {
+        self.approved_args.as_ref().unwrap_or(self.call.args())
+    }
+
+    /// The hash of [`approved_args`](Self::approved_args).
+    pub fn approved_args_hash(&self) -> ArgsHash {
+        self.approved_args_hash.unwrap_or(self.args_hash)
+    }
+
+    /// Whether an approver changed the arguments.
+    pub fn is_edited(&self) -> bool {
+        self.approved_args.is_some()
+    }
+
+    /// The argument fields an approver changed (`args.to`, …; `args` when the arguments
+    /// are not an object); empty unless edited.
+    pub fn changed_fields(&self) -> &[String] {
+        &self.changed_fields
     }
 
     /// When it was approved, denied, cancelled or timed out.
@@ -348,21 +410,96 @@ impl ApprovalRequest {
         }
     }
 
-    /// Approves a pending request. The approval may be used until `now` plus the approval
-    /// TTL; `token` is the signed proof of it (see [`Keyring::sign`](crate::Keyring::sign)).
+    /// Records `approver`'s approval of a pending request.
+    ///
+    /// Refused when the approver asked for the call, belongs to another tenant, lacks
+    /// every role the tier names, or approved already. The request becomes `Approved` once
+    /// [`quorum`](Self::quorum) distinct approvers have approved; until then it stays
+    /// `Pending` with the approvers so far. An approved request needs its token
+    /// ([`with_token`](Self::with_token)) before it can be used.
     pub fn approve(
         &self,
         approver: &Approver,
-        token: ApprovalToken,
         now: OffsetDateTime,
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect(RequestState::Pending, now)?;
-        let mut next = self.next(RequestState::Approved);
-        next.approvers.push(approver.id.clone());
-        next.decided_at = Some(now);
-        next.approval_expires_at = Some(self.approval_expiry(now));
-        next.token = Some(token);
+        self.check_approver(approver)?;
+        if self.approvers.iter().any(|a| a == approver.id()) {
+            return Err(TransitionError::AlreadyApproved {
+                approver: approver.id().to_owned(),
+            });
+        }
+        let mut next = self.next(RequestState::Pending);
+        next.approvers.push(approver.id().to_owned());
+        if next.approvers.len() >= self.quorum as usize {
+            next.state = RequestState::Approved;
+            next.decided_at = Some(now);
+            next.approval_expires_at = Some(self.approval_expiry(now));
+        }
         Ok(next)
+    }
+
+    /// Records `approver`'s approval with changed arguments: the approval binds to
+    /// `args` (whose hash is `args_hash`), and `resume` runs those.
+    ///
+    /// Approvals given before the edit were for other arguments, so they no longer count:
+    /// the editor is the first approver of the edited call.
+    pub fn approve_with_edits(
+        &self,
+        approver: &Approver,
+        args: Value,
+        args_hash: ArgsHash,
+        now: OffsetDateTime,
+    ) -> Result<ApprovalRequest, TransitionError> {
+        self.expect(RequestState::Pending, now)?;
+        self.check_approver(approver)?;
+        let mut base = self.clone();
+        base.approvers.clear();
+        base.changed_fields = changed_fields(self.call.args(), &args);
+        if args_hash == self.args_hash {
+            base.approved_args = None;
+            base.approved_args_hash = None;
+        } else {
+            base.approved_args = Some(args);
+            base.approved_args_hash = Some(args_hash);
+        }
+        let mut next = base.approve(approver, now)?;
+        next.version = self.version + 1;
+        Ok(next)
+    }
+
+    fn check_approver(&self, approver: &Approver) -> Result<(), TransitionError> {
+        if self.call.requester() == Some(approver.id()) {
+            return Err(TransitionError::SelfApproval {
+                approver: approver.id().to_owned(),
+            });
+        }
+        self.check_scope(approver)
+    }
+
+    /// Tenant and role: who may decide this request at all, approving or denying.
+    fn check_scope(&self, approver: &Approver) -> Result<(), TransitionError> {
+        let id = || approver.id().to_owned();
+        if self.call.tenant_id() != approver.tenant_id() {
+            return Err(TransitionError::WrongTenant { approver: id() });
+        }
+        if !self.approver_roles.is_empty()
+            && !self.approver_roles.iter().any(|r| approver.has_role(r))
+        {
+            return Err(TransitionError::MissingRole {
+                approver: id(),
+                needed: self.approver_roles.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Attaches the signed token of an approved request (see
+    /// [`Keyring::sign`](crate::Keyring::sign)); part of the same transition as the
+    /// approval that completed the quorum.
+    pub fn with_token(mut self, token: ApprovalToken) -> ApprovalRequest {
+        self.token = Some(token);
+        self
     }
 
     /// When an approval given at `now` would expire.
@@ -370,7 +507,9 @@ impl ApprovalRequest {
         now + self.approval_ttl()
     }
 
-    /// Denies a pending request, with an optional message for the agent.
+    /// Denies a pending request, with an optional message for the agent. One denial ends
+    /// it, whatever its quorum. Refused for an approver of another tenant or without the
+    /// tier's roles.
     pub fn deny(
         &self,
         approver: &Approver,
@@ -378,9 +517,10 @@ impl ApprovalRequest {
         now: OffsetDateTime,
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect(RequestState::Pending, now)?;
+        self.check_scope(approver)?;
         let mut next = self.next(RequestState::Denied);
         next.decided_at = Some(now);
-        next.decided_by = Some(approver.id.clone());
+        next.decided_by = Some(approver.id().to_owned());
         next.feedback = feedback;
         Ok(next)
     }
@@ -449,6 +589,29 @@ impl ApprovalRequest {
     }
 }
 
+fn one() -> u32 {
+    1
+}
+
+/// The fields of `original` that `edited` changes, as `args.KEY`; `args` when either is
+/// not an object.
+fn changed_fields(original: &Value, edited: &Value) -> Vec<String> {
+    match (original, edited) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a
+                .keys()
+                .chain(b.keys())
+                .filter(|k| a.get(*k) != b.get(*k))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().map(|k| format!("args.{k}")).collect()
+        }
+        (a, b) if a == b => Vec::new(),
+        _ => vec!["args".to_owned()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,12 +672,12 @@ mod tests {
         let r = request();
         let ann = Approver::new("ann");
         assert_eq!(
-            r.approve(&ann, token(), T0 + secs(300)).unwrap_err(),
+            r.approve(&ann, T0 + secs(300)).unwrap_err(),
             TransitionError::Expired {
                 expired_at: T0 + secs(300)
             }
         );
-        let ok = r.approve(&ann, token(), T0 + secs(299)).unwrap();
+        let ok = r.approve(&ann, T0 + secs(299)).unwrap();
         assert_eq!(ok.stored_state(), RequestState::Approved);
         assert_eq!(ok.version(), r.version() + 1);
         assert_eq!(ok.approvers(), ["ann"]);
@@ -523,7 +686,7 @@ mod tests {
     #[test]
     fn approval_expires_after_its_own_ttl() {
         let r = request()
-            .approve(&Approver::new("ann"), token(), T0 + secs(10))
+            .approve(&Approver::new("ann"), T0 + secs(10))
             .unwrap();
         assert_eq!(r.state_at(T0 + secs(69)), RequestState::Approved);
         assert_eq!(r.state_at(T0 + secs(70)), RequestState::Expired);
@@ -538,7 +701,7 @@ mod tests {
         let ann = Approver::new("ann");
         let denied = r.deny(&ann, Some("no".into()), T0).unwrap();
         assert_eq!(
-            denied.approve(&ann, token(), T0).unwrap_err(),
+            denied.approve(&ann, T0).unwrap_err(),
             TransitionError::WrongState {
                 state: RequestState::Denied,
                 expected: RequestState::Pending
@@ -550,9 +713,7 @@ mod tests {
 
     #[test]
     fn claim_then_finish() {
-        let r = request()
-            .approve(&Approver::new("ann"), token(), T0)
-            .unwrap();
+        let r = request().approve(&Approver::new("ann"), T0).unwrap();
         let running = r.claim(T0).unwrap();
         assert_eq!(running.stored_state(), RequestState::Executing);
         assert!(running.claim(T0).is_err(), "an approval is claimed once");
@@ -575,11 +736,120 @@ mod tests {
     #[test]
     fn round_trips_through_json() {
         let r = request()
-            .approve(&Approver::new("ann"), token(), T0)
-            .unwrap();
+            .approve(&Approver::new("ann"), T0)
+            .unwrap()
+            .with_token(token());
         let text = serde_json::to_string(&r).unwrap();
         let back: ApprovalRequest = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), text);
         assert_eq!(back.token().unwrap().as_str(), r.token().unwrap().as_str());
+    }
+
+    fn request_with(tier: &str, call: ToolCall) -> ApprovalRequest {
+        let policy = Policy::from_yaml_str(&format!(
+            "tiers:\n  {tier}\nrules:\n  - {{ id: r, tool: payments.refund, effect: approval_required, tier: t }}\n"
+        ))
+        .unwrap();
+        let decision = policy.evaluate(&call);
+        let hash = call.args_hash().unwrap();
+        ApprovalRequest::new(
+            RequestId::new(),
+            call,
+            hash,
+            &decision,
+            policy.version().clone(),
+            T0,
+        )
+    }
+
+    fn refund() -> ToolCall {
+        ToolCall::new(
+            "r",
+            "c",
+            "payments.refund",
+            json!({"amount": 500, "to": "acct-1"}),
+        )
+        .requested_by("bob")
+        .tenant("acme")
+    }
+
+    #[test]
+    fn a_quorum_needs_that_many_distinct_approvers() {
+        let r = request_with("t: { approvers: [finance], quorum: 2 }", refund());
+        let ann = Approver::new("ann").role("finance").tenant("acme");
+        let cid = Approver::new("cid").role("finance").tenant("acme");
+        let one = r.approve(&ann, T0).unwrap();
+        assert_eq!(one.stored_state(), RequestState::Pending);
+        assert_eq!(one.approvers(), ["ann"]);
+        assert_eq!(
+            one.approve(&ann, T0).unwrap_err(),
+            TransitionError::AlreadyApproved {
+                approver: "ann".into()
+            }
+        );
+        let two = one.approve(&cid, T0).unwrap();
+        assert_eq!(two.stored_state(), RequestState::Approved);
+        assert_eq!(two.approvers(), ["ann", "cid"]);
+    }
+
+    #[test]
+    fn approver_refusals_change_nothing() {
+        let r = request_with("t: { approvers: [finance] }", refund());
+        let cases = [
+            (
+                Approver::new("bob").role("finance").tenant("acme"),
+                TransitionError::SelfApproval {
+                    approver: "bob".into(),
+                },
+            ),
+            (
+                Approver::new("eve").role("finance").tenant("globex"),
+                TransitionError::WrongTenant {
+                    approver: "eve".into(),
+                },
+            ),
+            (
+                Approver::new("eve").role("finance"),
+                TransitionError::WrongTenant {
+                    approver: "eve".into(),
+                },
+            ),
+            (
+                Approver::new("dan").role("support").tenant("acme"),
+                TransitionError::MissingRole {
+                    approver: "dan".into(),
+                    needed: vec!["finance".into()],
+                },
+            ),
+        ];
+        for (approver, want) in cases {
+            assert_eq!(r.approve(&approver, T0).unwrap_err(), want);
+        }
+    }
+
+    #[test]
+    fn an_edit_rebinds_the_approval_and_resets_earlier_votes() {
+        let r = request_with("t: { quorum: 2 }", refund());
+        let ann = Approver::new("ann").tenant("acme");
+        let cid = Approver::new("cid").tenant("acme");
+        let voted = r.approve(&ann, T0).unwrap();
+        let edited_args = json!({"amount": 50, "to": "acct-1"});
+        let hash = ArgsHash::compute(&edited_args).unwrap();
+        let edited = voted
+            .approve_with_edits(&cid, edited_args.clone(), hash, T0)
+            .unwrap();
+        assert_eq!(edited.version(), voted.version() + 1);
+        assert_eq!(edited.approvers(), ["cid"], "ann approved other arguments");
+        assert_eq!(edited.stored_state(), RequestState::Pending);
+        assert_eq!(edited.approved_args(), &edited_args);
+        assert_eq!(edited.approved_args_hash(), hash);
+        assert_eq!(
+            edited.args_hash(),
+            r.args_hash(),
+            "the filed call is unchanged"
+        );
+        assert_eq!(edited.changed_fields(), ["args.amount"]);
+        let done = edited.approve(&ann, T0).unwrap();
+        assert_eq!(done.stored_state(), RequestState::Approved);
     }
 }

@@ -118,10 +118,29 @@ pub enum AuditEvent {
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
-    /// A person approved the request.
-    ApprovalGranted {
+    /// An approver approved a request whose quorum needs more approvers; it stays pending.
+    ApprovalVote {
         /// Who.
         approver: String,
+        /// Approvals so far, this one included.
+        votes: u32,
+        /// Approvals needed.
+        quorum: u32,
+    },
+    /// The request is approved (its quorum met): it may now be used.
+    ApprovalGranted {
+        /// Who gave the approval that completed it.
+        approver: String,
+        /// Everyone who approved it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+        /// The hash of the arguments as edited by an approver, when edited; the record's
+        /// `args_hash` is the call as filed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approved_args_hash: Option<ArgsHash>,
+        /// The argument fields the edit changed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed_fields: Vec<String>,
         /// Until when the approval may be used.
         #[serde(with = "time::serde::rfc3339")]
         approval_expires_at: OffsetDateTime,
@@ -151,6 +170,9 @@ pub enum AuditEvent {
     ExecutionStarted {
         /// Who approved it.
         approvers: Vec<String>,
+        /// The hash of the arguments the tool runs with, when an approver edited them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approved_args_hash: Option<ArgsHash>,
     },
     /// The tool ran and succeeded.
     Executed {
@@ -180,6 +202,7 @@ impl AuditEvent {
             AuditEvent::Allow { .. } => "allow",
             AuditEvent::PolicyDenied { .. } => "policy_denied",
             AuditEvent::ApprovalRequired { .. } => "approval_required",
+            AuditEvent::ApprovalVote { .. } => "approval_vote",
             AuditEvent::ApprovalGranted { .. } => "approval_granted",
             AuditEvent::ApprovalDenied { .. } => "approval_denied",
             AuditEvent::ApprovalTimeout { .. } => "approval_timeout",

@@ -2,7 +2,9 @@
 
 use time::OffsetDateTime;
 
-use super::outcome::{Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason};
+use super::outcome::{
+    ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason,
+};
 use super::{Gate, GateError, request_record};
 use crate::{
     ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Decision, Effect, Execution, Expectations,
@@ -87,6 +89,7 @@ impl<E: ToolExecutor> Gated<E> {
                 Ok(GateOutcome::Executed(Executed {
                     result,
                     request_id: None,
+                    edit: None,
                     unrecorded,
                 }))
             }
@@ -227,6 +230,17 @@ impl<E: ToolExecutor> Gated<E> {
     ) -> Result<Outcome<E>, GateError> {
         let id = request.id();
         let hash = request.args_hash();
+        // What runs is the approved call: with an approver's edits, if any.
+        let edit = request.is_edited().then(|| ArgsEdit {
+            original_args_hash: request.args_hash(),
+            approved_args_hash: request.approved_args_hash(),
+            args: request.approved_args().clone(),
+            changed_fields: request.changed_fields().to_vec(),
+        });
+        let call = match &edit {
+            Some(edit) => call.with_args(edit.args.clone()),
+            None => call,
+        };
         // The policy in force now decides whether the approved call may still run.
         let decision = policy.evaluate(&call);
         if decision.effect() == Effect::Deny {
@@ -260,6 +274,7 @@ impl<E: ToolExecutor> Gated<E> {
         };
         let event = AuditEvent::ExecutionStarted {
             approvers: request.approvers().to_vec(),
+            approved_args_hash: edit.as_ref().map(|e| e.approved_args_hash),
         };
         match self.gate.commit(&request, &claimed, event, now).await {
             Ok(()) => {}
@@ -291,6 +306,7 @@ impl<E: ToolExecutor> Gated<E> {
         Ok(GateOutcome::Executed(Executed {
             result,
             request_id: Some(id),
+            edit,
             unrecorded,
         }))
     }
@@ -391,7 +407,7 @@ fn mismatch(
         Some(MismatchField::RunId)
     } else if approved.call_id() != call.call_id() {
         Some(MismatchField::CallId)
-    } else if request.args_hash() != *args_hash {
+    } else if request.args_hash() != *args_hash && request.approved_args_hash() != *args_hash {
         Some(MismatchField::Args)
     } else {
         None
@@ -411,7 +427,7 @@ fn verify_token(
         }))?;
     let call = request.call();
     let id = request.id().to_string();
-    let hash = request.args_hash();
+    let hash = request.approved_args_hash();
     let version = request.policy_version().to_string();
     let expected = Expectations::new(call.tool(), &hash, call.run_id())
         .call_id(call.call_id())

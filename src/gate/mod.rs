@@ -6,7 +6,9 @@ mod outcome;
 
 pub use executor::{Execution, ToolExecutor};
 pub use gated::Gated;
-pub use outcome::{Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason};
+pub use outcome::{
+    ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason,
+};
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};

@@ -2,10 +2,11 @@
 
 use std::fmt;
 
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::GateError;
-use crate::{ApprovalRequest, ArgsError, Fallback, RequestId, RequestState, TokenError};
+use crate::{ApprovalRequest, ArgsError, ArgsHash, Fallback, RequestId, RequestState, TokenError};
 
 /// What became of a gated call. A value, not an error: `Err(GateError)` is kept for
 /// infrastructure faults.
@@ -65,10 +66,28 @@ pub struct Executed<T, E> {
     pub result: Result<T, E>,
     /// The approval request it ran under; `None` when the policy allowed it outright.
     pub request_id: Option<RequestId>,
+    /// Set when an approver edited the arguments: the tool ran with the edited ones, and
+    /// the host should tell the model what changed.
+    pub edit: Option<ArgsEdit>,
     /// Set when the tool ran but its result could not be recorded (store or audit sink
     /// failed afterwards): the request stays `Executing`, in doubt, and the audit trail
     /// lacks the result. The output is still handed back, since the write happened.
     pub unrecorded: Option<GateError>,
+}
+
+/// How an approver changed a call's arguments before approving it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ArgsEdit {
+    /// The hash of the arguments the model proposed.
+    pub original_args_hash: ArgsHash,
+    /// The hash of the arguments that were approved and run.
+    pub approved_args_hash: ArgsHash,
+    /// The arguments that were approved and run.
+    pub args: Value,
+    /// The fields that changed (`args.to`, …; `args` when the arguments are not an
+    /// object).
+    pub changed_fields: Vec<String>,
 }
 
 /// A call waiting for a person. Nothing ran.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use super::condition::Condition;
 use super::config::{PolicyConfig, RuleConfig, TierConfig};
 use super::effect::{Effect, Fallback};
-use super::names::{RuleId, TierName, TtlSeconds};
+use super::names::{RoleName, RuleId, TierName, TtlSeconds};
 use super::pattern::ToolPattern;
+use super::validate;
 use super::{Policy, PolicyCheck, PolicyError};
 
 /// Builds a [`Policy`] in code. Each setter mirrors a key of the YAML config; values are
@@ -20,7 +21,7 @@ use super::{Policy, PolicyCheck, PolicyError};
 ///
 /// let policy = Policy::builder()
 ///     .require_approval_for("email.send")
-///     .tier("high", Tier::new().ttl_seconds(600))
+///     .tier("high", Tier::new().ttl_seconds(600).approvers(["finance-lead"]).quorum(2))
 ///     .rule(Rule::allow("reads").tool("*.read"))
 ///     .rule(
 ///         Rule::approval_required("refunds-large")
@@ -35,6 +36,8 @@ use super::{Policy, PolicyCheck, PolicyError};
 /// let decision = policy.evaluate(&call);
 /// assert_eq!(decision.effect(), Effect::ApprovalRequired);
 /// assert_eq!(decision.decision_ttl().as_secs(), 600);
+/// assert_eq!(&*decision.approver_roles()[0], "finance-lead");
+/// assert_eq!(decision.quorum(), 2);
 /// # Ok::<(), approval_gate::PolicyError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
@@ -289,10 +292,12 @@ pub struct Tier {
     ttl_seconds: Option<u64>,
     approval_ttl_seconds: Option<u64>,
     description: Option<String>,
+    approvers: Vec<String>,
+    quorum: Option<u32>,
 }
 
 impl Tier {
-    /// A tier with the default TTLs.
+    /// A tier with the default TTLs, any approver role and a quorum of 1.
     pub fn new() -> Tier {
         Tier::default()
     }
@@ -315,15 +320,49 @@ impl Tier {
         self
     }
 
+    /// `approvers`: adds roles that may approve requests in this tier (none added: any
+    /// role may). Each role may be given once.
+    pub fn approvers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.approvers.extend(roles.into_iter().map(Into::into));
+        self
+    }
+
+    /// `quorum`: how many distinct approvers a request in this tier needs, from 1 to 10.
+    pub fn quorum(mut self, approvers: u32) -> Self {
+        self.quorum = Some(approvers);
+        self
+    }
+
     fn into_config(self, at: &str) -> Result<TierConfig, PolicyError> {
         let ttl = |secs: Option<u64>, key: &str| {
             secs.map(|s| TtlSeconds::new(s).map_err(|e| e.at_field(format!("{at}.{key}"))))
                 .transpose()
         };
+        let mut approvers: Vec<RoleName> = Vec::with_capacity(self.approvers.len());
+        for (i, role) in self.approvers.into_iter().enumerate() {
+            let role =
+                RoleName::new(role).map_err(|e| e.at_field(format!("{at}.approvers[{i}]")))?;
+            if let Some(first) = approvers.iter().position(|r| *r == role) {
+                return Err(PolicyError::config(
+                    format!("{at}.approvers[{i}]"),
+                    validate::duplicate_role_message(role.as_str(), first),
+                ));
+            }
+            approvers.push(role);
+        }
+        let quorum = self
+            .quorum
+            .map(|n| {
+                validate::check_quorum(u64::from(n))
+                    .map_err(|m| PolicyError::config(format!("{at}.quorum"), m))
+            })
+            .transpose()?;
         Ok(TierConfig {
             ttl_seconds: ttl(self.ttl_seconds, "ttl_seconds")?,
             approval_ttl_seconds: ttl(self.approval_ttl_seconds, "approval_ttl_seconds")?,
             description: self.description,
+            approvers,
+            quorum,
         })
     }
 }

@@ -24,6 +24,10 @@ pub(crate) struct CompiledRule {
     pub(crate) tier: Option<Arc<str>>,
     pub(crate) decision_ttl: Duration,
     pub(crate) approval_ttl: Duration,
+    /// The tier's `approvers`, shared with the tier; `None` when any role may approve.
+    pub(crate) approvers: Option<Arc<[Arc<str>]>>,
+    /// The tier's `quorum`, 1 when it sets none.
+    pub(crate) quorum: u32,
 }
 
 impl CompiledRule {
@@ -36,6 +40,8 @@ impl CompiledRule {
             tier: self.tier.clone(),
             decision_ttl: self.decision_ttl,
             approval_ttl: self.approval_ttl,
+            approvers: self.approvers.clone(),
+            quorum: self.quorum,
             is_default: false,
         }
     }
@@ -52,6 +58,8 @@ impl CompiledRule {
                 .into(),
             ),
             tier: None,
+            approvers: None,
+            quorum: 1,
             ..self.decision()
         }
     }
@@ -64,6 +72,16 @@ pub(crate) struct Ttls {
     pub(crate) approval: Duration,
 }
 
+/// A tier, with the defaults filled in.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledTier {
+    pub(crate) ttls: Ttls,
+    /// `approvers`; `None` when the tier lists none (any role may approve).
+    pub(crate) approvers: Option<Arc<[Arc<str>]>>,
+    /// `quorum`, 1 when the tier sets none.
+    pub(crate) quorum: u32,
+}
+
 /// A config compiled for evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
@@ -72,7 +90,7 @@ pub(crate) struct Compiled {
     pub(crate) index: ToolIndex,
     pub(crate) default_effect: Effect,
     pub(crate) defaults: Ttls,
-    pub(crate) tiers: HashMap<Arc<str>, Ttls>,
+    pub(crate) tiers: HashMap<Arc<str>, CompiledTier>,
 }
 
 /// What the rules (without host checks) found for a call.
@@ -89,7 +107,7 @@ impl Compiled {
             decision: config.approvals.ttl_seconds.as_duration(),
             approval: config.approvals.approval_ttl_seconds.as_duration(),
         };
-        let tiers: HashMap<Arc<str>, Ttls> = config
+        let tiers: HashMap<Arc<str>, CompiledTier> = config
             .tiers
             .iter()
             .map(|(name, tier)| {
@@ -101,7 +119,18 @@ impl Compiled {
                         .approval_ttl_seconds
                         .map_or(defaults.approval, |t| t.as_duration()),
                 };
-                (Arc::from(name.as_str()), ttls)
+                let approvers = (!tier.approvers.is_empty()).then(|| {
+                    tier.approvers
+                        .iter()
+                        .map(|role| Arc::from(role.as_str()))
+                        .collect()
+                });
+                let compiled = CompiledTier {
+                    ttls,
+                    approvers,
+                    quorum: tier.quorum.unwrap_or(1),
+                };
+                (Arc::from(name.as_str()), compiled)
             })
             .collect();
         let mut rules = Vec::new();
@@ -116,6 +145,8 @@ impl Compiled {
                 tier: None,
                 decision_ttl: defaults.decision,
                 approval_ttl: defaults.approval,
+                approvers: None,
+                quorum: 1,
             });
         }
         for rule in &config.rules {
@@ -123,7 +154,7 @@ impl Compiled {
                 .tier
                 .as_ref()
                 .and_then(|t| tiers.get_key_value(t.as_str()));
-            let tier_ttls = tier.map_or(defaults, |(_, ttls)| *ttls);
+            let tier_ttls = tier.map_or(defaults, |(_, t)| t.ttls);
             let n = rules.len() as u32;
             for pattern in &rule.tools {
                 index.insert(pattern.as_str(), n);
@@ -149,6 +180,8 @@ impl Compiled {
                 approval_ttl: rule
                     .approval_ttl_seconds
                     .map_or(tier_ttls.approval, |t| t.as_duration()),
+                approvers: tier.and_then(|(_, t)| t.approvers.clone()),
+                quorum: tier.map_or(1, |(_, t)| t.quorum),
             });
         }
         Compiled {
@@ -187,12 +220,23 @@ impl Compiled {
         Ok(found)
     }
 
-    /// The TTLs for a decision in `tier`: the tier's if the config has it, else the
-    /// defaults.
-    pub(crate) fn ttls_for(&self, tier: Option<&str>) -> Ttls {
-        tier.and_then(|t| self.tiers.get(t))
-            .copied()
-            .unwrap_or(self.defaults)
+    /// Gives a host check's decision the TTLs, approvers and quorum of its tier if the
+    /// config has that tier, else the defaults (any role, one approver).
+    pub(crate) fn fill_from_tier(&self, decision: &mut Decision) {
+        match decision.tier.as_deref().and_then(|t| self.tiers.get(t)) {
+            Some(tier) => {
+                decision.decision_ttl = tier.ttls.decision;
+                decision.approval_ttl = tier.ttls.approval;
+                decision.approvers = tier.approvers.clone();
+                decision.quorum = tier.quorum;
+            }
+            None => {
+                decision.decision_ttl = self.defaults.decision;
+                decision.approval_ttl = self.defaults.approval;
+                decision.approvers = None;
+                decision.quorum = 1;
+            }
+        }
     }
 
     /// The decision when no rule and no check matched.
@@ -215,6 +259,8 @@ impl Compiled {
             tier: None,
             decision_ttl: self.defaults.decision,
             approval_ttl: self.defaults.approval,
+            approvers: None,
+            quorum: 1,
             is_default: true,
         }
     }

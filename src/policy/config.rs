@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::condition::Condition;
 use super::effect::{Effect, Fallback};
 use super::load;
-use super::names::{RuleId, TierName, TtlSeconds};
+use super::names::{RoleName, RuleId, TierName, TtlSeconds};
 use super::pattern::ToolPattern;
 use super::validate;
 
@@ -101,6 +101,21 @@ pub struct TierConfig {
     /// `description`: what the tier is for, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `approvers`: the roles that may approve requests in this tier, each listed once;
+    /// empty means any approver role may. Decisions carry it as
+    /// [`Decision::approver_roles`](crate::Decision::approver_roles).
+    #[serde(
+        deserialize_with = "deserialize_approvers",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub approvers: Vec<RoleName>,
+    /// `quorum`: how many distinct approvers a request in this tier needs, from 1 to 10;
+    /// `None` means 1. Decisions carry it as [`Decision::quorum`](crate::Decision::quorum).
+    #[serde(
+        deserialize_with = "deserialize_quorum",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quorum: Option<u32>,
 }
 
 /// One rule under `rules`.
@@ -268,4 +283,80 @@ fn deserialize_tiers<'de, D: Deserializer<'de>>(
         }
     }
     d.deserialize_map(V)
+}
+
+/// A tier's `approvers`: role names, a role listed twice being an error at its second
+/// entry.
+fn deserialize_approvers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RoleName>, D::Error> {
+    // The duplicate check runs inside the element's own visitor, so serde_yaml marks the
+    // error with the element's index and line.
+    struct RoleSeed<'a>(&'a [RoleName]);
+    impl<'de> DeserializeSeed<'de> for RoleSeed<'_> {
+        type Value = RoleName;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RoleName, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for RoleSeed<'_> {
+        type Value = RoleName;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a role name")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<RoleName, E> {
+            let role = RoleName::parse(s).map_err(E::custom)?;
+            match self.0.iter().position(|r| *r == role) {
+                Some(first) => Err(E::custom(validate::duplicate_role_message(s, first))),
+                None => Ok(role),
+            }
+        }
+    }
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<RoleName>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of role names")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<RoleName> = Vec::new();
+            while let Some(role) = seq.next_element_seed(RoleSeed(&out))? {
+                out.push(role);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
+}
+
+/// A tier's `quorum`: a whole number from 1 to [`validate::MAX_QUORUM`]; `null` is no
+/// quorum.
+fn deserialize_quorum<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u32>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number of approvers")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<u32>, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u32>, E> {
+            validate::check_quorum(v).map(Some).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u32>, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(validate::quorum_message(v))),
+            }
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u32>, E> {
+            Err(E::custom(validate::quorum_message(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u32>, E> {
+            Err(E::custom(validate::quorum_message(v)))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<u32>, E> {
+            Err(E::custom(validate::quorum_message(v)))
+        }
+    }
+    d.deserialize_any(V)
 }

@@ -27,6 +27,9 @@ pub(crate) const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(900);
 /// assert_eq!(d.rule_ids().len(), 1);
 /// assert_eq!(&*d.rule_ids()[0], "refunds-large");
 /// assert_eq!(d.tier(), Some("high"));
+/// // Until a policy joins it, a host decision lets any role approve, once.
+/// assert!(d.approver_roles().is_empty());
+/// assert_eq!(d.quorum(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -36,6 +39,10 @@ pub struct Decision {
     pub(crate) tier: Option<Arc<str>>,
     pub(crate) decision_ttl: Duration,
     pub(crate) approval_ttl: Duration,
+    /// The tier's `approvers`, shared with the compiled tier; `None` for any role.
+    pub(crate) approvers: Option<Arc<[Arc<str>]>>,
+    /// The tier's `quorum`; at least 1.
+    pub(crate) quorum: u32,
     pub(crate) is_default: bool,
 }
 
@@ -86,6 +93,8 @@ impl Decision {
             tier: None,
             decision_ttl: DEFAULT_DECISION_TTL,
             approval_ttl: DEFAULT_APPROVAL_TTL,
+            approvers: None,
+            quorum: 1,
             is_default: false,
         }
     }
@@ -102,8 +111,9 @@ impl Decision {
 
     /// A decision that makes the call wait for a person, saying why, for host checks.
     ///
-    /// When a policy joins this decision it fills in the TTLs: those of the decision's tier
-    /// if the policy's config names that tier, else the config's `approvals` defaults.
+    /// When a policy joins this decision it fills in the TTLs, the approver roles and the
+    /// quorum: those of the decision's tier if the policy's config names that tier, else
+    /// the config's `approvals` TTLs, any role and a quorum of 1.
     pub fn approval_required(reason: impl Into<Arc<str>>) -> Decision {
         Decision::new(Effect::ApprovalRequired, Some(reason.into()))
     }
@@ -152,6 +162,20 @@ impl Decision {
     /// How long an approval may wait to be used once given.
     pub fn approval_ttl(&self) -> Duration {
         self.approval_ttl
+    }
+
+    /// The roles that may approve this call, from the deciding rule's tier (its
+    /// `approvers`); empty when any approver role may. Meaningful for
+    /// [`Effect::ApprovalRequired`].
+    pub fn approver_roles(&self) -> &[Arc<str>] {
+        self.approvers.as_deref().unwrap_or(&[])
+    }
+
+    /// How many distinct approvers this call needs, from the deciding rule's tier (its
+    /// `quorum`); 1 when there is no tier or the tier sets none. Meaningful for
+    /// [`Effect::ApprovalRequired`].
+    pub fn quorum(&self) -> u32 {
+        self.quorum
     }
 
     /// True when no rule and no check matched the call and the config's `policy.default`

@@ -198,10 +198,10 @@ mod tests {
             "unknown field `defualt`",
         );
         fails_at(
-            "\ntiers:\n  high:\n    ttl_seconds: 60\n    quorum: 2\n",
-            "tiers.high.quorum",
+            "\ntiers:\n  high:\n    ttl_seconds: 60\n    quorom: 2\n",
+            "tiers.high.quorom",
             4,
-            "unknown field `quorum`",
+            "unknown field `quorom`",
         );
         fails_at(
             "\nrules:\n  - id: r\n    tool: a\n    effect: allow\n    resaon: typo\n",
@@ -465,6 +465,63 @@ approvals:
                 "rules:\n  - { id: a, tool: x, effect: deny }\n  - { id: b, tool: x, effect: deny }\n  - { id: c, tool: x, effect: allow, when: { field: args.a, exists: true } }\n"
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_quorum_outside_one_to_ten_or_not_a_whole_number_is_refused() {
+        for bad in ["0", "11", "-1", "1.5", "two", "'2'", "true", "4294967297"] {
+            fails_at(
+                &format!("\ntiers:\n  high:\n    ttl_seconds: 60\n    quorum: {bad}\n"),
+                "tiers.high.quorum",
+                4,
+                "a quorum is a whole number of approvers from 1 to 10, found `",
+            );
+        }
+        fails_at(
+            "\ntiers:\n  critical: { quorum: 0 }\n",
+            "tiers.critical.quorum",
+            2,
+            "found `0`",
+        );
+        for good in ["1", "10"] {
+            assert!(
+                Policy::from_yaml_str(&format!("tiers:\n  high: {{ quorum: {good} }}\n")).is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn approver_roles_must_be_well_formed_and_listed_once() {
+        fails_at(
+            "\ntiers:\n  high:\n    approvers:\n      - finance-lead\n      - ''\n",
+            "tiers.high.approvers[1]",
+            5,
+            "empty role name",
+        );
+        fails_at(
+            "\ntiers:\n  high:\n    approvers: [finance-lead, 'chief officer']\n",
+            "tiers.high.approvers[1]",
+            3,
+            "role name `chief officer` has the character ` `; use letters, digits and `_` `.` `:` `-`",
+        );
+        fails_at(
+            "\ntiers:\n  high:\n    approvers: [cfo/eu]\n",
+            "tiers.high.approvers[0]",
+            3,
+            "has the character `/`",
+        );
+        fails_at(
+            "\ntiers:\n  high:\n    approvers:\n      - cfo\n      - finance-lead\n      - cfo\n",
+            "tiers.high.approvers[2]",
+            6,
+            "duplicate role `cfo`, already listed at approvers[0]",
+        );
+        fails_at(
+            "\ntiers:\n  high:\n    approvers: cfo\n",
+            "tiers.high.approvers",
+            3,
+            "expected a list of role names",
         );
     }
 

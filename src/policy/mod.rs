@@ -39,7 +39,7 @@ pub use config::{ApprovalsConfig, PolicyConfig, PolicySettings, RuleConfig, Tier
 pub use decision::Decision;
 pub use effect::{Effect, Fallback};
 pub use error::PolicyError;
-pub use names::{RuleId, TierName, TtlSeconds};
+pub use names::{RoleName, RuleId, TierName, TtlSeconds};
 pub use path::FieldPath;
 pub use pattern::ToolPattern;
 pub use regex_pattern::RegexPattern;
@@ -122,15 +122,14 @@ struct NamedCheck {
 }
 
 impl NamedCheck {
-    /// The check's decision, with its id first and TTLs from the policy.
+    /// The check's decision, with its id first and the TTLs, approvers and quorum of its
+    /// tier (or the defaults) from the policy.
     fn join(&self, mut decision: Decision, compiled: &Compiled) -> Decision {
         let own = std::mem::replace(&mut decision.rule_ids, RuleIds::One(self.id.clone()));
         for id in own_ids(&own) {
             decision.rule_ids.push(id.clone());
         }
-        let ttls = compiled.ttls_for(decision.tier.as_deref());
-        decision.decision_ttl = ttls.decision;
-        decision.approval_ttl = ttls.approval;
+        compiled.fill_from_tier(&mut decision);
         decision.is_default = false;
         decision
     }
@@ -671,7 +670,7 @@ policy:
         let p = policy(
             "
 tiers:
-  high: { ttl_seconds: 600, description: risky }
+  high: { ttl_seconds: 600, description: risky, approvers: [cfo, finance-lead], quorum: 2 }
 rules:
   - id: r
     tools: [db.write]
@@ -909,6 +908,212 @@ rules:
         assert_eq!(
             p.evaluate(&call("files.list", json!({}))).effect(),
             Effect::Allow
+        );
+    }
+
+    #[test]
+    fn the_seed_version_is_pinned() {
+        // Computed before tiers had `approvers` and `quorum`: keys a config leaves out
+        // are not written into the canonical form, so existing versions stay as they were.
+        assert_eq!(
+            policy(SEED).version().as_str(),
+            "7656fca1f71a25b5bc87eb0609f48bc898484ff3b7857fb16386a7e69b4fdd2c"
+        );
+        let tiered = "tiers:\n  high: { ttl_seconds: 600, description: money moves }\nrules:\n  - { id: r, tool: x, effect: approval_required, tier: high }\n";
+        assert_eq!(
+            policy(tiered).version().as_str(),
+            "fbfee3b92815b3f0507b5aff19e1e5f5308a28b54e04aecda7000ae21a3d0cb3"
+        );
+        // Setting them is meaning, so it changes the version.
+        let with_quorum = tiered.replace(
+            "description: money moves",
+            "description: money moves, quorum: 2",
+        );
+        assert_ne!(policy(tiered).version(), policy(&with_quorum).version());
+        let with_roles = tiered.replace(
+            "description: money moves",
+            "description: money moves, approvers: [cfo]",
+        );
+        assert_ne!(policy(tiered).version(), policy(&with_roles).version());
+    }
+
+    #[test]
+    fn a_tier_gives_its_approver_roles_and_quorum_to_decisions() {
+        let p = policy(
+            "
+approvals:
+  required_for: [email.send]
+tiers:
+  critical: { approvers: [cfo, finance-lead], quorum: 2 }
+  high: { approvers: [finance-lead] }
+  low: { quorum: 3 }
+  plain: {}
+rules:
+  - { id: wire, tool: payments.wire, effect: approval_required, tier: critical }
+  - { id: refund, tool: payments.refund, effect: approval_required, tier: high }
+  - { id: export, tool: crm.export, effect: approval_required, tier: low }
+  - { id: note, tool: crm.note, effect: approval_required, tier: plain }
+  - { id: untiered, tool: crm.merge, effect: approval_required }
+  - { id: reads, tool: '*.read', effect: allow, tier: critical }
+  - { id: drop, tool: db.drop, effect: deny, tier: critical }
+  - { id: bad, tool: pay.check, effect: approval_required, tier: critical, when: { field: args.n, gt: 1 } }
+",
+        );
+        let roles_and_quorum = |tool: &str, args: Value| {
+            let d = p.evaluate(&call(tool, args));
+            let roles: Vec<String> = d.approver_roles().iter().map(|r| r.to_string()).collect();
+            (d.effect(), roles, d.quorum())
+        };
+        assert_eq!(
+            roles_and_quorum("payments.wire", json!({})),
+            (
+                Effect::ApprovalRequired,
+                vec!["cfo".to_owned(), "finance-lead".to_owned()],
+                2
+            )
+        );
+        assert_eq!(
+            roles_and_quorum("payments.refund", json!({})),
+            (Effect::ApprovalRequired, vec!["finance-lead".to_owned()], 1),
+            "no quorum: one approver"
+        );
+        assert_eq!(
+            roles_and_quorum("crm.export", json!({})),
+            (Effect::ApprovalRequired, vec![], 3),
+            "no approvers: any role"
+        );
+        for tool in ["crm.note", "crm.merge", "email.send", "nothing.matches"] {
+            let (_, roles, quorum) = roles_and_quorum(tool, json!({}));
+            assert!(roles.is_empty(), "{tool}");
+            assert_eq!(quorum, 1, "{tool}");
+        }
+        // Other effects carry the tier's values too, harmlessly.
+        assert_eq!(roles_and_quorum("files.read", json!({})).2, 2);
+        assert_eq!(roles_and_quorum("db.drop", json!({})).2, 2);
+        // A rule that cannot be evaluated denies without its tier.
+        let (effect, roles, quorum) = roles_and_quorum("pay.check", json!({"n": "x"}));
+        assert_eq!(effect, Effect::Deny);
+        assert!(roles.is_empty());
+        assert_eq!(quorum, 1);
+
+        // Every decision of a tier shares the tier's one list of roles.
+        let a = p.evaluate(&call("payments.wire", json!({})));
+        let b = p.evaluate(&call("files.read", json!({})));
+        assert!(std::ptr::eq(a.approver_roles(), b.approver_roles()));
+    }
+
+    #[test]
+    fn a_host_check_decision_takes_its_tiers_roles_and_quorum() {
+        let p = policy(
+            "
+policy: { default: allow }
+tiers:
+  critical: { approvers: [cfo], quorum: 2, ttl_seconds: 60 }
+",
+        )
+        .with_check("wires", |c: &ToolCall| {
+            (c.tool() == "payments.wire")
+                .then(|| Decision::approval_required("wires need two").with_tier("critical"))
+        })
+        .with_check("exports", |c: &ToolCall| {
+            (c.tool() == "crm.export")
+                .then(|| Decision::approval_required("exports need a look").with_tier("unknown"))
+        });
+        let wire = p.evaluate(&call("payments.wire", json!({})));
+        assert_eq!(ids(&wire), ["check:wires"]);
+        assert_eq!(wire.approver_roles().len(), 1);
+        assert_eq!(&*wire.approver_roles()[0], "cfo");
+        assert_eq!(wire.quorum(), 2);
+        assert_eq!(wire.decision_ttl(), Duration::from_secs(60));
+        let export = p.evaluate(&call("crm.export", json!({})));
+        assert!(export.approver_roles().is_empty());
+        assert_eq!(export.quorum(), 1);
+    }
+
+    #[test]
+    fn the_builder_sets_tier_roles_and_quorum_as_yaml_does() {
+        let yaml = policy(
+            "
+tiers:
+  high: { ttl_seconds: 600, approvers: [finance-lead, cfo], quorum: 2 }
+rules:
+  - { id: wire, tool: payments.wire, effect: approval_required, tier: high }
+",
+        );
+        let built = Policy::builder()
+            .tier(
+                "high",
+                Tier::new()
+                    .ttl_seconds(600)
+                    .approvers(["finance-lead"])
+                    .approvers(["cfo"])
+                    .quorum(2),
+            )
+            .rule(
+                Rule::approval_required("wire")
+                    .tool("payments.wire")
+                    .tier("high"),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(built.config(), yaml.config());
+        assert_eq!(built.version(), yaml.version());
+        let c = call("payments.wire", json!({}));
+        assert_eq!(built.evaluate(&c), yaml.evaluate(&c));
+        assert_eq!(built.evaluate(&c).quorum(), 2);
+
+        let fails = |tier: Tier| Policy::builder().tier("high", tier).build().unwrap_err();
+        let err = fails(Tier::new().quorum(0));
+        assert_eq!(err.field(), Some("tiers.high.quorum"));
+        assert!(err.to_string().contains("found `0`"), "{err}");
+        assert_eq!(
+            fails(Tier::new().quorum(11)).field(),
+            Some("tiers.high.quorum")
+        );
+        let err = fails(Tier::new().approvers(["cfo", "finance lead"]));
+        assert_eq!(err.field(), Some("tiers.high.approvers[1]"));
+        assert!(
+            err.to_string().contains("role name `finance lead`"),
+            "{err}"
+        );
+        assert_eq!(
+            fails(Tier::new().approvers([""])).field(),
+            Some("tiers.high.approvers[0]")
+        );
+        let err = fails(Tier::new().approvers(["cfo", "cfo"]));
+        assert_eq!(err.field(), Some("tiers.high.approvers[1]"));
+        assert!(err.to_string().contains("duplicate role `cfo`"), "{err}");
+    }
+
+    #[test]
+    fn from_config_checks_tier_roles_and_quorum() {
+        let with_tier = |tier: TierConfig| PolicyConfig {
+            tiers: [(TierName::new("high").unwrap(), tier)].into(),
+            ..PolicyConfig::default()
+        };
+        for n in [0, 11] {
+            let err = Policy::from_config(with_tier(TierConfig {
+                quorum: Some(n),
+                ..TierConfig::default()
+            }))
+            .unwrap_err();
+            assert!(matches!(err, PolicyError::InvalidConfig { .. }));
+            assert_eq!(err.field(), Some("tiers.high.quorum"));
+        }
+        let cfo = RoleName::new("cfo").unwrap();
+        let err = Policy::from_config(with_tier(TierConfig {
+            approvers: vec![cfo.clone(), cfo],
+            ..TierConfig::default()
+        }))
+        .unwrap_err();
+        assert_eq!(err.field(), Some("tiers.high.approvers[1]"));
+        assert!(
+            Policy::from_config(with_tier(TierConfig {
+                approvers: vec![RoleName::new("cfo").unwrap()],
+                quorum: Some(10),
+                ..TierConfig::default()
+            }))
+            .is_ok()
         );
     }
 

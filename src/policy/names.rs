@@ -1,4 +1,4 @@
-//! Small validated config values: [`RuleId`], [`TierName`] and [`TtlSeconds`].
+//! Small validated config values: [`RuleId`], [`TierName`], [`RoleName`] and [`TtlSeconds`].
 //!
 //! Each checks itself inside its `Deserialize` visitor, so a bad value in YAML is reported
 //! at its own line and column (serde_yaml marks an error with the position of the value
@@ -154,6 +154,51 @@ impl fmt::Display for TierName {
     }
 }
 
+/// The name of an approver role, as a tier's `approvers` lists it: ASCII letters, digits
+/// and `_` `.` `:` `-`, at most 128 characters.
+///
+/// ```
+/// use approval_gate::RoleName;
+///
+/// assert_eq!(RoleName::new("finance-lead")?.as_str(), "finance-lead");
+/// assert!(RoleName::new("finance lead").is_err());
+/// assert!(RoleName::new("").is_err());
+/// # Ok::<(), approval_gate::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RoleName(String);
+
+impl RoleName {
+    /// Checks and wraps a role name.
+    pub fn new(name: impl Into<String>) -> Result<RoleName, PolicyError> {
+        let name = name.into();
+        check_name("role name", &name).map_err(|m| PolicyError::config("", m))?;
+        Ok(RoleName(name))
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<RoleName, String> {
+        check_name("role name", s).map(|()| RoleName(s.to_owned()))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a role name", RoleName::parse)
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A duration in whole seconds, from 1 second to 30 days: the TTLs of the config.
 ///
 /// ```
@@ -254,6 +299,10 @@ mod tests {
         assert!(RuleId::new("check:mine").is_err());
         assert!(TierName::new("high").is_ok());
         assert!(TierName::new("hi/gh").is_err());
+        assert!(RoleName::new("finance-lead.eu:2_a").is_ok());
+        assert!(RoleName::new("").is_err());
+        assert!(RoleName::new("cfo!").is_err());
+        assert!(RoleName::new("a".repeat(129)).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::PolicyError;
-use super::config::{PolicyConfig, RuleConfig};
+use super::config::{PolicyConfig, RuleConfig, TierConfig};
 use super::effect::Effect;
 use super::pattern::ToolPattern;
 
@@ -17,6 +17,9 @@ pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
         .iter()
         .map(ToolPattern::as_str)
         .collect();
+    for (name, tier) in &config.tiers {
+        check_tier(&format!("tiers.{name}"), tier)?;
+    }
     for (i, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
         if let Some(first) = config.rules[..i].iter().position(|r| r.id == rule.id) {
@@ -55,6 +58,42 @@ pub(crate) fn check_tools(tools: &[ToolPattern]) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// The largest `quorum` a tier may ask for.
+pub(crate) const MAX_QUORUM: u32 = 10;
+
+/// A tier's `quorum`: from 1 to [`MAX_QUORUM`].
+pub(crate) fn check_quorum(n: u64) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_QUORUM).contains(&n) => Ok(n),
+        _ => Err(quorum_message(n)),
+    }
+}
+
+pub(crate) fn quorum_message(found: impl std::fmt::Display) -> String {
+    format!("a quorum is a whole number of approvers from 1 to {MAX_QUORUM}, found `{found}`")
+}
+
+pub(crate) fn duplicate_role_message(role: &str, first: usize) -> String {
+    format!("duplicate role `{role}`, already listed at approvers[{first}]")
+}
+
+/// A tier's `approvers` (each role once) and `quorum` (in range), for configs built in
+/// code; the YAML loader makes the same checks as it reads.
+fn check_tier(at: &str, tier: &TierConfig) -> Result<(), PolicyError> {
+    for (i, role) in tier.approvers.iter().enumerate() {
+        if let Some(first) = tier.approvers[..i].iter().position(|r| r == role) {
+            return Err(PolicyError::config(
+                format!("{at}.approvers[{i}]"),
+                duplicate_role_message(role.as_str(), first),
+            ));
+        }
+    }
+    if let Some(n) = tier.quorum {
+        check_quorum(u64::from(n)).map_err(|m| PolicyError::config(format!("{at}.quorum"), m))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn duplicate_id_message(id: &str, first: usize) -> String {
