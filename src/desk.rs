@@ -1,14 +1,14 @@
 //! The human side of the gate: list and show pending requests, approve, deny, cancel.
 
+use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::clock::Rfc3339Display;
-use serde_json::Value;
-
 use crate::{
     ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, Claims, Effect, Gate, GateError,
-    RequestId, RequestQuery, RequestState, StoreError, TransitionError,
+    Grant, GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState, StoreError,
+    TransitionError,
 };
 
 /// A decision could not be made. Nothing changed.
@@ -56,6 +56,21 @@ pub enum DeskError {
         /// Why.
         reason: String,
     },
+    /// The grant asked for cannot be made; the approval was not given either.
+    #[error("approval request `{id}`: grant refused: {reason}")]
+    GrantRefused {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        #[source]
+        reason: GrantError,
+    },
+    /// No grant has this id.
+    #[error("grant `{id}` not found")]
+    GrantNotFound {
+        /// The id.
+        id: GrantId,
+    },
     /// The approval store failed.
     #[error("approval store failed")]
     Store(#[source] StoreError),
@@ -68,6 +83,7 @@ impl From<StoreError> for DeskError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { id } => DeskError::NotFound { id },
+            StoreError::GrantNotFound { id } => DeskError::GrantNotFound { id },
             e => DeskError::Store(e),
         }
     }
@@ -170,6 +186,75 @@ impl Desk {
         let next = request.approve_with_edits(approver, args, hash, now);
         let next = self.decide(&request, next, now).await?;
         self.record_approval(&request, next, approver, now).await
+    }
+
+    /// Approves a pending request and leaves a standing grant: later calls that the grant
+    /// covers (see [`GrantSpec`]) are allowed without asking again, each audited as
+    /// `grant_used`, until it lapses, is used up or is revoked. A grant never lifts a
+    /// `deny`.
+    ///
+    /// The grant is made only when this approval approves the request (completes its
+    /// quorum); otherwise the approval is counted and no grant is returned. Refused
+    /// ([`DeskError::GrantRefused`], nothing changed) when the request's tier forbids
+    /// grants or the scope names something the call lacks.
+    pub async fn approve_with_grant(
+        &self,
+        id: RequestId,
+        approver: &Approver,
+        spec: &GrantSpec,
+    ) -> Result<(ApprovalRequest, Option<Grant>), DeskError> {
+        let now = self.gate.now();
+        let request = self.gate.store().get(id).await?;
+        let next = self
+            .decide(&request, request.approve(approver, now), now)
+            .await?;
+        if next.stored_state() != RequestState::Approved {
+            let pending = self.record_approval(&request, next, approver, now).await?;
+            return Ok((pending, None));
+        }
+        let grant = Grant::from_approval(&next, approver.id(), spec, now)
+            .map_err(|reason| DeskError::GrantRefused { id, reason })?;
+        let approved = self.record_approval(&request, next, approver, now).await?;
+        // On the record before it can allow anything.
+        let event = AuditEvent::GrantCreated {
+            grant_id: grant.id(),
+            by: approver.id().to_owned(),
+            scope: grant.scope(),
+            grant_tool: grant.tool().to_owned(),
+            expires_at: grant.expires_at(),
+            max_uses: grant.max_uses(),
+        };
+        self.record_grant(&approved, event, now).await?;
+        self.gate.store().put_grant(&grant).await?;
+        Ok((approved, Some(grant)))
+    }
+
+    /// Revokes a standing grant: it covers no call from now on.
+    pub async fn revoke_grant(&self, grant_id: GrantId, by: &str) -> Result<Grant, DeskError> {
+        let now = self.gate.now();
+        let grant = self.gate.store().revoke_grant(grant_id, now).await?;
+        let request = self.gate.store().get(grant.request_id()).await?;
+        let event = AuditEvent::GrantRevoked {
+            grant_id,
+            by: by.to_owned(),
+        };
+        self.record_grant(&request, event, now).await?;
+        Ok(grant)
+    }
+
+    /// The standing grants still live.
+    pub async fn grants(&self) -> Result<Vec<Grant>, DeskError> {
+        Ok(self.gate.store().grants(self.gate.now()).await?)
+    }
+
+    async fn record_grant(
+        &self,
+        request: &ApprovalRequest,
+        event: AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), DeskError> {
+        let record = crate::gate::request_record(now, request, event);
+        self.gate.record(&record).await.map_err(DeskError::Audit)
     }
 
     /// Signs the token if `next` completes the quorum, and commits it with its record.

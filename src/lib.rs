@@ -23,7 +23,9 @@ mod call;
 mod clock;
 mod desk;
 mod gate;
+mod grant;
 mod policy;
+mod run;
 mod store;
 mod token;
 
@@ -43,11 +45,14 @@ pub use gate::{
     ArgsEdit, Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
     PendingApproval, Stop, StopReason, ToolExecutor,
 };
+pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec};
 pub use policy::{
-    ApprovalsConfig, Condition, Decision, Effect, Fallback, FieldPath, Op, Policy, PolicyBuilder,
-    PolicyCheck, PolicyConfig, PolicyError, PolicySettings, PolicyVersion, RegexPattern, RoleName,
-    Rule, RuleConfig, RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
+    ApprovalsConfig, Budgets, Condition, Controls, ControlsConfig, Decision, Effect, Fallback,
+    FieldPath, KillSwitchConfig, Op, Policy, PolicyBuilder, PolicyCheck, PolicyConfig, PolicyError,
+    PolicySettings, PolicyVersion, PreviewTemplate, RegexPattern, RoleName, Rule, RuleConfig,
+    RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
 };
+pub use run::{Budget, KillScope, RunUsage, Switches, UsageDelta};
 pub use store::{ApprovalStore, Filed, MemoryStore, RequestQuery, StoreError};
 pub use token::{
     ApprovalToken, Claims, Expectations, Key, KeyProvider, Keyring, TokenError, UnverifiedToken,

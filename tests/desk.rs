@@ -312,3 +312,44 @@ async fn an_edit_the_policy_would_deny_is_refused() {
     assert!(!request.is_edited());
     assert!(request.approvers().is_empty());
 }
+
+#[tokio::test]
+async fn a_person_sees_the_preview_with_secret_fields_redacted() {
+    let policy = "\
+approvals:
+  redact: [args.card, args.auth.token]
+rules:
+  - id: refunds
+    tool: payments.refund
+    effect: approval_required
+    preview: 'Refund {amount} on card {card}'
+";
+    let audit = MemorySink::new();
+    let gate = Gate::builder(
+        Policy::from_yaml_str(policy).unwrap(),
+        Keyring::new(Key::new("k1", [9u8; 32]).unwrap()),
+    )
+    .audit(audit.clone())
+    .build();
+    let tool = gate.wrap(|_exec: Execution| async { Ok::<Value, std::io::Error>(json!(null)) });
+    let call = ToolCall::new(
+        "run-1",
+        "c1",
+        "payments.refund",
+        json!({"amount": 5, "card": "4111111111111111", "auth": {"token": "s3cr3t", "user": "bob"}}),
+    );
+    let id = tool.call(call).await.unwrap().pending().unwrap().request_id;
+    let request = gate.desk().show(id).await.unwrap();
+    assert_eq!(request.preview(), Some("Refund 5 on card [redacted]"));
+    assert_eq!(
+        request.shown_args(),
+        &json!({"amount": 5, "card": "[redacted]", "auth": {"token": "[redacted]", "user": "bob"}})
+    );
+    for record in audit.records() {
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(
+            !line.contains("4111111111111111") && !line.contains("s3cr3t"),
+            "{line}"
+        );
+    }
+}

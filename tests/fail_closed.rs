@@ -83,6 +83,48 @@ impl ApprovalStore for SwitchStore {
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
         self.inner.sweep_expired(now, limit).await
     }
+    async fn switches(&self) -> Result<approval_gate::Switches, StoreError> {
+        self.inner.switches().await
+    }
+    async fn set_kill_switch(
+        &self,
+        scope: approval_gate::KillScope,
+        engaged: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.set_kill_switch(scope, engaged).await
+    }
+    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+        self.inner.set_read_only(on).await
+    }
+    async fn add_usage(
+        &self,
+        run_id: &str,
+        delta: approval_gate::UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<approval_gate::RunUsage, StoreError> {
+        self.inner.add_usage(run_id, delta, now).await
+    }
+    async fn put_grant(&self, grant: &approval_gate::Grant) -> Result<(), StoreError> {
+        self.inner.put_grant(grant).await
+    }
+    async fn use_grant(
+        &self,
+        call: &ToolCall,
+        args_hash: &approval_gate::ArgsHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<approval_gate::Grant>, StoreError> {
+        self.inner.use_grant(call, args_hash, now).await
+    }
+    async fn revoke_grant(
+        &self,
+        id: approval_gate::GrantId,
+        now: OffsetDateTime,
+    ) -> Result<approval_gate::Grant, StoreError> {
+        self.inner.revoke_grant(id, now).await
+    }
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<approval_gate::Grant>, StoreError> {
+        self.inner.grants(now).await
+    }
 }
 
 struct World {

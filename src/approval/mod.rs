@@ -142,6 +142,10 @@ pub struct ApprovalRequest {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preview: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shown_args: Option<Value>,
     policy_version: PolicyVersion,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -152,6 +156,8 @@ pub struct ApprovalRequest {
     approver_roles: Vec<String>,
     #[serde(default = "one")]
     quorum: u32,
+    #[serde(default = "yes")]
+    grants_allowed: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     approvers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +213,8 @@ impl ApprovalRequest {
             rule_ids: decision.rule_ids().iter().map(|r| r.to_string()).collect(),
             reason: decision.reason().map(str::to_owned),
             tier: decision.tier().map(str::to_owned),
+            preview: None,
+            shown_args: None,
             policy_version,
             created_at: now,
             expires_at: now + decision.decision_ttl(),
@@ -217,6 +225,7 @@ impl ApprovalRequest {
                 .map(|r| r.to_string())
                 .collect(),
             quorum: decision.quorum().max(1),
+            grants_allowed: decision.grants_allowed(),
             approvers: Vec::new(),
             approved_args: None,
             approved_args_hash: None,
@@ -228,6 +237,27 @@ impl ApprovalRequest {
             token: None,
             finished_at: None,
         }
+    }
+
+    /// Sets what a person is shown: the rendered `preview` and the arguments with the
+    /// fields the config marks secret redacted (see [`Policy::preview`](crate::Policy::preview)
+    /// and [`Policy::redact`](crate::Policy::redact)).
+    pub fn with_display(mut self, preview: String, shown_args: Value) -> Self {
+        self.preview = Some(preview);
+        self.shown_args = Some(shown_args);
+        self
+    }
+
+    /// The preview of the action for the person deciding, rendered from the rule's
+    /// template over the redacted arguments.
+    pub fn preview(&self) -> Option<&str> {
+        self.preview.as_deref()
+    }
+
+    /// The arguments as a person may see them: secret fields redacted. Show these, never
+    /// [`call().args()`](ToolCall::args), on an approval surface.
+    pub fn shown_args(&self) -> &Value {
+        self.shown_args.as_ref().unwrap_or(self.call.args())
     }
 
     /// The request's id.
@@ -331,6 +361,11 @@ impl ApprovalRequest {
     /// The roles that may approve it (from its tier); empty means any approver.
     pub fn approver_roles(&self) -> &[String] {
         &self.approver_roles
+    }
+
+    /// Whether its tier lets an approver leave a standing grant with the approval.
+    pub fn grants_allowed(&self) -> bool {
+        self.grants_allowed
     }
 
     /// How many distinct approvers it needs.
@@ -591,6 +626,10 @@ impl ApprovalRequest {
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The fields of `original` that `edited` changes, as `args.KEY`; `args` when either is

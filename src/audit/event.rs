@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{ArgsHash, RequestId, ToolCall};
+use crate::{ArgsHash, GrantId, GrantScope, RequestId, ToolCall};
 
 /// The version of the audit record's JSON schema. It changes only when a field changes
 /// meaning or disappears; new optional fields and new events keep it.
@@ -166,6 +166,39 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// An approver left a standing grant with an approval.
+    GrantCreated {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who left it.
+        by: String,
+        /// Whose calls it covers: `run`, `user` or `tenant`.
+        scope: GrantScope,
+        /// The tool or pattern it covers.
+        grant_tool: String,
+        /// When it lapses.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+        /// How many calls it may cover.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_uses: Option<u32>,
+    },
+    /// A grant was revoked.
+    GrantRevoked {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who revoked it.
+        by: String,
+    },
+    /// A standing grant allowed a call that needed approval; the tool runs next.
+    GrantUsed {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who left the grant.
+        granted_by: String,
+        /// Its uses so far, this one included.
+        uses: u32,
+    },
     /// An approval was claimed and the tool is about to run.
     ExecutionStarted {
         /// Who approved it.
@@ -207,6 +240,9 @@ impl AuditEvent {
             AuditEvent::ApprovalDenied { .. } => "approval_denied",
             AuditEvent::ApprovalTimeout { .. } => "approval_timeout",
             AuditEvent::ApprovalCancelled { .. } => "approval_cancelled",
+            AuditEvent::GrantCreated { .. } => "grant_created",
+            AuditEvent::GrantRevoked { .. } => "grant_revoked",
+            AuditEvent::GrantUsed { .. } => "grant_used",
             AuditEvent::ExecutionStarted { .. } => "execution_started",
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::ExecutionFailed { .. } => "execution_failed",

@@ -66,6 +66,14 @@ impl Execution {
         }
     }
 
+    pub(crate) fn granted(call: ToolCall, approval: VerifiedApproval) -> Self {
+        Execution {
+            call,
+            approval: Some(approval),
+            request_id: None,
+        }
+    }
+
     pub(crate) fn approved(call: ToolCall, approval: VerifiedApproval, id: RequestId) -> Self {
         Execution {
             call,
@@ -90,8 +98,9 @@ impl Execution {
     }
 
     /// The verified approval, when the call needed one: its token (for a tool service
-    /// that verifies on its own) and its approvers. `None` when the policy allowed the
-    /// call outright.
+    /// that verifies on its own) and its approvers. For a call a standing grant covered,
+    /// the token names the grant's author. `None` when the policy allowed the call
+    /// outright.
     pub fn approval(&self) -> Option<&VerifiedApproval> {
         self.approval.as_ref()
     }

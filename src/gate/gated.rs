@@ -7,8 +7,9 @@ use super::outcome::{
 };
 use super::{Gate, GateError, request_record};
 use crate::{
-    ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Decision, Effect, Execution, Expectations,
-    Policy, RequestId, RequestState, StoreError, ToolCall, ToolExecutor, UnverifiedToken,
+    ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Claims, Decision, Effect, Execution,
+    Expectations, Grant, Policy, RequestId, RequestState, StoreError, ToolCall, ToolExecutor,
+    UnverifiedToken,
 };
 
 /// A tool executor wrapped by a [`Gate`]: every call is decided by the policy, recorded,
@@ -72,6 +73,11 @@ impl<E: ToolExecutor> Gated<E> {
                 return Ok(stopped(reason, None, &policy));
             }
         };
+        if let Some(reason) = self.gate.run_controls(&call, &policy, true, now).await? {
+            return self
+                .stop(now, &call, Some(args_hash), None, &policy, reason)
+                .await;
+        }
         let decision = policy.evaluate(&call);
         match decision.effect() {
             Effect::Allow => {
@@ -111,6 +117,14 @@ impl<E: ToolExecutor> Gated<E> {
                 Ok(stopped(denied(&decision), None, &policy))
             }
             Effect::ApprovalRequired => {
+                if decision.grants_allowed() {
+                    let store = self.gate.store();
+                    if let Some(grant) = store.use_grant(&call, &args_hash, now).await? {
+                        return self.run_granted(call, args_hash, grant, &policy, now).await;
+                    }
+                }
+                let preview = policy.preview(&decision, &call);
+                let shown_args = policy.redact(call.args());
                 let request = ApprovalRequest::new(
                     RequestId::new(),
                     call,
@@ -118,7 +132,8 @@ impl<E: ToolExecutor> Gated<E> {
                     &decision,
                     policy.version().clone(),
                     now,
-                );
+                )
+                .with_display(preview, shown_args);
                 let filed = self.gate.store().create(request, now).await?;
                 if filed.created {
                     let event = AuditEvent::ApprovalRequired {
@@ -146,6 +161,32 @@ impl<E: ToolExecutor> Gated<E> {
                 )))
             }
         }
+    }
+
+    /// Decides all the calls of one agent turn, each on its own, and returns one outcome
+    /// per call, in order: denying one leaves the others' decisions and approvals intact.
+    /// Allowed calls run one after another, in the order given.
+    pub async fn call_batch(
+        &self,
+        calls: impl IntoIterator<Item = ToolCall>,
+    ) -> Vec<Result<Outcome<E>, GateError>> {
+        let mut outcomes = Vec::new();
+        for call in calls {
+            outcomes.push(self.call(call).await);
+        }
+        outcomes
+    }
+
+    /// Resumes several filed calls, each on its own; one outcome per pair, in order.
+    pub async fn resume_batch(
+        &self,
+        resumes: impl IntoIterator<Item = (RequestId, ToolCall)>,
+    ) -> Vec<Result<Outcome<E>, GateError>> {
+        let mut outcomes = Vec::new();
+        for (id, call) in resumes {
+            outcomes.push(self.resume(id, call).await);
+        }
+        outcomes
     }
 
     /// Picks up the call filed as `request_id` and runs it if, and only if, it was
@@ -183,6 +224,18 @@ impl<E: ToolExecutor> Gated<E> {
                     .await;
             }
         };
+        if let Some(reason) = self.gate.run_controls(&call, &policy, false, now).await? {
+            return self
+                .stop(
+                    now,
+                    &call,
+                    Some(args_hash),
+                    Some(request_id),
+                    &policy,
+                    reason,
+                )
+                .await;
+        }
         let request = match self.gate.store().get(request_id).await {
             Ok(r) => r,
             Err(StoreError::NotFound { id }) => {
@@ -219,6 +272,60 @@ impl<E: ToolExecutor> Gated<E> {
             reason,
         )
         .await
+    }
+
+    /// Runs a call that a standing grant covers, with a token naming the grant's author.
+    async fn run_granted(
+        &self,
+        call: ToolCall,
+        args_hash: ArgsHash,
+        grant: Grant,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> Result<Outcome<E>, GateError> {
+        let version = policy.version().as_str();
+        let event = AuditEvent::GrantUsed {
+            grant_id: grant.id(),
+            granted_by: grant.created_by().to_owned(),
+            uses: grant.uses(),
+        };
+        let mut record = AuditRecord::new(now, &call, Some(args_hash), version, event);
+        self.gate.record(&record).await?;
+        let claims = Claims {
+            jti: format!("grant:{}:{}", grant.id(), grant.uses()),
+            run_id: call.run_id().to_owned(),
+            call_id: call.call_id().to_owned(),
+            tool: call.tool().to_owned(),
+            args_hash,
+            policy_version: version.to_owned(),
+            approvers: vec![grant.created_by().to_owned()],
+            iat: now.unix_timestamp(),
+            exp: grant.expires_at().unix_timestamp(),
+        };
+        let keys = self.gate.keys();
+        let token = keys.sign(&claims);
+        let expected = Expectations::for_call(&call, &args_hash);
+        let approval = match UnverifiedToken::parse(token.as_str())
+            .and_then(|t| t.verify(&keys, &expected, now))
+        {
+            Ok(approval) => approval,
+            Err(e) => {
+                let reason = StopReason::InvalidToken(e);
+                return self
+                    .stop(now, &call, Some(args_hash), None, policy, reason)
+                    .await;
+            }
+        };
+        let result = self.inner.execute(Execution::granted(call, approval)).await;
+        record.at = self.gate.now();
+        record.event = result_event(&result);
+        let unrecorded = self.gate.record(&record).await.err().map(GateError::from);
+        Ok(GateOutcome::Executed(Executed {
+            result,
+            request_id: None,
+            edit: None,
+            unrecorded,
+        }))
     }
 
     async fn run_approved(

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 
 use crate::{
     ApprovalRequest, ApprovalStore, ArgsLimits, AuditError, AuditEvent, AuditRecord, AuditSink,
-    Clock, Desk, Keyring, MemorySink, MemoryStore, Policy, StoreError, SystemClock,
+    Budgets, Clock, Desk, Keyring, KillScope, MemorySink, MemoryStore, Policy, RunUsage,
+    StoreError, SystemClock, ToolCall, UsageDelta,
 };
 
 /// An infrastructure fault: the store or the audit sink failed. Unless the error says
@@ -199,6 +200,94 @@ impl Gate {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Engages (`true`) or releases (`false`) a kill switch, in the store: the next
+    /// `call` or `resume` of every worker sharing the store obeys it.
+    pub async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), GateError> {
+        Ok(self.inner.store.set_kill_switch(scope, engaged).await?)
+    }
+
+    /// Turns read-only mode on or off, in the store: while on, every tool that is not a
+    /// read (`policy.read_tools`) is denied, for every worker sharing the store.
+    pub async fn set_read_only(&self, on: bool) -> Result<(), GateError> {
+        Ok(self.inner.store.set_read_only(on).await?)
+    }
+
+    /// Counts one agent step of run `run_id` against `budgets.max_steps`.
+    pub async fn record_step(&self, run_id: &str) -> Result<RunUsage, GateError> {
+        let delta = UsageDelta {
+            steps: 1,
+            ..UsageDelta::default()
+        };
+        Ok(self
+            .inner
+            .store
+            .add_usage(run_id, delta, self.now())
+            .await?)
+    }
+
+    /// Adds the cost of a step of run `run_id` (in US dollars) against `budgets.max_usd`.
+    pub async fn record_cost(&self, run_id: &str, usd: f64) -> Result<RunUsage, GateError> {
+        let delta = UsageDelta {
+            usd,
+            ..UsageDelta::default()
+        };
+        Ok(self
+            .inner
+            .store
+            .add_usage(run_id, delta, self.now())
+            .await?)
+    }
+
+    /// What run `run_id` has used so far.
+    pub async fn usage(&self, run_id: &str) -> Result<RunUsage, GateError> {
+        let delta = UsageDelta::default();
+        Ok(self
+            .inner
+            .store
+            .add_usage(run_id, delta, self.now())
+            .await?)
+    }
+
+    /// The run controls, checked before the policy on every `call` (which also counts
+    /// itself as a tool call) and `resume`: kill switches, read-only mode, budgets.
+    pub(crate) async fn run_controls(
+        &self,
+        call: &ToolCall,
+        policy: &Policy,
+        counts_as_call: bool,
+        now: OffsetDateTime,
+    ) -> Result<Option<StopReason>, GateError> {
+        let switches = self.inner.store.switches().await?;
+        if let Some(scope) = switches.kill_switch_for(call) {
+            return Ok(Some(StopReason::KillSwitch {
+                scope: scope.clone(),
+            }));
+        }
+        if switches.read_only && !policy.is_read_tool(call.tool()) {
+            return Ok(Some(StopReason::ReadOnly));
+        }
+        let budgets = policy.budgets();
+        if *budgets == Budgets::default() {
+            return Ok(None);
+        }
+        let delta = UsageDelta {
+            tool_calls: u64::from(counts_as_call),
+            ..UsageDelta::default()
+        };
+        let usage = self
+            .inner
+            .store
+            .add_usage(call.run_id(), delta, now)
+            .await?;
+        Ok(usage
+            .exceeded(budgets, now)
+            .map(|(budget, limit, used)| StopReason::BudgetExceeded {
+                budget,
+                limit,
+                used,
+            }))
     }
 
     pub(crate) async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {

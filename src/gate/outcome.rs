@@ -6,7 +6,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::GateError;
-use crate::{ApprovalRequest, ArgsError, ArgsHash, Fallback, RequestId, RequestState, TokenError};
+use crate::{
+    ApprovalRequest, ArgsError, ArgsHash, Budget, Fallback, KillScope, RequestId, RequestState,
+    TokenError,
+};
 
 /// What became of a gated call. A value, not an error: `Err(GateError)` is kept for
 /// infrastructure faults.
@@ -205,6 +208,22 @@ pub enum StopReason {
         /// The id given.
         id: RequestId,
     },
+    /// A kill switch is engaged for this call.
+    KillSwitch {
+        /// Which switch.
+        scope: KillScope,
+    },
+    /// Read-only mode is on and the tool is not a read.
+    ReadOnly,
+    /// The run used up one of its budgets.
+    BudgetExceeded {
+        /// Which budget.
+        budget: Budget,
+        /// Its limit.
+        limit: f64,
+        /// What the run has used.
+        used: f64,
+    },
 }
 
 impl StopReason {
@@ -220,6 +239,9 @@ impl StopReason {
             StopReason::InvalidArgs(_) => "invalid_args",
             StopReason::InvalidToken(_) => "invalid_token",
             StopReason::UnknownRequest { .. } => "unknown_request",
+            StopReason::KillSwitch { .. } => "kill_switch",
+            StopReason::ReadOnly => "read_only",
+            StopReason::BudgetExceeded { .. } => "budget_exceeded",
         }
     }
 }
@@ -249,6 +271,16 @@ impl fmt::Display for StopReason {
             StopReason::InvalidArgs(e) => write!(f, "invalid arguments: {e}"),
             StopReason::InvalidToken(e) => write!(f, "the approval token is invalid: {e}"),
             StopReason::UnknownRequest { id } => write!(f, "no approval request `{id}`"),
+            StopReason::KillSwitch { scope } => write!(f, "the {scope} kill switch is engaged"),
+            StopReason::ReadOnly => f.write_str("read-only mode is on and this tool writes"),
+            StopReason::BudgetExceeded {
+                budget,
+                limit,
+                used,
+            } => write!(
+                f,
+                "the run is over its budget `{budget}` ({used} of {limit})"
+            ),
         }
     }
 }

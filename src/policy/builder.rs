@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use super::condition::Condition;
 use super::config::{PolicyConfig, RuleConfig, TierConfig};
+use super::controls::Budgets;
 use super::effect::{Effect, Fallback};
 use super::names::{RoleName, RuleId, TierName, TtlSeconds};
+use super::path::FieldPath;
 use super::pattern::ToolPattern;
+use super::preview::{self, PreviewTemplate};
 use super::validate;
 use super::{Policy, PolicyCheck, PolicyError};
 
@@ -103,6 +106,77 @@ impl PolicyBuilder {
         self
     }
 
+    /// Adds a path to `approvals.redact`: a secret field of the args, such as
+    /// `args.password`, shown as `"[redacted]"` to people and the audit trail.
+    pub fn redact(mut self, path: &str) -> Self {
+        let at = format!("approvals.redact[{}]", self.config.approvals.redact.len());
+        match FieldPath::parse(path).and_then(|p| preview::check_redact_path(&p).map(|()| p)) {
+            Ok(p) => {
+                let redact = &mut self.config.approvals.redact;
+                match redact.iter().position(|q| *q == p) {
+                    Some(first) => self.fail(PolicyError::config(
+                        at,
+                        preview::duplicate_redact_message(path, first),
+                    )),
+                    None => redact.push(p),
+                }
+            }
+            Err(m) => self.fail(PolicyError::config(at, m)),
+        }
+        self
+    }
+
+    /// Adds a pattern to `policy.tool_allowlist`. Once one is added, a call whose tool
+    /// matches none is denied before any rule.
+    pub fn tool_allowlist(mut self, pattern: &str) -> Self {
+        let list = self
+            .config
+            .policy
+            .tool_allowlist
+            .get_or_insert_with(Vec::new);
+        let at = format!("policy.tool_allowlist[{}]", list.len());
+        match ToolPattern::new(pattern) {
+            Ok(p) => list.push(p),
+            Err(e) => self.fail(e.at_field(at)),
+        }
+        self
+    }
+
+    /// Sets `policy.read_tools`, the patterns of the tools that only read, replacing the
+    /// default list (and any set before); an empty list makes no tool a read.
+    pub fn read_tools<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+        let mut list = Vec::new();
+        for (i, p) in patterns.into_iter().enumerate() {
+            match ToolPattern::new(p) {
+                Ok(p) => list.push(p),
+                Err(e) => {
+                    self.fail(e.at_field(format!("policy.read_tools[{i}]")));
+                    return self;
+                }
+            }
+        }
+        self.config.policy.read_tools = list;
+        self
+    }
+
+    /// `budgets`: the per-run limits, checked by [`build`](Self::build).
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.config.budgets = budgets;
+        self
+    }
+
+    /// `controls.kill_switch.enabled`: when true, every call is denied.
+    pub fn kill_switch(mut self, enabled: bool) -> Self {
+        self.config.controls.kill_switch.enabled = enabled;
+        self
+    }
+
+    /// `controls.read_only`: when true, every tool that is not a read is denied.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.config.controls.read_only = read_only;
+        self
+    }
+
     /// Adds a risk tier under `tiers`.
     pub fn tier(mut self, name: &str, tier: Tier) -> Self {
         let name = match TierName::new(name) {
@@ -182,6 +256,7 @@ pub struct Rule {
     when: Option<Condition>,
     ttl_seconds: Option<u64>,
     approval_ttl_seconds: Option<u64>,
+    preview: Option<String>,
 }
 
 impl Rule {
@@ -196,6 +271,7 @@ impl Rule {
             when: None,
             ttl_seconds: None,
             approval_ttl_seconds: None,
+            preview: None,
         }
     }
 
@@ -256,6 +332,13 @@ impl Rule {
         self
     }
 
+    /// `preview`: the template an approver sees, such as `"Send email to {to}: {subject}"`
+    /// (see [`PreviewTemplate`]).
+    pub fn preview(mut self, template: impl Into<String>) -> Self {
+        self.preview = Some(template.into());
+        self
+    }
+
     fn into_config(self, at: &str) -> Result<RuleConfig, PolicyError> {
         let id = RuleId::new(self.id).map_err(|e| e.at_field(format!("{at}.id")))?;
         let tools = self
@@ -281,6 +364,13 @@ impl Rule {
             when: self.when,
             ttl_seconds: ttl(self.ttl_seconds, "ttl_seconds")?,
             approval_ttl_seconds: ttl(self.approval_ttl_seconds, "approval_ttl_seconds")?,
+            preview: self
+                .preview
+                .map(|t| {
+                    PreviewTemplate::parse(&t)
+                        .map_err(|m| PolicyError::config(format!("{at}.preview"), m))
+                })
+                .transpose()?,
         })
     }
 }
@@ -294,6 +384,7 @@ pub struct Tier {
     description: Option<String>,
     approvers: Vec<String>,
     quorum: Option<u32>,
+    grants: Option<bool>,
 }
 
 impl Tier {
@@ -333,6 +424,12 @@ impl Tier {
         self
     }
 
+    /// `grants`: whether standing grants may allow calls of this tier (default `true`).
+    pub fn grants(mut self, allowed: bool) -> Self {
+        self.grants = Some(allowed);
+        self
+    }
+
     fn into_config(self, at: &str) -> Result<TierConfig, PolicyError> {
         let ttl = |secs: Option<u64>, key: &str| {
             secs.map(|s| TtlSeconds::new(s).map_err(|e| e.at_field(format!("{at}.{key}"))))
@@ -363,6 +460,7 @@ impl Tier {
             description: self.description,
             approvers,
             quorum,
+            grants: self.grants.unwrap_or(true),
         })
     }
 }

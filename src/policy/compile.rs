@@ -12,6 +12,7 @@ use super::decision::{Decision, RuleIds};
 use super::effect::Effect;
 use super::eval::Mismatch;
 use super::matcher::ToolIndex;
+use super::preview::PreviewTemplate;
 use crate::ToolCall;
 
 /// One rule, ready to decide.
@@ -28,6 +29,10 @@ pub(crate) struct CompiledRule {
     pub(crate) approvers: Option<Arc<[Arc<str>]>>,
     /// The tier's `quorum`, 1 when it sets none.
     pub(crate) quorum: u32,
+    /// The tier's `grants`, true without a tier.
+    pub(crate) grants: bool,
+    /// The rule's `preview`.
+    pub(crate) preview: Option<PreviewTemplate>,
 }
 
 impl CompiledRule {
@@ -42,6 +47,8 @@ impl CompiledRule {
             approval_ttl: self.approval_ttl,
             approvers: self.approvers.clone(),
             quorum: self.quorum,
+            grants: self.grants,
+            preview: self.preview.clone(),
             is_default: false,
         }
     }
@@ -60,6 +67,7 @@ impl CompiledRule {
             tier: None,
             approvers: None,
             quorum: 1,
+            grants: true,
             ..self.decision()
         }
     }
@@ -80,6 +88,8 @@ pub(crate) struct CompiledTier {
     pub(crate) approvers: Option<Arc<[Arc<str>]>>,
     /// `quorum`, 1 when the tier sets none.
     pub(crate) quorum: u32,
+    /// `grants`.
+    pub(crate) grants: bool,
 }
 
 /// A config compiled for evaluation.
@@ -129,6 +139,7 @@ impl Compiled {
                     ttls,
                     approvers,
                     quorum: tier.quorum.unwrap_or(1),
+                    grants: tier.grants,
                 };
                 (Arc::from(name.as_str()), compiled)
             })
@@ -147,6 +158,8 @@ impl Compiled {
                 approval_ttl: defaults.approval,
                 approvers: None,
                 quorum: 1,
+                grants: true,
+                preview: None,
             });
         }
         for rule in &config.rules {
@@ -182,6 +195,8 @@ impl Compiled {
                     .map_or(tier_ttls.approval, |t| t.as_duration()),
                 approvers: tier.and_then(|(_, t)| t.approvers.clone()),
                 quorum: tier.map_or(1, |(_, t)| t.quorum),
+                grants: tier.is_none_or(|(_, t)| t.grants),
+                preview: rule.preview.clone(),
             });
         }
         Compiled {
@@ -229,12 +244,14 @@ impl Compiled {
                 decision.approval_ttl = tier.ttls.approval;
                 decision.approvers = tier.approvers.clone();
                 decision.quorum = tier.quorum;
+                decision.grants = tier.grants;
             }
             None => {
                 decision.decision_ttl = self.defaults.decision;
                 decision.approval_ttl = self.defaults.approval;
                 decision.approvers = None;
                 decision.quorum = 1;
+                decision.grants = true;
             }
         }
     }
@@ -261,7 +278,27 @@ impl Compiled {
             approval_ttl: self.defaults.approval,
             approvers: None,
             quorum: 1,
+            grants: true,
+            preview: None,
             is_default: true,
+        }
+    }
+
+    /// A deny from the run controls or the tool allowlist, decided before any rule, named
+    /// `id`.
+    pub(crate) fn control_deny(&self, id: &'static str, reason: String) -> Decision {
+        Decision {
+            effect: Effect::Deny,
+            rule_ids: RuleIds::One(Arc::from(id)),
+            reason: Some(reason.into()),
+            tier: None,
+            decision_ttl: self.defaults.decision,
+            approval_ttl: self.defaults.approval,
+            approvers: None,
+            quorum: 1,
+            grants: true,
+            preview: None,
+            is_default: false,
         }
     }
 }

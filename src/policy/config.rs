@@ -11,10 +11,13 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
+use super::controls::{Budgets, ControlsConfig};
 use super::effect::{Effect, Fallback};
 use super::load;
 use super::names::{RoleName, RuleId, TierName, TtlSeconds};
+use super::path::FieldPath;
 use super::pattern::ToolPattern;
+use super::preview::{self, PreviewTemplate};
 use super::validate;
 
 /// A whole policy config: the YAML document, section by section. Every section may be
@@ -33,8 +36,16 @@ use super::validate;
 pub struct PolicyConfig {
     /// `approvals`: the tools that always need approval, and the default TTLs.
     pub approvals: ApprovalsConfig,
-    /// `policy`: what happens to a call no rule matches.
+    /// `policy`: what happens to a call no rule matches, the tool allowlist and which
+    /// tools are reads.
     pub policy: PolicySettings,
+    /// `budgets`: limits on one agent run; left out of the version when none is set.
+    #[serde(skip_serializing_if = "Budgets::is_unset")]
+    pub budgets: Budgets,
+    /// `controls`: the kill switch and read-only mode; left out of the version when both
+    /// are off.
+    #[serde(skip_serializing_if = "ControlsConfig::is_default")]
+    pub controls: ControlsConfig,
     /// `tiers`: named risk tiers with their own TTLs, referred to by rules.
     #[serde(deserialize_with = "deserialize_tiers")]
     pub tiers: BTreeMap<TierName, TierConfig>,
@@ -58,6 +69,15 @@ pub struct ApprovalsConfig {
     /// `fallback_when_not_approved`: what the host does when a call ends unapproved.
     /// Default `stop`.
     pub fallback_when_not_approved: Fallback,
+    /// `redact`: paths into the args (`args.password`, `args.card.number`) whose values are
+    /// secret: [`Policy::redact`](crate::Policy::redact) and
+    /// [`Policy::preview`](crate::Policy::preview) show them as `"[redacted]"`. Each path
+    /// is listed once.
+    #[serde(
+        deserialize_with = "deserialize_redact",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub redact: Vec<FieldPath>,
 }
 
 impl Default for ApprovalsConfig {
@@ -67,6 +87,7 @@ impl Default for ApprovalsConfig {
             ttl_seconds: TtlSeconds::DEFAULT_DECISION,
             approval_ttl_seconds: TtlSeconds::DEFAULT_APPROVAL,
             fallback_when_not_approved: Fallback::Stop,
+            redact: Vec::new(),
         }
     }
 }
@@ -78,18 +99,48 @@ pub struct PolicySettings {
     /// `default`: the effect for a call that no rule and no check matches. Default `deny`,
     /// so a tool nobody thought of does not run (fail closed).
     pub default: Effect,
+    /// `tool_allowlist`: when set, a call whose tool matches none of these patterns is
+    /// denied before any rule, with the rule id `policy.tool_allowlist`. Not empty.
+    #[serde(
+        deserialize_with = "deserialize_allowlist",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tool_allowlist: Option<Vec<ToolPattern>>,
+    /// `read_tools`: the patterns of the tools that only read, which read-only mode
+    /// (`controls.read_only`) lets through. Default
+    /// [`DEFAULT_READ_TOOLS`](Self::DEFAULT_READ_TOOLS); an empty list makes no tool a read.
+    #[serde(skip_serializing_if = "is_default_read_tools")]
+    pub read_tools: Vec<ToolPattern>,
+}
+
+impl PolicySettings {
+    /// The `read_tools` of a config that sets none.
+    pub const DEFAULT_READ_TOOLS: [&'static str; 4] = ["*.read", "*.list", "*.get", "*.search"];
+}
+
+/// True for the default `read_tools`, which the version leaves out as if unwritten.
+fn is_default_read_tools(tools: &[ToolPattern]) -> bool {
+    tools
+        .iter()
+        .map(ToolPattern::as_str)
+        .eq(PolicySettings::DEFAULT_READ_TOOLS)
 }
 
 impl Default for PolicySettings {
     fn default() -> Self {
         PolicySettings {
             default: Effect::Deny,
+            tool_allowlist: None,
+            read_tools: Self::DEFAULT_READ_TOOLS
+                .iter()
+                .map(|p| ToolPattern::known(p))
+                .collect(),
         }
     }
 }
 
 /// One risk tier under `tiers`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "a map of tier settings")]
 pub struct TierConfig {
     /// `ttl_seconds`: the decision TTL of rules in this tier that set none.
@@ -116,6 +167,29 @@ pub struct TierConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub quorum: Option<u32>,
+    /// `grants`: whether a standing grant may turn an `approval_required` of this tier
+    /// into an allow. Default `true`; `false` makes every call of the tier wait for a
+    /// person. Decisions carry it as
+    /// [`Decision::grants_allowed`](crate::Decision::grants_allowed).
+    #[serde(skip_serializing_if = "is_true")]
+    pub grants: bool,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            ttl_seconds: None,
+            approval_ttl_seconds: None,
+            description: None,
+            approvers: Vec::new(),
+            quorum: None,
+            grants: true,
+        }
+    }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// One rule under `rules`.
@@ -145,6 +219,10 @@ pub struct RuleConfig {
     /// `approval_ttl_seconds`: the approval TTL, over the tier's and the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_ttl_seconds: Option<TtlSeconds>,
+    /// `preview`: what the approver sees of the call, rendered over its redacted args by
+    /// [`Policy::preview`](crate::Policy::preview).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewTemplate>,
 }
 
 /// A rule as written, before `tool`/`tools` become one list.
@@ -168,6 +246,8 @@ struct RawRule {
     ttl_seconds: Option<TtlSeconds>,
     #[serde(default)]
     approval_ttl_seconds: Option<TtlSeconds>,
+    #[serde(default)]
+    preview: Option<PreviewTemplate>,
 }
 
 impl RawRule {
@@ -196,6 +276,7 @@ impl RawRule {
             when: self.when,
             ttl_seconds: self.ttl_seconds,
             approval_ttl_seconds: self.approval_ttl_seconds,
+            preview: self.preview,
         })
     }
 }
@@ -241,6 +322,69 @@ fn deserialize_tools<'de, D: Deserializer<'de>>(
         }
     }
     d.deserialize_seq(V).map(Some)
+}
+
+/// `policy.tool_allowlist`: a non-empty list of tool patterns.
+fn deserialize_allowlist<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<ToolPattern>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<ToolPattern>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of tool patterns")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(p) = seq.next_element()? {
+                out.push(p);
+            }
+            validate::check_allowlist(&out).map_err(de::Error::custom)?;
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V).map(Some)
+}
+
+/// `approvals.redact`: paths into the args, each listed once; an error is raised at the
+/// entry, with its index and line.
+fn deserialize_redact<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FieldPath>, D::Error> {
+    struct PathSeed<'a>(&'a [FieldPath]);
+    impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
+        type Value = FieldPath;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FieldPath, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for PathSeed<'_> {
+        type Value = FieldPath;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a field path such as `args.password`")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldPath, E> {
+            let path = FieldPath::parse(s).map_err(E::custom)?;
+            preview::check_redact_path(&path).map_err(E::custom)?;
+            match self.0.iter().position(|p| *p == path) {
+                Some(first) => Err(E::custom(preview::duplicate_redact_message(s, first))),
+                None => Ok(path),
+            }
+        }
+    }
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<FieldPath>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of field paths")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<FieldPath> = Vec::new();
+            while let Some(path) = seq.next_element_seed(PathSeed(&out))? {
+                out.push(path);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
 }
 
 /// The `tiers` map; a tier named twice is an error at its second key.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Effect;
+use super::preview::PreviewTemplate;
 
 /// The decision TTL a decision carries when no policy set one (5 minutes).
 pub(crate) const DEFAULT_DECISION_TTL: Duration = Duration::from_secs(300);
@@ -43,6 +44,10 @@ pub struct Decision {
     pub(crate) approvers: Option<Arc<[Arc<str>]>>,
     /// The tier's `quorum`; at least 1.
     pub(crate) quorum: u32,
+    /// The tier's `grants`; true without a tier.
+    pub(crate) grants: bool,
+    /// The deciding rule's `preview`, shared with the compiled rule.
+    pub(crate) preview: Option<PreviewTemplate>,
     pub(crate) is_default: bool,
 }
 
@@ -95,6 +100,8 @@ impl Decision {
             approval_ttl: DEFAULT_APPROVAL_TTL,
             approvers: None,
             quorum: 1,
+            grants: true,
+            preview: None,
             is_default: false,
         }
     }
@@ -178,6 +185,21 @@ impl Decision {
         self.quorum
     }
 
+    /// Whether a standing grant may turn this decision into an allow, from the deciding
+    /// rule's tier (its `grants`); true when there is no tier or the tier sets none.
+    /// Meaningful for [`Effect::ApprovalRequired`]: a grant never lifts a deny.
+    pub fn grants_allowed(&self) -> bool {
+        self.grants
+    }
+
+    /// The deciding rule's `preview` template as written: for a deny or an approval, the
+    /// template of the first winning rule that has one (the deciding rule's when it has
+    /// one); `None` when no winning rule has one. Render it with
+    /// [`Policy::preview`](crate::Policy::preview), which redacts secrets first.
+    pub fn preview_template(&self) -> Option<&str> {
+        self.preview.as_ref().map(PreviewTemplate::as_str)
+    }
+
     /// True when no rule and no check matched the call and the config's `policy.default`
     /// decided.
     pub fn is_default(&self) -> bool {
@@ -205,6 +227,9 @@ mod tests {
         assert!(a.rule_ids().is_empty());
         assert_eq!(a.reason(), None);
         assert_eq!(a.tier(), None);
+        // Host decisions have no template and, until a policy joins them, allow grants.
+        assert_eq!(d.preview_template(), None);
+        assert!(d.grants_allowed());
     }
 
     #[test]

@@ -550,6 +550,154 @@ approvals:
     }
 
     #[test]
+    fn redact_paths_must_point_into_the_args_once_each() {
+        fails_at(
+            "\napprovals:\n  redact:\n    - args.password\n    - context.tenant\n",
+            "approvals.redact[1]",
+            4,
+            "`redact` takes paths into the args such as `args.password`, found `context.tenant`",
+        );
+        fails_at(
+            "\napprovals:\n  redact: [args]\n",
+            "approvals.redact[0]",
+            2,
+            "`args` would redact every argument",
+        );
+        fails_at(
+            "\napprovals:\n  redact:\n    - args.a\n    - args.b\n    - args.a\n",
+            "approvals.redact[2]",
+            5,
+            "duplicate redact path `args.a`, already listed at redact[0]",
+        );
+        fails_at(
+            "\napprovals:\n  redact: ['args..x']\n",
+            "approvals.redact[0]",
+            2,
+            "has an empty key",
+        );
+        fails_at(
+            "\napprovals:\n  redact: args.password\n",
+            "approvals.redact",
+            2,
+            "expected a list of field paths",
+        );
+    }
+
+    #[test]
+    fn the_tool_allowlist_and_read_tools_refuse_bad_patterns() {
+        fails_at(
+            "\npolicy:\n  default: allow\n  tool_allowlist: []\n",
+            "policy.tool_allowlist",
+            3,
+            "`tool_allowlist` is empty, so every call would be denied",
+        );
+        fails_at(
+            "\npolicy:\n  tool_allowlist:\n    - crm.*\n    - ''\n",
+            "policy.tool_allowlist[1]",
+            4,
+            "empty tool pattern",
+        );
+        fails_at(
+            "\npolicy:\n  read_tools: ['*.read', 'db select']\n",
+            "policy.read_tools[1]",
+            2,
+            "tool pattern `db select` has whitespace",
+        );
+        fails_at(
+            "\npolicy:\n  tool_allowlist: email.send\n",
+            "policy.tool_allowlist",
+            2,
+            "expected a list of tool patterns",
+        );
+    }
+
+    #[test]
+    fn budgets_out_of_range_are_refused_where_they_are_written() {
+        for key in ["max_steps", "max_tool_calls", "max_seconds"] {
+            for bad in ["0", "-3", "2.5", "'10'", "true"] {
+                fails_at(
+                    &format!("\nbudgets:\n  max_usd: 5\n  {key}: {bad}\n"),
+                    &format!("budgets.{key}"),
+                    3,
+                    "a budget is a whole number of at least 1, found `",
+                );
+            }
+        }
+        for bad in ["0", "-1", "0.0", ".inf", ".nan", "'5'"] {
+            fails_at(
+                &format!("\nbudgets:\n  max_usd: {bad}\n"),
+                "budgets.max_usd",
+                2,
+                "`max_usd` is a number of US dollars greater than 0, found `",
+            );
+        }
+        fails_at(
+            "\nbudgets:\n  max_step: 5\n",
+            "budgets.max_step",
+            2,
+            "unknown field `max_step`, expected one of `max_steps`",
+        );
+    }
+
+    #[test]
+    fn controls_grants_and_previews_are_checked_where_they_are_written() {
+        fails_at(
+            "\ncontrols:\n  kill_switch: true\n",
+            "controls.kill_switch",
+            2,
+            "expected a map of kill switch settings",
+        );
+        fails_at(
+            "\ncontrols:\n  kill_switch: { enabled: true, tools: [a] }\n",
+            "controls.kill_switch.tools",
+            2,
+            "unknown field `tools`, expected `enabled`",
+        );
+        fails_at(
+            "\ncontrols:\n  read_only: 'yes'\n",
+            "controls.read_only",
+            2,
+            "expected a boolean",
+        );
+        fails_at(
+            "\ncontrols:\n  readonly: true\n",
+            "controls.readonly",
+            2,
+            "unknown field `readonly`",
+        );
+        fails_at(
+            "\ntiers:\n  critical:\n    quorum: 2\n    grants: never\n",
+            "tiers.critical.grants",
+            4,
+            "expected a boolean",
+        );
+        fails_at(
+            "
+rules:
+  - id: send
+    tool: email.send
+    effect: approval_required
+    preview: 'Send email to {to: {subject}'
+",
+            "rules[0].preview",
+            5,
+            "preview template has a `{` inside a placeholder at character 20",
+        );
+        fails_at(
+            "\nrules:\n  - { id: r, tool: a, effect: deny, preview: 'to {to' }\n",
+            "rules[0].preview",
+            2,
+            "preview template has a `{` without `}` at character 4; write `{{` for a literal brace",
+        );
+        fails_at(
+            "\nrules:\n  - { id: r, tool: a, effect: deny, preview: 'x {}' }\n",
+            "rules[0].preview",
+            2,
+            "empty placeholder",
+        );
+    }
+
+    #[test]
     fn the_load_state_is_cleared_even_after_an_error() {
         let bad = "tiers: {high: {}}\nrules:\n  - { id: r, tool: a, effect: deny, tier: nope }\n";
         assert!(Policy::from_yaml_str(bad).is_err());

@@ -5,17 +5,22 @@
 //!   [`Policy::builder`]) and decides ([`Policy::evaluate`] → [`Decision`]).
 //! - [`PolicyConfig`] and the types under it are the serde form of the YAML.
 //! - [`PolicyCheck`] lets the host add what a config cannot say.
+//! - What a person sees of a call: [`Policy::preview`] and [`Policy::redact`]; what the
+//!   gate enforces per run: [`Policy::budgets`], [`Policy::controls`],
+//!   [`Policy::is_read_tool`].
 //!
-//! Module map: `config` (serde types), `names`, `pattern`, `path`, `regex_pattern` (small
-//! validated values), `condition` (conditions and their checks), `eval` (conditions against
-//! a call), `load` (YAML passes and the error positions), `validate` (whole-config checks),
-//! `matcher` and `compile` (the compiled form), `decision`, `effect`, `version`, `builder`,
-//! `error`.
+//! Module map: `config` (serde types), `controls` (the `budgets` and `controls`
+//! sections), `names`, `pattern`, `path`, `regex_pattern` (small validated values),
+//! `preview` (preview templates and redaction), `condition` (conditions and their checks),
+//! `eval` (conditions against a call), `load` (YAML passes and the error positions),
+//! `validate` (whole-config checks), `matcher` and `compile` (the compiled form),
+//! `decision`, `effect`, `version`, `builder`, `error`.
 
 mod builder;
 mod compile;
 mod condition;
 mod config;
+mod controls;
 mod decision;
 mod effect;
 mod error;
@@ -25,10 +30,12 @@ mod matcher;
 mod names;
 mod path;
 mod pattern;
+mod preview;
 mod regex_pattern;
 mod validate;
 mod version;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -36,12 +43,14 @@ use std::sync::Arc;
 pub use builder::{PolicyBuilder, Rule, Tier};
 pub use condition::{Condition, Op};
 pub use config::{ApprovalsConfig, PolicyConfig, PolicySettings, RuleConfig, TierConfig};
+pub use controls::{Budgets, Controls, ControlsConfig, KillSwitchConfig};
 pub use decision::Decision;
 pub use effect::{Effect, Fallback};
 pub use error::PolicyError;
 pub use names::{RoleName, RuleId, TierName, TtlSeconds};
 pub use path::FieldPath;
 pub use pattern::ToolPattern;
+pub use preview::PreviewTemplate;
 pub use regex_pattern::RegexPattern;
 pub use version::PolicyVersion;
 
@@ -205,7 +214,13 @@ impl Policy {
 
     /// Decides what to do with `call`.
     ///
-    /// Every rule whose tool pattern matches and whose condition holds takes part, and
+    /// First the config's controls, each a deny before any rule or check:
+    /// `controls.kill_switch.enabled` denies every call (rule id `controls.kill_switch`);
+    /// `policy.tool_allowlist`, when set, denies a tool that matches none of its patterns
+    /// (`policy.tool_allowlist`); `controls.read_only` denies every tool that is not a read
+    /// (`controls.read_only`, see [`is_read_tool`](Self::is_read_tool)).
+    ///
+    /// Then every rule whose tool pattern matches and whose condition holds takes part, and
     /// every host check that has an opinion. The strongest effect wins (`deny` over
     /// `approval_required` over `allow`); among the winners the first in config order
     /// (`approvals.required_for` entries, then `rules`, then checks in the order added)
@@ -224,6 +239,9 @@ impl Policy {
     pub fn evaluate(&self, call: &ToolCall) -> Decision {
         let inner = &*self.inner;
         let compiled = &inner.compiled;
+        if let Some(deny) = self.controls_deny(call.tool()) {
+            return deny;
+        }
         let found = match compiled.match_rules(call) {
             Ok(found) => found,
             Err(deny) => return deny,
@@ -291,8 +309,146 @@ impl Policy {
             // A winning effect always has a rule or a check behind it.
             (None, None) => return compiled.default_decision(call.tool()),
         };
+        // The preview comes from the first winning rule that has one, so a template is
+        // not lost behind a `required_for` entry or a rule without one.
+        if decision.preview.is_none() {
+            decision.preview = rule_hits
+                .iter()
+                .find_map(|n| compiled.rules[*n as usize].preview.clone());
+        }
         decision.rule_ids = RuleIds::from_vec(ids);
         decision
+    }
+
+    /// The deny of the kill switch, the tool allowlist or read-only mode, in that order,
+    /// if one applies to `tool`. Allocates only when it denies.
+    fn controls_deny(&self, tool: &str) -> Option<Decision> {
+        let config = &self.inner.config;
+        let compiled = &self.inner.compiled;
+        if config.controls.kill_switch.enabled {
+            return Some(compiled.control_deny(
+                "controls.kill_switch",
+                "the kill switch is on, so every call is denied".to_owned(),
+            ));
+        }
+        if let Some(list) = &config.policy.tool_allowlist
+            && !list.iter().any(|p| p.matches(tool))
+        {
+            return Some(compiled.control_deny(
+                "policy.tool_allowlist",
+                format!("`{tool}` is not in the tool allowlist"),
+            ));
+        }
+        if config.controls.read_only && !self.is_read_tool(tool) {
+            return Some(compiled.control_deny(
+                "controls.read_only",
+                format!("read-only mode denies `{tool}`"),
+            ));
+        }
+        None
+    }
+
+    /// The per-run limits of `budgets` (each `None` when the config sets none). The gate
+    /// counts against them; the policy only holds them.
+    pub fn budgets(&self) -> &Budgets {
+        &self.inner.config.budgets
+    }
+
+    /// The config's run controls: `controls.kill_switch.enabled` and
+    /// `controls.read_only`. [`evaluate`](Self::evaluate) already obeys them; the gate
+    /// adds the switches held in its store.
+    pub fn controls(&self) -> Controls {
+        Controls::from(&self.inner.config.controls)
+    }
+
+    /// True when `tool` matches a pattern of `policy.read_tools` (by default
+    /// `*.read`, `*.list`, `*.get`, `*.search`): the tools read-only mode lets through.
+    ///
+    /// ```
+    /// use approval_gate::Policy;
+    ///
+    /// let policy = Policy::from_yaml_str("")?;
+    /// assert!(policy.is_read_tool("crm.contacts.list"));
+    /// assert!(!policy.is_read_tool("crm.contacts.delete"));
+    /// let custom = Policy::from_yaml_str("policy:\n  read_tools: [\"db.select\"]\n")?;
+    /// assert!(custom.is_read_tool("db.select"));
+    /// assert!(!custom.is_read_tool("files.read"));
+    /// # Ok::<(), approval_gate::PolicyError>(())
+    /// ```
+    pub fn is_read_tool(&self, tool: &str) -> bool {
+        self.inner
+            .config
+            .policy
+            .read_tools
+            .iter()
+            .any(|p| p.matches(tool))
+    }
+
+    /// A copy of `args` with the value at every `approvals.redact` path replaced by the
+    /// string `"[redacted]"`; paths `args` does not have are skipped. Use it wherever a
+    /// person or the audit trail sees a call's args (the args hash and the executor still
+    /// get the real ones).
+    ///
+    /// ```
+    /// use approval_gate::Policy;
+    /// use serde_json::json;
+    ///
+    /// let policy = Policy::from_yaml_str("approvals:\n  redact: [args.password, args.card.number]\n")?;
+    /// let args = json!({"user": "bob", "password": "hunter2", "card": {"number": "4111", "exp": "12/30"}});
+    /// assert_eq!(
+    ///     policy.redact(&args),
+    ///     json!({"user": "bob", "password": "[redacted]", "card": {"number": "[redacted]", "exp": "12/30"}})
+    /// );
+    /// # Ok::<(), approval_gate::PolicyError>(())
+    /// ```
+    pub fn redact(&self, args: &serde_json::Value) -> serde_json::Value {
+        self.redacted(args).into_owned()
+    }
+
+    fn redacted<'a>(&self, args: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
+        preview::redact(args, &self.inner.config.approvals.redact)
+    }
+
+    /// What an approver sees of `call`: the deciding rule's `preview` template (see
+    /// [`Decision::preview_template`]) rendered over the call's redacted args, a string
+    /// arg without quotes and any other value as compact JSON (a path the args lack shows
+    /// as `<missing>`). Without a template: the tool's name, a space and the redacted args
+    /// as compact JSON.
+    ///
+    /// ```
+    /// use approval_gate::{Policy, ToolCall};
+    /// use serde_json::json;
+    ///
+    /// let policy = Policy::from_yaml_str(
+    ///     r#"
+    /// approvals:
+    ///   redact: [args.token]
+    /// rules:
+    ///   - id: send
+    ///     tool: email.send
+    ///     effect: approval_required
+    ///     preview: "Send email to {to}: {subject}"
+    ///   - { id: post, tool: http.post, effect: approval_required }
+    /// "#,
+    /// )?;
+    /// let send = ToolCall::new("r", "c1", "email.send", json!({"to": "bob@example.com", "subject": "Hi"}));
+    /// let decision = policy.evaluate(&send);
+    /// assert_eq!(policy.preview(&decision, &send), "Send email to bob@example.com: Hi");
+    ///
+    /// let post = ToolCall::new("r", "c2", "http.post", json!({"url": "https://x.test", "token": "s3cret"}));
+    /// let decision = policy.evaluate(&post);
+    /// assert_eq!(
+    ///     policy.preview(&decision, &post),
+    ///     r#"http.post {"token":"[redacted]","url":"https://x.test"}"#
+    /// );
+    /// # Ok::<(), approval_gate::PolicyError>(())
+    /// ```
+    pub fn preview(&self, decision: &Decision, call: &ToolCall) -> String {
+        let args = self.redacted(call.args());
+        match &decision.preview {
+            Some(template) => template.render(&args),
+            None => format!("{} {}", call.tool(), args),
+        }
     }
 
     /// The content hash of the config.
@@ -781,6 +937,7 @@ rules:
             when: None,
             ttl_seconds: None,
             approval_ttl_seconds: None,
+            preview: None,
         };
         let mut config = PolicyConfig {
             rules: vec![rule("a", Effect::Allow), rule("a", Effect::Allow)],
@@ -1125,5 +1282,557 @@ rules:
         let q = p.clone();
         assert!(Arc::ptr_eq(&p.inner, &q.inner));
         assert!(format!("{p:?}").contains(p.version().as_str()));
+    }
+
+    /// Every new key of the human-side config, set.
+    const CONTROLLED: &str = r#"
+approvals:
+  required_for: [email.send]
+  redact: [args.password, "args.card.number"]
+policy:
+  default: allow
+  tool_allowlist: ["crm.*", email.send, "*.read"]
+  read_tools: ["*.read", "crm.*.list"]
+budgets:
+  max_steps: 50
+  max_tool_calls: 100
+  max_seconds: 600
+  max_usd: 5.0
+controls:
+  kill_switch: { enabled: false }
+  read_only: false
+tiers:
+  critical: { grants: false, quorum: 2 }
+  high: { grants: true }
+rules:
+  - id: send
+    tool: email.send
+    effect: approval_required
+    preview: "Send email to {to}: {subject}"
+  - id: wire
+    tool: crm.payments.wire
+    effect: approval_required
+    tier: critical
+    preview: "Wire {amount} to {card} ({{card}} is redacted in part)"
+"#;
+
+    #[test]
+    fn the_new_keys_load_into_the_config_and_the_policy() {
+        let p = policy(CONTROLLED);
+        let config = p.config();
+        let redact: Vec<&str> = config
+            .approvals
+            .redact
+            .iter()
+            .map(FieldPath::as_str)
+            .collect();
+        assert_eq!(redact, ["args.password", "args.card.number"]);
+        let allow: Vec<&str> = config
+            .policy
+            .tool_allowlist
+            .iter()
+            .flatten()
+            .map(ToolPattern::as_str)
+            .collect();
+        assert_eq!(allow, ["crm.*", "email.send", "*.read"]);
+        assert_eq!(
+            p.budgets(),
+            &Budgets {
+                max_steps: Some(50),
+                max_tool_calls: Some(100),
+                max_seconds: Some(600),
+                max_usd: Some(5.0),
+            }
+        );
+        assert_eq!(p.controls(), Controls::default());
+        assert!(!config.tiers[&TierName::new("critical").unwrap()].grants);
+        assert_eq!(
+            config.rules[0]
+                .preview
+                .as_ref()
+                .map(PreviewTemplate::as_str),
+            Some("Send email to {to}: {subject}")
+        );
+        assert!(p.is_read_tool("files.read"));
+        assert!(p.is_read_tool("crm.contacts.list"));
+        assert!(
+            !p.is_read_tool("files.list"),
+            "the config's list replaces the default"
+        );
+        assert!(!p.is_read_tool("crm.contacts.delete"));
+    }
+
+    #[test]
+    fn the_new_keys_default_to_no_limits_no_switches_and_the_standard_reads() {
+        let p = policy("");
+        assert_eq!(p.budgets(), &Budgets::default());
+        assert_eq!(p.controls(), Controls::default());
+        assert!(p.config().approvals.redact.is_empty());
+        assert_eq!(p.config().policy.tool_allowlist, None);
+        for tool in ["files.read", "crm.contacts.list", "kv.get", "docs.search"] {
+            assert!(p.is_read_tool(tool), "{tool}");
+        }
+        for tool in ["files.write", "db.reader", "get", "email.send"] {
+            assert!(!p.is_read_tool(tool), "{tool}");
+        }
+        let tiered = policy("tiers:\n  high: {}\n");
+        assert!(tiered.config().tiers[&TierName::new("high").unwrap()].grants);
+        // `read_tools: []` makes no tool a read.
+        assert!(!policy("policy: { read_tools: [] }\n").is_read_tool("files.read"));
+    }
+
+    #[test]
+    fn the_tool_allowlist_denies_an_unlisted_tool_before_any_rule() {
+        let p = policy(
+            "
+policy:
+  default: allow
+  tool_allowlist: ['crm.*', email.send]
+rules:
+  - { id: deletes, tool: files.delete, effect: allow }
+  - { id: exports, tool: 'crm.*.export', effect: approval_required }
+",
+        );
+        let d = p.evaluate(&call("files.delete", json!({})));
+        assert_eq!(d.effect(), Effect::Deny);
+        assert_eq!(ids(&d), ["policy.tool_allowlist"]);
+        assert_eq!(
+            d.reason(),
+            Some("`files.delete` is not in the tool allowlist")
+        );
+        assert!(!d.is_default());
+        // Listed tools go on to the rules, then the default.
+        assert_eq!(
+            ids(&p.evaluate(&call("crm.contacts.export", json!({})))),
+            ["exports"]
+        );
+        let listed = p.evaluate(&call("email.send", json!({})));
+        assert_eq!(listed.effect(), Effect::Allow);
+        assert!(listed.is_default());
+        // The allowlist also comes before host checks.
+        let checked = p.with_check("all", |_: &ToolCall| Some(Decision::allow()));
+        assert_eq!(
+            ids(&checked.evaluate(&call("files.delete", json!({})))),
+            ["policy.tool_allowlist"]
+        );
+    }
+
+    #[test]
+    fn read_only_mode_denies_every_tool_that_is_not_a_read() {
+        let p = policy(
+            "
+controls: { read_only: true }
+policy: { default: allow }
+rules:
+  - { id: writes, tool: files.write, effect: allow }
+  - { id: lists, tool: '*.list', effect: approval_required }
+",
+        );
+        assert_eq!(
+            p.controls(),
+            Controls {
+                kill_switch: false,
+                read_only: true
+            }
+        );
+        let d = p.evaluate(&call("files.write", json!({})));
+        assert_eq!(d.effect(), Effect::Deny);
+        assert_eq!(ids(&d), ["controls.read_only"]);
+        assert_eq!(d.reason(), Some("read-only mode denies `files.write`"));
+        // Reads go on to the rules as usual.
+        assert_eq!(
+            p.evaluate(&call("files.read", json!({}))).effect(),
+            Effect::Allow
+        );
+        assert_eq!(ids(&p.evaluate(&call("crm.list", json!({})))), ["lists"]);
+        // With its own `read_tools`, only those are reads.
+        let custom = policy(
+            "controls: { read_only: true }\npolicy: { default: allow, read_tools: [db.select] }\n",
+        );
+        assert_eq!(
+            custom.evaluate(&call("db.select", json!({}))).effect(),
+            Effect::Allow
+        );
+        assert_eq!(
+            ids(&custom.evaluate(&call("files.read", json!({})))),
+            ["controls.read_only"]
+        );
+        // Off: writes are decided by the rules.
+        let off = policy("controls: { read_only: false }\npolicy: { default: allow }\n");
+        assert_eq!(
+            off.evaluate(&call("files.write", json!({}))).effect(),
+            Effect::Allow
+        );
+    }
+
+    #[test]
+    fn the_kill_switch_denies_every_call_first() {
+        let p = policy(
+            "
+controls:
+  kill_switch: { enabled: true }
+  read_only: true
+policy:
+  default: allow
+  tool_allowlist: [files.read]
+rules:
+  - { id: reads, tool: '*.read', effect: allow }
+",
+        );
+        assert!(p.controls().kill_switch);
+        for tool in ["files.read", "files.write", "anything"] {
+            let d = p.evaluate(&call(tool, json!({})));
+            assert_eq!(d.effect(), Effect::Deny, "{tool}");
+            assert_eq!(ids(&d), ["controls.kill_switch"], "{tool}");
+            assert_eq!(
+                d.reason(),
+                Some("the kill switch is on, so every call is denied")
+            );
+        }
+        let off =
+            policy("controls: { kill_switch: { enabled: false } }\npolicy: { default: allow }\n");
+        assert!(!off.controls().kill_switch);
+        assert_eq!(off.evaluate(&call("x", json!({}))).effect(), Effect::Allow);
+    }
+
+    #[test]
+    fn a_tier_may_forbid_standing_grants() {
+        let p = policy(CONTROLLED);
+        let wire = p.evaluate(&call("crm.payments.wire", json!({})));
+        assert_eq!(wire.effect(), Effect::ApprovalRequired);
+        assert!(!wire.grants_allowed());
+        let send = p.evaluate(&call("email.send", json!({})));
+        assert!(send.grants_allowed(), "no tier: grants allowed");
+        let high = policy(
+            "tiers: { high: {} }\nrules:\n  - { id: r, tool: x, effect: approval_required, tier: high }\n",
+        );
+        assert!(high.evaluate(&call("x", json!({}))).grants_allowed());
+        assert!(
+            high.evaluate(&call("y", json!({}))).grants_allowed(),
+            "default"
+        );
+        // A host check's decision takes its tier's `grants` too.
+        let checked = policy("policy: { default: allow }\ntiers:\n  critical: { grants: false }\n")
+            .with_check("wires", |c: &ToolCall| {
+                (c.tool() == "wire")
+                    .then(|| Decision::approval_required("wires").with_tier("critical"))
+            });
+        let d = checked.evaluate(&call("wire", json!({})));
+        assert_eq!(d.effect(), Effect::ApprovalRequired);
+        assert!(!d.grants_allowed());
+    }
+
+    #[test]
+    fn previews_render_the_deciding_rules_template_over_redacted_args() {
+        let p = policy(CONTROLLED);
+        let send = call(
+            "email.send",
+            json!({"to": "bob@example.com", "subject": "Q3", "password": "hunter2"}),
+        );
+        let d = p.evaluate(&send);
+        assert_eq!(d.preview_template(), Some("Send email to {to}: {subject}"));
+        assert_eq!(p.preview(&d, &send), "Send email to bob@example.com: Q3");
+
+        let wire = call(
+            "crm.payments.wire",
+            json!({"amount": 250.5, "card": {"number": "4111", "exp": "12/30"}}),
+        );
+        let d = p.evaluate(&wire);
+        assert_eq!(
+            p.preview(&d, &wire),
+            r#"Wire 250.5 to {"exp":"12/30","number":"[redacted]"} ({card} is redacted in part)"#
+        );
+        // A path the call lacks shows as a marker.
+        let bare = call("crm.payments.wire", json!({}));
+        assert_eq!(
+            p.preview(&p.evaluate(&bare), &bare),
+            "Wire <missing> to <missing> ({card} is redacted in part)"
+        );
+        // No template: the tool and the redacted args.
+        let read = call("files.read", json!({"path": "/etc", "password": "x"}));
+        let d = p.evaluate(&read);
+        assert_eq!(d.preview_template(), None);
+        assert_eq!(
+            p.preview(&d, &read),
+            r#"files.read {"password":"[redacted]","path":"/etc"}"#
+        );
+        // A control deny has no template either.
+        let other = call("vault.open", json!({"password": "x"}));
+        let d = p.evaluate(&other);
+        assert_eq!(ids(&d), ["policy.tool_allowlist"]);
+        assert_eq!(
+            p.preview(&d, &other),
+            r#"vault.open {"password":"[redacted]"}"#
+        );
+    }
+
+    #[test]
+    fn redact_copies_the_args_with_every_secret_replaced() {
+        let p = policy(CONTROLLED);
+        let args = json!({
+            "user": "bob",
+            "password": "hunter2",
+            "card": {"number": "4111", "exp": "12/30"},
+        });
+        assert_eq!(
+            p.redact(&args),
+            json!({
+                "user": "bob",
+                "password": "[redacted]",
+                "card": {"number": "[redacted]", "exp": "12/30"},
+            })
+        );
+        // Absent paths are skipped; the args given are never changed.
+        assert_eq!(p.redact(&json!({"user": "bob"})), json!({"user": "bob"}));
+        assert_eq!(p.redact(&json!([1, 2])), json!([1, 2]));
+        assert_eq!(args["password"], "hunter2");
+        assert_eq!(policy("").redact(&args), args);
+    }
+
+    #[test]
+    fn the_new_keys_at_their_defaults_leave_versions_unchanged() {
+        let seed = policy(SEED);
+        let written_out = format!(
+            "{SEED}  redact: []
+policy:
+  default: deny
+  read_tools: ['*.read', '*.list', '*.get', '*.search']
+budgets: {{}}
+controls:
+  kill_switch: {{ enabled: false }}
+  read_only: false
+"
+        );
+        assert_eq!(policy(&written_out).version(), seed.version());
+        let tiered = "tiers:\n  high: { ttl_seconds: 600, description: money moves }\nrules:\n  - { id: r, tool: x, effect: approval_required, tier: high }\n";
+        let granted = tiered.replace(
+            "description: money moves",
+            "description: money moves, grants: true",
+        );
+        assert_eq!(policy(tiered).version(), policy(&granted).version());
+        // Each key set away from its default is meaning, so it changes the version.
+        let changes = [
+            format!("{SEED}  redact: [args.password]\n"),
+            format!("{SEED}policy: {{ tool_allowlist: [email.send] }}\n"),
+            format!("{SEED}policy: {{ read_tools: ['*.read'] }}\n"),
+            format!("{SEED}budgets: {{ max_usd: 2.5 }}\n"),
+            format!("{SEED}controls: {{ read_only: true }}\n"),
+            format!("{SEED}controls: {{ kill_switch: {{ enabled: true }} }}\n"),
+            tiered.replace(
+                "description: money moves",
+                "description: money moves, grants: false",
+            ),
+            tiered.replace("tier: high", "tier: high, preview: 'x {a}'"),
+        ];
+        for yaml in &changes {
+            let base = if yaml.starts_with("tiers") {
+                policy(tiered)
+            } else {
+                seed.clone()
+            };
+            assert_ne!(policy(yaml).version(), base.version(), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn a_config_with_the_new_keys_survives_a_round_trip() {
+        let p = policy(CONTROLLED);
+        let yaml = serde_yaml::to_string(p.config()).unwrap();
+        let back = policy(&yaml);
+        assert_eq!(back.config(), p.config());
+        assert_eq!(back.version(), p.version());
+        let on = policy("controls: { read_only: true, kill_switch: { enabled: true } }\n");
+        let back = policy(&serde_yaml::to_string(on.config()).unwrap());
+        assert_eq!(back.controls(), on.controls());
+    }
+
+    #[test]
+    fn the_builder_sets_the_new_keys_as_yaml_does() {
+        let yaml = policy(CONTROLLED);
+        let built = Policy::builder()
+            .require_approval_for("email.send")
+            .redact("args.password")
+            .redact("args.card.number")
+            .default_effect(Effect::Allow)
+            .tool_allowlist("crm.*")
+            .tool_allowlist("email.send")
+            .tool_allowlist("*.read")
+            .read_tools(["*.read", "crm.*.list"])
+            .budgets(Budgets {
+                max_steps: Some(50),
+                max_tool_calls: Some(100),
+                max_seconds: Some(600),
+                max_usd: Some(5.0),
+            })
+            .kill_switch(false)
+            .read_only(false)
+            .tier("critical", Tier::new().grants(false).quorum(2))
+            .tier("high", Tier::new().grants(true))
+            .rule(
+                Rule::approval_required("send")
+                    .tool("email.send")
+                    .preview("Send email to {to}: {subject}"),
+            )
+            .rule(
+                Rule::approval_required("wire")
+                    .tool("crm.payments.wire")
+                    .tier("critical")
+                    .preview("Wire {amount} to {card} ({{card}} is redacted in part)"),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(built.config(), yaml.config());
+        assert_eq!(built.version(), yaml.version());
+        let switched = Policy::builder()
+            .kill_switch(true)
+            .read_only(true)
+            .build()
+            .unwrap();
+        assert_eq!(
+            switched.controls(),
+            Controls {
+                kill_switch: true,
+                read_only: true
+            }
+        );
+
+        let field = |b: PolicyBuilder| b.build().unwrap_err().field().map(str::to_owned);
+        let b = Policy::builder;
+        assert_eq!(
+            field(b().redact("context.tenant")).as_deref(),
+            Some("approvals.redact[0]")
+        );
+        assert_eq!(
+            field(b().redact("args.a").redact("args.a")).as_deref(),
+            Some("approvals.redact[1]")
+        );
+        assert_eq!(
+            field(b().redact("args..a")).as_deref(),
+            Some("approvals.redact[0]")
+        );
+        assert_eq!(
+            field(b().tool_allowlist("a").tool_allowlist("")).as_deref(),
+            Some("policy.tool_allowlist[1]")
+        );
+        assert_eq!(
+            field(b().read_tools(["x", "a b"])).as_deref(),
+            Some("policy.read_tools[1]")
+        );
+        assert_eq!(
+            field(b().budgets(Budgets {
+                max_tool_calls: Some(0),
+                ..Budgets::default()
+            }))
+            .as_deref(),
+            Some("budgets.max_tool_calls")
+        );
+        assert_eq!(
+            field(b().budgets(Budgets {
+                max_usd: Some(-1.0),
+                ..Budgets::default()
+            }))
+            .as_deref(),
+            Some("budgets.max_usd")
+        );
+        let err = b()
+            .rule(Rule::deny("r").tool("a").preview("to {to"))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), Some("rules[0].preview"));
+        assert!(err.to_string().contains("a `{` without `}`"), "{err}");
+    }
+
+    #[test]
+    fn from_config_checks_the_new_keys() {
+        let mut config = PolicyConfig::default();
+        config.policy.tool_allowlist = Some(Vec::new());
+        let err = Policy::from_config(config).unwrap_err();
+        assert!(matches!(err, PolicyError::InvalidConfig { .. }));
+        assert_eq!(err.field(), Some("policy.tool_allowlist"));
+        assert!(
+            err.to_string().contains("`tool_allowlist` is empty"),
+            "{err}"
+        );
+
+        let mut config = PolicyConfig::default();
+        config.approvals.redact = vec![
+            FieldPath::new("args.a").unwrap(),
+            FieldPath::new("tool").unwrap(),
+        ];
+        assert_eq!(
+            Policy::from_config(config).unwrap_err().field(),
+            Some("approvals.redact[1]")
+        );
+        let mut config = PolicyConfig::default();
+        config.approvals.redact = vec![FieldPath::new("args.a").unwrap(); 2];
+        assert_eq!(
+            Policy::from_config(config).unwrap_err().field(),
+            Some("approvals.redact[1]")
+        );
+
+        let mut config = PolicyConfig::default();
+        config.budgets.max_usd = Some(f64::INFINITY);
+        assert_eq!(
+            Policy::from_config(config).unwrap_err().field(),
+            Some("budgets.max_usd")
+        );
+        let mut config = PolicyConfig::default();
+        config.budgets.max_steps = Some(0);
+        assert_eq!(
+            Policy::from_config(config).unwrap_err().field(),
+            Some("budgets.max_steps")
+        );
+    }
+
+    /// The preview and redact example of the config reference (README), kept in step
+    /// with it.
+    const PREVIEW_EXAMPLE: &str = r#"approvals:
+  required_for: [email.send]
+  redact: [args.password, "args.card.number"]
+
+rules:
+  - id: send
+    tool: email.send
+    effect: approval_required
+    preview: "Send email to {to}: {subject}"
+
+  - id: charge
+    tool: payments.charge
+    effect: approval_required
+    preview: "Charge {amount} {currency} to card {card}"
+"#;
+
+    #[test]
+    fn the_preview_example_renders_as_documented() {
+        let p = policy(PREVIEW_EXAMPLE);
+        let shown = |tool: &str, args: Value| {
+            let c = call(tool, args);
+            p.preview(&p.evaluate(&c), &c)
+        };
+        assert_eq!(
+            shown(
+                "payments.charge",
+                json!({"amount": 120, "currency": "EUR", "card": {"number": "4111111111111111", "exp": "12/30"}})
+            ),
+            r#"Charge 120 EUR to card {"exp":"12/30","number":"[redacted]"}"#
+        );
+        assert_eq!(
+            shown(
+                "email.send",
+                json!({"to": "bob@example.com", "subject": "Q3 numbers", "password": "hunter2"})
+            ),
+            "Send email to bob@example.com: Q3 numbers"
+        );
+        assert_eq!(
+            shown("crm.merge", json!({"id": 7, "password": "x"})),
+            r#"crm.merge {"id":7,"password":"[redacted]"}"#
+        );
+        // The first winner is the `required_for` entry; the template still shows.
+        let send = p.evaluate(&call("email.send", json!({})));
+        assert_eq!(ids(&send), ["approvals.required_for[0]", "send"]);
+        assert_eq!(
+            send.preview_template(),
+            Some("Send email to {to}: {subject}")
+        );
     }
 }

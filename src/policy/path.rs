@@ -121,7 +121,7 @@ impl FieldPath {
 }
 
 /// Parses `.a.b[0][1].c` after `args`.
-fn parse_steps(path: &str, mut rest: &str) -> Result<Vec<Step>, String> {
+pub(crate) fn parse_steps(path: &str, mut rest: &str) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
     while let Some(c) = rest.chars().next() {
         if c == '.' {

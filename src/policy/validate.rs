@@ -8,6 +8,7 @@ use super::PolicyError;
 use super::config::{PolicyConfig, RuleConfig, TierConfig};
 use super::effect::Effect;
 use super::pattern::ToolPattern;
+use super::preview;
 
 /// Checks everything about `config` that its types do not already guarantee.
 pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
@@ -17,6 +18,24 @@ pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
         .iter()
         .map(ToolPattern::as_str)
         .collect();
+    let redact = &config.approvals.redact;
+    for (i, path) in redact.iter().enumerate() {
+        let at = || format!("approvals.redact[{i}]");
+        preview::check_redact_path(path).map_err(|m| PolicyError::config(at(), m))?;
+        if let Some(first) = redact[..i].iter().position(|p| p == path) {
+            return Err(PolicyError::config(
+                at(),
+                preview::duplicate_redact_message(path.as_str(), first),
+            ));
+        }
+    }
+    if let Some(list) = &config.policy.tool_allowlist {
+        check_allowlist(list).map_err(|m| PolicyError::config("policy.tool_allowlist", m))?;
+    }
+    config
+        .budgets
+        .check()
+        .map_err(|(key, m)| PolicyError::config(format!("budgets.{key}"), m))?;
     for (name, tier) in &config.tiers {
         check_tier(&format!("tiers.{name}"), tier)?;
     }
@@ -55,6 +74,15 @@ pub(crate) fn check_tools(tools: &[ToolPattern]) -> Result<(), String> {
             "`tools` is empty, so the rule applies to nothing; name at least one tool or pattern"
                 .into(),
         )
+    } else {
+        Ok(())
+    }
+}
+
+/// `policy.tool_allowlist`, when set, names at least one tool.
+pub(crate) fn check_allowlist(tools: &[ToolPattern]) -> Result<(), String> {
+    if tools.is_empty() {
+        Err("`tool_allowlist` is empty, so every call would be denied; list the tools the agent may call, or leave the key out".into())
     } else {
         Ok(())
     }

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{ApprovalStore, Filed, RequestQuery, StoreError};
-use crate::{ApprovalRequest, ArgsHash, RequestId, RequestState};
+use crate::{
+    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RequestState, RunUsage,
+    Switches, ToolCall, UsageDelta,
+};
 
 /// An [`ApprovalStore`] in this process's memory: fast, and gone when the process exits.
 ///
@@ -20,6 +23,9 @@ struct Inner {
     requests: HashMap<RequestId, ApprovalRequest>,
     /// The last request filed per run, tool and args hash, for dedupe.
     by_call: HashMap<(String, String, ArgsHash), RequestId>,
+    switches: Switches,
+    usage: HashMap<String, RunUsage>,
+    grants: Vec<Grant>,
 }
 
 impl MemoryStore {
@@ -134,5 +140,82 @@ impl ApprovalStore for MemoryStore {
             }
         }
         Ok(expired)
+    }
+
+    async fn switches(&self) -> Result<Switches, StoreError> {
+        Ok(self.lock().switches.clone())
+    }
+
+    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let killed = &mut inner.switches.killed;
+        killed.retain(|s| *s != scope);
+        if engaged {
+            killed.push(scope);
+        }
+        Ok(())
+    }
+
+    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+        self.lock().switches.read_only = on;
+        Ok(())
+    }
+
+    async fn add_usage(
+        &self,
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<RunUsage, StoreError> {
+        let mut inner = self.lock();
+        let usage = inner.usage.entry(run_id.to_owned()).or_default();
+        *usage = usage.add(delta, now);
+        Ok(*usage)
+    }
+
+    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        self.lock().grants.push(grant.clone());
+        Ok(())
+    }
+
+    async fn use_grant(
+        &self,
+        call: &ToolCall,
+        args_hash: &ArgsHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, StoreError> {
+        let mut inner = self.lock();
+        let found = inner
+            .grants
+            .iter_mut()
+            .find(|g| g.covers(call, args_hash, now));
+        Ok(found.map(|g| {
+            *g = g.used();
+            g.clone()
+        }))
+    }
+
+    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {
+        let mut inner = self.lock();
+        let grant = inner
+            .grants
+            .iter_mut()
+            .find(|g| g.id() == id)
+            .ok_or(StoreError::GrantNotFound { id })?;
+        *grant = grant.revoked(now);
+        Ok(grant.clone())
+    }
+
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        let mut inner = self.lock();
+        inner
+            .grants
+            .retain(|g| g.is_live(now) || g.revoked_at().is_some());
+        Ok(inner
+            .grants
+            .iter()
+            .filter(|g| g.is_live(now))
+            .cloned()
+            .collect())
     }
 }

@@ -15,7 +15,10 @@ use async_trait::async_trait;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::{ApprovalRequest, RequestId, RequestState};
+use crate::{
+    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RequestState, RunUsage,
+    Switches, ToolCall, UsageDelta,
+};
 
 /// A store could not do what was asked. Nothing changed.
 #[derive(Debug, Error)]
@@ -38,6 +41,12 @@ pub enum StoreError {
         expected: u64,
         /// The version found.
         found: u64,
+    },
+    /// No grant has this id.
+    #[error("grant `{id}` not found")]
+    GrantNotFound {
+        /// The id asked for.
+        id: GrantId,
     },
     /// A request with this id exists already.
     #[error("approval request `{id}` exists already")]
@@ -84,6 +93,10 @@ pub struct RequestQuery {
     pub tenant: Option<String>,
     /// Only requests for this tool.
     pub tool: Option<String>,
+    /// Only requests in this risk tier.
+    pub tier: Option<String>,
+    /// Only requests filed before this instant (at least this old).
+    pub created_before: Option<OffsetDateTime>,
     /// At most this many, oldest first.
     pub limit: Option<usize>,
 }
@@ -107,6 +120,11 @@ impl RequestQuery {
                 .as_deref()
                 .is_none_or(|t| call.tenant_id() == Some(t))
             && self.tool.as_deref().is_none_or(|t| call.tool() == t)
+            && self
+                .tier
+                .as_deref()
+                .is_none_or(|t| request.tier() == Some(t))
+            && self.created_before.is_none_or(|t| request.created_at() < t)
     }
 }
 
@@ -151,4 +169,41 @@ pub trait ApprovalStore: Send + Sync {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<ApprovalRequest>, StoreError>;
+
+    /// The run-time switches: engaged kill switches and read-only mode.
+    async fn switches(&self) -> Result<Switches, StoreError>;
+
+    /// Engages (`engaged = true`) or releases a kill switch. Idempotent.
+    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError>;
+
+    /// Turns read-only mode on or off.
+    async fn set_read_only(&self, on: bool) -> Result<(), StoreError>;
+
+    /// Adds `delta` to the usage of run `run_id` atomically and returns the new totals;
+    /// the run's start is recorded at its first use.
+    async fn add_usage(
+        &self,
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<RunUsage, StoreError>;
+
+    /// Keeps a new standing grant.
+    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError>;
+
+    /// Finds a live grant covering `call` at `now` and counts one use of it atomically
+    /// (so a grant of `n` uses covers at most `n` calls across all workers); returns it
+    /// as used.
+    async fn use_grant(
+        &self,
+        call: &ToolCall,
+        args_hash: &ArgsHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, StoreError>;
+
+    /// Revokes a grant at `now` and returns it as revoked.
+    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError>;
+
+    /// The grants still live at `now`.
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError>;
 }

@@ -1,0 +1,364 @@
+//! [`PreviewTemplate`]: what an approver sees of a call, parsed once when the config
+//! loads; and the redaction of secret args (`approvals.redact`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::PolicyError;
+use super::names::checked_str;
+use super::path::{FieldPath, Step, Target, follow, parse_steps};
+
+/// What a redacted value becomes.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// What a placeholder whose path a call's args do not have renders as.
+pub(crate) const MISSING: &str = "<missing>";
+
+/// A rule's `preview`: text with `{path}` placeholders over the call's args, which the
+/// approver sees instead of raw JSON.
+///
+/// - `{to}`, `{order.id}`, `{items[0]}`, `{items[0].sku}`: a value in the args, by the
+///   same path syntax as `args.…` in conditions but without the `args.` prefix. A string
+///   renders without quotes, any other value as compact JSON, and a path the call does not
+///   have as `<missing>`.
+/// - `{{` and `}}`: a literal `{` and `}`.
+///
+/// The template is parsed when the config loads; an unclosed `{`, a lone `}` or an empty
+/// or malformed placeholder is a load error. Rendering (through
+/// [`Policy::preview`](crate::Policy::preview), which redacts secrets first) parses
+/// nothing. Cheap to clone.
+///
+/// ```
+/// use approval_gate::PreviewTemplate;
+///
+/// let t = PreviewTemplate::new("Send email to {to}: {subject}")?;
+/// assert_eq!(t.as_str(), "Send email to {to}: {subject}");
+/// assert!(PreviewTemplate::new("{{literal}} braces and {items[0].sku}").is_ok());
+/// assert!(PreviewTemplate::new("Send to {to").is_err());
+/// # Ok::<(), approval_gate::PolicyError>(())
+/// ```
+#[derive(Clone)]
+pub struct PreviewTemplate(Arc<Parsed>);
+
+struct Parsed {
+    source: Box<str>,
+    segments: Box<[Segment]>,
+}
+
+enum Segment {
+    Text(Box<str>),
+    Field(Box<[Step]>),
+}
+
+impl PreviewTemplate {
+    /// Parses a template.
+    pub fn new(template: &str) -> Result<PreviewTemplate, PolicyError> {
+        Self::parse(template).map_err(|m| PolicyError::config("", m))
+    }
+
+    pub(crate) fn parse(template: &str) -> Result<PreviewTemplate, String> {
+        let mut segments = Vec::new();
+        let mut text = String::new();
+        let mut chars = template.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '{' if chars.next_if(|&(_, n)| n == '{').is_some() => text.push('{'),
+                '}' if chars.next_if(|&(_, n)| n == '}').is_some() => text.push('}'),
+                '}' => {
+                    return Err(format!(
+                        "preview template has a `}}` without `{{` at character {}; write `}}}}` for a literal brace",
+                        position(template, at)
+                    ));
+                }
+                '{' => {
+                    let start = at + 1;
+                    let end = loop {
+                        match chars.next() {
+                            Some((end, '}')) => break end,
+                            Some((inner, '{')) => {
+                                return Err(format!(
+                                    "preview template has a `{{` inside a placeholder at character {}",
+                                    position(template, inner)
+                                ));
+                            }
+                            Some(_) => {}
+                            None => {
+                                return Err(format!(
+                                    "preview template has a `{{` without `}}` at character {}; write `{{{{` for a literal brace",
+                                    position(template, at)
+                                ));
+                            }
+                        }
+                    };
+                    let steps = placeholder(&template[start..end])?;
+                    if !text.is_empty() {
+                        segments.push(Segment::Text(std::mem::take(&mut text).into()));
+                    }
+                    segments.push(Segment::Field(steps));
+                }
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            segments.push(Segment::Text(text.into()));
+        }
+        Ok(PreviewTemplate(Arc::new(Parsed {
+            source: template.into(),
+            segments: segments.into(),
+        })))
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.0.source
+    }
+
+    /// Renders the template over `args` as they are: the caller redacts first.
+    pub(crate) fn render(&self, args: &Value) -> String {
+        let mut out = String::new();
+        for segment in &self.0.segments {
+            match segment {
+                Segment::Text(text) => out.push_str(text),
+                Segment::Field(steps) => match follow(args, steps) {
+                    None => out.push_str(MISSING),
+                    Some(Value::String(s)) => out.push_str(s),
+                    Some(other) => out.push_str(&other.to_string()),
+                },
+            }
+        }
+        out
+    }
+}
+
+/// The 1-based character position of byte offset `at`, for messages.
+fn position(text: &str, at: usize) -> usize {
+    text[..at].chars().count() + 1
+}
+
+/// Parses the inside of `{…}` into steps into the args.
+fn placeholder(inside: &str) -> Result<Box<[Step]>, String> {
+    let path = inside.trim();
+    let hint = "write a path into the args such as `{to}`, `{order.id}` or `{items[0]}`, or `{{` for a literal brace";
+    if path.is_empty() {
+        return Err(format!(
+            "preview template has an empty placeholder `{{}}`; {hint}"
+        ));
+    }
+    let rest = if path.starts_with('[') {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(format!(".{path}"))
+    };
+    match parse_steps(path, &rest) {
+        Ok(steps) => Ok(steps.into()),
+        Err(_) => Err(format!(
+            "preview placeholder `{{{path}}}` is not a path into the args; {hint}"
+        )),
+    }
+}
+
+impl PartialEq for PreviewTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source == other.0.source
+    }
+}
+
+impl Eq for PreviewTemplate {}
+
+impl fmt::Debug for PreviewTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PreviewTemplate({:?})", self.0.source)
+    }
+}
+
+impl fmt::Display for PreviewTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.source)
+    }
+}
+
+impl Serialize for PreviewTemplate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.source)
+    }
+}
+
+impl<'de> Deserialize<'de> for PreviewTemplate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a preview template", PreviewTemplate::parse)
+    }
+}
+
+/// An `approvals.redact` entry: a path into the args with at least one step.
+pub(crate) fn check_redact_path(path: &FieldPath) -> Result<(), String> {
+    match path.target() {
+        Target::Args(steps) if !steps.is_empty() => Ok(()),
+        Target::Args(_) => {
+            Err("`args` would redact every argument; name a field such as `args.password`".into())
+        }
+        _ => Err(format!(
+            "`redact` takes paths into the args such as `args.password`, found `{path}`"
+        )),
+    }
+}
+
+pub(crate) fn duplicate_redact_message(path: &str, first: usize) -> String {
+    format!("duplicate redact path `{path}`, already listed at redact[{first}]")
+}
+
+/// `args` with every path in `redact` that it has replaced by [`REDACTED`]; borrowed
+/// when there is nothing to redact.
+pub(crate) fn redact<'a>(args: &'a Value, redact: &[FieldPath]) -> Cow<'a, Value> {
+    let mut out: Option<Value> = None;
+    for path in redact {
+        let Target::Args(steps) = path.target() else {
+            continue;
+        };
+        if follow(args, steps).is_none() {
+            continue;
+        }
+        let value = out.get_or_insert_with(|| args.clone());
+        if let Some(slot) = follow_mut(value, steps) {
+            *slot = Value::String(REDACTED.to_owned());
+        }
+    }
+    match out {
+        Some(value) => Cow::Owned(value),
+        None => Cow::Borrowed(args),
+    }
+}
+
+fn follow_mut<'a>(args: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
+    let mut at = args;
+    for step in steps {
+        at = match step {
+            Step::Key(key) => at.as_object_mut()?.get_mut(&**key)?,
+            Step::Index(i) => at.as_array_mut()?.get_mut(*i)?,
+        };
+    }
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(template: &str, args: Value) -> String {
+        PreviewTemplate::parse(template).unwrap().render(&args)
+    }
+
+    #[test]
+    fn placeholders_render_strings_bare_and_the_rest_as_compact_json() {
+        let args = json!({
+            "to": "bob@example.com",
+            "subject": "Q3 numbers",
+            "n": 3,
+            "ok": true,
+            "gone": null,
+            "items": [{"sku": "X1", "qty": 2}],
+            "order": {"id": 42},
+        });
+        assert_eq!(
+            render("Send email to {to}: {subject}", args.clone()),
+            "Send email to bob@example.com: Q3 numbers"
+        );
+        assert_eq!(
+            render("{n} {ok} {gone} {order.id} {items[0].sku}", args.clone()),
+            "3 true null 42 X1"
+        );
+        assert_eq!(render("{items}", args.clone()), r#"[{"qty":2,"sku":"X1"}]"#);
+        assert_eq!(render("{ to }", args.clone()), "bob@example.com");
+        assert_eq!(
+            render("{nope} {items[9]} {to.x}", args.clone()),
+            "<missing> <missing> <missing>"
+        );
+        assert_eq!(render("{[1]}", json!(["a", "b"])), "b");
+        assert_eq!(
+            render("{{to}} is {to}, }}{{", args),
+            "{to} is bob@example.com, }{"
+        );
+        assert_eq!(render("", json!({})), "");
+    }
+
+    #[test]
+    fn template_syntax_errors_say_where_and_how_to_escape() {
+        let err = |t: &str| PreviewTemplate::parse(t).unwrap_err();
+        let e = err("Send to {to");
+        assert!(e.contains("a `{` without `}` at character 9"), "{e}");
+        assert!(e.contains("write `{{` for a literal brace"), "{e}");
+        let e = err("a } b");
+        assert!(e.contains("a `}` without `{` at character 3"), "{e}");
+        let e = err("x {}");
+        assert!(e.contains("empty placeholder `{}`"), "{e}");
+        let e = err("{a{b}}");
+        assert!(e.contains("`{` inside a placeholder at character 3"), "{e}");
+        for bad in ["{a..b}", "{items[x]}", "{a[}", "{.a}", "{a]}"] {
+            let e = err(bad);
+            assert!(e.contains("is not a path into the args"), "{bad}: {e}");
+        }
+        // Positions count characters, not bytes.
+        assert!(err("é}").contains("character 2"));
+    }
+
+    #[test]
+    fn templates_compare_and_serialize_as_written() {
+        let t = PreviewTemplate::new("Hi {name}").unwrap();
+        assert_eq!(t, PreviewTemplate::new("Hi {name}").unwrap());
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#""Hi {name}""#);
+        let back: PreviewTemplate = serde_json::from_str(r#""Hi {name}""#).unwrap();
+        assert_eq!(back, t);
+        assert!(serde_json::from_str::<PreviewTemplate>(r#""Hi {name""#).is_err());
+        assert_eq!(format!("{t:?}"), r#"PreviewTemplate("Hi {name}")"#);
+    }
+
+    #[test]
+    fn redaction_replaces_present_paths_and_skips_absent_ones() {
+        let paths: Vec<FieldPath> = [
+            "args.password",
+            "args.card.number",
+            "args.keys[1]",
+            "args.nope.x",
+        ]
+        .iter()
+        .map(|p| FieldPath::parse(p).unwrap())
+        .collect();
+        let args = json!({
+            "user": "bob",
+            "password": "hunter2",
+            "card": {"number": "4111", "exp": "12/30"},
+            "keys": ["a", "b"],
+        });
+        let out = redact(&args, &paths);
+        assert_eq!(
+            *out,
+            json!({
+                "user": "bob",
+                "password": "[redacted]",
+                "card": {"number": "[redacted]", "exp": "12/30"},
+                "keys": ["a", "[redacted]"],
+            })
+        );
+        // Nothing to redact: the args are borrowed, not copied.
+        let plain = json!({"user": "bob"});
+        assert!(matches!(redact(&plain, &paths), Cow::Borrowed(_)));
+        assert!(matches!(redact(&json!("text"), &paths), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn only_paths_into_the_args_may_be_redacted() {
+        let check = |p: &str| check_redact_path(&FieldPath::parse(p).unwrap());
+        assert!(check("args.password").is_ok());
+        assert!(check("args.items[0].card").is_ok());
+        assert!(check("args").unwrap_err().contains("every argument"));
+        assert!(
+            check("context.tenant")
+                .unwrap_err()
+                .contains("paths into the args such as `args.password`, found `context.tenant`")
+        );
+    }
+}

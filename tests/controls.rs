@@ -1,0 +1,382 @@
+//! Run controls and standing grants through the public API: kill switches, read-only
+//! mode, budgets, grants, and batches of calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use approval_gate::{
+    Approver, Budget, DeskError, Execution, Gate, GateOutcome, Gated, GrantError, GrantScope,
+    GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink, Policy, StopReason, ToolCall,
+    ToolExecutor,
+};
+use serde_json::{Value, json};
+
+const POLICY: &str = "\
+approvals:
+  required_for: [email.send]
+budgets:
+  max_tool_calls: 5
+  max_seconds: 600
+  max_usd: 2.5
+tiers:
+  critical: { grants: false }
+rules:
+  - { id: reads, tools: ['*.read'], effect: allow }
+  - { id: notes, tool: crm.note, effect: allow }
+  - { id: wires, tool: payments.wire, effect: approval_required, tier: critical }
+  - { id: no-drops, tool: db.drop, effect: deny }
+";
+
+struct World {
+    gate: Gate,
+    clock: ManualClock,
+    audit: MemorySink,
+    runs: Arc<AtomicUsize>,
+}
+
+impl World {
+    fn new() -> Self {
+        let clock = ManualClock::default();
+        let audit = MemorySink::new();
+        let gate = Gate::builder(
+            Policy::from_yaml_str(POLICY).unwrap(),
+            Keyring::new(Key::new("k1", [3u8; 32]).unwrap()),
+        )
+        .clock(clock.clone())
+        .audit(audit.clone())
+        .build();
+        World {
+            gate,
+            clock,
+            audit,
+            runs: Arc::default(),
+        }
+    }
+
+    fn tool(&self) -> Gated<impl ToolExecutor<Output = Value, Error = std::io::Error> + use<>> {
+        let runs = self.runs.clone();
+        self.gate.wrap(move |exec: Execution| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let approvers = exec.approval().map(|a| a.approvers().to_vec());
+                Ok::<Value, std::io::Error>(json!({ "approvers": approvers }))
+            }
+        })
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+fn call(run: &str, id: &str, tool: &str, args: Value) -> ToolCall {
+    ToolCall::new(run, id, tool, args)
+        .requested_by("bob")
+        .tenant("acme")
+}
+
+fn reason<T, E>(outcome: GateOutcome<T, E>) -> StopReason {
+    match outcome {
+        GateOutcome::Stopped(stop) => stop.reason,
+        other => panic!("expected stopped, got {}", other.name()),
+    }
+}
+
+#[tokio::test]
+async fn kill_switches_stop_calls_and_resumes_until_released() {
+    let w = World::new();
+    let tool = w.tool();
+    let email = call("r1", "c1", "email.send", json!({"to": "x"}));
+    let id = tool
+        .call(email.clone())
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    w.gate
+        .desk()
+        .approve(id, &Approver::new("ann").tenant("acme"))
+        .await
+        .unwrap();
+
+    for scope in [
+        KillScope::Global,
+        KillScope::Tenant("acme".into()),
+        KillScope::Tool("email.send".into()),
+    ] {
+        w.gate.set_kill_switch(scope.clone(), true).await.unwrap();
+        let r = reason(tool.resume(id, email.clone()).await.unwrap());
+        assert!(
+            matches!(r, StopReason::KillSwitch { scope: ref s } if *s == scope),
+            "{scope}"
+        );
+        w.gate.set_kill_switch(scope, false).await.unwrap();
+    }
+    // Another tenant's switch does not touch this call.
+    w.gate
+        .set_kill_switch(KillScope::Tenant("globex".into()), true)
+        .await
+        .unwrap();
+    assert!(tool.resume(id, email).await.unwrap().executed().is_some());
+    assert_eq!(w.runs(), 1);
+}
+
+#[tokio::test]
+async fn read_only_mode_denies_every_write_but_not_reads() {
+    let w = World::new();
+    let tool = w.tool();
+    w.gate.set_read_only(true).await.unwrap();
+    let r = reason(
+        tool.call(call("r1", "c1", "crm.note", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(r, StopReason::ReadOnly));
+    assert!(
+        tool.call(call("r1", "c2", "crm.read", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    w.gate.set_read_only(false).await.unwrap();
+    assert!(
+        tool.call(call("r1", "c3", "crm.note", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn budgets_stop_the_run_that_exceeds_them_and_only_that_run() {
+    let w = World::new();
+    let tool = w.tool();
+    for i in 0..5 {
+        let c = call("r1", &format!("c{i}"), "crm.read", json!({}));
+        assert!(tool.call(c).await.unwrap().executed().is_some());
+    }
+    let r = reason(
+        tool.call(call("r1", "c5", "crm.read", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        matches!(r, StopReason::BudgetExceeded { budget: Budget::ToolCalls, limit, .. } if limit == 5.0)
+    );
+    assert!(
+        tool.call(call("r2", "c0", "crm.read", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+
+    // Cost reported by the host.
+    w.gate.record_cost("r3", 2.0).await.unwrap();
+    assert!(
+        tool.call(call("r3", "c0", "crm.read", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    w.gate.record_cost("r3", 1.0).await.unwrap();
+    let r = reason(
+        tool.call(call("r3", "c1", "crm.read", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        r,
+        StopReason::BudgetExceeded {
+            budget: Budget::Usd,
+            ..
+        }
+    ));
+
+    // Wall time since the run's first call.
+    assert!(
+        tool.call(call("r4", "c0", "crm.read", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    w.clock.advance(Duration::from_secs(601));
+    let r = reason(
+        tool.call(call("r4", "c1", "crm.read", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        r,
+        StopReason::BudgetExceeded {
+            budget: Budget::Seconds,
+            ..
+        }
+    ));
+    assert_eq!(w.gate.usage("r1").await.unwrap().tool_calls, 6);
+}
+
+#[tokio::test]
+async fn a_standing_grant_turns_later_approvals_into_allows_within_its_bounds() {
+    let w = World::new();
+    let tool = w.tool();
+    let email = |id: &str, to: &str| call("r1", id, "email.send", json!({ "to": to }));
+    let first = tool
+        .call(email("c1", "a@x"))
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(3600)).max_uses(2);
+    let (_, grant) = w
+        .gate
+        .desk()
+        .approve_with_grant(first, &Approver::new("ann").tenant("acme"), &spec)
+        .await
+        .unwrap();
+    let grant = grant.expect("the approval completed the request");
+
+    // Two later emails in the same run run at once, on the grant.
+    for i in 2..4 {
+        let outcome = tool.call(email(&format!("c{i}"), "b@x")).await.unwrap();
+        let done = outcome.executed().expect("covered by the grant");
+        assert_eq!(done.result.as_ref().unwrap()["approvers"], json!(["ann"]));
+    }
+    // Used up: the next one asks again.
+    assert!(
+        tool.call(email("c4", "b@x"))
+            .await
+            .unwrap()
+            .pending()
+            .is_some()
+    );
+    // Another run is out of scope.
+    assert!(
+        tool.call(call("r2", "c1", "email.send", json!({"to": "a@x"})))
+            .await
+            .unwrap()
+            .pending()
+            .is_some()
+    );
+    let used = w
+        .audit
+        .event_names()
+        .iter()
+        .filter(|e| **e == "grant_used")
+        .count();
+    assert_eq!(used, 2);
+    assert_eq!(w.runs(), 2);
+
+    // Revoked grants cover nothing.
+    let spec = GrantSpec::new(GrantScope::Tenant, Duration::from_secs(3600));
+    let id = tool
+        .call(call("r3", "c1", "email.send", json!({"to": "d@x"})))
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    let (_, g) = w
+        .gate
+        .desk()
+        .approve_with_grant(id, &Approver::new("ann").tenant("acme"), &spec)
+        .await
+        .unwrap();
+    let g = g.unwrap();
+    assert!(
+        tool.call(call("r9", "c1", "email.send", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    w.gate.desk().revoke_grant(g.id(), "ann").await.unwrap();
+    assert!(
+        tool.call(call("r9", "c2", "email.send", json!({})))
+            .await
+            .unwrap()
+            .pending()
+            .is_some()
+    );
+    assert_ne!(grant.id(), g.id());
+}
+
+#[tokio::test]
+async fn a_grant_never_lifts_a_deny_and_a_tier_may_forbid_grants() {
+    let w = World::new();
+    let tool = w.tool();
+    let wire = call("r1", "c1", "payments.wire", json!({"amount": 10}));
+    let id = tool.call(wire).await.unwrap().pending().unwrap().request_id;
+    let spec = GrantSpec::new(GrantScope::Tenant, Duration::from_secs(60)).tool_pattern("*");
+    let err = w
+        .gate
+        .desk()
+        .approve_with_grant(id, &Approver::new("ann").tenant("acme"), &spec)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DeskError::GrantRefused {
+                reason: GrantError::Forbidden,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(w.gate.desk().grants().await.unwrap().is_empty());
+
+    // A broad grant from an email approval does not allow a denied tool.
+    let id = tool
+        .call(call("r1", "c2", "email.send", json!({})))
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    w.gate
+        .desk()
+        .approve_with_grant(id, &Approver::new("ann").tenant("acme"), &spec)
+        .await
+        .unwrap();
+    let r = reason(
+        tool.call(call("r1", "c3", "db.drop", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(r, StopReason::PolicyDenied { .. }));
+    // Nor a critical-tier call.
+    assert!(
+        tool.call(call("r1", "c4", "payments.wire", json!({})))
+            .await
+            .unwrap()
+            .pending()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_batch_returns_one_outcome_per_call_in_order() {
+    let w = World::new();
+    let tool = w.tool();
+    let outcomes = tool
+        .call_batch([
+            call("r1", "c1", "crm.read", json!({})),
+            call("r1", "c2", "db.drop", json!({})),
+            call("r1", "c3", "email.send", json!({})),
+        ])
+        .await;
+    let names: Vec<_> = outcomes
+        .iter()
+        .map(|o| o.as_ref().unwrap().name())
+        .collect();
+    assert_eq!(names, ["executed", "stopped", "pending"]);
+}
