@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{ApprovalRequest, ArgsHash, RequestId, ToolCall, ToolPattern};
+use crate::{ApprovalRequest, ArgsHash, Condition, RequestId, ToolCall, ToolPattern};
 
 /// The id of a standing grant.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -70,6 +70,7 @@ pub struct GrantSpec {
     lifetime: Duration,
     tool: Option<String>,
     same_args: bool,
+    constraint: Option<Condition>,
     max_uses: Option<u32>,
 }
 
@@ -81,8 +82,16 @@ impl GrantSpec {
             lifetime,
             tool: None,
             same_args: false,
+            constraint: None,
             max_uses: None,
         }
+    }
+
+    /// Covers only calls for which `condition` holds (the policy's condition syntax, for
+    /// example `args.amount` at most 50); a call it cannot evaluate is not covered.
+    pub fn when(mut self, condition: Condition) -> Self {
+        self.constraint = Some(condition);
+        self
     }
 
     /// Covers tools matching `pattern` (`crm.*`) instead of the approved tool only.
@@ -130,6 +139,8 @@ pub struct Grant {
     tool: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     args_hash: Option<ArgsHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    constraint: Option<Condition>,
     scope: GrantScope,
     /// The value the scope binds: the run id, user or tenant.
     scope_value: String,
@@ -189,6 +200,7 @@ impl Grant {
             id: GrantId::new(),
             tool,
             args_hash: spec.same_args.then(|| request.approved_args_hash()),
+            constraint: spec.constraint.clone(),
             scope: spec.scope,
             scope_value,
             tenant: call.tenant_id().map(str::to_owned),
@@ -213,6 +225,10 @@ impl Grant {
                 GrantScope::Tenant => call.tenant_id() == Some(self.scope_value.as_str()),
             }
             && self.args_hash.is_none_or(|h| h == *args_hash)
+            && self
+                .constraint
+                .as_ref()
+                .is_none_or(|c| matches!(c.eval(call), Ok(true)))
             && ToolPattern::new(self.tool.clone()).is_ok_and(|p| p.matches(call.tool()))
     }
 
@@ -245,6 +261,11 @@ impl Grant {
     /// The tool name or pattern it covers.
     pub fn tool(&self) -> &str {
         &self.tool
+    }
+
+    /// The condition on the call it is bound to, if any.
+    pub fn constraint(&self) -> Option<&Condition> {
+        self.constraint.as_ref()
     }
 
     /// The args hash it is bound to, if any.

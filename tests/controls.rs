@@ -380,3 +380,114 @@ async fn a_batch_returns_one_outcome_per_call_in_order() {
         .collect();
     assert_eq!(names, ["executed", "stopped", "pending"]);
 }
+
+#[tokio::test]
+async fn a_grant_can_be_bound_to_the_same_args_or_to_a_condition_and_never_crosses_tenants() {
+    let w = World::new();
+    let tool = w.tool();
+    let email = |run: &str, id: &str, args: Value| call(run, id, "email.send", args);
+    let desk = w.gate.desk();
+    let ann = Approver::new("ann").tenant("acme");
+
+    // Same args only.
+    let id = tool
+        .call(email("r1", "c1", json!({"to": "a@x"})))
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(600)).same_args();
+    desk.approve_with_grant(id, &ann, &spec).await.unwrap();
+    assert!(
+        tool.call(email("r1", "c2", json!({"to": "a@x"})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    assert!(
+        tool.call(email("r1", "c3", json!({"to": "b@x"})))
+            .await
+            .unwrap()
+            .pending()
+            .is_some()
+    );
+
+    // A condition on the args.
+    let id = tool
+        .call(email("r2", "c1", json!({"n": 1})))
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    let small =
+        approval_gate::Condition::field("args.n", approval_gate::Op::Lte(3.into())).unwrap();
+    let spec = GrantSpec::new(GrantScope::User, Duration::from_secs(600)).when(small);
+    desk.approve_with_grant(id, &ann, &spec).await.unwrap();
+    assert!(
+        tool.call(email("r3", "c1", json!({"n": 2})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    assert!(
+        tool.call(email("r3", "c2", json!({"n": 9})))
+            .await
+            .unwrap()
+            .pending()
+            .is_some()
+    );
+
+    // The same user under another tenant is not covered.
+    let other = ToolCall::new("r3", "c3", "email.send", json!({"n": 2}))
+        .requested_by("bob")
+        .tenant("globex");
+    assert!(tool.call(other).await.unwrap().pending().is_some());
+}
+
+#[tokio::test]
+async fn config_controls_deny_from_the_policy_itself() {
+    let policy = "\
+policy:
+  default: allow
+  tool_allowlist: ['crm.*']
+";
+    let gate = Gate::builder(
+        Policy::from_yaml_str(policy).unwrap(),
+        Keyring::new(Key::new("k1", [3u8; 32]).unwrap()),
+    )
+    .build();
+    let tool = gate.wrap(|_e: Execution| async { Ok::<Value, std::io::Error>(json!(null)) });
+    assert!(
+        tool.call(call("r", "c1", "crm.read", json!({})))
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    let r = reason(
+        tool.call(call("r", "c2", "shell.exec", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        matches!(r, StopReason::PolicyDenied { ref rule_ids, .. } if rule_ids == &["policy.tool_allowlist"])
+    );
+
+    let killed = Policy::from_yaml_str(
+        "policy:\n  default: allow\ncontrols:\n  kill_switch: { enabled: true }\n",
+    )
+    .unwrap();
+    gate.set_policy(killed);
+    let r = reason(
+        tool.call(call("r", "c3", "crm.read", json!({})))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        matches!(r, StopReason::PolicyDenied { ref rule_ids, .. } if rule_ids == &["controls.kill_switch"])
+    );
+}
