@@ -117,8 +117,12 @@ pub struct UsageDelta {
 }
 
 impl RunUsage {
-    /// The usage after `delta` at `now` (the run starts at its first use).
+    /// The usage after `delta` at `now`. The run starts at its first counted use; an
+    /// empty delta (a read) does not start it.
     pub fn add(mut self, delta: UsageDelta, now: OffsetDateTime) -> RunUsage {
+        if delta == UsageDelta::default() {
+            return self;
+        }
         self.steps = self.steps.saturating_add(delta.steps);
         self.tool_calls = self.tool_calls.saturating_add(delta.tool_calls);
         if delta.usd.is_finite() && delta.usd > 0.0 {
@@ -148,5 +152,79 @@ impl RunUsage {
             return Some((Budget::Usd, l, self.usd));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+
+    fn budgets() -> Budgets {
+        Budgets {
+            max_steps: Some(2),
+            max_tool_calls: Some(3),
+            max_seconds: Some(60),
+            max_usd: Some(1.5),
+        }
+    }
+
+    fn calls(n: u64) -> UsageDelta {
+        UsageDelta {
+            tool_calls: n,
+            ..UsageDelta::default()
+        }
+    }
+
+    #[test]
+    fn a_count_at_its_limit_is_within_budget_and_one_more_is_over() {
+        let at = RunUsage::default().add(calls(3), T0);
+        assert_eq!(at.exceeded(&budgets(), T0), None);
+        let over = at.add(calls(1), T0);
+        assert_eq!(
+            over.exceeded(&budgets(), T0),
+            Some((Budget::ToolCalls, 3.0, 4.0))
+        );
+    }
+
+    #[test]
+    fn time_runs_from_the_first_counted_use_and_a_read_does_not_start_it() {
+        let read = RunUsage::default().add(UsageDelta::default(), T0);
+        assert_eq!(read.started_at, None);
+        let started = read.add(calls(1), T0);
+        let t = |s: i64| T0 + time::Duration::seconds(s);
+        assert_eq!(started.exceeded(&budgets(), t(60)), None);
+        assert_eq!(
+            started.exceeded(&budgets(), t(61)),
+            Some((Budget::Seconds, 60.0, 61.0))
+        );
+    }
+
+    #[test]
+    fn cost_ignores_negative_and_non_finite_reports() {
+        let mut u = RunUsage::default();
+        for usd in [1.0, -5.0, f64::NAN, f64::INFINITY, 0.75] {
+            u = u.add(
+                UsageDelta {
+                    usd,
+                    ..UsageDelta::default()
+                },
+                T0,
+            );
+        }
+        assert_eq!(u.usd, 1.75);
+        assert_eq!(u.exceeded(&budgets(), T0), Some((Budget::Usd, 1.5, 1.75)));
+    }
+
+    #[test]
+    fn kill_switches_cover_their_scope_only() {
+        let call = ToolCall::new("r", "c", "email.send", serde_json::json!({})).tenant("acme");
+        assert!(KillScope::Global.covers(&call));
+        assert!(KillScope::Tenant("acme".into()).covers(&call));
+        assert!(!KillScope::Tenant("globex".into()).covers(&call));
+        assert!(KillScope::Tool("email.send".into()).covers(&call));
+        assert!(!KillScope::Tool("email".into()).covers(&call));
     }
 }
