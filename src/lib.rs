@@ -10,9 +10,10 @@
 //!
 //! # Cargo features
 //!
-//! None yet: the crate's core needs no runtime and no database. Durable stores
-//! (`sqlite`, `postgres`) and observability (`tracing`, `metrics`) will come behind
-//! features of their own.
+//! - `testing`: the [`testing`] module, the conformance suite every
+//!   [`ApprovalStore`] must pass, for hosts that write their own store.
+//!
+//! The core needs no runtime and no database.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -28,6 +29,10 @@ mod policy;
 mod run;
 mod store;
 mod token;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 /// The `serde_json` crate, whose `Value` holds tool arguments, at the version this crate uses.
 pub use serde_json;

@@ -1,0 +1,527 @@
+//! The conformance suite every [`ApprovalStore`] must pass.
+//!
+//! Plain public async functions, one per behaviour, each taking the store under test and
+//! a [`ManualClock`] that gives the `now` of every call (stores never read a clock). They
+//! panic, like `assert!`, on the first broken promise. Every function uses fresh run ids
+//! and tenants, so all of them can share one store; [`run_all`] runs them in order.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use approval_gate::{ManualClock, MemoryStore, testing};
+//!
+//! testing::run_all(&MemoryStore::new(), &ManualClock::default()).await;
+//! # }
+//! ```
+//!
+//! A host that writes its own store runs the same suite against it.
+
+use std::time::Duration;
+
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, Clock, Grant, GrantScope, GrantSpec, Key,
+    Keyring, KillScope, ManualClock, Policy, RequestId, RequestQuery, RequestState, StoreError,
+    ToolCall, UsageDelta,
+};
+
+const POLICY: &str = "\
+approvals:
+  ttl_seconds: 300
+  approval_ttl_seconds: 60
+tiers:
+  high: { approvers: [lead] }
+rules:
+  - { id: sends, tool: email.send, effect: approval_required }
+  - { id: wires, tool: payments.wire, effect: approval_required, tier: high }
+";
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", Uuid::new_v4().simple())
+}
+
+/// A pending request for `tool` in `run`, filed at `now`.
+fn request(
+    run: &str,
+    tenant: &str,
+    tool: &str,
+    args: serde_json::Value,
+    now: OffsetDateTime,
+) -> ApprovalRequest {
+    let policy = Policy::from_yaml_str(POLICY).expect("the suite's policy loads");
+    let call = ToolCall::new(run, "call-1", tool, args)
+        .requested_by("requester")
+        .tenant(tenant);
+    let decision = policy.evaluate(&call);
+    let hash = call.args_hash().expect("small args hash");
+    ApprovalRequest::new(
+        RequestId::new(),
+        call,
+        hash,
+        &decision,
+        policy.version().clone(),
+        now,
+    )
+}
+
+fn approver(tenant: &str) -> Approver {
+    Approver::new("approver").role("lead").tenant(tenant)
+}
+
+fn token_for(request: &ApprovalRequest) -> crate::ApprovalToken {
+    let keys = Keyring::new(Key::new("suite", [5u8; 32]).expect("valid key"));
+    let call = request.call();
+    keys.sign(&crate::Claims {
+        jti: request.id().to_string(),
+        run_id: call.run_id().to_owned(),
+        call_id: call.call_id().to_owned(),
+        tool: call.tool().to_owned(),
+        args_hash: request.approved_args_hash(),
+        policy_version: request.policy_version().to_string(),
+        approvers: request.approvers().to_vec(),
+        iat: 0,
+        exp: 0,
+    })
+}
+
+/// A request written by `create` reads back the same from `get`.
+pub async fn create_then_get_round_trips(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let run = unique("run");
+    let r = request(
+        &run,
+        "t1",
+        "email.send",
+        json!({"to": "a@x", "n": [1, 2.5]}),
+        now,
+    );
+    let filed = store.create(r.clone(), now).await.expect("create");
+    assert!(filed.created);
+    assert_eq!(filed.request.id(), r.id());
+    let got = store.get(r.id()).await.expect("get");
+    assert_eq!(
+        serde_json::to_value(&got).expect("json"),
+        serde_json::to_value(&r).expect("json")
+    );
+    assert!(matches!(
+        store.get(RequestId::new()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// While an identical call (run, tool, args hash) is pending, `create` returns it; once
+/// it is no longer pending (decided, or its TTL passed even unswept) a new one is filed.
+pub async fn create_dedupes_an_identical_pending_call(
+    store: &dyn ApprovalStore,
+    clock: &ManualClock,
+) {
+    let now = clock.now();
+    let run = unique("run");
+    let first = request(&run, "t1", "email.send", json!({"to": "a@x"}), now);
+    store.create(first.clone(), now).await.expect("create");
+    let again = request(&run, "t1", "email.send", json!({"to": "a@x"}), now);
+    let filed = store.create(again, now).await.expect("create");
+    assert!(
+        !filed.created,
+        "an identical pending call is not filed twice"
+    );
+    assert_eq!(filed.request.id(), first.id());
+
+    // Other args, tool or run: a request of its own.
+    for (r, t, a) in [
+        (run.as_str(), "email.send", json!({"to": "b@x"})),
+        (run.as_str(), "payments.wire", json!({"to": "a@x"})),
+    ] {
+        let other = request(r, "t1", t, a, now);
+        assert!(store.create(other, now).await.expect("create").created);
+    }
+    let other_run = request(
+        &unique("run"),
+        "t1",
+        "email.send",
+        json!({"to": "a@x"}),
+        now,
+    );
+    assert!(store.create(other_run, now).await.expect("create").created);
+
+    // Past its TTL (unswept), the first no longer blocks a new request.
+    let later = now + Duration::from_secs(300);
+    let fresh = request(&run, "t1", "email.send", json!({"to": "a@x"}), later);
+    let filed = store.create(fresh.clone(), later).await.expect("create");
+    assert!(filed.created);
+    assert_eq!(filed.request.id(), fresh.id());
+}
+
+/// `update` writes only over the version it was computed from: of two transitions from
+/// the same version, exactly one wins; the loser gets `Conflict`.
+pub async fn update_is_compare_and_set(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let r = request(&unique("run"), "t1", "email.send", json!({}), now);
+    store.create(r.clone(), now).await.expect("create");
+    let approved = r.approve(&approver("t1"), now).expect("approve");
+    let denied = r
+        .deny(&approver("t1"), Some("no".into()), now)
+        .expect("deny");
+    store
+        .update(&approved)
+        .await
+        .expect("first transition wins");
+    assert!(matches!(
+        store.update(&denied).await,
+        Err(StoreError::Conflict {
+            expected: 1,
+            found: 2,
+            ..
+        })
+    ));
+    let stored = store.get(r.id()).await.expect("get");
+    assert_eq!(stored.stored_state(), RequestState::Approved);
+    assert_eq!(stored.version(), 2);
+    // Replaying the same write is a conflict too.
+    assert!(matches!(
+        store.update(&approved).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // An unknown request is not found.
+    let ghost = request(&unique("run"), "t1", "email.send", json!({}), now);
+    let ghost = ghost.approve(&approver("t1"), now).expect("approve");
+    assert!(matches!(
+        store.update(&ghost).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// An approval is claimed at most once: the second claim from the same version conflicts.
+pub async fn a_claim_wins_once(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let r = request(&unique("run"), "t1", "email.send", json!({}), now);
+    store.create(r.clone(), now).await.expect("create");
+    let approved = r.approve(&approver("t1"), now).expect("approve");
+    let approved = approved.clone().with_token(token_for(&approved));
+    store.update(&approved).await.expect("approve");
+    let claim = approved.claim(now).expect("claim");
+    store.update(&claim).await.expect("first claim");
+    assert!(matches!(
+        store.update(&claim).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let stored = store.get(r.id()).await.expect("get");
+    assert_eq!(stored.stored_state(), RequestState::Executing);
+    assert!(
+        stored.token().is_some(),
+        "the token survives the round trip"
+    );
+}
+
+/// `list` applies expiry at `now`, filters by state, run, tenant, tool, tier and age,
+/// orders oldest first, and honours the limit.
+pub async fn list_filters_and_orders(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let t0 = clock.now();
+    let tenant = unique("tenant");
+    let run = unique("run");
+    let a = request(&run, &tenant, "email.send", json!({"i": 1}), t0);
+    let b = request(
+        &run,
+        &tenant,
+        "payments.wire",
+        json!({"i": 2}),
+        t0 + Duration::from_secs(10),
+    );
+    let c = request(
+        &unique("run"),
+        &tenant,
+        "email.send",
+        json!({"i": 3}),
+        t0 + Duration::from_secs(20),
+    );
+    for r in [&a, &b, &c] {
+        store
+            .create(r.clone(), r.created_at())
+            .await
+            .expect("create");
+    }
+    let now = t0 + Duration::from_secs(30);
+    let ids = |found: Vec<ApprovalRequest>| found.iter().map(|r| r.id()).collect::<Vec<_>>();
+    let by_tenant = RequestQuery {
+        tenant: Some(tenant.clone()),
+        ..RequestQuery::pending()
+    };
+    assert_eq!(
+        ids(store.list(&by_tenant, now).await.expect("list")),
+        [a.id(), b.id(), c.id()]
+    );
+    let q = RequestQuery {
+        run_id: Some(run.clone()),
+        ..by_tenant.clone()
+    };
+    assert_eq!(
+        ids(store.list(&q, now).await.expect("list")),
+        [a.id(), b.id()]
+    );
+    let q = RequestQuery {
+        tool: Some("email.send".into()),
+        ..by_tenant.clone()
+    };
+    assert_eq!(
+        ids(store.list(&q, now).await.expect("list")),
+        [a.id(), c.id()]
+    );
+    let q = RequestQuery {
+        tier: Some("high".into()),
+        ..by_tenant.clone()
+    };
+    assert_eq!(ids(store.list(&q, now).await.expect("list")), [b.id()]);
+    let q = RequestQuery {
+        created_before: Some(t0 + Duration::from_secs(15)),
+        ..by_tenant.clone()
+    };
+    assert_eq!(
+        ids(store.list(&q, now).await.expect("list")),
+        [a.id(), b.id()]
+    );
+    let q = RequestQuery {
+        limit: Some(1),
+        ..by_tenant.clone()
+    };
+    assert_eq!(ids(store.list(&q, now).await.expect("list")), [a.id()]);
+
+    // `a` times out at t0 + 300 even though nothing swept it.
+    let late = t0 + Duration::from_secs(305);
+    assert_eq!(
+        ids(store.list(&by_tenant, late).await.expect("list")),
+        [b.id(), c.id()]
+    );
+    let expired = RequestQuery {
+        state: Some(RequestState::Expired),
+        tenant: Some(tenant),
+        ..RequestQuery::default()
+    };
+    assert_eq!(
+        ids(store.list(&expired, late).await.expect("list")),
+        [a.id()]
+    );
+}
+
+/// `sweep_expired` records as expired exactly the requests due at `now` (pending past the
+/// decision TTL, approved past the approval TTL), at most `limit` of them, once.
+pub async fn sweep_expires_what_is_due(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let t0 = clock.now();
+    let tenant = unique("tenant");
+    let pending = request(&unique("run"), &tenant, "email.send", json!({}), t0);
+    let fresh = request(
+        &unique("run"),
+        &tenant,
+        "email.send",
+        json!({}),
+        t0 + Duration::from_secs(200),
+    );
+    let approved = request(&unique("run"), &tenant, "email.send", json!({}), t0);
+    for r in [&pending, &fresh, &approved] {
+        store
+            .create(r.clone(), r.created_at())
+            .await
+            .expect("create");
+    }
+    let ok = approved
+        .approve(&approver(&tenant), t0 + Duration::from_secs(250))
+        .expect("approve");
+    store.update(&ok).await.expect("approve");
+
+    let ids = |found: &[ApprovalRequest]| found.iter().map(|r| r.id()).collect::<Vec<_>>();
+    let first = store
+        .sweep_expired(t0 + Duration::from_secs(309), usize::MAX)
+        .await
+        .expect("sweep");
+    let first = ids(&first);
+    assert!(
+        first.contains(&pending.id()),
+        "pending past its decision TTL"
+    );
+    assert!(!first.contains(&fresh.id()), "not yet due");
+    assert!(
+        !first.contains(&approved.id()),
+        "its approval TTL ends at t0 + 310"
+    );
+    assert_eq!(
+        store.get(pending.id()).await.expect("get").stored_state(),
+        RequestState::Expired
+    );
+
+    // The limit is honoured, and nothing expires twice.
+    let t1 = t0 + Duration::from_secs(1000);
+    let more = [
+        request(&unique("run"), &tenant, "email.send", json!({}), t1),
+        request(&unique("run"), &tenant, "email.send", json!({}), t1),
+    ];
+    for r in &more {
+        store.create(r.clone(), t1).await.expect("create");
+    }
+    let due = t1 + Duration::from_secs(300);
+    let limited = store.sweep_expired(due, 1).await.expect("sweep");
+    assert_eq!(limited.len(), 1);
+    let rest = store.sweep_expired(due, usize::MAX).await.expect("sweep");
+    let all: Vec<RequestId> = ids(&limited).into_iter().chain(ids(&rest)).collect();
+    for id in [fresh.id(), approved.id(), more[0].id(), more[1].id()] {
+        assert_eq!(all.iter().filter(|x| **x == id).count(), 1, "swept once");
+    }
+    assert!(!all.contains(&pending.id()), "expired once");
+    assert_eq!(
+        store.get(approved.id()).await.expect("get").stored_state(),
+        RequestState::Expired
+    );
+}
+
+/// Kill switches and read-only mode round-trip and are idempotent.
+pub async fn switches_round_trip(store: &dyn ApprovalStore, _clock: &ManualClock) {
+    let tool = KillScope::Tool(unique("tool"));
+    store
+        .set_kill_switch(tool.clone(), true)
+        .await
+        .expect("kill");
+    store
+        .set_kill_switch(tool.clone(), true)
+        .await
+        .expect("kill twice");
+    let s = store.switches().await.expect("switches");
+    assert_eq!(s.killed.iter().filter(|k| **k == tool).count(), 1);
+    store
+        .set_kill_switch(tool.clone(), false)
+        .await
+        .expect("release");
+    assert!(
+        !store
+            .switches()
+            .await
+            .expect("switches")
+            .killed
+            .contains(&tool)
+    );
+    let before = store.switches().await.expect("switches").read_only;
+    store.set_read_only(!before).await.expect("read only");
+    assert_eq!(store.switches().await.expect("switches").read_only, !before);
+    store.set_read_only(before).await.expect("read only");
+}
+
+/// Usage adds up per run and the run starts at its first counted use.
+pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let run = unique("run");
+    let read = store
+        .add_usage(&run, UsageDelta::default(), now)
+        .await
+        .expect("read");
+    assert_eq!(read.tool_calls, 0);
+    assert_eq!(read.started_at, None);
+    let delta = UsageDelta {
+        steps: 1,
+        tool_calls: 2,
+        usd: 0.25,
+    };
+    store.add_usage(&run, delta, now).await.expect("add");
+    let u = store
+        .add_usage(&run, delta, now + Duration::from_secs(5))
+        .await
+        .expect("add");
+    assert_eq!((u.steps, u.tool_calls), (2, 4));
+    assert!((u.usd - 0.5).abs() < 1e-9);
+    assert_eq!(u.started_at, Some(now));
+    let other = store
+        .add_usage(&unique("run"), UsageDelta::default(), now)
+        .await
+        .expect("read");
+    assert_eq!(other.tool_calls, 0);
+}
+
+/// Grants cover what they cover, count uses up to their limit, and stop at revocation
+/// and expiry.
+pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let tenant = unique("tenant");
+    let run = unique("run");
+    let r = request(&run, &tenant, "email.send", json!({"to": "a@x"}), now);
+    let approved = r.approve(&approver(&tenant), now).expect("approve");
+    let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60)).max_uses(2);
+    let grant = Grant::from_approval(&approved, "approver", &spec, now).expect("grant");
+    store.put_grant(&grant).await.expect("put");
+
+    let call = ToolCall::new(run.as_str(), "c2", "email.send", json!({"to": "b@x"}))
+        .requested_by("requester")
+        .tenant(tenant.as_str());
+    let hash: ArgsHash = call.args_hash().expect("hash");
+    let first = store.use_grant(&call, &hash, now).await.expect("use");
+    assert_eq!(first.map(|g| g.uses()), Some(1));
+    let second = store.use_grant(&call, &hash, now).await.expect("use");
+    assert_eq!(second.map(|g| g.uses()), Some(2));
+    assert!(
+        store
+            .use_grant(&call, &hash, now)
+            .await
+            .expect("use")
+            .is_none(),
+        "used up"
+    );
+
+    let grant = Grant::from_approval(
+        &approved,
+        "approver",
+        &GrantSpec::new(GrantScope::Run, Duration::from_secs(60)),
+        now,
+    )
+    .expect("grant");
+    store.put_grant(&grant).await.expect("put");
+    assert!(
+        store
+            .grants(now)
+            .await
+            .expect("list")
+            .iter()
+            .any(|g| g.id() == grant.id())
+    );
+    let late = now + Duration::from_secs(60);
+    assert!(
+        store
+            .use_grant(&call, &hash, late)
+            .await
+            .expect("use")
+            .is_none(),
+        "expired"
+    );
+    let revoked = store.revoke_grant(grant.id(), now).await.expect("revoke");
+    assert_eq!(revoked.revoked_at(), Some(now));
+    assert!(
+        store
+            .use_grant(&call, &hash, now)
+            .await
+            .expect("use")
+            .is_none(),
+        "revoked"
+    );
+    assert!(
+        !store
+            .grants(now)
+            .await
+            .expect("list")
+            .iter()
+            .any(|g| g.id() == grant.id())
+    );
+    assert!(matches!(
+        store.revoke_grant(crate::GrantId::new(), now).await,
+        Err(StoreError::GrantNotFound { .. })
+    ));
+}
+
+/// Runs every function of the suite, in order, on one store.
+pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
+    create_then_get_round_trips(store, clock).await;
+    create_dedupes_an_identical_pending_call(store, clock).await;
+    update_is_compare_and_set(store, clock).await;
+    a_claim_wins_once(store, clock).await;
+    list_filters_and_orders(store, clock).await;
+    sweep_expires_what_is_due(store, clock).await;
+    switches_round_trip(store, clock).await;
+    usage_adds_up_per_run(store, clock).await;
+    grants_cover_count_and_revoke(store, clock).await;
+}
