@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use crate::clock::Rfc3339Display;
 use crate::{
-    ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, Claims, Effect, Gate, GateError,
-    Grant, GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState, StoreError,
+    ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, Effect, Gate, GateError, Grant,
+    GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState, StoreError,
     TransitionError,
 };
 
@@ -273,7 +273,7 @@ impl Desk {
             };
             return self.commit(request, next, event, now).await;
         }
-        let token = self.gate.keys().sign(&claims(&next, now));
+        let token = self.gate.keys().sign(&next.claims(now));
         let next = next.with_token(token);
         let event = AuditEvent::ApprovalGranted {
             approver: approver.id().to_owned(),
@@ -380,21 +380,5 @@ impl Desk {
             }
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-/// The token claims of `request`, approved at `now`.
-fn claims(request: &ApprovalRequest, now: OffsetDateTime) -> Claims {
-    let call = request.call();
-    Claims {
-        jti: request.id().to_string(),
-        run_id: call.run_id().to_owned(),
-        call_id: call.call_id().to_owned(),
-        tool: call.tool().to_owned(),
-        args_hash: request.approved_args_hash(),
-        policy_version: request.policy_version().to_string(),
-        approvers: request.approvers().to_vec(),
-        iat: now.unix_timestamp(),
-        exp: request.approval_expiry(now).unix_timestamp(),
     }
 }

@@ -71,20 +71,9 @@ fn approver(tenant: &str) -> Approver {
     Approver::new("approver").role("lead").tenant(tenant)
 }
 
-fn token_for(request: &ApprovalRequest) -> crate::ApprovalToken {
+fn token_for(request: &ApprovalRequest, now: OffsetDateTime) -> crate::ApprovalToken {
     let keys = Keyring::new(Key::new("suite", [5u8; 32]).expect("valid key"));
-    let call = request.call();
-    keys.sign(&crate::Claims {
-        jti: request.id().to_string(),
-        run_id: call.run_id().to_owned(),
-        call_id: call.call_id().to_owned(),
-        tool: call.tool().to_owned(),
-        args_hash: request.approved_args_hash(),
-        policy_version: request.policy_version().to_string(),
-        approvers: request.approvers().to_vec(),
-        iat: 0,
-        exp: 0,
-    })
+    keys.sign(&request.claims(now))
 }
 
 /// A request written by `create` reads back the same from `get`.
@@ -200,7 +189,7 @@ pub async fn a_claim_wins_once(store: &dyn ApprovalStore, clock: &ManualClock) {
     let r = request(&unique("run"), "t1", "email.send", json!({}), now);
     store.create(r.clone(), now).await.expect("create");
     let approved = r.approve(&approver("t1"), now).expect("approve");
-    let approved = approved.clone().with_token(token_for(&approved));
+    let approved = approved.clone().with_token(token_for(&approved, now));
     store.update(&approved).await.expect("approve");
     let claim = approved.claim(now).expect("claim");
     store.update(&claim).await.expect("first claim");

@@ -19,7 +19,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{ApprovalToken, ArgsHash, Decision, PolicyVersion, ToolCall};
+use crate::{ApprovalToken, ArgsHash, Claims, Decision, PolicyVersion, ToolCall};
 
 /// The id of an approval request; also the idempotency key handed to the executor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -529,6 +529,22 @@ impl ApprovalRequest {
         Ok(())
     }
 
+    /// The claims of this request's approval token, approved at `now`: bound to the
+    /// approved args hash and naming every approver so far.
+    pub fn claims(&self, now: OffsetDateTime) -> Claims {
+        Claims {
+            jti: self.id.to_string(),
+            run_id: self.call.run_id().to_owned(),
+            call_id: self.call.call_id().to_owned(),
+            tool: self.call.tool().to_owned(),
+            args_hash: self.approved_args_hash(),
+            policy_version: self.policy_version.to_string(),
+            approvers: self.approvers.clone(),
+            iat: now.unix_timestamp(),
+            exp: self.approval_expiry(now).unix_timestamp(),
+        }
+    }
+
     /// Attaches the signed token of an approved request (see
     /// [`Keyring::sign`](crate::Keyring::sign)); part of the same transition as the
     /// approval that completed the quorum.
@@ -680,18 +696,7 @@ mod tests {
 
     fn token() -> ApprovalToken {
         let keys = Keyring::new(Key::new("k1", [7u8; 32]).unwrap());
-        let r = request();
-        keys.sign(&crate::Claims {
-            jti: r.id().to_string(),
-            run_id: "r".into(),
-            call_id: "c".into(),
-            tool: "email.send".into(),
-            args_hash: r.args_hash(),
-            policy_version: r.policy_version().to_string(),
-            approvers: vec!["ann".into()],
-            iat: 0,
-            exp: 1,
-        })
+        keys.sign(&request().claims(T0))
     }
 
     fn secs(s: u64) -> Duration {

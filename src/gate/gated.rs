@@ -85,19 +85,11 @@ impl<E: ToolExecutor> Gated<E> {
                     rule_ids: rule_ids(&decision),
                 };
                 let version = policy.version().as_str();
-                let mut record = AuditRecord::new(now, &call, Some(args_hash), version, event);
+                let record = AuditRecord::new(now, &call, Some(args_hash), version, event);
                 self.gate.record(&record).await?;
-                let result = self.inner.execute(Execution::allowed(call)).await;
-                // The result's record is the allow record with another event and time.
-                record.at = self.gate.now();
-                record.event = result_event(&result);
-                let unrecorded = self.gate.record(&record).await.err().map(GateError::from);
-                Ok(GateOutcome::Executed(Executed {
-                    result,
-                    request_id: None,
-                    edit: None,
-                    unrecorded,
-                }))
+                Ok(self
+                    .execute_then_record(Execution::allowed(call), record)
+                    .await)
             }
             Effect::Deny => {
                 let event = AuditEvent::PolicyDenied {
@@ -289,7 +281,7 @@ impl<E: ToolExecutor> Gated<E> {
             granted_by: grant.created_by().to_owned(),
             uses: grant.uses(),
         };
-        let mut record = AuditRecord::new(now, &call, Some(args_hash), version, event);
+        let record = AuditRecord::new(now, &call, Some(args_hash), version, event);
         self.gate.record(&record).await?;
         let claims = Claims {
             jti: format!("grant:{}:{}", grant.id(), grant.uses()),
@@ -316,16 +308,28 @@ impl<E: ToolExecutor> Gated<E> {
                     .await;
             }
         };
-        let result = self.inner.execute(Execution::granted(call, approval)).await;
+        Ok(self
+            .execute_then_record(Execution::granted(call, approval), record)
+            .await)
+    }
+
+    /// Runs a call that needs no approval request, then records its result as
+    /// `record` (the record that let it run) with the result's event and time.
+    async fn execute_then_record(
+        &self,
+        execution: Execution,
+        mut record: AuditRecord,
+    ) -> Outcome<E> {
+        let result = self.inner.execute(execution).await;
         record.at = self.gate.now();
         record.event = result_event(&result);
         let unrecorded = self.gate.record(&record).await.err().map(GateError::from);
-        Ok(GateOutcome::Executed(Executed {
+        GateOutcome::Executed(Executed {
             result,
             request_id: None,
             edit: None,
             unrecorded,
-        }))
+        })
     }
 
     async fn run_approved(
