@@ -12,6 +12,11 @@
 //!
 //! - `testing`: the [`testing`] module, the conformance suite every
 //!   [`ApprovalStore`] must pass, for hosts that write their own store.
+//! - `sqlite`: `SqliteStore`, a durable store in one SQLite file (bundled), the default
+//!   for one machine.
+//! - `postgres`: `PostgresStore`, a durable store in PostgreSQL for many workers and hosts.
+//!
+//! Either re-exports [`sqlx`](https://docs.rs/sqlx/0.8) as `approval_gate::sqlx`.
 //!
 //! The core needs no runtime and no database.
 #![forbid(unsafe_code)]
@@ -36,6 +41,11 @@ pub mod testing;
 
 /// The `serde_json` crate, whose `Value` holds tool arguments, at the version this crate uses.
 pub use serde_json;
+/// The `sqlx` crate, whose pools and connection options the SQL stores take, at the
+/// version this crate uses.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
 /// The `time` crate, whose `OffsetDateTime` the API uses, at the version this crate uses.
 pub use time;
 
@@ -58,6 +68,12 @@ pub use policy::{
     RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
 };
 pub use run::{Budget, KillScope, RunUsage, Switches, UsageDelta};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::SqliteStore;
 pub use store::{ApprovalStore, Filed, MemoryStore, RequestQuery, StoreError};
 pub use token::{
     ApprovalToken, Claims, Expectations, Key, KeyProvider, Keyring, TokenError, UnverifiedToken,

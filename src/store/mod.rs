@@ -1,4 +1,5 @@
-//! Where approval requests live: the [`ApprovalStore`] trait and [`MemoryStore`].
+//! Where approval requests live: the [`ApprovalStore`] trait, [`MemoryStore`], and the
+//! durable `SqliteStore` and `PostgresStore` behind the features `sqlite` and `postgres`.
 //!
 //! Stores are dumb on purpose: they keep requests and refuse a write that lost a race
 //! (compare-and-set on [`ApprovalRequest::version`]). Every decision about what may
@@ -6,8 +7,18 @@
 //! `now` the gate read from its clock; stores never read a clock.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use std::error::Error as StdError;
 

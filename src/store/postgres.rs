@@ -1,0 +1,581 @@
+//! [`PostgresStore`]: approval requests in PostgreSQL, shared by many workers and hosts.
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Executor as _, Postgres, Row, Transaction};
+use time::OffsetDateTime;
+
+use super::sql::{
+    DUE, DataError, Db, GrantRow, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT, PENDING_TWINS, Param,
+    RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, UPDATE_GRANT, UPDATE_REQUEST,
+    UPSERT_USAGE, list_query, nanos, parse_grant, parse_request, parse_scope, pending_twin,
+    scope_key, usage, usage_columns,
+};
+use super::{ApprovalStore, Filed, RequestQuery, StoreError};
+use crate::{
+    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RunUsage, Switches, ToolCall,
+    UsageDelta,
+};
+
+/// The schema migrations, in order: version and SQL.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_1.sql"))];
+
+/// The advisory lock that makes concurrent migrations take turns ("ag-migra").
+const MIGRATION_LOCK: i64 = 0x6167_2d6d_6967_7261;
+
+/// An [`ApprovalStore`] in PostgreSQL: for many workers, and for an approval surface on
+/// other hosts than the agents.
+///
+/// Each transition is a compare-and-set (`UPDATE … WHERE id = $1 AND version = $2`).
+/// `create` holds a transaction-scoped advisory lock keyed on the run, tool and args
+/// hash while it looks for an identical pending request, so two workers filing the same
+/// call get one request. Grant uses lock the grant's row; budget counters and sweeps run
+/// in one transaction each.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), approval_gate::StoreError> {
+/// use approval_gate::PostgresStore;
+///
+/// // Connects and brings the schema up to date.
+/// let store = PostgresStore::connect("postgres://app@db.internal/app").await?;
+/// // Or keep the tables in a schema of their own.
+/// let store = PostgresStore::with_schema("postgres://app@db.internal/app", "approvals").await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// TLS: this crate enables no TLS backend of `sqlx`. For `sslmode=require`, enable one
+/// in your own `Cargo.toml` (features unify), for example
+/// `sqlx = { version = "0.8", default-features = false, features = ["tls-rustls"] }`.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The schema the pool's `search_path` names, which `migrate` creates if missing.
+    schema: Option<String>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host/database`) and
+    /// brings its schema up to date ([`migrate`](Self::migrate)). The tables go into the
+    /// first schema of the server's `search_path` (usually `public`).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPool::connect(url).await.db()?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to the database at `url` with every pooled connection's `search_path`
+    /// set to `schema` only, creates that schema if it is missing, and brings the tables
+    /// in it up to date. Lets several hosts, or tests, share a database apart.
+    pub async fn with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let set_path = format!("SET search_path TO {}", quote_ident(schema)?);
+        let pool = PgPoolOptions::new()
+            .after_connect(move |conn, _meta| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    conn.execute(set_path.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .db()?;
+        let store = PostgresStore {
+            pool,
+            schema: Some(schema.to_owned()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on a pool the host configured. Does not migrate: call
+    /// [`migrate`](Self::migrate) once before use.
+    pub fn from_pool(pool: PgPool) -> Self {
+        PostgresStore { pool, schema: None }
+    }
+
+    /// The connection pool, for closing it or for the host's own queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the tables and indexes this store needs (and the schema given to
+    /// [`with_schema`](Self::with_schema)), or brings them up to date. Idempotent, and
+    /// safe to run from several processes at once: migrations take turns on an advisory
+    /// lock. Fails, changing nothing, on a database migrated by a newer version of this
+    /// crate.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if let Some(schema) = &self.schema {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)?);
+            tx.execute(sql.as_str()).await.db()?;
+        }
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS approval_schema_version (version BIGINT PRIMARY KEY)",
+        )
+        .await
+        .db()?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM approval_schema_version")
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > known {
+            return Err(DataError::SchemaTooNew {
+                found: current,
+                known,
+            }
+            .into());
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.execute(*sql).await.db()?;
+            sqlx::query("INSERT INTO approval_schema_version (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        tx.commit().await.db()
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> Result<String, DataError> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(DataError::SchemaName(name.chars().take(64).collect()));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// The advisory lock key of one call: the first 8 bytes of a SHA-256 over run, tool and
+/// args hash. Two calls sharing a key only wait for each other.
+fn call_lock(row: &RequestRow) -> i64 {
+    let mut hasher = Sha256::new();
+    for part in [&row.run_id, &row.tool, &row.args_hash] {
+        hasher.update(part.len().to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(key)
+}
+
+type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+fn bind_request<'q>(q: PgQuery<'q>, r: &'q RequestRow) -> PgQuery<'q> {
+    q.bind(&r.id)
+        .bind(r.version)
+        .bind(r.state)
+        .bind(&r.run_id)
+        .bind(&r.tool)
+        .bind(&r.args_hash)
+        .bind(&r.tenant)
+        .bind(&r.tier)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.approval_expires_at)
+        .bind(&r.body)
+}
+
+fn bind_grant<'q>(q: PgQuery<'q>, g: &'q GrantRow) -> PgQuery<'q> {
+    q.bind(&g.id)
+        .bind(g.expires_at)
+        .bind(g.max_uses)
+        .bind(g.uses)
+        .bind(g.revoked_at)
+        .bind(&g.body)
+}
+
+fn read_request(row: &PgRow) -> Result<ApprovalRequest, StoreError> {
+    let id: &str = row.try_get("id").db()?;
+    let body: &str = row.try_get("body").db()?;
+    Ok(parse_request(id, body)?)
+}
+
+fn read_grant(row: &PgRow) -> Result<Grant, StoreError> {
+    let id: &str = row.try_get("id").db()?;
+    let body: &str = row.try_get("body").db()?;
+    Ok(parse_grant(id, body)?)
+}
+
+fn read_usage(run_id: &str, row: Option<&PgRow>) -> Result<RunUsage, StoreError> {
+    let Some(row) = row else {
+        return Ok(RunUsage::default());
+    };
+    Ok(usage(
+        run_id,
+        row.try_get("steps").db()?,
+        row.try_get("tool_calls").db()?,
+        row.try_get("usd").db()?,
+        row.try_get("started_at").db()?,
+    )?)
+}
+
+/// Writes `next` over the version before it inside `tx`; whether it was written.
+async fn write_over(
+    tx: &mut Transaction<'static, Postgres>,
+    next: &ApprovalRequest,
+) -> Result<bool, StoreError> {
+    let row = RequestRow::of(next)?;
+    let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
+        .bind(row.version - 1)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl ApprovalStore for PostgresStore {
+    async fn create(
+        &self,
+        request: ApprovalRequest,
+        now: OffsetDateTime,
+    ) -> Result<Filed, StoreError> {
+        let row = RequestRow::of(&request)?;
+        let mut tx = self.pool.begin().await.db()?;
+        // Held until the transaction ends: a second `create` of the same call waits here,
+        // then sees this one's request.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(call_lock(&row))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let twins = sqlx::query(PENDING_TWINS)
+            .bind(&row.run_id)
+            .bind(&row.tool)
+            .bind(&row.args_hash)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?
+            .iter()
+            .map(read_request)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(existing) = pending_twin(twins, now) {
+            return Ok(Filed {
+                request: existing,
+                created: false,
+            });
+        }
+        let done = bind_request(sqlx::query(INSERT_REQUEST), &row)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Duplicate { id: request.id() });
+        }
+        tx.commit().await.db()?;
+        Ok(Filed {
+            request,
+            created: true,
+        })
+    }
+
+    async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
+        let row = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound { id })?;
+        read_request(&row)
+    }
+
+    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
+        let row = RequestRow::of(next)?;
+        let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
+            .bind(row.version - 1)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let id = next.id();
+        let found: i64 = sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
+            .bind(&row.id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound { id })?;
+        Err(StoreError::Conflict {
+            id,
+            expected: next.version().saturating_sub(1),
+            found: u64::try_from(found).unwrap_or_default(),
+        })
+    }
+
+    async fn list(
+        &self,
+        query: &RequestQuery,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let sql = list_query(query, now);
+        let mut q = sqlx::query(&sql.text);
+        for param in &sql.params {
+            q = match param {
+                Param::Int(n) => q.bind(*n),
+                Param::Text(s) => q.bind(s.as_str()),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await.db()?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let request = read_request(row)?;
+            if query.matches(&request, now) {
+                found.push(request);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn sweep_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.db()?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, body FROM approval_requests WHERE {DUE} \
+             ORDER BY created_at, id LIMIT $2 FOR UPDATE"
+        ))
+        .bind(nanos(now))
+        .bind(super::sql::limit(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Ok(next) = read_request(row)?.expire(now) else {
+                continue;
+            };
+            if write_over(&mut tx, &next).await? {
+                expired.push(next);
+            }
+        }
+        tx.commit().await.db()?;
+        Ok(expired)
+    }
+
+    async fn switches(&self) -> Result<Switches, StoreError> {
+        // One snapshot for both reads.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .db()?;
+        let scopes: Vec<String> =
+            sqlx::query_scalar("SELECT scope FROM approval_kill_switches ORDER BY seq")
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+        let read_only: Option<String> =
+            sqlx::query_scalar("SELECT value FROM approval_settings WHERE name = 'read_only'")
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        tx.commit().await.db()?;
+        Ok(Switches {
+            killed: scopes
+                .iter()
+                .map(|s| parse_scope(s))
+                .collect::<Result<_, _>>()?,
+            read_only: read_only.as_deref() == Some("true"),
+        })
+    }
+
+    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+        let key = scope_key(&scope)?;
+        let sql = if engaged {
+            // A switch engaged again moves to the end, as if released and engaged.
+            "INSERT INTO approval_kill_switches (scope) VALUES ($1) \
+             ON CONFLICT (scope) DO UPDATE SET seq = excluded.seq"
+        } else {
+            "DELETE FROM approval_kill_switches WHERE scope = $1"
+        };
+        sqlx::query(sql).bind(&key).execute(&self.pool).await.db()?;
+        Ok(())
+    }
+
+    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+        sqlx::query(SET_READ_ONLY)
+            .bind(if on { "true" } else { "false" })
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn add_usage(
+        &self,
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<RunUsage, StoreError> {
+        if delta == UsageDelta::default() {
+            let row = sqlx::query(SELECT_USAGE)
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+            return read_usage(run_id, row.as_ref());
+        }
+        let mut tx = self.pool.begin().await.db()?;
+        // Make sure the row exists, then lock it: concurrent adds take turns.
+        sqlx::query(
+            "INSERT INTO approval_run_usage (run_id, steps, tool_calls, usd, started_at) \
+             VALUES ($1, 0, 0, 0, NULL) ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let row = sqlx::query(&format!("{SELECT_USAGE} FOR UPDATE"))
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        let next = read_usage(run_id, row.as_ref())?.add(delta, now);
+        let (steps, tool_calls, usd, started_at) = usage_columns(&next);
+        sqlx::query(UPSERT_USAGE)
+            .bind(run_id)
+            .bind(steps)
+            .bind(tool_calls)
+            .bind(usd)
+            .bind(started_at)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        Ok(next)
+    }
+
+    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        let row = GrantRow::of(grant)?;
+        bind_grant(sqlx::query(INSERT_GRANT), &row)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn use_grant(
+        &self,
+        call: &ToolCall,
+        args_hash: &ArgsHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, StoreError> {
+        let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
+        // Find the first covering grant without locks, then lock its row and check again.
+        // A grant that stopped covering the call in between (used up, revoked) never
+        // covers it again at this `now`, so each retry rules one out for good.
+        loop {
+            let rows = sqlx::query(&live)
+                .bind(nanos(now))
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+            let mut candidate = None;
+            for row in &rows {
+                let grant = read_grant(row)?;
+                if grant.covers(call, args_hash, now) {
+                    candidate = Some(grant.id());
+                    break;
+                }
+            }
+            let Some(id) = candidate else {
+                return Ok(None);
+            };
+            let mut tx = self.pool.begin().await.db()?;
+            let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1 FOR UPDATE")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+            let Some(row) = row else { continue };
+            let grant = read_grant(&row)?;
+            if !grant.covers(call, args_hash, now) {
+                continue;
+            }
+            let used = grant.used();
+            let row = GrantRow::of(&used)?;
+            bind_grant(sqlx::query(UPDATE_GRANT), &row)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            tx.commit().await.db()?;
+            return Ok(Some(used));
+        }
+    }
+
+    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {
+        let mut tx = self.pool.begin().await.db()?;
+        let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1 FOR UPDATE")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .ok_or(StoreError::GrantNotFound { id })?;
+        let revoked = read_grant(&row)?.revoked(now);
+        let row = GrantRow::of(&revoked)?;
+        bind_grant(sqlx::query(UPDATE_GRANT), &row)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        Ok(revoked)
+    }
+
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        let now_n = nanos(now);
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query(&format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"))
+            .bind(now_n)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
+        ))
+        .bind(now_n)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        let mut live = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let grant = read_grant(row)?;
+            if grant.is_live(now) {
+                live.push(grant);
+            }
+        }
+        Ok(live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_quoted_and_bad_ones_refused() {
+        assert_eq!(quote_ident("ag_test").expect("ok"), "\"ag_test\"");
+        assert_eq!(quote_ident("a\"b").expect("ok"), "\"a\"\"b\"");
+        assert!(quote_ident("").is_err());
+        assert!(quote_ident("a\0b").is_err());
+    }
+}

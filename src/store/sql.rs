@@ -1,0 +1,438 @@
+//! What the SQL stores share: a request's and a grant's columns, times as integers, the
+//! text of the queries whose filters vary, and the errors for data a store cannot read.
+//!
+//! Every row keeps the whole value as JSON in `body`; the other columns are copies of
+//! the fields the queries filter and sort on, always written together with `body`.
+
+use std::fmt::Write as _;
+
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use super::{RequestQuery, StoreError};
+use crate::{ApprovalRequest, Grant, KillScope, RequestState, RunUsage};
+
+/// Why stored data could not be read or written. Wrapped in [`StoreError::Backend`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub(crate) enum DataError {
+    /// A row's JSON is not what this crate writes.
+    #[error("stored {what} `{key}` cannot be read")]
+    Unreadable {
+        what: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be turned into JSON.
+    #[error("{what} `{key}` cannot be written")]
+    Unwritable {
+        what: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A number column holds a value out of its range.
+    #[error("stored {what} `{key}` has an out-of-range `{column}`")]
+    OutOfRange {
+        what: &'static str,
+        key: String,
+        column: &'static str,
+    },
+    /// A schema name that cannot be quoted as an identifier.
+    #[cfg(feature = "postgres")]
+    #[error("`{0}` is not a usable schema name")]
+    SchemaName(String),
+    /// The database was migrated by a newer version of this crate.
+    #[error(
+        "the database schema is version {found}, newer than version {known} that this build knows"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+impl From<DataError> for StoreError {
+    fn from(e: DataError) -> Self {
+        StoreError::backend(e)
+    }
+}
+
+/// `?` on a driver's result: its error becomes [`StoreError::Backend`].
+pub(crate) trait Db<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::backend)
+    }
+}
+
+/// A time as Unix nanoseconds, clamped to the range of `i64` (years 1677 to 2262).
+///
+/// Nanoseconds keep the order and the expiry comparisons of [`ApprovalRequest`] exact;
+/// the clamp only touches times no request has.
+pub(crate) fn nanos(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// A count as `i64`, clamped.
+pub(crate) fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A `limit` as `i64`, clamped.
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The columns of `approval_requests` for one request.
+pub(crate) struct RequestRow {
+    pub id: String,
+    pub version: i64,
+    pub state: &'static str,
+    pub run_id: String,
+    pub tool: String,
+    pub args_hash: String,
+    pub tenant: Option<String>,
+    pub tier: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub approval_expires_at: Option<i64>,
+    pub body: String,
+}
+
+impl RequestRow {
+    pub fn of(r: &ApprovalRequest) -> Result<Self, DataError> {
+        let id = r.id().to_string();
+        let body = serde_json::to_string(r).map_err(|source| DataError::Unwritable {
+            what: "approval request",
+            key: id.clone(),
+            source,
+        })?;
+        let version = i64::try_from(r.version()).map_err(|_| DataError::OutOfRange {
+            what: "approval request",
+            key: id.clone(),
+            column: "version",
+        })?;
+        let call = r.call();
+        Ok(RequestRow {
+            id,
+            version,
+            state: r.stored_state().as_str(),
+            run_id: call.run_id().to_owned(),
+            tool: call.tool().to_owned(),
+            args_hash: r.args_hash().to_string(),
+            tenant: call.tenant_id().map(str::to_owned),
+            tier: r.tier().map(str::to_owned),
+            created_at: nanos(r.created_at()),
+            expires_at: nanos(r.expires_at()),
+            approval_expires_at: r.approval_expires_at().map(nanos),
+            body,
+        })
+    }
+}
+
+/// The columns of `approval_grants` for one grant (`seq` aside, which the database
+/// assigns in insertion order).
+pub(crate) struct GrantRow {
+    pub id: String,
+    pub expires_at: i64,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub revoked_at: Option<i64>,
+    pub body: String,
+}
+
+impl GrantRow {
+    pub fn of(g: &Grant) -> Result<Self, DataError> {
+        let id = g.id().to_string();
+        let body = serde_json::to_string(g).map_err(|source| DataError::Unwritable {
+            what: "grant",
+            key: id.clone(),
+            source,
+        })?;
+        Ok(GrantRow {
+            id,
+            expires_at: nanos(g.expires_at()),
+            max_uses: g.max_uses().map(i64::from),
+            uses: i64::from(g.uses()),
+            revoked_at: g.revoked_at().map(nanos),
+            body,
+        })
+    }
+}
+
+/// The request stored in `body`.
+pub(crate) fn parse_request(id: &str, body: &str) -> Result<ApprovalRequest, DataError> {
+    serde_json::from_str(body).map_err(|source| DataError::Unreadable {
+        what: "approval request",
+        key: id.to_owned(),
+        source,
+    })
+}
+
+/// The grant stored in `body`.
+pub(crate) fn parse_grant(id: &str, body: &str) -> Result<Grant, DataError> {
+    serde_json::from_str(body).map_err(|source| DataError::Unreadable {
+        what: "grant",
+        key: id.to_owned(),
+        source,
+    })
+}
+
+/// A kill switch's scope as stored in `approval_kill_switches.scope`.
+pub(crate) fn scope_key(scope: &KillScope) -> Result<String, DataError> {
+    serde_json::to_string(scope).map_err(|source| DataError::Unwritable {
+        what: "kill switch",
+        key: scope.to_string(),
+        source,
+    })
+}
+
+/// The kill switch's scope stored as `key`.
+pub(crate) fn parse_scope(key: &str) -> Result<KillScope, DataError> {
+    serde_json::from_str(key).map_err(|source| DataError::Unreadable {
+        what: "kill switch",
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// A run's usage from its columns.
+pub(crate) fn usage(
+    run_id: &str,
+    steps: i64,
+    tool_calls: i64,
+    usd: f64,
+    started_at: Option<i64>,
+) -> Result<RunUsage, DataError> {
+    let out_of_range = |column| DataError::OutOfRange {
+        what: "run usage",
+        key: run_id.to_owned(),
+        column,
+    };
+    let started_at = match started_at {
+        Some(n) => Some(
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
+                .map_err(|_| out_of_range("started_at"))?,
+        ),
+        None => None,
+    };
+    Ok(RunUsage {
+        steps: u64::try_from(steps).map_err(|_| out_of_range("steps"))?,
+        tool_calls: u64::try_from(tool_calls).map_err(|_| out_of_range("tool_calls"))?,
+        usd,
+        started_at,
+    })
+}
+
+/// A run's usage as columns: steps, tool calls, dollars and start.
+pub(crate) fn usage_columns(u: &RunUsage) -> (i64, i64, f64, Option<i64>) {
+    (
+        count(u.steps),
+        count(u.tool_calls),
+        u.usd,
+        u.started_at.map(nanos),
+    )
+}
+
+/// The newest of `candidates` (newest first) still pending at `now`: the request that
+/// an identical call joins instead of filing its own.
+pub(crate) fn pending_twin(
+    candidates: Vec<ApprovalRequest>,
+    now: OffsetDateTime,
+) -> Option<ApprovalRequest> {
+    candidates
+        .into_iter()
+        .find(|r| r.state_at(now) == RequestState::Pending)
+}
+
+/// A bound value of a query built at run time.
+pub(crate) enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// SQL text with its parameters, built clause by clause, with numbered placeholders
+/// (`$1`, `$2`, …), which both SQLite and PostgreSQL read.
+pub(crate) struct Sql {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends `text`, then a placeholder for `param`.
+    fn bind(&mut self, text: &str, param: Param) -> &mut Self {
+        self.text.push_str(text);
+        self.params.push(param);
+        // Writing to a `String` cannot fail.
+        let _ = write!(self.text, "${}", self.params.len());
+        self
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+}
+
+/// The query behind [`ApprovalStore::list`](super::ApprovalStore::list): `id, body` of
+/// the matching requests, oldest first. Mirrors [`RequestQuery::matches`], expiry included.
+pub(crate) fn list_query(query: &RequestQuery, now: OffsetDateTime) -> Sql {
+    let now = nanos(now);
+    let mut sql = Sql::new("SELECT id, body FROM approval_requests WHERE TRUE");
+    if let Some(state) = query.state {
+        match state {
+            RequestState::Pending => {
+                sql.push(" AND state = 'pending'")
+                    .bind(" AND expires_at > ", Param::Int(now));
+            }
+            RequestState::Approved => {
+                sql.push(" AND state = 'approved'")
+                    .bind(
+                        " AND (approval_expires_at IS NULL OR approval_expires_at > ",
+                        Param::Int(now),
+                    )
+                    .push(")");
+            }
+            RequestState::Expired => {
+                sql.bind(
+                    " AND (state = 'expired' OR (state = 'pending' AND expires_at <= ",
+                    Param::Int(now),
+                )
+                .bind(
+                    ") OR (state = 'approved' AND approval_expires_at <= ",
+                    Param::Int(now),
+                )
+                .push("))");
+            }
+            other => {
+                sql.bind(" AND state = ", Param::Text(other.as_str().to_owned()));
+            }
+        }
+    }
+    if let Some(run_id) = &query.run_id {
+        sql.bind(" AND run_id = ", Param::Text(run_id.clone()));
+    }
+    if let Some(tenant) = &query.tenant {
+        sql.bind(" AND tenant = ", Param::Text(tenant.clone()));
+    }
+    if let Some(tool) = &query.tool {
+        sql.bind(" AND tool = ", Param::Text(tool.clone()));
+    }
+    if let Some(tier) = &query.tier {
+        sql.bind(" AND tier = ", Param::Text(tier.clone()));
+    }
+    if let Some(before) = query.created_before {
+        sql.bind(" AND created_at < ", Param::Int(nanos(before)));
+    }
+    sql.push(" ORDER BY created_at, id");
+    if let Some(n) = query.limit {
+        sql.bind(" LIMIT ", Param::Int(limit(n)));
+    }
+    sql
+}
+
+/// `WHERE` condition: the requests due to expire at `$1` (mirrors
+/// [`ApprovalRequest::expire`]).
+pub(crate) const DUE: &str = "((state = 'pending' AND expires_at <= $1) \
+     OR (state = 'approved' AND approval_expires_at <= $1))";
+
+/// `WHERE` condition: the grants live at `$1` (mirrors [`Grant::is_live`]).
+pub(crate) const LIVE_GRANT: &str =
+    "(revoked_at IS NULL AND expires_at > $1 AND (max_uses IS NULL OR uses < max_uses))";
+
+/// `WHERE` condition: the grants that can never cover a call again at `$1` and were not
+/// revoked, which nothing needs any more.
+pub(crate) const SPENT_GRANT: &str = "(revoked_at IS NULL \
+     AND (expires_at <= $1 OR (max_uses IS NOT NULL AND uses >= max_uses)))";
+
+/// The columns of `approval_requests`, in the order of [`RequestRow`]'s binds.
+pub(crate) const INSERT_REQUEST: &str = "INSERT INTO approval_requests \
+     (id, version, state, run_id, tool, args_hash, tenant, tier, created_at, expires_at, \
+      approval_expires_at, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING";
+
+/// The columns of `approval_grants`, in the order of [`GrantRow`]'s binds.
+pub(crate) const INSERT_GRANT: &str = "INSERT INTO approval_grants \
+     (id, expires_at, max_uses, uses, revoked_at, body) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Writes the grant whose id is `$1`.
+pub(crate) const UPDATE_GRANT: &str = "UPDATE approval_grants SET \
+     expires_at = $2, max_uses = $3, uses = $4, revoked_at = $5, body = $6 WHERE id = $1";
+
+/// Turns read-only mode on (`$1` = `true`) or off.
+pub(crate) const SET_READ_ONLY: &str = "INSERT INTO approval_settings (name, value) \
+     VALUES ('read_only', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// The usage of run `$1`.
+pub(crate) const SELECT_USAGE: &str = "SELECT steps, tool_calls, usd, started_at \
+     FROM approval_run_usage WHERE run_id = $1";
+
+/// Writes the usage of run `$1`.
+pub(crate) const UPSERT_USAGE: &str = "INSERT INTO approval_run_usage \
+     (run_id, steps, tool_calls, usd, started_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (run_id) DO UPDATE SET steps = excluded.steps, \
+     tool_calls = excluded.tool_calls, usd = excluded.usd, started_at = excluded.started_at";
+
+/// Compare-and-set: writes the request whose id is `$1` if its version is `$13`.
+pub(crate) const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \
+     version = $2, state = $3, run_id = $4, tool = $5, args_hash = $6, tenant = $7, \
+     tier = $8, created_at = $9, expires_at = $10, approval_expires_at = $11, body = $12 \
+     WHERE id = $1 AND version = $13";
+
+/// The requests pending for one call (`$1` run, `$2` tool, `$3` args hash), newest first.
+pub(crate) const PENDING_TWINS: &str = "SELECT id, body FROM approval_requests \
+     WHERE run_id = $1 AND tool = $2 AND args_hash = $3 AND state = 'pending' \
+     ORDER BY created_at DESC, id DESC";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanos_keep_order_and_clamp() {
+        let t = time::macros::datetime!(2026-01-01 00:00:00.000000001 UTC);
+        assert_eq!(nanos(t) - nanos(t - time::Duration::nanoseconds(1)), 1);
+        assert_eq!(
+            nanos(OffsetDateTime::new_utc(
+                time::Date::from_calendar_date(9999, time::Month::January, 1).expect("date"),
+                time::Time::MIDNIGHT,
+            )),
+            i64::MAX
+        );
+    }
+
+    #[test]
+    fn list_query_numbers_its_placeholders_in_order() {
+        let q = RequestQuery {
+            state: Some(RequestState::Expired),
+            tenant: Some("t".into()),
+            limit: Some(3),
+            ..RequestQuery::default()
+        };
+        let now = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+        let sql = list_query(&q, now);
+        assert!(sql.text.contains("expires_at <= $1"));
+        assert!(sql.text.contains("approval_expires_at <= $2"));
+        assert!(sql.text.contains("tenant = $3"));
+        assert!(sql.text.ends_with("LIMIT $4"));
+        assert_eq!(sql.params.len(), 4);
+    }
+
+    #[test]
+    fn a_corrupt_body_is_an_error_not_a_panic() {
+        let err = parse_request("x", "{not json").expect_err("corrupt");
+        assert!(err.to_string().contains("`x`"));
+        assert!(parse_grant("g", "[]").is_err());
+        assert!(usage("r", -1, 0, 0.0, None).is_err());
+    }
+}

@@ -1,0 +1,525 @@
+//! [`SqliteStore`]: approval requests in one SQLite file.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Executor as _, Row, Sqlite, Transaction};
+use time::OffsetDateTime;
+
+use super::sql::{
+    DUE, DataError, Db, GrantRow, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT, PENDING_TWINS, Param,
+    RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, UPDATE_GRANT, UPDATE_REQUEST,
+    UPSERT_USAGE, list_query, nanos, parse_grant, parse_request, parse_scope, pending_twin,
+    scope_key, usage, usage_columns,
+};
+use super::{ApprovalStore, Filed, RequestQuery, StoreError};
+use crate::{
+    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RunUsage, Switches, ToolCall,
+    UsageDelta,
+};
+
+/// The schema migrations, in order: version and SQL.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_1.sql"))];
+
+/// How long a connection waits for another one's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An [`ApprovalStore`] in one SQLite file: the durable default on one machine.
+///
+/// Several processes on the same machine may open the same file: each transition is a
+/// compare-and-set, and every write that reads first (`create` with its dedupe, grant
+/// uses, budget counters, sweeps) runs in one `BEGIN IMMEDIATE` transaction, so writers
+/// take turns. The file is in WAL mode, so readers never wait for writers. For workers
+/// on several hosts, use `PostgresStore` (feature `postgres`).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), approval_gate::StoreError> {
+/// use approval_gate::SqliteStore;
+///
+/// // Creates the file if it is missing and brings its schema up to date.
+/// let store = SqliteStore::connect("approvals.db").await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Durability: `synchronous`
+///
+/// [`connect`](Self::connect) sets `PRAGMA synchronous = FULL`: every commit waits for
+/// the write-ahead log to reach the disk (one `fsync` per commit: under a millisecond
+/// on a server SSD, several milliseconds on many other disks), so a decision or a
+/// claim that was written survives a power cut or an OS crash. `NORMAL` skips that
+/// `fsync` and syncs only at checkpoints: commits are faster and the file still never
+/// corrupts, but the last transactions before a power cut or OS crash can be lost (a
+/// crash of the process alone loses nothing). Losing a recorded claim could let an
+/// approved tool run a second time after the machine comes back, which is why `FULL` is
+/// the default. Choose `NORMAL` only when re-running a tool is harmless:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), approval_gate::StoreError> {
+/// use approval_gate::SqliteStore;
+/// use approval_gate::sqlx::sqlite::SqliteSynchronous;
+///
+/// let options = SqliteStore::options("approvals.db")?.synchronous(SqliteSynchronous::Normal);
+/// let store = SqliteStore::connect_with(options).await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url_or_path`, a file path or a
+    /// `sqlite:` URL, with [`options`](Self::options), and brings its schema up to date
+    /// ([`migrate`](Self::migrate)).
+    pub async fn connect(url_or_path: &str) -> Result<Self, StoreError> {
+        Self::connect_with(Self::options(url_or_path)?).await
+    }
+
+    /// Opens the database with `options` as given (start from [`options`](Self::options)
+    /// to keep this crate's defaults) and brings its schema up to date.
+    pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let pool = SqlitePool::connect_with(options).await.db()?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The connection options [`connect`](Self::connect) uses for `url_or_path` (a file
+    /// path, or a URL starting with `sqlite:`): create the file if missing, WAL journal,
+    /// `synchronous = FULL` (see [the type's docs](Self#durability-synchronous)), a
+    /// five-second busy timeout.
+    pub fn options(url_or_path: &str) -> Result<SqliteConnectOptions, StoreError> {
+        let options = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path).db()?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        Ok(options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT))
+    }
+
+    /// A store on a pool the host configured. Does not migrate: call
+    /// [`migrate`](Self::migrate) once before use.
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        SqliteStore { pool }
+    }
+
+    /// The connection pool, for closing it or for the host's own queries.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Creates the tables and indexes this store needs, or brings them up to date.
+    /// Idempotent, and safe to run from several processes at once. Fails, changing
+    /// nothing, on a database migrated by a newer version of this crate.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS approval_schema_version \
+             (version INTEGER PRIMARY KEY NOT NULL)",
+        )
+        .await
+        .db()?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM approval_schema_version")
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > known {
+            return Err(DataError::SchemaTooNew {
+                found: current,
+                known,
+            }
+            .into());
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.execute(*sql).await.db()?;
+            sqlx::query("INSERT INTO approval_schema_version (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        tx.commit().await.db()
+    }
+
+    /// A transaction holding the write lock from its start, so that what it reads
+    /// cannot change before it writes.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
+    }
+}
+
+type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
+
+fn bind_request<'q>(q: SqliteQuery<'q>, r: &'q RequestRow) -> SqliteQuery<'q> {
+    q.bind(&r.id)
+        .bind(r.version)
+        .bind(r.state)
+        .bind(&r.run_id)
+        .bind(&r.tool)
+        .bind(&r.args_hash)
+        .bind(&r.tenant)
+        .bind(&r.tier)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.approval_expires_at)
+        .bind(&r.body)
+}
+
+fn bind_grant<'q>(q: SqliteQuery<'q>, g: &'q GrantRow) -> SqliteQuery<'q> {
+    q.bind(&g.id)
+        .bind(g.expires_at)
+        .bind(g.max_uses)
+        .bind(g.uses)
+        .bind(g.revoked_at)
+        .bind(&g.body)
+}
+
+fn read_request(row: &SqliteRow) -> Result<ApprovalRequest, StoreError> {
+    let id: &str = row.try_get("id").db()?;
+    let body: &str = row.try_get("body").db()?;
+    Ok(parse_request(id, body)?)
+}
+
+fn read_grant(row: &SqliteRow) -> Result<Grant, StoreError> {
+    let id: &str = row.try_get("id").db()?;
+    let body: &str = row.try_get("body").db()?;
+    Ok(parse_grant(id, body)?)
+}
+
+fn read_usage(run_id: &str, row: Option<&SqliteRow>) -> Result<RunUsage, StoreError> {
+    let Some(row) = row else {
+        return Ok(RunUsage::default());
+    };
+    Ok(usage(
+        run_id,
+        row.try_get("steps").db()?,
+        row.try_get("tool_calls").db()?,
+        row.try_get("usd").db()?,
+        row.try_get("started_at").db()?,
+    )?)
+}
+
+/// Writes `next` over the version before it inside `tx`; whether it was written.
+async fn write_over(
+    tx: &mut Transaction<'static, Sqlite>,
+    next: &ApprovalRequest,
+) -> Result<bool, StoreError> {
+    let row = RequestRow::of(next)?;
+    let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
+        .bind(row.version - 1)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl ApprovalStore for SqliteStore {
+    async fn create(
+        &self,
+        request: ApprovalRequest,
+        now: OffsetDateTime,
+    ) -> Result<Filed, StoreError> {
+        let row = RequestRow::of(&request)?;
+        let mut tx = self.begin_write().await?;
+        let twins = sqlx::query(PENDING_TWINS)
+            .bind(&row.run_id)
+            .bind(&row.tool)
+            .bind(&row.args_hash)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?
+            .iter()
+            .map(read_request)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(existing) = pending_twin(twins, now) {
+            return Ok(Filed {
+                request: existing,
+                created: false,
+            });
+        }
+        let done = bind_request(sqlx::query(INSERT_REQUEST), &row)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Duplicate { id: request.id() });
+        }
+        tx.commit().await.db()?;
+        Ok(Filed {
+            request,
+            created: true,
+        })
+    }
+
+    async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
+        let row = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound { id })?;
+        read_request(&row)
+    }
+
+    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
+        let row = RequestRow::of(next)?;
+        let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
+            .bind(row.version - 1)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let id = next.id();
+        let found: i64 = sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
+            .bind(&row.id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound { id })?;
+        Err(StoreError::Conflict {
+            id,
+            expected: next.version().saturating_sub(1),
+            found: u64::try_from(found).unwrap_or_default(),
+        })
+    }
+
+    async fn list(
+        &self,
+        query: &RequestQuery,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let sql = list_query(query, now);
+        let mut q = sqlx::query(&sql.text);
+        for param in &sql.params {
+            q = match param {
+                Param::Int(n) => q.bind(*n),
+                Param::Text(s) => q.bind(s.as_str()),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await.db()?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let request = read_request(row)?;
+            if query.matches(&request, now) {
+                found.push(request);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn sweep_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, body FROM approval_requests WHERE {DUE} ORDER BY created_at, id LIMIT $2"
+        ))
+        .bind(nanos(now))
+        .bind(super::sql::limit(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Ok(next) = read_request(row)?.expire(now) else {
+                continue;
+            };
+            if write_over(&mut tx, &next).await? {
+                expired.push(next);
+            }
+        }
+        tx.commit().await.db()?;
+        Ok(expired)
+    }
+
+    async fn switches(&self) -> Result<Switches, StoreError> {
+        let mut tx = self.pool.begin().await.db()?;
+        let scopes: Vec<String> =
+            sqlx::query_scalar("SELECT scope FROM approval_kill_switches ORDER BY seq")
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+        let read_only: Option<String> =
+            sqlx::query_scalar("SELECT value FROM approval_settings WHERE name = 'read_only'")
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        tx.commit().await.db()?;
+        Ok(Switches {
+            killed: scopes
+                .iter()
+                .map(|s| parse_scope(s))
+                .collect::<Result<_, _>>()?,
+            read_only: read_only.as_deref() == Some("true"),
+        })
+    }
+
+    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+        let key = scope_key(&scope)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM approval_kill_switches WHERE scope = $1")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if engaged {
+            sqlx::query("INSERT INTO approval_kill_switches (scope) VALUES ($1)")
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        tx.commit().await.db()
+    }
+
+    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+        sqlx::query(SET_READ_ONLY)
+            .bind(if on { "true" } else { "false" })
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn add_usage(
+        &self,
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<RunUsage, StoreError> {
+        if delta == UsageDelta::default() {
+            let row = sqlx::query(SELECT_USAGE)
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+            return read_usage(run_id, row.as_ref());
+        }
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(SELECT_USAGE)
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        let next = read_usage(run_id, row.as_ref())?.add(delta, now);
+        let (steps, tool_calls, usd, started_at) = usage_columns(&next);
+        sqlx::query(UPSERT_USAGE)
+            .bind(run_id)
+            .bind(steps)
+            .bind(tool_calls)
+            .bind(usd)
+            .bind(started_at)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        Ok(next)
+    }
+
+    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        let row = GrantRow::of(grant)?;
+        bind_grant(sqlx::query(INSERT_GRANT), &row)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn use_grant(
+        &self,
+        call: &ToolCall,
+        args_hash: &ArgsHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
+        ))
+        .bind(nanos(now))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        for row in &rows {
+            let grant = read_grant(row)?;
+            if grant.covers(call, args_hash, now) {
+                let used = grant.used();
+                let row = GrantRow::of(&used)?;
+                bind_grant(sqlx::query(UPDATE_GRANT), &row)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                tx.commit().await.db()?;
+                return Ok(Some(used));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .ok_or(StoreError::GrantNotFound { id })?;
+        let revoked = read_grant(&row)?.revoked(now);
+        let row = GrantRow::of(&revoked)?;
+        bind_grant(sqlx::query(UPDATE_GRANT), &row)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        Ok(revoked)
+    }
+
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        let now_n = nanos(now);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"))
+            .bind(now_n)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
+        ))
+        .bind(now_n)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        let mut live = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let grant = read_grant(row)?;
+            if grant.is_live(now) {
+                live.push(grant);
+            }
+        }
+        Ok(live)
+    }
+}

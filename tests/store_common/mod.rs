@@ -1,0 +1,487 @@
+//! Scenarios both SQL stores run: races between workers, and restarts between steps.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use approval_gate::{
+    ApprovalRequest, ApprovalStore, Approver, Clock, Execution, Gate, GateOutcome, Gated, Grant,
+    GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId, RequestState,
+    StopReason, StoreError, ToolCall, ToolExecutor, UsageDelta,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// How many tasks race in each scenario.
+pub const RACERS: usize = 16;
+
+const POLICY: &str = "\
+approvals:
+  required_for: [email.send]
+  ttl_seconds: 300
+  approval_ttl_seconds: 600
+";
+
+/// A store the restart scenarios can close, as a process does when it exits.
+pub trait Reopen: ApprovalStore + Clone + 'static {
+    /// Closes every connection.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", Uuid::new_v4().simple())
+}
+
+fn policy() -> Policy {
+    Policy::from_yaml_str(POLICY).unwrap()
+}
+
+fn keys() -> Keyring {
+    Keyring::new(Key::new("k1", [7u8; 32]).unwrap())
+}
+
+/// A pending request for an email in `run`, filed at `now`.
+pub fn request(run: &str, now: time::OffsetDateTime) -> ApprovalRequest {
+    let call = email(run);
+    let policy = policy();
+    let hash = call.args_hash().unwrap();
+    ApprovalRequest::new(
+        RequestId::new(),
+        call.clone(),
+        hash,
+        &policy.evaluate(&call),
+        policy.version().clone(),
+        now,
+    )
+}
+
+fn email(run: &str) -> ToolCall {
+    ToolCall::new(
+        run,
+        "call-1",
+        "email.send",
+        json!({"to": "bob@example.com", "subject": "Your refund"}),
+    )
+    .requested_by("agent-user")
+}
+
+fn gate(store: impl ApprovalStore + 'static, clock: &ManualClock) -> Gate {
+    Gate::builder(policy(), keys())
+        .store(store)
+        .clock(clock.clone())
+        .build()
+}
+
+/// The email tool, counting its runs in `runs`.
+fn email_tool(
+    gate: &Gate,
+    runs: Arc<AtomicUsize>,
+) -> Gated<impl ToolExecutor<Output = Value, Error = std::io::Error> + use<>> {
+    gate.wrap(move |exec: Execution| {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok::<Value, std::io::Error>(json!({"sent_to": exec.args()["to"]}))
+        }
+    })
+}
+
+/// Runs `write` in `RACERS` tasks at once, one per item of `inputs`; the results in order.
+async fn race<I, T, F, Fut>(inputs: Vec<I>, write: F) -> Vec<T>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(inputs.len()));
+    let tasks: Vec<_> = inputs
+        .into_iter()
+        .map(|input| {
+            let start = start.clone();
+            let fut = write(input);
+            tokio::spawn(async move {
+                start.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+/// Of racing transitions computed from the same version, exactly one is written, for
+/// every version along a request's life: decide (approve, deny, cancel), claim, finish.
+pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>) {
+    let clock = ManualClock::default();
+    let now = clock.now();
+    let r = request(&unique("run"), now);
+    store.create(r.clone(), now).await.unwrap();
+
+    // Version 1 → 2: approvals by different people, denials and cancels.
+    let decisions: Vec<ApprovalRequest> = (0..RACERS)
+        .map(|i| match i % 3 {
+            0 => r.approve(&Approver::new(format!("a{i}")), now).unwrap(),
+            1 => r.deny(&Approver::new(format!("d{i}")), None, now).unwrap(),
+            _ => r.cancel(&format!("c{i}"), None, now).unwrap(),
+        })
+        .collect();
+    let results = race(decisions.clone(), |next| {
+        let store = store.clone();
+        async move { store.update(&next).await }
+    })
+    .await;
+    let winner = one_winner(&results);
+    let stored = store.get(r.id()).await.unwrap();
+    assert_eq!(stored.version(), 2);
+    assert_eq!(
+        serde_json::to_value(&stored).unwrap(),
+        serde_json::to_value(&decisions[winner]).unwrap(),
+        "the stored request is the winner's"
+    );
+
+    // Make sure the life goes on through an approval.
+    let approved = if stored.stored_state() == RequestState::Approved {
+        stored
+    } else {
+        let r = request(&unique("run"), now);
+        store.create(r.clone(), now).await.unwrap();
+        let ok = r.approve(&Approver::new("ann"), now).unwrap();
+        store.update(&ok).await.unwrap();
+        ok
+    };
+
+    // Version 2 → 3: claims, and cancels racing them.
+    let claims: Vec<ApprovalRequest> = (0..RACERS)
+        .map(|i| {
+            if i % 4 == 3 {
+                approved.cancel("ops", None, now).unwrap()
+            } else {
+                approved.claim(now).unwrap()
+            }
+        })
+        .collect();
+    let results = race(claims.clone(), |next| {
+        let store = store.clone();
+        async move { store.update(&next).await }
+    })
+    .await;
+    let winner = one_winner(&results);
+    let stored = store.get(approved.id()).await.unwrap();
+    assert_eq!(stored.stored_state(), claims[winner].stored_state());
+
+    // Version 3 → 4: the tool's result, recorded once.
+    if stored.stored_state() == RequestState::Executing {
+        let finishes: Vec<ApprovalRequest> = (0..RACERS)
+            .map(|i| stored.finish(i % 2 == 0, now).unwrap())
+            .collect();
+        let results = race(finishes, |next| {
+            let store = store.clone();
+            async move { store.update(&next).await }
+        })
+        .await;
+        one_winner(&results);
+        assert_eq!(store.get(approved.id()).await.unwrap().version(), 4);
+    }
+}
+
+/// Exactly one `Ok`, every other a `Conflict`; the winner's index.
+fn one_winner(results: &[Result<(), StoreError>]) -> usize {
+    let winners: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one write wins: {results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(r, Err(StoreError::Conflict { .. })),
+            "losers conflict: {r:?}"
+        );
+    }
+    winners[0]
+}
+
+/// Identical calls filed at once make one request; every caller gets it back.
+pub async fn racing_creates_file_one_request(store: Arc<dyn ApprovalStore>) {
+    let now = ManualClock::default().now();
+    let run = unique("run");
+    let requests: Vec<ApprovalRequest> = (0..RACERS).map(|_| request(&run, now)).collect();
+    let results = race(requests, |r| {
+        let store = store.clone();
+        async move { store.create(r, now).await.unwrap() }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|f| f.created).count(), 1);
+    let id = results[0].request.id();
+    assert!(results.iter().all(|f| f.request.id() == id));
+    let query = approval_gate::RequestQuery {
+        run_id: Some(run),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&query, now).await.unwrap().len(), 1);
+}
+
+/// A grant of three uses covers three of many racing calls.
+pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) {
+    let now = ManualClock::default().now();
+    let run = unique("run");
+    let approved = request(&run, now)
+        .approve(&Approver::new("ann"), now)
+        .unwrap();
+    let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(3600)).max_uses(3);
+    let grant = Grant::from_approval(&approved, "ann", &spec, now).unwrap();
+    store.put_grant(&grant).await.unwrap();
+    let call = email(&run);
+    let hash = call.args_hash().unwrap();
+    let results = race((0..RACERS).collect(), |_| {
+        let store = store.clone();
+        let call = call.clone();
+        async move { store.use_grant(&call, &hash, now).await.unwrap() }
+    })
+    .await;
+    let mut uses: Vec<u32> = results.iter().flatten().map(|g| g.uses()).collect();
+    uses.sort_unstable();
+    assert_eq!(uses, [1, 2, 3], "each use counted once, three at most");
+    assert!(
+        store
+            .grants(now)
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.id() != grant.id())
+    );
+}
+
+/// Usage added by racing workers adds up; the run starts at the first use.
+pub async fn racing_usage_adds_up(store: Arc<dyn ApprovalStore>) {
+    let clock = ManualClock::default();
+    let run = unique("run");
+    let results = race((0..RACERS).collect(), |i: usize| {
+        let store = store.clone();
+        let run = run.clone();
+        let at = clock.now() + Duration::from_secs(i as u64);
+        async move {
+            let delta = UsageDelta {
+                steps: 1,
+                tool_calls: 2,
+                usd: 0.5,
+            };
+            store.add_usage(&run, delta, at).await.unwrap()
+        }
+    })
+    .await;
+    let total = store
+        .add_usage(&run, UsageDelta::default(), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(total.steps, RACERS as u64);
+    assert_eq!(total.tool_calls, 2 * RACERS as u64);
+    assert!((total.usd - 0.5 * RACERS as f64).abs() < 1e-9);
+    let mut seen: Vec<u64> = results.iter().map(|u| u.steps).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=RACERS as u64).collect::<Vec<_>>());
+    assert!(total.started_at.is_some());
+}
+
+/// Racing resumes of one approval through gates on the same store: the tool runs once,
+/// every other resume stops with `ApprovalUsed`.
+pub async fn racing_resumes_run_the_tool_once<S: Reopen>(store: S) {
+    let clock = ManualClock::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let run = unique("run");
+    let gate = gate(store.clone(), &clock);
+    let tool = email_tool(&gate, runs.clone());
+    let id = tool
+        .call(email(&run))
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    gate.desk()
+        .approve(id, &Approver::new("ann"))
+        .await
+        .unwrap();
+    let tools: Vec<_> = (0..RACERS)
+        .map(|_| {
+            // Each racer a worker of its own: its own gate on the shared store.
+            let gate = self::gate(store.clone(), &clock);
+            email_tool(&gate, runs.clone())
+        })
+        .collect();
+    let outcomes = race(tools, |tool| {
+        let call = email(&run);
+        async move {
+            match tool.resume(id, call).await.unwrap() {
+                GateOutcome::Executed(_) => None,
+                GateOutcome::Stopped(stop) => Some(stop.reason.name()),
+                GateOutcome::Pending(_) => Some("pending"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the tool ran once");
+    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .flatten()
+            .all(|reason| *reason == "approval_used"),
+        "{outcomes:?}"
+    );
+}
+
+/// Files a request, closes the store, reopens it and approves, closes it again, reopens
+/// and resumes: nothing is lost, the tool runs once, and a second resume stops.
+pub async fn restart_between_steps_runs_the_tool_once<S, F, Fut>(open: F)
+where
+    S: Reopen,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let clock = ManualClock::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let run = unique("run");
+
+    // Process 1: the agent's worker files the call and exits.
+    let store = open().await;
+    let id = {
+        let gate = gate(store.clone(), &clock);
+        let tool = email_tool(&gate, runs.clone());
+        let outcome = tool.call(email(&run)).await.unwrap();
+        outcome
+            .pending()
+            .expect("email.send waits for a person")
+            .request_id
+    };
+    store.close().await;
+    drop(store);
+
+    // Process 2: a person approves on the desk.
+    clock.advance(Duration::from_secs(60));
+    let store = open().await;
+    {
+        let gate = gate(store.clone(), &clock);
+        let pending = gate.desk().pending().await.unwrap();
+        assert!(pending.iter().any(|r| r.id() == id), "the request survived");
+        gate.desk()
+            .approve(id, &Approver::new("ann"))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    drop(store);
+
+    // Process 3: a worker resumes; the tool runs once.
+    clock.advance(Duration::from_secs(60));
+    let store = open().await;
+    {
+        let gate = gate(store.clone(), &clock);
+        let tool = email_tool(&gate, runs.clone());
+        match tool.resume(id, email(&run)).await.unwrap() {
+            GateOutcome::Executed(done) => {
+                assert_eq!(done.request_id, Some(id));
+                assert!(done.result.is_ok());
+            }
+            other => panic!("expected executed, got {}", other.name()),
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+    store.close().await;
+    drop(store);
+
+    // Process 4: a second resume, after another restart, runs nothing.
+    let store = open().await;
+    let gate = gate(store.clone(), &clock);
+    let tool = email_tool(&gate, runs.clone());
+    match tool.resume(id, email(&run)).await.unwrap() {
+        GateOutcome::Stopped(stop) => assert!(
+            matches!(
+                stop.reason,
+                StopReason::ApprovalUsed {
+                    state: RequestState::Executed
+                }
+            ),
+            "{}",
+            stop.reason.name()
+        ),
+        other => panic!("expected stopped, got {}", other.name()),
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the tool ran once in all");
+    store.close().await;
+}
+
+/// A request left `Executing` by a crash is in doubt after a restart: resuming it stops
+/// with `ApprovalUsed` and runs nothing.
+pub async fn in_doubt_after_a_crash_is_not_run_again<S, F, Fut>(open: F)
+where
+    S: Reopen,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let clock = ManualClock::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let run = unique("run");
+    let store = open().await;
+    let id = {
+        let gate = gate(store.clone(), &clock);
+        let tool = email_tool(&gate, runs.clone());
+        let id = tool
+            .call(email(&run))
+            .await
+            .unwrap()
+            .pending()
+            .unwrap()
+            .request_id;
+        gate.desk()
+            .approve(id, &Approver::new("ann"))
+            .await
+            .unwrap();
+        id
+    };
+    // The worker claims the approval, then dies before the tool returns.
+    let approved = store.get(id).await.unwrap();
+    store
+        .update(&approved.claim(clock.now()).unwrap())
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = open().await;
+    let gate = gate(store.clone(), &clock);
+    let tool = email_tool(&gate, runs.clone());
+    match tool.resume(id, email(&run)).await.unwrap() {
+        GateOutcome::Stopped(stop) => assert!(matches!(
+            stop.reason,
+            StopReason::ApprovalUsed {
+                state: RequestState::Executing
+            }
+        )),
+        other => panic!("expected stopped, got {}", other.name()),
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    store.close().await;
+}
+
+/// A switch engaged again moves to the end of the list, as in `MemoryStore`.
+pub async fn kill_switches_keep_their_order(store: &dyn ApprovalStore) {
+    let a = KillScope::Tool(unique("a"));
+    let b = KillScope::Tenant(unique("b"));
+    store.set_kill_switch(a.clone(), true).await.unwrap();
+    store.set_kill_switch(b.clone(), true).await.unwrap();
+    store
+        .set_kill_switch(KillScope::Global, true)
+        .await
+        .unwrap();
+    store.set_kill_switch(a.clone(), true).await.unwrap();
+    let killed = store.switches().await.unwrap().killed;
+    assert_eq!(killed, [b.clone(), KillScope::Global, a.clone()]);
+    for s in [a, b, KillScope::Global] {
+        store.set_kill_switch(s, false).await.unwrap();
+    }
+    assert!(store.switches().await.unwrap().killed.is_empty());
+}

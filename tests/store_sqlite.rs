@@ -1,0 +1,233 @@
+//! `SqliteStore` on temporary files: the conformance suite, races between connections,
+//! and restarts.
+#![cfg(feature = "sqlite")]
+
+mod store_common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use approval_gate::sqlx::sqlite::SqlitePoolOptions;
+use approval_gate::{ApprovalStore, ManualClock, RequestQuery, SqliteStore, StoreError};
+use store_common::Reopen;
+use uuid::Uuid;
+
+/// A temporary directory, removed when dropped (also when a test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("approval-gate-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn db(&self) -> String {
+        self.0.join("approvals.db").to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Reopen for SqliteStore {
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        let pool = self.pool().clone();
+        async move { pool.close().await }
+    }
+}
+
+/// A store on `path` whose pool keeps several connections, so that racing tasks write
+/// through different connections.
+async fn pooled(path: &str) -> SqliteStore {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .min_connections(8)
+        .connect_with(SqliteStore::options(path).unwrap())
+        .await
+        .unwrap();
+    let store = SqliteStore::from_pool(pool);
+    store.migrate().await.unwrap();
+    store
+}
+
+#[cfg(feature = "testing")]
+mod conformance {
+    use super::*;
+    use approval_gate::testing;
+
+    macro_rules! suite {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let dir = TempDir::new();
+                let store = SqliteStore::connect(&dir.db()).await.unwrap();
+                testing::$name(&store, &ManualClock::default()).await;
+                store.close().await;
+            }
+        )*};
+    }
+
+    suite!(
+        create_then_get_round_trips,
+        create_dedupes_an_identical_pending_call,
+        update_is_compare_and_set,
+        a_claim_wins_once,
+        list_filters_and_orders,
+        sweep_expires_what_is_due,
+        switches_round_trip,
+        usage_adds_up_per_run,
+        grants_cover_count_and_revoke,
+        run_all,
+    );
+}
+
+#[tokio::test]
+async fn connect_creates_the_file_in_wal_mode_with_full_sync() {
+    let dir = TempDir::new();
+    let path = dir.db();
+    assert!(!std::path::Path::new(&path).exists());
+    let store = SqliteStore::connect(&path).await.unwrap();
+    assert!(std::path::Path::new(&path).exists());
+    let mode: String = approval_gate::sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = approval_gate::sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "FULL");
+    store.close().await;
+
+    // A `sqlite:` URL opens the same file.
+    let store = SqliteStore::connect(&format!("sqlite://{path}"))
+        .await
+        .unwrap();
+    store.set_read_only(true).await.unwrap();
+    store.close().await;
+    let store = SqliteStore::connect(&path).await.unwrap();
+    assert!(store.switches().await.unwrap().read_only);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
+    let dir = TempDir::new();
+    let store = SqliteStore::connect(&dir.db()).await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let versions: Vec<i64> =
+        approval_gate::sqlx::query_scalar("SELECT version FROM approval_schema_version")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, [1]);
+
+    approval_gate::sqlx::query("INSERT INTO approval_schema_version (version) VALUES (99)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }));
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("newer"), "{source}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
+    let dir = TempDir::new();
+    let store = SqliteStore::connect(&dir.db()).await.unwrap();
+    let clock = ManualClock::default();
+    let now = approval_gate::Clock::now(&clock);
+    let r = store_common::request("run-1", now);
+    store.create(r.clone(), now).await.unwrap();
+    approval_gate::sqlx::query("UPDATE approval_requests SET body = '{\"id\": 3'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get(r.id()).await,
+        Err(StoreError::Backend { .. })
+    ));
+    assert!(matches!(
+        store.list(&RequestQuery::default(), now).await,
+        Err(StoreError::Backend { .. })
+    ));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn kill_switches_keep_their_order() {
+    let dir = TempDir::new();
+    let store = SqliteStore::connect(&dir.db()).await.unwrap();
+    store_common::kill_switches_keep_their_order(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_updates_write_one_per_version() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::racing_updates_write_one_per_version(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_file_one_request() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::racing_creates_file_one_request(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_grant_uses_stop_at_the_limit() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::racing_grant_uses_stop_at_the_limit(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_usage_adds_up() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::racing_usage_adds_up(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_resumes_run_the_tool_once() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::racing_resumes_run_the_tool_once(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn restart_between_steps_runs_the_tool_once() {
+    let dir = TempDir::new();
+    let path = dir.db();
+    store_common::restart_between_steps_runs_the_tool_once(|| {
+        let path = path.clone();
+        async move { SqliteStore::connect(&path).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_doubt_after_a_crash_is_not_run_again() {
+    let dir = TempDir::new();
+    let path = dir.db();
+    store_common::in_doubt_after_a_crash_is_not_run_again(|| {
+        let path = path.clone();
+        async move { SqliteStore::connect(&path).await.unwrap() }
+    })
+    .await;
+}
