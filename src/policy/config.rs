@@ -349,42 +349,113 @@ fn deserialize_allowlist<'de, D: Deserializer<'de>>(
 /// `approvals.redact`: paths into the args, each listed once; an error is raised at the
 /// entry, with its index and line.
 fn deserialize_redact<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FieldPath>, D::Error> {
-    struct PathSeed<'a>(&'a [FieldPath]);
-    impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
-        type Value = FieldPath;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FieldPath, D::Error> {
+    let parse = |s: &str| {
+        let path = FieldPath::parse(s)?;
+        preview::check_redact_path(&path)?;
+        Ok(path)
+    };
+    deserialize_unique(
+        d,
+        (
+            "a field path such as `args.password`",
+            "a list of field paths",
+        ),
+        parse,
+        preview::duplicate_redact_message,
+    )
+}
+
+/// A list of strings, each parsed by `parse` and listed once.
+///
+/// The checks run inside each element's own visitor, so serde_yaml marks an error with
+/// the element's index and line.
+fn deserialize_unique<'de, D, T, P, M>(
+    d: D,
+    (item, list): (&'static str, &'static str),
+    parse: P,
+    duplicate: M,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: PartialEq,
+    P: Fn(&str) -> Result<T, String> + Copy,
+    M: Fn(&str, usize) -> String + Copy,
+{
+    struct Seed<'a, T, P, M> {
+        seen: &'a [T],
+        item: &'static str,
+        parse: P,
+        duplicate: M,
+    }
+    impl<'de, T, P, M> DeserializeSeed<'de> for Seed<'_, T, P, M>
+    where
+        T: PartialEq,
+        P: Fn(&str) -> Result<T, String>,
+        M: Fn(&str, usize) -> String,
+    {
+        type Value = T;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
             d.deserialize_str(self)
         }
     }
-    impl Visitor<'_> for PathSeed<'_> {
-        type Value = FieldPath;
+    impl<T, P, M> Visitor<'_> for Seed<'_, T, P, M>
+    where
+        T: PartialEq,
+        P: Fn(&str) -> Result<T, String>,
+        M: Fn(&str, usize) -> String,
+    {
+        type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a field path such as `args.password`")
+            f.write_str(self.item)
         }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldPath, E> {
-            let path = FieldPath::parse(s).map_err(E::custom)?;
-            preview::check_redact_path(&path).map_err(E::custom)?;
-            match self.0.iter().position(|p| *p == path) {
-                Some(first) => Err(E::custom(preview::duplicate_redact_message(s, first))),
-                None => Ok(path),
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            let value = (self.parse)(s).map_err(E::custom)?;
+            match self.seen.iter().position(|v| *v == value) {
+                Some(first) => Err(E::custom((self.duplicate)(s, first))),
+                None => Ok(value),
             }
         }
     }
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<FieldPath>;
+    struct V<T, P, M> {
+        item: &'static str,
+        list: &'static str,
+        parse: P,
+        duplicate: M,
+        out: std::marker::PhantomData<T>,
+    }
+    impl<'de, T, P, M> Visitor<'de> for V<T, P, M>
+    where
+        T: PartialEq,
+        P: Fn(&str) -> Result<T, String> + Copy,
+        M: Fn(&str, usize) -> String + Copy,
+    {
+        type Value = Vec<T>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of field paths")
+            f.write_str(self.list)
         }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out: Vec<FieldPath> = Vec::new();
-            while let Some(path) = seq.next_element_seed(PathSeed(&out))? {
-                out.push(path);
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out: Vec<T> = Vec::new();
+            loop {
+                let seed = Seed {
+                    seen: &out,
+                    item: self.item,
+                    parse: self.parse,
+                    duplicate: self.duplicate,
+                };
+                match seq.next_element_seed(seed)? {
+                    Some(value) => out.push(value),
+                    None => return Ok(out),
+                }
             }
-            Ok(out)
         }
     }
-    d.deserialize_seq(V)
+    d.deserialize_seq(V {
+        item,
+        list,
+        parse,
+        duplicate,
+        out: std::marker::PhantomData,
+    })
 }
 
 /// The `tiers` map; a tier named twice is an error at its second key.
@@ -432,43 +503,12 @@ fn deserialize_tiers<'de, D: Deserializer<'de>>(
 /// A tier's `approvers`: role names, a role listed twice being an error at its second
 /// entry.
 fn deserialize_approvers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RoleName>, D::Error> {
-    // The duplicate check runs inside the element's own visitor, so serde_yaml marks the
-    // error with the element's index and line.
-    struct RoleSeed<'a>(&'a [RoleName]);
-    impl<'de> DeserializeSeed<'de> for RoleSeed<'_> {
-        type Value = RoleName;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RoleName, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-    impl Visitor<'_> for RoleSeed<'_> {
-        type Value = RoleName;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a role name")
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<RoleName, E> {
-            let role = RoleName::parse(s).map_err(E::custom)?;
-            match self.0.iter().position(|r| *r == role) {
-                Some(first) => Err(E::custom(validate::duplicate_role_message(s, first))),
-                None => Ok(role),
-            }
-        }
-    }
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<RoleName>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of role names")
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out: Vec<RoleName> = Vec::new();
-            while let Some(role) = seq.next_element_seed(RoleSeed(&out))? {
-                out.push(role);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_seq(V)
+    deserialize_unique(
+        d,
+        ("a role name", "a list of role names"),
+        RoleName::parse,
+        validate::duplicate_role_message,
+    )
 }
 
 /// A tier's `quorum`: a whole number from 1 to [`validate::MAX_QUORUM`]; `null` is no
