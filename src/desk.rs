@@ -161,8 +161,9 @@ impl Desk {
     /// frameworks): the approval binds to `args`, and `resume` runs the call with them and
     /// reports what changed, so the host can tell the model.
     ///
-    /// Refused with [`DeskError::EditRefused`] when the policy denies the edited call or
-    /// the arguments exceed the gate's limits. Approvals given before the edit no longer
+    /// Refused with [`DeskError::EditRefused`] when the policy denies the edited call, puts
+    /// it in another risk tier than the request's (whose approvers and quorum would then
+    /// not apply), or the arguments exceed the gate's limits. Approvals given before the edit no longer
     /// count toward the quorum: they were for other arguments.
     pub async fn approve_with_edits(
         &self,
@@ -182,6 +183,14 @@ impl Desk {
                 .reason()
                 .unwrap_or("the policy denies the edited call");
             return Err(refused(why.to_owned()));
+        }
+        // An edit must not move the call out of the request's tier: otherwise an approver
+        // of a light tier could edit a call into one that needs other roles or a quorum.
+        if decision.effect() == Effect::ApprovalRequired && decision.tier() != request.tier() {
+            let tier = decision.tier().unwrap_or("none");
+            return Err(refused(format!(
+                "the edited call needs approval in tier `{tier}`, not this request's"
+            )));
         }
         let next = request.approve_with_edits(approver, args, hash, now);
         let next = self.decide(&request, next, now).await?;

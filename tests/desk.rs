@@ -20,6 +20,12 @@ rules:
     tool: payments.refund
     effect: approval_required
     tier: high
+    when: { field: args.amount, lte: 5000 }
+  - id: big-refunds
+    tool: payments.refund
+    effect: approval_required
+    tier: critical
+    when: { field: args.amount, gt: 5000 }
   - id: wires
     tool: payments.wire
     effect: approval_required
@@ -311,6 +317,26 @@ async fn an_edit_the_policy_would_deny_is_refused() {
     let request = w.gate.desk().show(id).await.unwrap();
     assert!(!request.is_edited());
     assert!(request.approvers().is_empty());
+}
+
+#[tokio::test]
+async fn an_edit_cannot_move_a_call_into_a_stricter_tier() {
+    let w = World::new();
+    let id = w.file(refund()).await;
+    // A `high` approver raising the refund past 5000 would need the critical tier's quorum.
+    let err = w
+        .gate
+        .desk()
+        .approve_with_edits(id, &lead("ann"), json!({"amount": 9000, "order": 17}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DeskError::EditRefused { ref reason, .. } if reason.contains("`critical`")),
+        "{err}"
+    );
+    let request = w.gate.desk().show(id).await.unwrap();
+    assert_eq!(request.stored_state(), RequestState::Pending);
+    assert!(!request.is_edited());
 }
 
 #[tokio::test]

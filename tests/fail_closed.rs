@@ -311,11 +311,9 @@ async fn a_result_that_cannot_be_recorded_is_still_returned_and_flagged() {
     let w = World::new();
     let id = approved_id(&w).await;
     // The claim is recorded; then the store fails before the result is.
-    let sink = w.sink.clone();
     let store = w.store.clone();
     let tool = w.gate.wrap(move |_exec: Execution| {
         let store = store.clone();
-        let _ = &sink;
         async move {
             store.fail_update.store(true, Ordering::SeqCst);
             Ok::<Value, std::io::Error>(json!("sent"))
