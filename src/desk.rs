@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 
 use crate::clock::Rfc3339Display;
 use crate::{
-    ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, Effect, Gate, GateError, Grant,
-    GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState, StoreError,
-    TransitionError,
+    ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, AuditRecord, Effect, Gate,
+    GateError, Grant, GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState,
+    StoreError, TransitionError,
 };
 
 /// A decision could not be made. Nothing changed.
@@ -233,8 +233,26 @@ impl Desk {
             expires_at: grant.expires_at(),
             max_uses: grant.max_uses(),
         };
-        self.record_grant(&approved, event, now).await?;
-        self.gate.store().put_grant(&grant).await?;
+        let record = AuditRecord::for_request(now, &approved, event);
+        self.gate.store().put_grant(&grant, &record).await?;
+        if let Err(e) = self.gate.mirror(&record).await {
+            // The sink did not record the grant: withdraw it before it allows anything.
+            if self
+                .gate
+                .store()
+                .revoke_grant(grant.id(), now)
+                .await
+                .is_ok()
+            {
+                let event = AuditEvent::GrantRevoked {
+                    grant_id: grant.id(),
+                    by: "approval-gate".into(),
+                };
+                let record = AuditRecord::for_request(now, &approved, event);
+                let _ = self.gate.store().append_audit(&record).await;
+            }
+            return Err(DeskError::Audit(e));
+        }
         Ok((approved, Some(grant)))
     }
 
@@ -262,8 +280,8 @@ impl Desk {
         event: AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), DeskError> {
-        let record = crate::gate::request_record(now, request, event);
-        self.gate.record(&record).await.map_err(DeskError::Audit)
+        let record = AuditRecord::for_request(now, request, event);
+        Ok(self.gate.record(&record).await?)
     }
 
     /// Signs the token if `next` completes the quorum, and commits it with its record.

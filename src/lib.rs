@@ -74,7 +74,10 @@ pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;
-pub use store::{ApprovalStore, Filed, MemoryStore, RequestQuery, StoreError};
+pub use store::{
+    ApprovalStore, AuditQuery, ChangeSource, Filed, MemoryStore, Notifier, RequestChange,
+    RequestQuery, StoreError, Subscription,
+};
 pub use token::{
     ApprovalToken, Claims, Expectations, Key, KeyProvider, Keyring, TokenError, UnverifiedToken,
     VerifiedApproval, dangerous,

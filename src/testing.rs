@@ -23,9 +23,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, Clock, Grant, GrantScope, GrantSpec, Key,
-    Keyring, KillScope, ManualClock, Policy, RequestId, RequestQuery, RequestState, StoreError,
-    ToolCall, UsageDelta,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditEvent, AuditQuery, AuditRecord, Clock,
+    Grant, GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId,
+    RequestQuery, RequestState, StoreError, ToolCall, UsageDelta,
 };
 
 const POLICY: &str = "\
@@ -67,6 +67,49 @@ fn request(
     )
 }
 
+/// The audit record of the transition that made `r` what it is.
+fn rec(r: &ApprovalRequest) -> AuditRecord {
+    let at = r
+        .finished_at()
+        .or(r.decided_at())
+        .unwrap_or_else(|| r.created_at());
+    let event = match r.stored_state() {
+        RequestState::Pending => AuditEvent::ApprovalRequired {
+            rule_ids: r.rule_ids().to_vec(),
+            reason: None,
+            tier: r.tier().map(str::to_owned),
+            expires_at: r.expires_at(),
+        },
+        RequestState::Approved => AuditEvent::ApprovalGranted {
+            approver: r.decided_by().unwrap_or_default().to_owned(),
+            approvers: r.approvers().to_vec(),
+            approved_args_hash: None,
+            changed_fields: Vec::new(),
+            approval_expires_at: r.approval_expires_at().unwrap_or(at),
+        },
+        RequestState::Denied => AuditEvent::ApprovalDenied {
+            approver: r.decided_by().unwrap_or_default().to_owned(),
+            feedback: r.feedback().map(str::to_owned),
+        },
+        RequestState::Cancelled => AuditEvent::ApprovalCancelled {
+            by: r.decided_by().unwrap_or_default().to_owned(),
+            reason: r.feedback().map(str::to_owned),
+        },
+        RequestState::Expired => return AuditRecord::timeout(at, r),
+        RequestState::Executing => AuditEvent::ExecutionStarted {
+            approvers: r.approvers().to_vec(),
+            approved_args_hash: None,
+        },
+        RequestState::Executed => AuditEvent::Executed {
+            status: "ok".into(),
+        },
+        RequestState::Failed => AuditEvent::ExecutionFailed {
+            error: "failed".into(),
+        },
+    };
+    AuditRecord::for_request(at, r, event)
+}
+
 fn approver(tenant: &str) -> Approver {
     Approver::new("approver").role("lead").tenant(tenant)
 }
@@ -87,7 +130,10 @@ pub async fn create_then_get_round_trips(store: &dyn ApprovalStore, clock: &Manu
         json!({"to": "a@x", "n": [1, 2.5]}),
         now,
     );
-    let filed = store.create(r.clone(), now).await.expect("create");
+    let filed = store
+        .create(r.clone(), &rec(&r), now)
+        .await
+        .expect("create");
     assert!(filed.created);
     assert_eq!(filed.request.id(), r.id());
     let got = store.get(r.id()).await.expect("get");
@@ -110,9 +156,13 @@ pub async fn create_dedupes_an_identical_pending_call(
     let now = clock.now();
     let run = unique("run");
     let first = request(&run, "t1", "email.send", json!({"to": "a@x"}), now);
-    store.create(first.clone(), now).await.expect("create");
+    store
+        .create(first.clone(), &rec(&first), now)
+        .await
+        .expect("create");
     let again = request(&run, "t1", "email.send", json!({"to": "a@x"}), now);
-    let filed = store.create(again, now).await.expect("create");
+    let record = rec(&again);
+    let filed = store.create(again, &record, now).await.expect("create");
     assert!(
         !filed.created,
         "an identical pending call is not filed twice"
@@ -125,7 +175,14 @@ pub async fn create_dedupes_an_identical_pending_call(
         (run.as_str(), "payments.wire", json!({"to": "a@x"})),
     ] {
         let other = request(r, "t1", t, a, now);
-        assert!(store.create(other, now).await.expect("create").created);
+        let record = rec(&other);
+        assert!(
+            store
+                .create(other, &record, now)
+                .await
+                .expect("create")
+                .created
+        );
     }
     let other_run = request(
         &unique("run"),
@@ -134,12 +191,22 @@ pub async fn create_dedupes_an_identical_pending_call(
         json!({"to": "a@x"}),
         now,
     );
-    assert!(store.create(other_run, now).await.expect("create").created);
+    let record = rec(&other_run);
+    assert!(
+        store
+            .create(other_run, &record, now)
+            .await
+            .expect("create")
+            .created
+    );
 
     // Past its TTL (unswept), the first no longer blocks a new request.
     let later = now + Duration::from_secs(300);
     let fresh = request(&run, "t1", "email.send", json!({"to": "a@x"}), later);
-    let filed = store.create(fresh.clone(), later).await.expect("create");
+    let filed = store
+        .create(fresh.clone(), &rec(&fresh), later)
+        .await
+        .expect("create");
     assert!(filed.created);
     assert_eq!(filed.request.id(), fresh.id());
 }
@@ -149,17 +216,20 @@ pub async fn create_dedupes_an_identical_pending_call(
 pub async fn update_is_compare_and_set(store: &dyn ApprovalStore, clock: &ManualClock) {
     let now = clock.now();
     let r = request(&unique("run"), "t1", "email.send", json!({}), now);
-    store.create(r.clone(), now).await.expect("create");
+    store
+        .create(r.clone(), &rec(&r), now)
+        .await
+        .expect("create");
     let approved = r.approve(&approver("t1"), now).expect("approve");
     let denied = r
         .deny(&approver("t1"), Some("no".into()), now)
         .expect("deny");
     store
-        .update(&approved)
+        .update(&approved, &rec(&approved))
         .await
         .expect("first transition wins");
     assert!(matches!(
-        store.update(&denied).await,
+        store.update(&denied, &rec(&denied)).await,
         Err(StoreError::Conflict {
             expected: 1,
             found: 2,
@@ -171,14 +241,14 @@ pub async fn update_is_compare_and_set(store: &dyn ApprovalStore, clock: &Manual
     assert_eq!(stored.version(), 2);
     // Replaying the same write is a conflict too.
     assert!(matches!(
-        store.update(&approved).await,
+        store.update(&approved, &rec(&approved)).await,
         Err(StoreError::Conflict { .. })
     ));
     // An unknown request is not found.
     let ghost = request(&unique("run"), "t1", "email.send", json!({}), now);
     let ghost = ghost.approve(&approver("t1"), now).expect("approve");
     assert!(matches!(
-        store.update(&ghost).await,
+        store.update(&ghost, &rec(&ghost)).await,
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -187,14 +257,23 @@ pub async fn update_is_compare_and_set(store: &dyn ApprovalStore, clock: &Manual
 pub async fn a_claim_wins_once(store: &dyn ApprovalStore, clock: &ManualClock) {
     let now = clock.now();
     let r = request(&unique("run"), "t1", "email.send", json!({}), now);
-    store.create(r.clone(), now).await.expect("create");
+    store
+        .create(r.clone(), &rec(&r), now)
+        .await
+        .expect("create");
     let approved = r.approve(&approver("t1"), now).expect("approve");
     let approved = approved.clone().with_token(token_for(&approved, now));
-    store.update(&approved).await.expect("approve");
+    store
+        .update(&approved, &rec(&approved))
+        .await
+        .expect("approve");
     let claim = approved.claim(now).expect("claim");
-    store.update(&claim).await.expect("first claim");
+    store
+        .update(&claim, &rec(&claim))
+        .await
+        .expect("first claim");
     assert!(matches!(
-        store.update(&claim).await,
+        store.update(&claim, &rec(&claim)).await,
         Err(StoreError::Conflict { .. })
     ));
     let stored = store.get(r.id()).await.expect("get");
@@ -228,7 +307,7 @@ pub async fn list_filters_and_orders(store: &dyn ApprovalStore, clock: &ManualCl
     );
     for r in [&a, &b, &c] {
         store
-            .create(r.clone(), r.created_at())
+            .create(r.clone(), &rec(r), r.created_at())
             .await
             .expect("create");
     }
@@ -310,14 +389,14 @@ pub async fn sweep_expires_what_is_due(store: &dyn ApprovalStore, clock: &Manual
     let approved = request(&unique("run"), &tenant, "email.send", json!({}), t0);
     for r in [&pending, &fresh, &approved] {
         store
-            .create(r.clone(), r.created_at())
+            .create(r.clone(), &rec(r), r.created_at())
             .await
             .expect("create");
     }
     let ok = approved
         .approve(&approver(&tenant), t0 + Duration::from_secs(250))
         .expect("approve");
-    store.update(&ok).await.expect("approve");
+    store.update(&ok, &rec(&ok)).await.expect("approve");
 
     let ids = |found: &[ApprovalRequest]| found.iter().map(|r| r.id()).collect::<Vec<_>>();
     let first = store
@@ -346,7 +425,7 @@ pub async fn sweep_expires_what_is_due(store: &dyn ApprovalStore, clock: &Manual
         request(&unique("run"), &tenant, "email.send", json!({}), t1),
     ];
     for r in &more {
-        store.create(r.clone(), t1).await.expect("create");
+        store.create(r.clone(), &rec(r), t1).await.expect("create");
     }
     let due = t1 + Duration::from_secs(300);
     let limited = store.sweep_expired(due, 1).await.expect("sweep");
@@ -434,7 +513,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     let approved = r.approve(&approver(&tenant), now).expect("approve");
     let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60)).max_uses(2);
     let grant = Grant::from_approval(&approved, "approver", &spec, now).expect("grant");
-    store.put_grant(&grant).await.expect("put");
+    store.put_grant(&grant, &rec(&approved)).await.expect("put");
 
     let call = ToolCall::new(run.as_str(), "c2", "email.send", json!({"to": "b@x"}))
         .requested_by("requester")
@@ -460,7 +539,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
         now,
     )
     .expect("grant");
-    store.put_grant(&grant).await.expect("put");
+    store.put_grant(&grant, &rec(&approved)).await.expect("put");
     assert!(
         store
             .grants(now)
@@ -502,6 +581,159 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     ));
 }
 
+/// Each change's audit record lands in the trail with it, once: `create` (nothing when it
+/// joins a pending twin), `update` (nothing when it conflicts), `sweep_expired` (an
+/// `approval_timeout` each), `put_grant` and `append_audit`. `audit_records` returns the
+/// records as written, in order, by request or by run, up to the limit.
+pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let run = unique("run");
+    let history = |query: AuditQuery| async move {
+        let records = store.audit_records(&query).await.expect("audit records");
+        records.iter().map(|r| r.event_name()).collect::<Vec<_>>()
+    };
+
+    let r = request(&run, "t1", "email.send", json!({}), now);
+    store
+        .create(r.clone(), &rec(&r), now)
+        .await
+        .expect("create");
+    let twin = request(&run, "t1", "email.send", json!({}), now);
+    let record = rec(&twin);
+    let filed = store.create(twin, &record, now).await.expect("create");
+    assert!(!filed.created);
+    let approved = r.approve(&approver("t1"), now).expect("approve");
+    store
+        .update(&approved, &rec(&approved))
+        .await
+        .expect("approve");
+    let denied = r.deny(&approver("t1"), None, now).expect("deny");
+    assert!(store.update(&denied, &rec(&denied)).await.is_err());
+    let records = store
+        .audit_records(&AuditQuery::request(r.id()))
+        .await
+        .expect("audit records");
+    assert_eq!(
+        records,
+        [rec(&r), rec(&approved)],
+        "written as given, once each, nothing for the twin or the loser"
+    );
+
+    // A sweep records each timeout, from the state that timed out.
+    let other = request(&run, "t1", "email.send", json!({"n": 2}), now);
+    store
+        .create(other.clone(), &rec(&other), now)
+        .await
+        .expect("create");
+    let due = now + Duration::from_secs(300);
+    store.sweep_expired(due, usize::MAX).await.expect("sweep");
+    let timeouts = |id| async move {
+        let records = store
+            .audit_records(&AuditQuery::request(id))
+            .await
+            .expect("audit records");
+        records
+            .into_iter()
+            .filter_map(|r| match r.event {
+                AuditEvent::ApprovalTimeout { from } => Some((r.at, from)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(timeouts(r.id()).await, [(due, "approved".to_owned())]);
+    assert_eq!(timeouts(other.id()).await, [(due, "pending".to_owned())]);
+
+    // Grants and records of no change join the same trail.
+    let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60));
+    let grant = Grant::from_approval(&approved, "approver", &spec, now).expect("grant");
+    let created = AuditRecord::for_request(
+        now,
+        &approved,
+        AuditEvent::GrantCreated {
+            grant_id: grant.id(),
+            by: "approver".into(),
+            scope: grant.scope(),
+            grant_tool: grant.tool().to_owned(),
+            expires_at: grant.expires_at(),
+            max_uses: grant.max_uses(),
+        },
+    );
+    store.put_grant(&grant, &created).await.expect("put");
+    let allow = AuditRecord::new(
+        due,
+        r.call(),
+        Some(r.args_hash()),
+        "v",
+        AuditEvent::Allow {
+            rule_ids: Vec::new(),
+        },
+    );
+    store.append_audit(&allow).await.expect("append");
+    let events = history(AuditQuery::run(run.as_str())).await;
+    assert_eq!(events.len(), 7, "{events:?}");
+    assert_eq!(
+        events[..3],
+        ["approval_required", "approval_granted", "approval_required"]
+    );
+    assert_eq!(events[3..5], ["approval_timeout", "approval_timeout"]);
+    assert_eq!(events[5..], ["grant_created", "allow"]);
+    let first_two = AuditQuery {
+        limit: Some(2),
+        ..AuditQuery::run(run.as_str())
+    };
+    assert_eq!(
+        history(first_two).await,
+        ["approval_required", "approval_granted"]
+    );
+    assert!(
+        history(AuditQuery::run(unique("run"))).await.is_empty(),
+        "another run's history is its own"
+    );
+}
+
+/// A subscriber hears of every committed `update` and sweep, in order, with the
+/// request's new state; a write that lost its compare-and-set tells nothing.
+pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let mut changes = store.subscribe().await.expect("subscribe");
+    let r = request(&unique("run"), "t1", "email.send", json!({}), now);
+    let other = request(&unique("run"), "t1", "email.send", json!({}), now);
+    for x in [&r, &other] {
+        store.create(x.clone(), &rec(x), now).await.expect("create");
+    }
+    let approved = r.approve(&approver("t1"), now).expect("approve");
+    store
+        .update(&approved, &rec(&approved))
+        .await
+        .expect("approve");
+    let denied = r.deny(&approver("t1"), None, now).expect("deny");
+    assert!(store.update(&denied, &rec(&denied)).await.is_err());
+    let cancelled = approved.cancel("ops", None, now).expect("cancel");
+    store
+        .update(&cancelled, &rec(&cancelled))
+        .await
+        .expect("cancel");
+    store
+        .sweep_expired(now + Duration::from_secs(300), usize::MAX)
+        .await
+        .expect("sweep");
+
+    let expected = [
+        (r.id(), RequestState::Approved),
+        (r.id(), RequestState::Cancelled),
+        (other.id(), RequestState::Expired),
+    ];
+    let mut heard = Vec::new();
+    while heard.len() < expected.len() {
+        let change = changes.next().await.expect("a change");
+        // The store may be shared: other requests' changes are not this test's.
+        if change.request_id == r.id() || change.request_id == other.id() {
+            heard.push((change.request_id, change.state));
+        }
+    }
+    assert_eq!(heard, expected);
+}
+
 /// Runs every function of the suite, in order, on one store.
 pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     create_then_get_round_trips(store, clock).await;
@@ -513,4 +745,6 @@ pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     switches_round_trip(store, clock).await;
     usage_adds_up_per_run(store, clock).await;
     grants_cover_count_and_revoke(store, clock).await;
+    changes_write_their_records(store, clock).await;
+    subscribers_hear_of_changes(store, clock).await;
 }

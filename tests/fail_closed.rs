@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, AuditError, AuditRecord, AuditSink, DeskError,
-    Execution, Filed, Gate, GateError, GateOutcome, Key, Keyring, ManualClock, MemorySink,
-    MemoryStore, Policy, RequestId, RequestQuery, RequestState, StoreError, ToolCall,
+    ApprovalRequest, ApprovalStore, Approver, AuditError, AuditQuery, AuditRecord, AuditSink,
+    DeskError, Execution, Filed, Gate, GateError, GateOutcome, Key, Keyring, ManualClock,
+    MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState, StoreError,
+    Subscription, ToolCall,
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -46,6 +47,7 @@ struct SwitchStore {
     inner: MemoryStore,
     fail_create: AtomicBool,
     fail_update: AtomicBool,
+    fail_trail: AtomicBool,
 }
 
 fn backend_down() -> StoreError {
@@ -54,20 +56,25 @@ fn backend_down() -> StoreError {
 
 #[async_trait]
 impl ApprovalStore for SwitchStore {
-    async fn create(&self, r: ApprovalRequest, now: OffsetDateTime) -> Result<Filed, StoreError> {
+    async fn create(
+        &self,
+        r: ApprovalRequest,
+        record: &AuditRecord,
+        now: OffsetDateTime,
+    ) -> Result<Filed, StoreError> {
         if self.fail_create.load(Ordering::SeqCst) {
             return Err(backend_down());
         }
-        self.inner.create(r, now).await
+        self.inner.create(r, record, now).await
     }
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
         self.inner.get(id).await
     }
-    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
+    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
         if self.fail_update.load(Ordering::SeqCst) {
             return Err(backend_down());
         }
-        self.inner.update(next).await
+        self.inner.update(next, record).await
     }
     async fn list(
         &self,
@@ -104,8 +111,12 @@ impl ApprovalStore for SwitchStore {
     ) -> Result<approval_gate::RunUsage, StoreError> {
         self.inner.add_usage(run_id, delta, now).await
     }
-    async fn put_grant(&self, grant: &approval_gate::Grant) -> Result<(), StoreError> {
-        self.inner.put_grant(grant).await
+    async fn put_grant(
+        &self,
+        grant: &approval_gate::Grant,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.put_grant(grant, record).await
     }
     async fn use_grant(
         &self,
@@ -124,6 +135,18 @@ impl ApprovalStore for SwitchStore {
     }
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<approval_gate::Grant>, StoreError> {
         self.inner.grants(now).await
+    }
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        if self.fail_trail.load(Ordering::SeqCst) {
+            return Err(backend_down());
+        }
+        self.inner.append_audit(record).await
+    }
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_records(query).await
+    }
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        self.inner.subscribe().await
     }
 }
 
@@ -215,6 +238,22 @@ async fn an_allowed_write_does_not_run_when_the_audit_sink_fails() {
 }
 
 #[tokio::test]
+async fn an_allowed_write_does_not_run_when_the_stores_trail_fails() {
+    let w = World::new();
+    w.store.fail_trail.store(true, Ordering::SeqCst);
+    let result = w
+        .tool()
+        .call(ToolCall::new("run-1", "c1", "crm.read", json!({})))
+        .await;
+    assert!(matches!(result, Err(GateError::Store(_))));
+    assert_eq!(w.runs(), 0);
+    assert!(
+        w.sink.inner.is_empty(),
+        "the sink hears only what the trail holds"
+    );
+}
+
+#[tokio::test]
 async fn an_unrecorded_request_is_withdrawn() {
     let w = World::new();
     w.audit_down(true);
@@ -252,6 +291,21 @@ async fn an_approval_that_cannot_be_recorded_is_not_given() {
     );
     assert_eq!(w.runs(), 0);
     assert!(!w.sink.inner.event_names().contains(&"approval_granted"));
+    // The store's trail tells what happened: given, then taken back.
+    let trail = w
+        .store
+        .audit_records(&AuditQuery::request(id))
+        .await
+        .unwrap();
+    let events: Vec<_> = trail.iter().map(AuditRecord::event_name).collect();
+    assert_eq!(
+        events,
+        [
+            "approval_required",
+            "approval_granted",
+            "transition_reverted"
+        ]
+    );
 }
 
 #[tokio::test]

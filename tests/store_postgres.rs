@@ -111,7 +111,9 @@ async fn schemas_keep_stores_apart() {
         let b = PostgresStore::with_schema(&url, &other).await.unwrap();
         let now = approval_gate::Clock::now(&ManualClock::default());
         let r = store_common::request("run-1", now);
-        a.create(r.clone(), now).await.unwrap();
+        a.create(r.clone(), &store_common::rec(&r), now)
+            .await
+            .unwrap();
         assert!(a.get(r.id()).await.is_ok());
         assert!(matches!(
             b.get(r.id()).await,
@@ -146,7 +148,7 @@ async fn migrate_is_idempotent_concurrent_and_refuses_a_newer_schema() {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1]);
+        assert_eq!(versions, [1, 2]);
 
         approval_gate::sqlx::query("INSERT INTO approval_schema_version (version) VALUES (99)")
             .execute(store.pool())
@@ -169,7 +171,10 @@ async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
         let store = PostgresStore::with_schema(&url, &schema).await.unwrap();
         let now = approval_gate::Clock::now(&ManualClock::default());
         let r = store_common::request("run-1", now);
-        store.create(r.clone(), now).await.unwrap();
+        store
+            .create(r.clone(), &store_common::rec(&r), now)
+            .await
+            .unwrap();
         approval_gate::sqlx::query("UPDATE approval_requests SET body = '{\"id\": 3'")
             .execute(store.pool())
             .await

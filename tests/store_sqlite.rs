@@ -126,7 +126,7 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
 
     approval_gate::sqlx::query("INSERT INTO approval_schema_version (version) VALUES (99)")
         .execute(store.pool())
@@ -146,7 +146,10 @@ async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
     let clock = ManualClock::default();
     let now = approval_gate::Clock::now(&clock);
     let r = store_common::request("run-1", now);
-    store.create(r.clone(), now).await.unwrap();
+    store
+        .create(r.clone(), &store_common::rec(&r), now)
+        .await
+        .unwrap();
     approval_gate::sqlx::query("UPDATE approval_requests SET body = '{\"id\": 3'")
         .execute(store.pool())
         .await

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{ArgsHash, GrantId, GrantScope, RequestId, ToolCall};
+use crate::{ApprovalRequest, ArgsHash, GrantId, GrantScope, RequestId, ToolCall};
 
 /// The version of the audit record's JSON schema. It changes only when a field changes
 /// meaning or disappears; new optional fields and new events keep it.
@@ -73,6 +73,34 @@ impl AuditRecord {
             tenant: call.tenant_id().map(str::to_owned),
             event,
         }
+    }
+
+    /// A record of `event` about `request` (its call, args hash, policy version and id).
+    pub fn for_request(at: OffsetDateTime, request: &ApprovalRequest, event: AuditEvent) -> Self {
+        AuditRecord::new(
+            at,
+            request.call(),
+            Some(request.args_hash()),
+            request.policy_version().as_str(),
+            event,
+        )
+        .with_request(request.id())
+    }
+
+    /// The `approval_timeout` record of `expired`, a request that [`ApprovalRequest::expire`]
+    /// expired at `at`: what a store's [`sweep_expired`](crate::ApprovalStore::sweep_expired)
+    /// writes for each request it expires.
+    pub fn timeout(at: OffsetDateTime, expired: &ApprovalRequest) -> Self {
+        let from = if expired.approval_expires_at().is_some() {
+            "approved"
+        } else {
+            "pending"
+        };
+        AuditRecord::for_request(
+            at,
+            expired,
+            AuditEvent::ApprovalTimeout { from: from.into() },
+        )
     }
 
     /// Sets the approval request the record belongs to.
@@ -217,6 +245,14 @@ pub enum AuditEvent {
         /// The error as the tool described it.
         error: String,
     },
+    /// A transition was undone because an audit sink beside the store's own trail could
+    /// not record it: the request is back where it was, and the step did not happen.
+    TransitionReverted {
+        /// The event of the transition undone: `approval_granted`, `execution_started`, ….
+        reverted: String,
+        /// Why.
+        reason: String,
+    },
     /// The gate stopped the call for a reason not recorded by another event (an args
     /// mismatch at resume, a denied or expired approval met at resume, …).
     Stopped {
@@ -246,6 +282,7 @@ impl AuditEvent {
             AuditEvent::ExecutionStarted { .. } => "execution_started",
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::ExecutionFailed { .. } => "execution_failed",
+            AuditEvent::TransitionReverted { .. } => "transition_reverted",
             AuditEvent::Stopped { .. } => "stopped",
         }
     }

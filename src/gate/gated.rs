@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use super::outcome::{
     ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason,
 };
-use super::{Gate, GateError, request_record};
+use super::{Gate, GateError};
 use crate::{
     ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Claims, Decision, Effect, Execution,
     Expectations, Grant, Policy, RequestId, RequestState, StoreError, ToolCall, ToolExecutor,
@@ -126,26 +126,32 @@ impl<E: ToolExecutor> Gated<E> {
                     now,
                 )
                 .with_display(preview, shown_args);
-                let filed = self.gate.store().create(request, now).await?;
-                if filed.created {
-                    let event = AuditEvent::ApprovalRequired {
-                        rule_ids: rule_ids(&decision),
-                        reason: decision.reason().map(str::to_owned),
-                        tier: decision.tier().map(str::to_owned),
-                        expires_at: filed.request.expires_at(),
-                    };
-                    let record = request_record(now, &filed.request, event);
-                    if let Err(e) = self.gate.record(&record).await {
-                        // Withdraw the unrecorded request so nobody approves it.
-                        if let Ok(withdrawn) =
-                            filed
-                                .request
-                                .cancel("approval-gate", Some("audit failed".into()), now)
-                        {
-                            let _ = self.gate.store().update(&withdrawn).await;
-                        }
-                        return Err(e.into());
+                let event = AuditEvent::ApprovalRequired {
+                    rule_ids: rule_ids(&decision),
+                    reason: decision.reason().map(str::to_owned),
+                    tier: decision.tier().map(str::to_owned),
+                    expires_at: request.expires_at(),
+                };
+                let record = AuditRecord::for_request(now, &request, event);
+                let filed = self.gate.store().create(request, &record, now).await?;
+                if filed.created
+                    && let Err(e) = self.gate.mirror(&record).await
+                {
+                    // Withdraw the request the sink did not record, so nobody approves it.
+                    let reason = "audit sink failed";
+                    if let Ok(withdrawn) =
+                        filed
+                            .request
+                            .cancel("approval-gate", Some(reason.into()), now)
+                    {
+                        let event = AuditEvent::ApprovalCancelled {
+                            by: "approval-gate".into(),
+                            reason: Some(reason.into()),
+                        };
+                        let record = AuditRecord::for_request(now, &withdrawn, event);
+                        let _ = self.gate.store().update(&withdrawn, &record).await;
                     }
+                    return Err(e.into());
                 }
                 Ok(GateOutcome::Pending(PendingApproval::of(
                     &filed.request,
@@ -323,7 +329,7 @@ impl<E: ToolExecutor> Gated<E> {
         let result = self.inner.execute(execution).await;
         record.at = self.gate.now();
         record.event = result_event(&result);
-        let unrecorded = self.gate.record(&record).await.err().map(GateError::from);
+        let unrecorded = self.gate.record(&record).await.err();
         GateOutcome::Executed(Executed {
             result,
             request_id: None,

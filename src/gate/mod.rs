@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use crate::{
     ApprovalRequest, ApprovalStore, ArgsLimits, AuditError, AuditEvent, AuditRecord, AuditSink,
-    Budgets, Clock, Desk, Keyring, KillScope, MemorySink, MemoryStore, Policy, RunUsage,
-    StoreError, SystemClock, ToolCall, UsageDelta,
+    Budgets, Clock, Desk, Keyring, KillScope, MemoryStore, Policy, RunUsage, StoreError,
+    Subscription, SystemClock, ToolCall, UsageDelta,
 };
 
 /// An infrastructure fault: the store or the audit sink failed. Unless the error says
@@ -35,7 +35,8 @@ pub enum GateError {
     Audit(#[from] AuditError),
 }
 
-/// The parts of the gate: policy, store, audit sink, clock and signing keys.
+/// The parts of the gate: policy, store, clock, signing keys, and optionally an audit sink
+/// beside the store's own trail.
 ///
 /// Cheap to clone (one `Arc`); clones share everything, including the policy, which
 /// [`set_policy`](Self::set_policy) replaces for every clone at once.
@@ -61,7 +62,7 @@ struct Inner {
     policy: RwLock<Policy>,
     keys: RwLock<Keyring>,
     store: Arc<dyn ApprovalStore>,
-    audit: Arc<dyn AuditSink>,
+    audit: Option<Arc<dyn AuditSink>>,
     clock: Arc<dyn Clock>,
     limits: ArgsLimits,
 }
@@ -79,8 +80,9 @@ impl fmt::Debug for Gate {
 impl Gate {
     /// Starts a gate with `policy`, signing approval tokens with `keys`.
     ///
-    /// Unless set otherwise the gate keeps requests in a [`MemoryStore`], records to a
-    /// [`MemorySink`], and reads the [`SystemClock`].
+    /// Unless set otherwise the gate keeps requests and the audit trail in a
+    /// [`MemoryStore`], has no audit sink beside the store's trail, and reads the
+    /// [`SystemClock`].
     pub fn builder(policy: Policy, keys: Keyring) -> GateBuilder {
         GateBuilder {
             policy,
@@ -134,6 +136,12 @@ impl Gate {
         &self.inner.store
     }
 
+    /// A subscription to the changes of requests in the store (decisions, claims,
+    /// timeouts), to learn when to `resume` without polling; see [`Subscription`].
+    pub async fn subscribe(&self) -> Result<Subscription, GateError> {
+        Ok(self.inner.store.subscribe().await?)
+    }
+
     /// The current time by the gate's clock.
     pub fn now(&self) -> OffsetDateTime {
         self.inner.clock.now()
@@ -163,17 +171,7 @@ impl Gate {
         let now = self.now();
         let expired = self.inner.store.sweep_expired(now, limit).await?;
         for request in &expired {
-            let from = if request.approval_expires_at().is_some() {
-                "approved"
-            } else {
-                "pending"
-            };
-            self.record(&request_record(
-                now,
-                request,
-                AuditEvent::ApprovalTimeout { from: from.into() },
-            ))
-            .await?;
+            self.mirror(&AuditRecord::timeout(now, request)).await?;
         }
         Ok(expired)
     }
@@ -290,12 +288,23 @@ impl Gate {
             }))
     }
 
-    pub(crate) async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        self.inner.audit.record(record).await
+    /// Records a step that changes no request: in the store's trail, then in the sink.
+    pub(crate) async fn record(&self, record: &AuditRecord) -> Result<(), GateError> {
+        self.inner.store.append_audit(record).await?;
+        Ok(self.mirror(record).await?)
     }
 
-    /// Writes `next` over `prev` (compare-and-set), then its audit record. If the record
-    /// cannot be written, puts `prev`'s content back so no transition stands unrecorded.
+    /// Hands a record the store's trail already holds to the sink beside it, if any.
+    pub(crate) async fn mirror(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        match &self.inner.audit {
+            Some(sink) => sink.record(record).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `next` over `prev` (compare-and-set) together with its audit record, then
+    /// hands the record to the sink. If the sink fails, puts `prev`'s content back (with a
+    /// `transition_reverted` record) so that the step does not stand, and fails.
     pub(crate) async fn commit(
         &self,
         prev: &ApprovalRequest,
@@ -303,31 +312,47 @@ impl Gate {
         event: AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), GateError> {
-        self.inner.store.update(next).await?;
-        if let Err(e) = self.record(&request_record(now, next, event)).await {
-            // Best effort: if this loses a race, the racer's own audit write is what
-            // decides (and with the sink down, it fails closed too).
-            let _ = self.inner.store.update(&next.revert_to(prev)).await;
+        let record = AuditRecord::for_request(now, next, event);
+        self.inner.store.update(next, &record).await?;
+        if let Err(e) = self.mirror(&record).await {
+            self.revert(next, prev, &record, &e, now).await;
             return Err(e.into());
         }
         Ok(())
     }
+
+    /// Puts `prev`'s content back over `next`, whose record the sink refused.
+    ///
+    /// Best effort: if this loses a race, the racer's own sink write decides (and with
+    /// the sink down, it fails closed too).
+    pub(crate) async fn revert(
+        &self,
+        next: &ApprovalRequest,
+        prev: &ApprovalRequest,
+        refused: &AuditRecord,
+        error: &AuditError,
+        now: OffsetDateTime,
+    ) {
+        let back = next.revert_to(prev);
+        let event = AuditEvent::TransitionReverted {
+            reverted: refused.event_name().to_owned(),
+            reason: error_chain(error),
+        };
+        let record = AuditRecord::for_request(now, &back, event);
+        let _ = self.inner.store.update(&back, &record).await;
+    }
 }
 
-/// An audit record about `request`.
-pub(crate) fn request_record(
-    now: OffsetDateTime,
-    request: &ApprovalRequest,
-    event: AuditEvent,
-) -> AuditRecord {
-    AuditRecord::new(
-        now,
-        request.call(),
-        Some(request.args_hash()),
-        request.policy_version().as_str(),
-        event,
-    )
-    .with_request(request.id())
+/// An error and its sources, one line: `audit sink failed: disk full`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 /// Builds a [`Gate`]; see [`Gate::builder`].
@@ -359,12 +384,18 @@ impl GateBuilder {
         self
     }
 
-    /// Records the audit trail to `sink`.
+    /// Records the audit trail to `sink` too, beside the store's own trail.
+    ///
+    /// The store writes each record in the same transaction as the change it records;
+    /// the sink gets it right after. When the sink fails, the step does not stand: a
+    /// decision or claim is put back (recorded as `transition_reverted` in the store's
+    /// trail), a tool that was about to run does not run, and the caller gets the error.
     pub fn audit(self, sink: impl AuditSink + 'static) -> Self {
         self.shared_audit(Arc::new(sink))
     }
 
-    /// Records the audit trail to a sink shared with other parts of the host.
+    /// Records the audit trail to a sink shared with other parts of the host, too; see
+    /// [`audit`](Self::audit).
     pub fn shared_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
         self
@@ -390,7 +421,7 @@ impl GateBuilder {
                 policy: RwLock::new(self.policy),
                 keys: RwLock::new(self.keys),
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                audit: self.audit.unwrap_or_else(|| Arc::new(MemorySink::new())),
+                audit: self.audit,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 limits: self.limits,
             }),

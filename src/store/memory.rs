@@ -4,18 +4,25 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{ApprovalStore, Filed, RequestQuery, StoreError};
+use super::{
+    ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
+    Subscription,
+};
 use crate::{
-    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RequestState, RunUsage,
-    Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
+    RunUsage, Switches, ToolCall, UsageDelta,
 };
 
 /// An [`ApprovalStore`] in this process's memory: fast, and gone when the process exits.
 ///
-/// For tests, examples, and hosts whose approvals never outlive the process.
+/// For tests, examples, and hosts whose approvals never outlive the process. The audit
+/// trail is kept in memory too, every record of it, so a long-lived process that gates
+/// many calls should keep its trail in a durable store or give the gate a sink of its
+/// own.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    notifier: Notifier,
 }
 
 #[derive(Debug, Default)]
@@ -26,6 +33,7 @@ struct Inner {
     switches: Switches,
     usage: HashMap<String, RunUsage>,
     grants: Vec<Grant>,
+    trail: Vec<AuditRecord>,
 }
 
 impl MemoryStore {
@@ -39,6 +47,13 @@ impl MemoryStore {
         // consistent data.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn notify(&self, request: &ApprovalRequest) {
+        self.notifier.notify(RequestChange {
+            request_id: request.id(),
+            state: request.stored_state(),
+        });
+    }
 }
 
 #[async_trait]
@@ -46,6 +61,7 @@ impl ApprovalStore for MemoryStore {
     async fn create(
         &self,
         request: ApprovalRequest,
+        record: &AuditRecord,
         now: OffsetDateTime,
     ) -> Result<Filed, StoreError> {
         let mut inner = self.lock();
@@ -72,6 +88,7 @@ impl ApprovalStore for MemoryStore {
         }
         inner.by_call.insert(key, id);
         inner.requests.insert(id, request.clone());
+        inner.trail.push(record.clone());
         Ok(Filed {
             request,
             created: true,
@@ -86,7 +103,7 @@ impl ApprovalStore for MemoryStore {
             .ok_or(StoreError::NotFound { id })
     }
 
-    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
+    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let id = next.id();
         let stored = inner
@@ -101,6 +118,9 @@ impl ApprovalStore for MemoryStore {
             });
         }
         *stored = next.clone();
+        inner.trail.push(record.clone());
+        // Under the lock, so that notices come in the order of the changes.
+        self.notify(next);
         Ok(())
     }
 
@@ -129,13 +149,18 @@ impl ApprovalStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
         let mut inner = self.lock();
+        let Inner {
+            requests, trail, ..
+        } = &mut *inner;
         let mut expired = Vec::new();
-        for request in inner.requests.values_mut() {
+        for request in requests.values_mut() {
             if expired.len() >= limit {
                 break;
             }
             if let Ok(next) = request.expire(now) {
                 *request = next.clone();
+                trail.push(AuditRecord::timeout(now, &next));
+                self.notify(&next);
                 expired.push(next);
             }
         }
@@ -173,8 +198,10 @@ impl ApprovalStore for MemoryStore {
         Ok(*usage)
     }
 
-    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
-        self.lock().grants.push(grant.clone());
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.grants.push(grant.clone());
+        inner.trail.push(record.clone());
         Ok(())
     }
 
@@ -217,5 +244,23 @@ impl ApprovalStore for MemoryStore {
             .filter(|g| g.is_live(now))
             .cloned()
             .collect())
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.lock().trail.push(record.clone());
+        Ok(())
+    }
+
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let inner = self.lock();
+        let matching = inner.trail.iter().filter(|r| query.matches(r));
+        Ok(matching
+            .take(query.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        Ok(self.notifier.subscribe())
     }
 }

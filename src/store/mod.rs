@@ -7,6 +7,7 @@
 //! `now` the gate read from its clock; stores never read a clock.
 
 mod memory;
+mod notify;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -15,6 +16,7 @@ mod sql;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use notify::{ChangeSource, Notifier, RequestChange, Subscription};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
@@ -27,8 +29,8 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::{
-    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RequestState, RunUsage,
-    Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
+    RunUsage, Switches, ToolCall, UsageDelta,
 };
 
 /// A store could not do what was asked. Nothing changed.
@@ -64,6 +66,13 @@ pub enum StoreError {
     Duplicate {
         /// The id.
         id: RequestId,
+    },
+    /// A [`Subscription`] lost change notices: it fell behind, or its connection dropped
+    /// and was made again. Look at the requests you wait for, then go on reading.
+    #[error("change notices were lost{}", missed.map(|n| format!(" ({n} of them)")).unwrap_or_default())]
+    Lagged {
+        /// How many, when known.
+        missed: Option<u64>,
     },
     /// The backend failed (connection, disk, serialization).
     #[error("approval store failed")]
@@ -139,22 +148,71 @@ impl RequestQuery {
     }
 }
 
-/// Keeps approval requests. Object-safe: hosts hold it as `Arc<dyn ApprovalStore>`.
+/// Which audit records [`ApprovalStore::audit_records`] returns. Every field left `None`
+/// matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only the records of this approval request.
+    pub request_id: Option<RequestId>,
+    /// Only the records of this run.
+    pub run_id: Option<String>,
+    /// At most this many, oldest first.
+    pub limit: Option<usize>,
+}
+
+impl AuditQuery {
+    /// The history of one approval request.
+    pub fn request(id: RequestId) -> Self {
+        AuditQuery {
+            request_id: Some(id),
+            ..Self::default()
+        }
+    }
+
+    /// The history of one run.
+    pub fn run(run_id: impl Into<String>) -> Self {
+        AuditQuery {
+            run_id: Some(run_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `record` matches.
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        self.request_id
+            .is_none_or(|id| record.request_id == Some(id))
+            && self.run_id.as_deref().is_none_or(|r| record.run_id == r)
+    }
+}
+
+/// Keeps approval requests and their audit trail. Object-safe: hosts hold it as
+/// `Arc<dyn ApprovalStore>`.
 ///
 /// Every implementation keeps these promises, under any interleaving of callers:
 ///
 /// - [`update`](Self::update) is compare-and-set: it writes only if the stored version is
 ///   one less than the new one, so of two racing transitions exactly one wins.
+/// - A transition and its audit record are one write: `create`, `update`,
+///   `sweep_expired` and `put_grant` append their records to the store's trail in the
+///   same transaction as the change, so the state and the trail never disagree.
 /// - [`create`](Self::create) files at most one pending request per run, tool and args
 ///   hash: a second identical call gets the first request back.
+/// - Every committed `update` and sweep is told to the store's
+///   [`subscribe`](Self::subscribe)rs: in this process at least, across processes where
+///   the backend carries notices (PostgreSQL).
 /// - Nothing reads a clock: methods that depend on time take `now`.
+///
+/// The [`testing`](crate#features) module (feature `testing`) holds the suite that checks
+/// these promises; a host's own store runs it too.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
-    /// Files `request`, unless a request for the same run, tool and args hash is pending
-    /// at `now`; then returns that one unchanged.
+    /// Files `request` and appends `record` (its `approval_required`), unless a request
+    /// for the same run, tool and args hash is pending at `now`; then returns that one
+    /// unchanged and records nothing.
     async fn create(
         &self,
         request: ApprovalRequest,
+        record: &AuditRecord,
         now: OffsetDateTime,
     ) -> Result<Filed, StoreError>;
 
@@ -162,9 +220,10 @@ pub trait ApprovalStore: Send + Sync {
     /// state at a given time).
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError>;
 
-    /// Replaces the stored request with `next` if the stored version is
-    /// `next.version() - 1`; otherwise fails with [`StoreError::Conflict`].
-    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError>;
+    /// Replaces the stored request with `next` and appends `record`, the transition's
+    /// audit record, if the stored version is `next.version() - 1`; otherwise fails with
+    /// [`StoreError::Conflict`] and writes nothing.
+    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// The requests matching `query` at `now`, oldest first.
     async fn list(
@@ -173,8 +232,8 @@ pub trait ApprovalStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<ApprovalRequest>, StoreError>;
 
-    /// Records as `Expired` up to `limit` requests whose time ran out by `now`, and returns
-    /// them as written.
+    /// Records as `Expired` up to `limit` requests whose time ran out by `now`, each with
+    /// its [`AuditRecord::timeout`], and returns them as written.
     async fn sweep_expired(
         &self,
         now: OffsetDateTime,
@@ -199,8 +258,8 @@ pub trait ApprovalStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError>;
 
-    /// Keeps a new standing grant.
-    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError>;
+    /// Keeps a new standing grant and appends `record`, its `grant_created`.
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// Finds a live grant covering `call` at `now` and counts one use of it atomically
     /// (so a grant of `n` uses covers at most `n` calls across all workers); returns it
@@ -217,4 +276,14 @@ pub trait ApprovalStore: Send + Sync {
 
     /// The grants still live at `now`.
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError>;
+
+    /// Appends a record that goes with no change of state (`allow`, `policy_denied`,
+    /// `stopped`, a tool's result after an allowed call, …) to the trail.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// The records of the trail matching `query`, in the order they were appended.
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// A subscription to the changes committed from now on (see [`Subscription`]).
+    async fn subscribe(&self) -> Result<Subscription, StoreError>;
 }

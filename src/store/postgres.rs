@@ -2,28 +2,40 @@
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Executor as _, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    DUE, DataError, Db, GrantRow, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT, PENDING_TWINS, Param,
-    RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, UPDATE_GRANT, UPDATE_REQUEST,
-    UPSERT_USAGE, list_query, nanos, parse_grant, parse_request, parse_scope, pending_twin,
-    scope_key, usage, usage_columns,
+    AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT,
+    PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
+    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant,
+    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
-use super::{ApprovalStore, Filed, RequestQuery, StoreError};
+use super::{
+    ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
+    Subscription,
+};
 use crate::{
-    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RunUsage, Switches, ToolCall,
-    UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
+    Switches, ToolCall, UsageDelta,
 };
 
 /// The schema migrations, in order: version and SQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres_1.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/postgres_1.sql")),
+    (2, include_str!("migrations/postgres_2.sql")),
+];
 
 /// The advisory lock that makes concurrent migrations take turns ("ag-migra").
 const MIGRATION_LOCK: i64 = 0x6167_2d6d_6967_7261;
+
+/// The advisory lock that makes appends to the audit trail take turns ("ag-trail").
+const TRAIL_LOCK: i64 = 0x6167_2d74_7261_696c;
+
+/// The `NOTIFY` channel of stores in the `search_path`'s first schema.
+const CHANNEL: &str = "approval_gate";
 
 /// An [`ApprovalStore`] in PostgreSQL: for many workers, and for an approval surface on
 /// other hosts than the agents.
@@ -55,9 +67,39 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The schema the pool's `search_path` names, which `migrate` creates if missing.
     schema: Option<String>,
+    /// The `NOTIFY` channel of this store's changes.
+    channel: String,
 }
 
 impl PostgresStore {
+    /// A transaction for a write.
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.db()
+    }
+
+    /// Announces the requests `tx` changed on the store's channel (delivered when, and
+    /// only if, it commits), then commits it.
+    async fn commit_changed(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        changed: &[ApprovalRequest],
+    ) -> Result<(), StoreError> {
+        for request in changed {
+            let change = RequestChange {
+                request_id: request.id(),
+                state: request.stored_state(),
+            };
+            let payload = serde_json::to_string(&change).map_err(StoreError::backend)?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.channel)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        tx.commit().await.db()
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host/database`) and
     /// brings its schema up to date ([`migrate`](Self::migrate)). The tables go into the
     /// first schema of the server's `search_path` (usually `public`).
@@ -87,6 +129,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             schema: Some(schema.to_owned()),
+            channel: schema_channel(schema),
         };
         store.migrate().await?;
         Ok(store)
@@ -95,7 +138,11 @@ impl PostgresStore {
     /// A store on a pool the host configured. Does not migrate: call
     /// [`migrate`](Self::migrate) once before use.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore { pool, schema: None }
+        PostgresStore {
+            pool,
+            schema: None,
+            channel: CHANNEL.to_owned(),
+        }
     }
 
     /// The connection pool, for closing it or for the host's own queries.
@@ -146,6 +193,40 @@ impl PostgresStore {
                 .db()?;
         }
         tx.commit().await.db()
+    }
+}
+
+/// The `NOTIFY` channel of a store in `schema`: `approval_gate_` and 16 hex digits of a
+/// hash of the name (channel names are at most 63 bytes; schema names may be as long).
+fn schema_channel(schema: &str) -> String {
+    let digest = Sha256::digest(schema.as_bytes());
+    let mut channel = format!("{CHANNEL}_");
+    for byte in &digest[..8] {
+        channel.push_str(&format!("{byte:02x}"));
+    }
+    channel
+}
+
+/// A subscription's end: a `LISTEN` on the store's channel.
+struct Listener {
+    listener: PgListener,
+}
+
+#[async_trait]
+impl ChangeSource for Listener {
+    async fn next(&mut self) -> Result<RequestChange, StoreError> {
+        loop {
+            match self.listener.try_recv().await.db()? {
+                Some(notice) => {
+                    // A payload this crate did not write is not a change of ours.
+                    if let Ok(change) = serde_json::from_str(notice.payload()) {
+                        return Ok(change);
+                    }
+                }
+                // The connection dropped (notices in between are lost) and was made again.
+                None => return Err(StoreError::Lagged { missed: None }),
+            }
+        }
     }
 }
 
@@ -222,6 +303,49 @@ fn read_usage(run_id: &str, row: Option<&PgRow>) -> Result<RunUsage, StoreError>
     )?)
 }
 
+/// Appends `record` to the trail inside `tx`, which holds the trail's write lock.
+async fn append(
+    tx: &mut Transaction<'static, Postgres>,
+    record: &AuditRecord,
+) -> Result<(), StoreError> {
+    let row = AuditRow::of(record)?;
+    // Appends take turns, so `seq` follows the order of commits. Taken last in every
+    // transaction (after any row or call lock), so it cannot close a cycle of waits.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(TRAIL_LOCK)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    sqlx::query(INSERT_AUDIT)
+        .bind(row.at)
+        .bind(row.event)
+        .bind(&row.run_id)
+        .bind(&row.request_id)
+        .bind(&row.body)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(())
+}
+
+fn read_audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq").db()?;
+    let body: &str = row.try_get("body").db()?;
+    Ok(parse_audit(seq, body)?)
+}
+
+/// The rows `sql` selects.
+async fn fetch(pool: &PgPool, sql: &Sql) -> Result<Vec<PgRow>, StoreError> {
+    let mut q = sqlx::query(&sql.text);
+    for param in &sql.params {
+        q = match param {
+            Param::Int(n) => q.bind(*n),
+            Param::Text(s) => q.bind(s.as_str()),
+        };
+    }
+    q.fetch_all(pool).await.db()
+}
+
 /// Writes `next` over the version before it inside `tx`; whether it was written.
 async fn write_over(
     tx: &mut Transaction<'static, Postgres>,
@@ -241,6 +365,7 @@ impl ApprovalStore for PostgresStore {
     async fn create(
         &self,
         request: ApprovalRequest,
+        record: &AuditRecord,
         now: OffsetDateTime,
     ) -> Result<Filed, StoreError> {
         let row = RequestRow::of(&request)?;
@@ -275,6 +400,7 @@ impl ApprovalStore for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::Duplicate { id: request.id() });
         }
+        append(&mut tx, record).await?;
         tx.commit().await.db()?;
         Ok(Filed {
             request,
@@ -292,28 +418,25 @@ impl ApprovalStore for PostgresStore {
         read_request(&row)
     }
 
-    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
-        let row = RequestRow::of(next)?;
-        let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
-            .bind(row.version - 1)
-            .execute(&self.pool)
-            .await
-            .db()?;
-        if done.rows_affected() == 1 {
-            return Ok(());
+    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        if !write_over(&mut tx, next).await? {
+            let id = next.id();
+            let found: i64 =
+                sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?
+                    .ok_or(StoreError::NotFound { id })?;
+            return Err(StoreError::Conflict {
+                id,
+                expected: next.version().saturating_sub(1),
+                found: u64::try_from(found).unwrap_or_default(),
+            });
         }
-        let id = next.id();
-        let found: i64 = sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
-            .bind(&row.id)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?
-            .ok_or(StoreError::NotFound { id })?;
-        Err(StoreError::Conflict {
-            id,
-            expected: next.version().saturating_sub(1),
-            found: u64::try_from(found).unwrap_or_default(),
-        })
+        append(&mut tx, record).await?;
+        self.commit_changed(tx, std::slice::from_ref(next)).await
     }
 
     async fn list(
@@ -321,15 +444,7 @@ impl ApprovalStore for PostgresStore {
         query: &RequestQuery,
         now: OffsetDateTime,
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        let sql = list_query(query, now);
-        let mut q = sqlx::query(&sql.text);
-        for param in &sql.params {
-            q = match param {
-                Param::Int(n) => q.bind(*n),
-                Param::Text(s) => q.bind(s.as_str()),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await.db()?;
+        let rows = fetch(&self.pool, &list_query(query, now)).await?;
         let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
             let request = read_request(row)?;
@@ -364,10 +479,11 @@ impl ApprovalStore for PostgresStore {
                 continue;
             };
             if write_over(&mut tx, &next).await? {
+                append(&mut tx, &AuditRecord::timeout(now, &next)).await?;
                 expired.push(next);
             }
         }
-        tx.commit().await.db()?;
+        self.commit_changed(tx, &expired).await?;
         Ok(expired)
     }
 
@@ -464,13 +580,15 @@ impl ApprovalStore for PostgresStore {
         Ok(next)
     }
 
-    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let row = GrantRow::of(grant)?;
+        let mut tx = self.begin_write().await?;
         bind_grant(sqlx::query(INSERT_GRANT), &row)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .db()?;
-        Ok(())
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
     }
 
     async fn use_grant(
@@ -564,6 +682,23 @@ impl ApprovalStore for PostgresStore {
             }
         }
         Ok(live)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
+    }
+
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = fetch(&self.pool, &audit_query(query)).await?;
+        rows.iter().map(read_audit).collect()
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await.db()?;
+        listener.listen(&self.channel).await.db()?;
+        Ok(Subscription::new(Listener { listener }))
     }
 }
 

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use super::{RequestQuery, StoreError};
-use crate::{ApprovalRequest, Grant, KillScope, RequestState, RunUsage};
+use super::{AuditQuery, RequestQuery, StoreError};
+use crate::{ApprovalRequest, AuditRecord, Grant, KillScope, RequestState, RunUsage};
 
 /// Why stored data could not be read or written. Wrapped in [`StoreError::Backend`].
 #[derive(Debug, Error)]
@@ -161,6 +161,42 @@ impl GrantRow {
             body,
         })
     }
+}
+
+/// The columns of `approval_audit` for one record (`seq` aside, which the insert
+/// assigns: one more than the last).
+pub(crate) struct AuditRow {
+    pub at: i64,
+    pub event: &'static str,
+    pub run_id: String,
+    pub request_id: Option<String>,
+    pub body: String,
+}
+
+impl AuditRow {
+    pub fn of(r: &AuditRecord) -> Result<Self, DataError> {
+        let body = serde_json::to_string(r).map_err(|source| DataError::Unwritable {
+            what: "audit record",
+            key: r.event_name().to_owned(),
+            source,
+        })?;
+        Ok(AuditRow {
+            at: nanos(r.at),
+            event: r.event_name(),
+            run_id: r.run_id.clone(),
+            request_id: r.request_id.map(|id| id.to_string()),
+            body,
+        })
+    }
+}
+
+/// The audit record stored in `body` at `seq`.
+pub(crate) fn parse_audit(seq: i64, body: &str) -> Result<AuditRecord, DataError> {
+    serde_json::from_str(body).map_err(|source| DataError::Unreadable {
+        what: "audit record",
+        key: seq.to_string(),
+        source,
+    })
 }
 
 /// The request stored in `body`.
@@ -341,6 +377,23 @@ pub(crate) fn list_query(query: &RequestQuery, now: OffsetDateTime) -> Sql {
     sql
 }
 
+/// The query behind [`ApprovalStore::audit_records`](super::ApprovalStore::audit_records):
+/// `seq, body` of the matching records, in order.
+pub(crate) fn audit_query(query: &AuditQuery) -> Sql {
+    let mut sql = Sql::new("SELECT seq, body FROM approval_audit WHERE TRUE");
+    if let Some(id) = query.request_id {
+        sql.bind(" AND request_id = ", Param::Text(id.to_string()));
+    }
+    if let Some(run_id) = &query.run_id {
+        sql.bind(" AND run_id = ", Param::Text(run_id.clone()));
+    }
+    sql.push(" ORDER BY seq");
+    if let Some(n) = query.limit {
+        sql.bind(" LIMIT ", Param::Int(limit(n)));
+    }
+    sql
+}
+
 /// `WHERE` condition: the requests due to expire at `$1` (mirrors
 /// [`ApprovalRequest::expire`]).
 pub(crate) const DUE: &str = "((state = 'pending' AND expires_at <= $1) \
@@ -382,6 +435,12 @@ pub(crate) const UPSERT_USAGE: &str = "INSERT INTO approval_run_usage \
      (run_id, steps, tool_calls, usd, started_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (run_id) DO UPDATE SET steps = excluded.steps, \
      tool_calls = excluded.tool_calls, usd = excluded.usd, started_at = excluded.started_at";
+
+/// Appends a record with the next `seq`, in the order of [`AuditRow`]'s fields. The
+/// caller holds the trail's write lock, so `seq` is the order of commits.
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO approval_audit \
+     (seq, at, event, run_id, request_id, body) \
+     SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5 FROM approval_audit";
 
 /// Compare-and-set: writes the request whose id is `$1` if its version is `$13`.
 pub(crate) const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \

@@ -13,19 +13,25 @@ use sqlx::{Executor as _, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    DUE, DataError, Db, GrantRow, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT, PENDING_TWINS, Param,
-    RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, UPDATE_GRANT, UPDATE_REQUEST,
-    UPSERT_USAGE, list_query, nanos, parse_grant, parse_request, parse_scope, pending_twin,
-    scope_key, usage, usage_columns,
+    AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT,
+    PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
+    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant,
+    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
-use super::{ApprovalStore, Filed, RequestQuery, StoreError};
+use super::{
+    ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
+    Subscription,
+};
 use crate::{
-    ApprovalRequest, ArgsHash, Grant, GrantId, KillScope, RequestId, RunUsage, Switches, ToolCall,
-    UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
+    Switches, ToolCall, UsageDelta,
 };
 
 /// The schema migrations, in order: version and SQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_1.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite_1.sql")),
+    (2, include_str!("migrations/sqlite_2.sql")),
+];
 
 /// How long a connection waits for another one's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,6 +81,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Tells this store's (and its clones') subscribers of the changes it commits.
+    notifier: Notifier,
 }
 
 impl SqliteStore {
@@ -114,7 +122,10 @@ impl SqliteStore {
     /// A store on a pool the host configured. Does not migrate: call
     /// [`migrate`](Self::migrate) once before use.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStore { pool }
+        SqliteStore {
+            pool,
+            notifier: Notifier::new(),
+        }
     }
 
     /// The connection pool, for closing it or for the host's own queries.
@@ -155,6 +166,22 @@ impl SqliteStore {
                 .db()?;
         }
         tx.commit().await.db()
+    }
+
+    /// Commits `tx`, then tells subscribers of the requests it changed.
+    async fn commit_changed(
+        &self,
+        tx: Transaction<'static, Sqlite>,
+        changed: &[ApprovalRequest],
+    ) -> Result<(), StoreError> {
+        tx.commit().await.db()?;
+        for request in changed {
+            self.notifier.notify(RequestChange {
+                request_id: request.id(),
+                state: request.stored_state(),
+            });
+        }
+        Ok(())
     }
 
     /// A transaction holding the write lock from its start, so that what it reads
@@ -215,6 +242,43 @@ fn read_usage(run_id: &str, row: Option<&SqliteRow>) -> Result<RunUsage, StoreEr
     )?)
 }
 
+/// Appends `record` to the trail inside `tx`, which holds the trail's write lock.
+async fn append(
+    tx: &mut Transaction<'static, Sqlite>,
+    record: &AuditRecord,
+) -> Result<(), StoreError> {
+    let row = AuditRow::of(record)?;
+    // `tx` began with `BEGIN IMMEDIATE`: it holds the database's write lock already.
+    sqlx::query(INSERT_AUDIT)
+        .bind(row.at)
+        .bind(row.event)
+        .bind(&row.run_id)
+        .bind(&row.request_id)
+        .bind(&row.body)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(())
+}
+
+fn read_audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq").db()?;
+    let body: &str = row.try_get("body").db()?;
+    Ok(parse_audit(seq, body)?)
+}
+
+/// The rows `sql` selects.
+async fn fetch(pool: &SqlitePool, sql: &Sql) -> Result<Vec<SqliteRow>, StoreError> {
+    let mut q = sqlx::query(&sql.text);
+    for param in &sql.params {
+        q = match param {
+            Param::Int(n) => q.bind(*n),
+            Param::Text(s) => q.bind(s.as_str()),
+        };
+    }
+    q.fetch_all(pool).await.db()
+}
+
 /// Writes `next` over the version before it inside `tx`; whether it was written.
 async fn write_over(
     tx: &mut Transaction<'static, Sqlite>,
@@ -234,6 +298,7 @@ impl ApprovalStore for SqliteStore {
     async fn create(
         &self,
         request: ApprovalRequest,
+        record: &AuditRecord,
         now: OffsetDateTime,
     ) -> Result<Filed, StoreError> {
         let row = RequestRow::of(&request)?;
@@ -261,6 +326,7 @@ impl ApprovalStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::Duplicate { id: request.id() });
         }
+        append(&mut tx, record).await?;
         tx.commit().await.db()?;
         Ok(Filed {
             request,
@@ -278,28 +344,25 @@ impl ApprovalStore for SqliteStore {
         read_request(&row)
     }
 
-    async fn update(&self, next: &ApprovalRequest) -> Result<(), StoreError> {
-        let row = RequestRow::of(next)?;
-        let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
-            .bind(row.version - 1)
-            .execute(&self.pool)
-            .await
-            .db()?;
-        if done.rows_affected() == 1 {
-            return Ok(());
+    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        if !write_over(&mut tx, next).await? {
+            let id = next.id();
+            let found: i64 =
+                sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?
+                    .ok_or(StoreError::NotFound { id })?;
+            return Err(StoreError::Conflict {
+                id,
+                expected: next.version().saturating_sub(1),
+                found: u64::try_from(found).unwrap_or_default(),
+            });
         }
-        let id = next.id();
-        let found: i64 = sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
-            .bind(&row.id)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?
-            .ok_or(StoreError::NotFound { id })?;
-        Err(StoreError::Conflict {
-            id,
-            expected: next.version().saturating_sub(1),
-            found: u64::try_from(found).unwrap_or_default(),
-        })
+        append(&mut tx, record).await?;
+        self.commit_changed(tx, std::slice::from_ref(next)).await
     }
 
     async fn list(
@@ -307,15 +370,7 @@ impl ApprovalStore for SqliteStore {
         query: &RequestQuery,
         now: OffsetDateTime,
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        let sql = list_query(query, now);
-        let mut q = sqlx::query(&sql.text);
-        for param in &sql.params {
-            q = match param {
-                Param::Int(n) => q.bind(*n),
-                Param::Text(s) => q.bind(s.as_str()),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await.db()?;
+        let rows = fetch(&self.pool, &list_query(query, now)).await?;
         let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
             let request = read_request(row)?;
@@ -349,10 +404,11 @@ impl ApprovalStore for SqliteStore {
                 continue;
             };
             if write_over(&mut tx, &next).await? {
+                append(&mut tx, &AuditRecord::timeout(now, &next)).await?;
                 expired.push(next);
             }
         }
-        tx.commit().await.db()?;
+        self.commit_changed(tx, &expired).await?;
         Ok(expired)
     }
 
@@ -440,13 +496,15 @@ impl ApprovalStore for SqliteStore {
         Ok(next)
     }
 
-    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let row = GrantRow::of(grant)?;
+        let mut tx = self.begin_write().await?;
         bind_grant(sqlx::query(INSERT_GRANT), &row)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .db()?;
-        Ok(())
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
     }
 
     async fn use_grant(
@@ -521,5 +579,20 @@ impl ApprovalStore for SqliteStore {
             }
         }
         Ok(live)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
+    }
+
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = fetch(&self.pool, &audit_query(query)).await?;
+        rows.iter().map(read_audit).collect()
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        Ok(self.notifier.subscribe())
     }
 }

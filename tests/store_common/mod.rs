@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, Clock, Execution, Gate, GateOutcome, Gated, Grant,
-    GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId, RequestState,
-    StopReason, StoreError, ToolCall, ToolExecutor, UsageDelta,
+    ApprovalRequest, ApprovalStore, Approver, AuditEvent, AuditQuery, AuditRecord, Clock,
+    Execution, Gate, GateOutcome, Gated, Grant, GrantScope, GrantSpec, Key, Keyring, KillScope,
+    ManualClock, Policy, RequestId, RequestState, StopReason, StoreError, ToolCall, ToolExecutor,
+    UsageDelta,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -55,6 +56,28 @@ pub fn request(run: &str, now: time::OffsetDateTime) -> ApprovalRequest {
         policy.version().clone(),
         now,
     )
+}
+
+/// A record naming the version and state `r` was written with, so that a test can tell
+/// whose write the trail holds.
+pub fn rec(r: &ApprovalRequest) -> AuditRecord {
+    let event = AuditEvent::Stopped {
+        reason: "test".into(),
+        detail: Some(format!("v{} {}", r.version(), r.stored_state())),
+    };
+    AuditRecord::for_request(r.created_at(), r, event)
+}
+
+/// What the trail says of request `id`: the `detail` of each record, in order.
+async fn trail(store: &dyn ApprovalStore, id: RequestId) -> Vec<String> {
+    let records = store.audit_records(&AuditQuery::request(id)).await.unwrap();
+    records
+        .into_iter()
+        .map(|r| match r.event {
+            AuditEvent::Stopped { detail, .. } => detail.unwrap_or_default(),
+            other => other.name().to_owned(),
+        })
+        .collect()
 }
 
 fn email(run: &str) -> ToolCall {
@@ -122,7 +145,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
     let clock = ManualClock::default();
     let now = clock.now();
     let r = request(&unique("run"), now);
-    store.create(r.clone(), now).await.unwrap();
+    store.create(r.clone(), &rec(&r), now).await.unwrap();
 
     // Version 1 → 2: approvals by different people, denials and cancels.
     let decisions: Vec<ApprovalRequest> = (0..RACERS)
@@ -134,7 +157,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         .collect();
     let results = race(decisions.clone(), |next| {
         let store = store.clone();
-        async move { store.update(&next).await }
+        async move { store.update(&next, &rec(&next)).await }
     })
     .await;
     let winner = one_winner(&results);
@@ -151,9 +174,9 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         stored
     } else {
         let r = request(&unique("run"), now);
-        store.create(r.clone(), now).await.unwrap();
+        store.create(r.clone(), &rec(&r), now).await.unwrap();
         let ok = r.approve(&Approver::new("ann"), now).unwrap();
-        store.update(&ok).await.unwrap();
+        store.update(&ok, &rec(&ok)).await.unwrap();
         ok
     };
 
@@ -169,7 +192,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         .collect();
     let results = race(claims.clone(), |next| {
         let store = store.clone();
-        async move { store.update(&next).await }
+        async move { store.update(&next, &rec(&next)).await }
     })
     .await;
     let winner = one_winner(&results);
@@ -183,7 +206,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
             .collect();
         let results = race(finishes, |next| {
             let store = store.clone();
-            async move { store.update(&next).await }
+            async move { store.update(&next, &rec(&next)).await }
         })
         .await;
         one_winner(&results);
@@ -211,7 +234,10 @@ pub async fn racing_creates_file_one_request(store: Arc<dyn ApprovalStore>) {
     let requests: Vec<ApprovalRequest> = (0..RACERS).map(|_| request(&run, now)).collect();
     let results = race(requests, |r| {
         let store = store.clone();
-        async move { store.create(r, now).await.unwrap() }
+        async move {
+            let record = rec(&r);
+            store.create(r, &record, now).await.unwrap()
+        }
     })
     .await;
     assert_eq!(results.iter().filter(|f| f.created).count(), 1);
@@ -233,7 +259,19 @@ pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) 
         .unwrap();
     let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(3600)).max_uses(3);
     let grant = Grant::from_approval(&approved, "ann", &spec, now).unwrap();
-    store.put_grant(&grant).await.unwrap();
+    let record = AuditRecord::for_request(
+        now,
+        &approved,
+        AuditEvent::GrantCreated {
+            grant_id: grant.id(),
+            by: "ann".into(),
+            scope: grant.scope(),
+            grant_tool: grant.tool().to_owned(),
+            expires_at: grant.expires_at(),
+            max_uses: grant.max_uses(),
+        },
+    );
+    store.put_grant(&grant, &record).await.unwrap();
     let call = email(&run);
     let hash = call.args_hash().unwrap();
     let results = race((0..RACERS).collect(), |_| {
@@ -444,10 +482,8 @@ where
     };
     // The worker claims the approval, then dies before the tool returns.
     let approved = store.get(id).await.unwrap();
-    store
-        .update(&approved.claim(clock.now()).unwrap())
-        .await
-        .unwrap();
+    let claimed = approved.claim(clock.now()).unwrap();
+    store.update(&claimed, &rec(&claimed)).await.unwrap();
     store.close().await;
     drop(store);
 
