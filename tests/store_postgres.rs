@@ -252,6 +252,42 @@ async fn racing_resumes_run_the_tool_once() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_races_leave_one_decision_and_at_most_one_run() {
+    in_schema(|url, schema| async move {
+        let store = pooled(&url, &schema).await;
+        store_common::mixed_races_leave_one_decision_and_at_most_one_run(store.clone()).await;
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_decision_reaches_a_subscriber_in_another_process() {
+    in_schema(|url, schema| async move {
+        // Two stores with pools of their own: as two processes, or two hosts, would be.
+        let worker = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        let desk = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        store_common::a_decision_reaches_another_store(&worker, &desk).await;
+        // A store in another schema hears nothing of it.
+        let elsewhere = format!("{schema}_other");
+        let other = PostgresStore::with_schema(&url, &elsewhere).await.unwrap();
+        let probe = PostgresStore::with_schema(&url, &elsewhere).await.unwrap();
+        let mut quiet = other.subscribe().await.unwrap();
+        store_common::a_decision_reaches_another_store(&worker, &desk).await;
+        store_common::a_decision_reaches_another_store(&probe, &other).await;
+        // The first notice `quiet` gets is of its own schema's request.
+        let heard = quiet.next().await.unwrap();
+        assert!(other.get(heard.request_id).await.is_ok());
+        let drop = format!("DROP SCHEMA \"{elsewhere}\" CASCADE");
+        other.pool().execute(drop.as_str()).await.unwrap();
+        for s in [&worker, &desk, &other, &probe] {
+            s.close().await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn restart_between_steps_runs_the_tool_once() {
     in_schema(|url, schema| async move {

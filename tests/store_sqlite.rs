@@ -213,6 +213,14 @@ async fn racing_resumes_run_the_tool_once() {
     store.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_races_leave_one_decision_and_at_most_one_run() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::mixed_races_leave_one_decision_and_at_most_one_run(store.clone()).await;
+    store.close().await;
+}
+
 #[tokio::test]
 async fn restart_between_steps_runs_the_tool_once() {
     let dir = TempDir::new();

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -19,9 +19,11 @@ use crate::{
 /// trail is kept in memory too, every record of it, so a long-lived process that gates
 /// many calls should keep its trail in a durable store or give the gate a sink of its
 /// own.
-#[derive(Debug, Default)]
+///
+/// Clones share the same requests and trail, like several handles on one database.
+#[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
     notifier: Notifier,
 }
 

@@ -168,6 +168,14 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         serde_json::to_value(&decisions[winner]).unwrap(),
         "the stored request is the winner's"
     );
+    assert_eq!(
+        trail(&*store, r.id()).await,
+        [
+            "v1 pending".to_owned(),
+            format!("v2 {}", decisions[winner].stored_state())
+        ],
+        "the trail holds the winner's record, and only the winner's"
+    );
 
     // Make sure the life goes on through an approval.
     let approved = if stored.stored_state() == RequestState::Approved {
@@ -211,6 +219,11 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         .await;
         one_winner(&results);
         assert_eq!(store.get(approved.id()).await.unwrap().version(), 4);
+        assert_eq!(
+            trail(&*store, approved.id()).await.len(),
+            4,
+            "one record per version"
+        );
     }
 }
 
@@ -326,7 +339,7 @@ pub async fn racing_usage_adds_up(store: Arc<dyn ApprovalStore>) {
 
 /// Racing resumes of one approval through gates on the same store: the tool runs once,
 /// every other resume stops with `ApprovalUsed`.
-pub async fn racing_resumes_run_the_tool_once<S: Reopen>(store: S) {
+pub async fn racing_resumes_run_the_tool_once<S: ApprovalStore + Clone + 'static>(store: S) {
     let clock = ManualClock::default();
     let runs = Arc::new(AtomicUsize::new(0));
     let run = unique("run");
@@ -449,6 +462,19 @@ where
         other => panic!("expected stopped, got {}", other.name()),
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the tool ran once in all");
+    // The trail survived every restart too, one record per step.
+    let trail = store.audit_records(&AuditQuery::request(id)).await.unwrap();
+    let events: Vec<&str> = trail.iter().map(AuditRecord::event_name).collect();
+    assert_eq!(
+        events,
+        [
+            "approval_required",
+            "approval_granted",
+            "execution_started",
+            "executed",
+            "stopped"
+        ]
+    );
     store.close().await;
 }
 
@@ -520,4 +546,204 @@ pub async fn kill_switches_keep_their_order(store: &dyn ApprovalStore) {
         store.set_kill_switch(s, false).await.unwrap();
     }
     assert!(store.switches().await.unwrap().killed.is_empty());
+}
+
+/// What one racer did to a request, and what it was told.
+#[derive(Debug)]
+enum Act {
+    Approved(bool),
+    Denied(bool),
+    Cancelled(bool),
+    Resumed(&'static str),
+    Looked,
+    Swept,
+}
+
+/// Workers race to approve (two people), deny, cancel, expire (a sweeper and a reader
+/// whose clocks are past the TTL) and resume (three workers) the same requests, each through a gate of
+/// its own on the shared store. Every request ends with exactly one decision, the tool
+/// runs at most once per request and only after an approval, each caller's success is
+/// in the trail once and each failure not at all, and the trail ends where the request
+/// stands.
+pub async fn mixed_races_leave_one_decision_and_at_most_one_run<S>(store: S)
+where
+    S: ApprovalStore + Clone + 'static,
+{
+    const REQUESTS: usize = 4;
+    let clock = ManualClock::default();
+    let runs: Arc<std::sync::Mutex<Vec<RequestId>>> = Arc::default();
+    let counting_tool = |gate: &Gate| {
+        let runs = runs.clone();
+        gate.wrap(move |exec: Execution| {
+            let runs = runs.clone();
+            async move {
+                runs.lock().unwrap().extend(exec.idempotency_key());
+                tokio::task::yield_now().await;
+                Ok::<Value, std::io::Error>(json!("sent"))
+            }
+        })
+    };
+    let filer = gate(store.clone(), &clock);
+    let mut filed = Vec::new();
+    for _ in 0..REQUESTS {
+        let run = unique("run");
+        let outcome = counting_tool(&filer).call(email(&run)).await.unwrap();
+        filed.push((run, outcome.pending().unwrap().request_id));
+    }
+    // Deciders act a little before the deadline; the sweeper's clock is past it.
+    clock.advance(Duration::from_secs(299));
+    let late = ManualClock::default();
+    late.advance(Duration::from_secs(301));
+
+    let mut tasks: Vec<std::pin::Pin<Box<dyn Future<Output = (RequestId, Act)> + Send>>> =
+        Vec::new();
+    let sweeper = gate(store.clone(), &late);
+    tasks.push(Box::pin(async move {
+        sweeper.sweep_expired(1).await.unwrap();
+        (RequestId::new(), Act::Swept)
+    }));
+    for (run, id) in &filed {
+        let id = *id;
+        for who in ["ann", "ben"] {
+            let desk = gate(store.clone(), &clock).desk();
+            tasks.push(Box::pin(async move {
+                let ok = desk.approve(id, &Approver::new(who)).await.is_ok();
+                (id, Act::Approved(ok))
+            }));
+        }
+        let desk = gate(store.clone(), &clock).desk();
+        tasks.push(Box::pin(async move {
+            let ok = desk.deny(id, &Approver::new("dee"), None).await.is_ok();
+            (id, Act::Denied(ok))
+        }));
+        let desk = gate(store.clone(), &clock).desk();
+        tasks.push(Box::pin(async move {
+            let ok = desk.cancel(id, "ops", None).await.is_ok();
+            (id, Act::Cancelled(ok))
+        }));
+        // A look from a worker whose clock is past the deadline records the timeout.
+        let desk = gate(store.clone(), &late).desk();
+        tasks.push(Box::pin(async move {
+            desk.show(id).await.unwrap();
+            (id, Act::Looked)
+        }));
+        for _ in 0..3 {
+            let tool = counting_tool(&gate(store.clone(), &clock));
+            let call = email(run);
+            tasks.push(Box::pin(async move {
+                let told = match tool.resume(id, call).await.unwrap() {
+                    GateOutcome::Executed(_) => "executed",
+                    GateOutcome::Pending(_) => "pending",
+                    GateOutcome::Stopped(stop) => stop.reason.name(),
+                };
+                (id, Act::Resumed(told))
+            }));
+        }
+    }
+    // Each racer lets the others go first a random number of times, so that every run
+    // tries another interleaving.
+    let acts = race(tasks, |task| async move {
+        for _ in 0..Uuid::new_v4().as_bytes()[0] % 16 {
+            tokio::task::yield_now().await;
+        }
+        task.await
+    })
+    .await;
+
+    let runs = runs.lock().unwrap().clone();
+    for (_, id) in &filed {
+        let records = store
+            .audit_records(&AuditQuery::request(*id))
+            .await
+            .unwrap();
+        // The transitions: `stopped` records tell only what a resume was told.
+        let events: Vec<&str> = records
+            .iter()
+            .map(|r| r.event_name())
+            .filter(|e| *e != "stopped")
+            .collect();
+        let count = |name: &str| events.iter().filter(|e| **e == name).count();
+        let told = |pred: fn(&Act) -> bool| {
+            acts.iter()
+                .filter(|(for_id, act)| for_id == id && pred(act))
+                .count()
+        };
+
+        // One decision: the first transition after filing, and never a second one.
+        assert_eq!(events[0], "approval_required", "{events:?}");
+        let decision = events[1];
+        assert!(
+            [
+                "approval_granted",
+                "approval_denied",
+                "approval_cancelled",
+                "approval_timeout"
+            ]
+            .contains(&decision),
+            "{events:?}"
+        );
+        assert_eq!(
+            count("approval_granted") + count("approval_denied"),
+            usize::from(matches!(decision, "approval_granted" | "approval_denied")),
+            "{events:?}"
+        );
+        if decision != "approval_granted" {
+            assert_eq!(events.len(), 2, "nothing after a refusal: {events:?}");
+        }
+
+        // At most one run, only after the approval, and each run on the record.
+        let ran = runs.iter().filter(|r| *r == id).count();
+        assert!(ran <= 1, "ran {ran} times: {events:?}");
+        assert_eq!(ran, count("execution_started"), "{events:?}");
+        assert_eq!(ran, told(|a| matches!(a, Act::Resumed("executed"))));
+
+        // What each caller was told agrees with the trail.
+        assert_eq!(
+            told(|a| matches!(a, Act::Approved(true))),
+            count("approval_granted")
+        );
+        assert_eq!(
+            told(|a| matches!(a, Act::Denied(true))),
+            count("approval_denied")
+        );
+        assert_eq!(
+            told(|a| matches!(a, Act::Cancelled(true))),
+            count("approval_cancelled")
+        );
+
+        // The trail ends where the request stands.
+        let state = store.get(*id).await.unwrap().stored_state();
+        let last = *events.last().unwrap();
+        let expected = match last {
+            "approval_granted" => RequestState::Approved,
+            "approval_denied" => RequestState::Denied,
+            "approval_cancelled" => RequestState::Cancelled,
+            "approval_timeout" => RequestState::Expired,
+            "execution_started" => RequestState::Executing,
+            "executed" => RequestState::Executed,
+            other => panic!("unexpected last event `{other}`: {events:?}"),
+        };
+        assert_eq!(state, expected, "{events:?}");
+    }
+}
+
+/// A worker subscribed to `worker` hears of a decision made through `desk`, another
+/// handle (another process) on the same data.
+pub async fn a_decision_reaches_another_store(
+    worker: &dyn ApprovalStore,
+    desk: &dyn ApprovalStore,
+) {
+    let now = ManualClock::default().now();
+    let mut changes = worker.subscribe().await.unwrap();
+    let r = request(&unique("run"), now);
+    worker.create(r.clone(), &rec(&r), now).await.unwrap();
+    let approved = r.approve(&Approver::new("ann"), now).unwrap();
+    desk.update(&approved, &rec(&approved)).await.unwrap();
+    loop {
+        let change = changes.next().await.unwrap();
+        if change.request_id == r.id() {
+            assert_eq!(change.state, RequestState::Approved);
+            break;
+        }
+    }
 }
