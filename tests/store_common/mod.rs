@@ -548,6 +548,9 @@ pub async fn kill_switches_keep_their_order(store: &dyn ApprovalStore) {
     assert!(store.switches().await.unwrap().killed.is_empty());
 }
 
+/// One racer's work: what it did to which request.
+type Racer = std::pin::Pin<Box<dyn Future<Output = (RequestId, Act)> + Send>>;
+
 /// What one racer did to a request, and what it was told.
 #[derive(Debug)]
 enum Act {
@@ -595,8 +598,7 @@ where
     let late = ManualClock::default();
     late.advance(Duration::from_secs(301));
 
-    let mut tasks: Vec<std::pin::Pin<Box<dyn Future<Output = (RequestId, Act)> + Send>>> =
-        Vec::new();
+    let mut tasks: Vec<Racer> = Vec::new();
     let sweeper = gate(store.clone(), &late);
     tasks.push(Box::pin(async move {
         sweeper.sweep_expired(1).await.unwrap();
