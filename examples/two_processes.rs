@@ -13,7 +13,7 @@
 use std::process::{Command, ExitCode};
 
 use approval_gate::{
-    ApprovalStore, Approver, Execution, Gate, GateOutcome, Key, Keyring, MemorySink, Policy,
+    ApprovalStore, Approver, AuditQuery, Execution, Gate, GateOutcome, Key, Keyring, Policy,
     PostgresStore, RequestId, SqliteStore, ToolCall,
 };
 use serde_json::{Value, json};
@@ -71,7 +71,6 @@ async fn gate(db: &str) -> Result<Gate, Error> {
         Keyring::new(Key::new("demo", DEMO_SECRET.to_vec())?),
     )
     .shared_store(store.into())
-    .audit(MemorySink::new())
     .build())
 }
 
@@ -126,6 +125,13 @@ async fn resume(db: &str, id: &str) -> Result<(), Error> {
             stop.message()
         ),
     }
+    // Every process wrote its steps into the same trail, in the store.
+    let trail = gate
+        .store()
+        .audit_records(&AuditQuery::request(id.parse()?))
+        .await?;
+    let events: Vec<&str> = trail.iter().map(|r| r.event_name()).collect();
+    println!("[resume] the request's trail: {}", events.join(", "));
     Ok(())
 }
 

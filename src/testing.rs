@@ -34,9 +34,11 @@ approvals:
   approval_ttl_seconds: 60
 tiers:
   high: { approvers: [lead] }
+  pair: { approvers: [lead], quorum: 2 }
 rules:
   - { id: sends, tool: email.send, effect: approval_required }
   - { id: wires, tool: payments.wire, effect: approval_required, tier: high }
+  - { id: drops, tool: db.drop, effect: approval_required, tier: pair }
 ";
 
 fn unique(prefix: &str) -> String {
@@ -581,6 +583,98 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     ));
 }
 
+/// A vote toward a quorum is a write like any other: the request stays pending with the
+/// vote kept, votes racing from one version conflict, and the vote that completes the
+/// quorum approves it, naming both approvers.
+pub async fn quorum_votes_are_kept(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let tenant = unique("tenant");
+    let r = request(&unique("run"), &tenant, "db.drop", json!({}), now);
+    store
+        .create(r.clone(), &rec(&r), now)
+        .await
+        .expect("create");
+    let voter = |id: &str| Approver::new(id).role("lead").tenant(tenant.as_str());
+    let first = r.approve(&voter("a1"), now).expect("vote");
+    let racing = r.approve(&voter("a2"), now).expect("vote");
+    assert_eq!(
+        first.stored_state(),
+        RequestState::Pending,
+        "a vote, not yet approved"
+    );
+    store.update(&first, &rec(&first)).await.expect("vote");
+    assert!(matches!(
+        store.update(&racing, &rec(&racing)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let stored = store.get(r.id()).await.expect("get");
+    assert_eq!(stored.stored_state(), RequestState::Pending);
+    assert_eq!(stored.approvers(), ["a1"]);
+    let second = stored.approve(&voter("a2"), now).expect("vote");
+    store.update(&second, &rec(&second)).await.expect("vote");
+    let stored = store.get(r.id()).await.expect("get");
+    assert_eq!(stored.stored_state(), RequestState::Approved);
+    assert_eq!(stored.approvers(), ["a1", "a2"]);
+}
+
+/// The TTLs hold to the nanosecond in every read: a request is pending one nanosecond
+/// before `expires_at` and expired at it, an approval usable one nanosecond before
+/// `approval_expires_at` and expired at it, in `list` and in `sweep_expired` alike.
+pub async fn ttl_edges_hold_to_the_nanosecond(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let tenant = unique("tenant");
+    let ns = time::Duration::nanoseconds(1);
+    let r = request(&unique("run"), &tenant, "email.send", json!({}), now);
+    let a = request(&unique("run"), &tenant, "email.send", json!({"n": 2}), now);
+    for x in [&r, &a] {
+        store.create(x.clone(), &rec(x), now).await.expect("create");
+    }
+    let approved = a.approve(&approver(&tenant), now).expect("approve");
+    store
+        .update(&approved, &rec(&approved))
+        .await
+        .expect("approve");
+    let ids_in = |state, at| {
+        let query = RequestQuery {
+            state: Some(state),
+            tenant: Some(tenant.clone()),
+            ..RequestQuery::default()
+        };
+        async move {
+            let found = store.list(&query, at).await.expect("list");
+            found.iter().map(|x| x.id()).collect::<Vec<_>>()
+        }
+    };
+    let swept = |at| async move {
+        let swept = store.sweep_expired(at, usize::MAX).await.expect("sweep");
+        swept.iter().map(|x| x.id()).collect::<Vec<_>>()
+    };
+
+    // The approval TTL.
+    let used_by = approved.approval_expires_at().expect("approved");
+    assert!(
+        used_by < r.expires_at(),
+        "the suite's approval TTL is the shorter"
+    );
+    assert_eq!(ids_in(RequestState::Approved, used_by - ns).await, [a.id()]);
+    assert!(ids_in(RequestState::Approved, used_by).await.is_empty());
+    assert!(
+        ids_in(RequestState::Expired, used_by)
+            .await
+            .contains(&a.id())
+    );
+    assert!(!swept(used_by - ns).await.contains(&a.id()));
+    assert!(swept(used_by).await.contains(&a.id()));
+
+    // The decision TTL.
+    let due = r.expires_at();
+    assert_eq!(ids_in(RequestState::Pending, due - ns).await, [r.id()]);
+    assert!(ids_in(RequestState::Pending, due).await.is_empty());
+    assert!(!swept(due - ns).await.contains(&r.id()));
+    assert!(ids_in(RequestState::Expired, due).await.contains(&r.id()));
+    assert!(swept(due).await.contains(&r.id()));
+}
+
 /// Each change's audit record lands in the trail with it, once: `create` (nothing when it
 /// joins a pending twin), `update` (nothing when it conflicts), `sweep_expired` (an
 /// `approval_timeout` each), `put_grant` and `append_audit`. `audit_records` returns the
@@ -693,6 +787,9 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
 
 /// A subscriber hears of every committed `update` and sweep, in order, with the
 /// request's new state; a write that lost its compare-and-set tells nothing.
+///
+/// It waits for those notices: a store that never sends them hangs it, so a host's test
+/// harness may want a timeout around it.
 pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &ManualClock) {
     let now = clock.now();
     let mut changes = store.subscribe().await.expect("subscribe");
@@ -745,6 +842,8 @@ pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     switches_round_trip(store, clock).await;
     usage_adds_up_per_run(store, clock).await;
     grants_cover_count_and_revoke(store, clock).await;
+    quorum_votes_are_kept(store, clock).await;
+    ttl_edges_hold_to_the_nanosecond(store, clock).await;
     changes_write_their_records(store, clock).await;
     subscribers_hear_of_changes(store, clock).await;
 }

@@ -99,6 +99,10 @@ mod conformance {
         switches_round_trip,
         usage_adds_up_per_run,
         grants_cover_count_and_revoke,
+        quorum_votes_are_kept,
+        ttl_edges_hold_to_the_nanosecond,
+        changes_write_their_records,
+        subscribers_hear_of_changes,
         run_all,
     );
 }
