@@ -521,17 +521,33 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
         .requested_by("requester")
         .tenant(tenant.as_str());
     let hash: ArgsHash = call.args_hash().expect("hash");
-    let first = store.use_grant(&call, &hash, now).await.expect("use");
+    let first = store.use_grant(&call, &hash, "v", now).await.expect("use");
     assert_eq!(first.map(|g| g.uses()), Some(1));
-    let second = store.use_grant(&call, &hash, now).await.expect("use");
+    let second = store.use_grant(&call, &hash, "v", now).await.expect("use");
     assert_eq!(second.map(|g| g.uses()), Some(2));
     assert!(
         store
-            .use_grant(&call, &hash, now)
+            .use_grant(&call, &hash, "v", now)
             .await
             .expect("use")
             .is_none(),
         "used up"
+    );
+    let records = store
+        .audit_records(&AuditQuery::run(run.as_str()))
+        .await
+        .expect("audit records");
+    let uses: Vec<u32> = records
+        .iter()
+        .filter_map(|r| match r.event {
+            AuditEvent::GrantUsed { uses, .. } => Some(uses),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        uses,
+        [1, 2],
+        "each use on the record with it, none for a refusal"
     );
 
     let grant = Grant::from_approval(
@@ -553,7 +569,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     let late = now + Duration::from_secs(60);
     assert!(
         store
-            .use_grant(&call, &hash, late)
+            .use_grant(&call, &hash, "v", late)
             .await
             .expect("use")
             .is_none(),
@@ -563,7 +579,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     assert_eq!(revoked.revoked_at(), Some(now));
     assert!(
         store
-            .use_grant(&call, &hash, now)
+            .use_grant(&call, &hash, "v", now)
             .await
             .expect("use")
             .is_none(),

@@ -122,9 +122,12 @@ impl ApprovalStore for SwitchStore {
         &self,
         call: &ToolCall,
         args_hash: &approval_gate::ArgsHash,
+        policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<approval_gate::Grant>, StoreError> {
-        self.inner.use_grant(call, args_hash, now).await
+        self.inner
+            .use_grant(call, args_hash, policy_version, now)
+            .await
     }
     async fn revoke_grant(
         &self,

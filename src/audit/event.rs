@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{ApprovalRequest, ArgsHash, GrantId, GrantScope, RequestId, ToolCall};
+use crate::{ApprovalRequest, ArgsHash, Grant, GrantId, GrantScope, RequestId, ToolCall};
 
 /// The version of the audit record's JSON schema. It changes only when a field changes
 /// meaning or disappears; new optional fields and new events keep it.
@@ -101,6 +101,24 @@ impl AuditRecord {
             expired,
             AuditEvent::ApprovalTimeout { from: from.into() },
         )
+    }
+
+    /// The `grant_used` record of `grant` (as used: its count includes this use) covering
+    /// `call` at `at`: what a store's [`use_grant`](crate::ApprovalStore::use_grant)
+    /// writes.
+    pub fn grant_used(
+        at: OffsetDateTime,
+        call: &ToolCall,
+        args_hash: ArgsHash,
+        policy_version: &str,
+        grant: &Grant,
+    ) -> Self {
+        let event = AuditEvent::GrantUsed {
+            grant_id: grant.id(),
+            granted_by: grant.created_by().to_owned(),
+            uses: grant.uses(),
+        };
+        AuditRecord::new(at, call, Some(args_hash), policy_version, event)
     }
 
     /// Sets the approval request the record belongs to.

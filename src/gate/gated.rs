@@ -111,7 +111,8 @@ impl<E: ToolExecutor> Gated<E> {
             Effect::ApprovalRequired => {
                 if decision.grants_allowed() {
                     let store = self.gate.store();
-                    if let Some(grant) = store.use_grant(&call, &args_hash, now).await? {
+                    let version = policy.version().as_str();
+                    if let Some(grant) = store.use_grant(&call, &args_hash, version, now).await? {
                         return self.run_granted(call, args_hash, grant, &policy, now).await;
                     }
                 }
@@ -282,13 +283,9 @@ impl<E: ToolExecutor> Gated<E> {
         now: OffsetDateTime,
     ) -> Result<Outcome<E>, GateError> {
         let version = policy.version().as_str();
-        let event = AuditEvent::GrantUsed {
-            grant_id: grant.id(),
-            granted_by: grant.created_by().to_owned(),
-            uses: grant.uses(),
-        };
-        let record = AuditRecord::new(now, &call, Some(args_hash), version, event);
-        self.gate.record(&record).await?;
+        // The store wrote this record with the use; the sink gets it before the tool runs.
+        let record = AuditRecord::grant_used(now, &call, args_hash, version, &grant);
+        self.gate.mirror(&record).await?;
         let claims = Claims {
             jti: format!("grant:{}:{}", grant.id(), grant.uses()),
             run_id: call.run_id().to_owned(),

@@ -211,17 +211,22 @@ impl ApprovalStore for MemoryStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         let mut inner = self.lock();
-        let found = inner
+        let Some(grant) = inner
             .grants
             .iter_mut()
-            .find(|g| g.covers(call, args_hash, now));
-        Ok(found.map(|g| {
-            *g = g.used();
-            g.clone()
-        }))
+            .find(|g| g.covers(call, args_hash, now))
+        else {
+            return Ok(None);
+        };
+        *grant = grant.used();
+        let used = grant.clone();
+        let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
+        inner.trail.push(record);
+        Ok(Some(used))
     }
 
     async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {

@@ -193,8 +193,9 @@ impl AuditQuery {
 /// - [`update`](Self::update) is compare-and-set: it writes only if the stored version is
 ///   one less than the new one, so of two racing transitions exactly one wins.
 /// - A transition and its audit record are one write: `create`, `update`,
-///   `sweep_expired` and `put_grant` append their records to the store's trail in the
-///   same transaction as the change, so the state and the trail never disagree.
+///   `sweep_expired`, `put_grant` and `use_grant` append their records to the store's
+///   trail in the same transaction as the change, so the state and the trail never
+///   disagree.
 /// - [`create`](Self::create) files at most one pending request per run, tool and args
 ///   hash: a second identical call gets the first request back.
 /// - Every committed `update` and sweep is told to the store's
@@ -262,12 +263,14 @@ pub trait ApprovalStore: Send + Sync {
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// Finds a live grant covering `call` at `now` and counts one use of it atomically
-    /// (so a grant of `n` uses covers at most `n` calls across all workers); returns it
-    /// as used.
+    /// (so a grant of `n` uses covers at most `n` calls across all workers), appending
+    /// its [`AuditRecord::grant_used`] (with `policy_version`) in the same transaction;
+    /// returns it as used.
     async fn use_grant(
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError>;
 

@@ -595,6 +595,7 @@ impl ApprovalStore for PostgresStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
@@ -635,6 +636,8 @@ impl ApprovalStore for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .db()?;
+            let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
+            append(&mut tx, &record).await?;
             tx.commit().await.db()?;
             return Ok(Some(used));
         }

@@ -511,6 +511,7 @@ impl ApprovalStore for SqliteStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         let mut tx = self.begin_write().await?;
@@ -530,6 +531,8 @@ impl ApprovalStore for SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .db()?;
+                let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
+                append(&mut tx, &record).await?;
                 tx.commit().await.db()?;
                 return Ok(Some(used));
             }

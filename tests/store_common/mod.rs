@@ -290,7 +290,7 @@ pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) 
     let results = race((0..RACERS).collect(), |_| {
         let store = store.clone();
         let call = call.clone();
-        async move { store.use_grant(&call, &hash, now).await.unwrap() }
+        async move { store.use_grant(&call, &hash, "v", now).await.unwrap() }
     })
     .await;
     let mut uses: Vec<u32> = results.iter().flatten().map(|g| g.uses()).collect();
