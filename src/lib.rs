@@ -52,7 +52,10 @@ pub use time;
 pub use approval::{
     ApprovalRequest, Approver, ParseRequestIdError, RequestId, RequestState, TransitionError,
 };
-pub use audit::{AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditRecord, AuditSink, MemorySink};
+pub use audit::{
+    AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditHash, AuditRecord, AuditSink, ChainError,
+    ChainHead, ChainLink, ChainVerifier, MemorySink, verify_chain,
+};
 pub use call::{ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use desk::{Desk, DeskError};

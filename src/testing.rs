@@ -83,7 +83,7 @@ fn rec(r: &ApprovalRequest) -> AuditRecord {
             expires_at: r.expires_at(),
         },
         RequestState::Approved => AuditEvent::ApprovalGranted {
-            approver: r.decided_by().unwrap_or_default().to_owned(),
+            approver: r.approvers().last().cloned().unwrap_or_default(),
             approvers: r.approvers().to_vec(),
             approved_args_hash: None,
             changed_fields: Vec::new(),
@@ -719,10 +719,17 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
         .expect("approve");
     let denied = r.deny(&approver("t1"), None, now).expect("deny");
     assert!(store.update(&denied, &rec(&denied)).await.is_err());
-    let records = store
+    let mut records = store
         .audit_records(&AuditQuery::request(r.id()))
         .await
         .expect("audit records");
+    assert!(
+        records.iter().all(|x| x.chain.is_some()),
+        "read back linked"
+    );
+    for x in &mut records {
+        x.chain = None;
+    }
     assert_eq!(
         records,
         [rec(&r), rec(&approved)],
@@ -799,6 +806,54 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
         history(AuditQuery::run(unique("run"))).await.is_empty(),
         "another run's history is its own"
     );
+
+    // What one person did, a time range, and pages after a `seq`.
+    assert_eq!(
+        history(AuditQuery {
+            run_id: Some(run.clone()),
+            ..AuditQuery::actor("approver")
+        })
+        .await,
+        ["approval_granted", "grant_created"]
+    );
+    assert_eq!(
+        history(AuditQuery {
+            from: Some(due),
+            ..AuditQuery::run(run.as_str())
+        })
+        .await,
+        ["approval_timeout", "approval_timeout", "allow"]
+    );
+    assert_eq!(
+        history(AuditQuery {
+            until: Some(due),
+            ..AuditQuery::run(run.as_str())
+        })
+        .await
+        .len(),
+        4
+    );
+    let all = store
+        .audit_records(&AuditQuery::run(run.as_str()))
+        .await
+        .expect("audit records");
+    let fifth = all[4].chain.expect("linked").seq;
+    assert_eq!(
+        history(AuditQuery {
+            after_seq: Some(fifth),
+            ..AuditQuery::run(run.as_str())
+        })
+        .await,
+        ["grant_created", "allow"]
+    );
+
+    // The whole trail is one unbroken chain.
+    let trail = store
+        .audit_records(&AuditQuery::default())
+        .await
+        .expect("audit records");
+    let head = crate::verify_chain(&trail, None).expect("the trail verifies");
+    assert_eq!(head.seq, trail.len() as u64);
 }
 
 /// A subscriber hears of every committed `update` and sweep, in order, with the

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::ChainLink;
 use crate::{ApprovalRequest, ArgsHash, Grant, GrantId, GrantScope, RequestId, ToolCall};
 
 /// The version of the audit record's JSON schema. It changes only when a field changes
@@ -22,6 +23,10 @@ pub const AUDIT_SCHEMA_VERSION: u32 = 1;
 pub struct AuditRecord {
     /// [`AUDIT_SCHEMA_VERSION`] when written.
     pub schema: u32,
+    /// Its place in the trail's hash chain: set by the trail that keeps the record
+    /// (a store, a file), absent on a record not yet written.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainLink>,
     /// When it happened, by the gate's clock.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -62,6 +67,7 @@ impl AuditRecord {
     ) -> Self {
         AuditRecord {
             schema: AUDIT_SCHEMA_VERSION,
+            chain: None,
             at,
             run_id: call.run_id().to_owned(),
             call_id: call.call_id().to_owned(),
@@ -283,6 +289,20 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// The person who acted, for the events that have one: the approver of a vote, an
+    /// approval or a denial; whoever cancelled a request or made or revoked a grant.
+    pub fn actor(&self) -> Option<&str> {
+        match self {
+            AuditEvent::ApprovalVote { approver, .. }
+            | AuditEvent::ApprovalGranted { approver, .. }
+            | AuditEvent::ApprovalDenied { approver, .. } => Some(approver),
+            AuditEvent::ApprovalCancelled { by, .. }
+            | AuditEvent::GrantCreated { by, .. }
+            | AuditEvent::GrantRevoked { by, .. } => Some(by),
+            _ => None,
+        }
+    }
+
     /// The event's name, as in the JSON.
     pub fn name(&self) -> &'static str {
         match self {

@@ -1,8 +1,10 @@
 //! The audit trail: the [`AuditSink`] trait, its record type, and an in-memory sink.
 
+mod chain;
 mod event;
 mod memory;
 
+pub use chain::{AuditHash, ChainError, ChainHead, ChainLink, ChainVerifier, verify_chain};
 pub use event::{AUDIT_SCHEMA_VERSION, AuditEvent, AuditRecord};
 pub use memory::MemorySink;
 

@@ -9,8 +9,8 @@ use super::{
     Subscription,
 };
 use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
-    RunUsage, Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, ChainHead, Grant, GrantId, KillScope, RequestId,
+    RequestState, RunUsage, Switches, ToolCall, UsageDelta,
 };
 
 /// An [`ApprovalStore`] in this process's memory: fast, and gone when the process exits.
@@ -35,7 +35,10 @@ struct Inner {
     switches: Switches,
     usage: HashMap<String, RunUsage>,
     grants: Vec<Grant>,
+    /// The audit trail; the first `linked` records carry their chain links.
     trail: Vec<AuditRecord>,
+    linked: usize,
+    head: ChainHead,
 }
 
 impl MemoryStore {
@@ -259,7 +262,21 @@ impl ApprovalStore for MemoryStore {
     }
 
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        // The chain is linked when read rather than on every append: the order is
+        // fixed under the lock, so the result is the same, and a gated call costs less.
+        let Inner {
+            trail,
+            linked,
+            head,
+            ..
+        } = &mut *inner;
+        for record in &mut trail[*linked..] {
+            let (chained, next) = head.link(record);
+            *record = chained;
+            *head = next;
+        }
+        *linked = trail.len();
         let matching = inner.trail.iter().filter(|r| query.matches(r));
         Ok(matching
             .take(query.limit.unwrap_or(usize::MAX))

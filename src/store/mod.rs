@@ -150,12 +150,33 @@ impl RequestQuery {
 
 /// Which audit records [`ApprovalStore::audit_records`] returns. Every field left `None`
 /// matches all.
+///
+/// ```
+/// use approval_gate::AuditQuery;
+/// # use approval_gate::time::macros::datetime;
+///
+/// // Everything ann decided in March, oldest first.
+/// let query = AuditQuery {
+///     from: Some(datetime!(2026-03-01 00:00 UTC)),
+///     until: Some(datetime!(2026-04-01 00:00 UTC)),
+///     ..AuditQuery::actor("ann")
+/// };
+/// # let _ = query;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     /// Only the records of this approval request.
     pub request_id: Option<RequestId>,
     /// Only the records of this run.
     pub run_id: Option<String>,
+    /// Only the records of what this person did ([`AuditEvent::actor`](crate::AuditEvent::actor)).
+    pub actor: Option<String>,
+    /// Only records at or after this time.
+    pub from: Option<OffsetDateTime>,
+    /// Only records before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only records after this `seq` (to read a long trail page by page).
+    pub after_seq: Option<u64>,
     /// At most this many, oldest first.
     pub limit: Option<usize>,
 }
@@ -177,11 +198,28 @@ impl AuditQuery {
         }
     }
 
-    /// Whether `record` matches.
+    /// What one person did: votes, approvals, denials, cancels, grants.
+    pub fn actor(id: impl Into<String>) -> Self {
+        AuditQuery {
+            actor: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `record` matches (its `seq` is checked only when it has one).
     pub fn matches(&self, record: &AuditRecord) -> bool {
         self.request_id
             .is_none_or(|id| record.request_id == Some(id))
             && self.run_id.as_deref().is_none_or(|r| record.run_id == r)
+            && self
+                .actor
+                .as_deref()
+                .is_none_or(|a| record.event.actor() == Some(a))
+            && self.from.is_none_or(|t| record.at >= t)
+            && self.until.is_none_or(|t| record.at < t)
+            && self
+                .after_seq
+                .is_none_or(|s| record.chain.is_none_or(|c| c.seq > s))
     }
 }
 
@@ -284,7 +322,9 @@ pub trait ApprovalStore: Send + Sync {
     /// `stopped`, a tool's result after an allowed call, …) to the trail.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
 
-    /// The records of the trail matching `query`, in the order they were appended.
+    /// The records of the trail matching `query`, in the order they were appended, each
+    /// with its [`ChainLink`](crate::ChainLink): the whole trail (`AuditQuery::default()`)
+    /// passes [`verify_chain`](crate::verify_chain).
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// A subscription to the changes committed from now on (see [`Subscription`]).

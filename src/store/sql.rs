@@ -10,7 +10,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::{AuditQuery, RequestQuery, StoreError};
-use crate::{ApprovalRequest, AuditRecord, Grant, KillScope, RequestState, RunUsage};
+use crate::{ApprovalRequest, AuditRecord, ChainHead, Grant, KillScope, RequestState, RunUsage};
 
 /// Why stored data could not be read or written. Wrapped in [`StoreError::Backend`].
 #[derive(Debug, Error)]
@@ -163,31 +163,63 @@ impl GrantRow {
     }
 }
 
-/// The columns of `approval_audit` for one record (`seq` aside, which the insert
-/// assigns: one more than the last).
+/// The columns of `approval_audit` for one record, linked into the chain.
 pub(crate) struct AuditRow {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
     pub at: i64,
     pub event: &'static str,
     pub run_id: String,
     pub request_id: Option<String>,
+    pub actor: Option<String>,
     pub body: String,
 }
 
 impl AuditRow {
-    pub fn of(r: &AuditRecord) -> Result<Self, DataError> {
-        let body = serde_json::to_string(r).map_err(|source| DataError::Unwritable {
+    /// The row of `record` linked after `head`, and the new head.
+    pub fn linked(record: &AuditRecord, head: ChainHead) -> Result<(Self, ChainHead), DataError> {
+        let (linked, next) = head.link(record);
+        let key = next.seq.to_string();
+        let body = serde_json::to_string(&linked).map_err(|source| DataError::Unwritable {
             what: "audit record",
-            key: r.event_name().to_owned(),
+            key: key.clone(),
             source,
         })?;
-        Ok(AuditRow {
-            at: nanos(r.at),
-            event: r.event_name(),
-            run_id: r.run_id.clone(),
-            request_id: r.request_id.map(|id| id.to_string()),
+        let seq = i64::try_from(next.seq).map_err(|_| DataError::OutOfRange {
+            what: "audit record",
+            key,
+            column: "seq",
+        })?;
+        let row = AuditRow {
+            seq,
+            prev_hash: head.hash.to_string(),
+            hash: next.hash.to_string(),
+            at: nanos(linked.at),
+            event: linked.event_name(),
+            run_id: linked.run_id.clone(),
+            request_id: linked.request_id.map(|id| id.to_string()),
+            actor: linked.event.actor().map(str::to_owned),
             body,
-        })
+        };
+        Ok((row, next))
     }
+}
+
+/// The chain's head from the last row's `seq` and `hash` (`None`: an empty trail).
+pub(crate) fn parse_head(last: Option<(i64, String)>) -> Result<ChainHead, DataError> {
+    let Some((seq, hash)) = last else {
+        return Ok(ChainHead::GENESIS);
+    };
+    let bad = |column| DataError::OutOfRange {
+        what: "audit record",
+        key: seq.to_string(),
+        column,
+    };
+    Ok(ChainHead {
+        seq: u64::try_from(seq).map_err(|_| bad("seq"))?,
+        hash: hash.parse().map_err(|_| bad("hash"))?,
+    })
 }
 
 /// The audit record stored in `body` at `seq`.
@@ -387,6 +419,18 @@ pub(crate) fn audit_query(query: &AuditQuery) -> Sql {
     if let Some(run_id) = &query.run_id {
         sql.bind(" AND run_id = ", Param::Text(run_id.clone()));
     }
+    if let Some(actor) = &query.actor {
+        sql.bind(" AND actor = ", Param::Text(actor.clone()));
+    }
+    if let Some(from) = query.from {
+        sql.bind(" AND at >= ", Param::Int(nanos(from)));
+    }
+    if let Some(until) = query.until {
+        sql.bind(" AND at < ", Param::Int(nanos(until)));
+    }
+    if let Some(after) = query.after_seq {
+        sql.bind(" AND seq > ", Param::Int(count(after)));
+    }
     sql.push(" ORDER BY seq");
     if let Some(n) = query.limit {
         sql.bind(" LIMIT ", Param::Int(limit(n)));
@@ -436,11 +480,14 @@ pub(crate) const UPSERT_USAGE: &str = "INSERT INTO approval_run_usage \
      ON CONFLICT (run_id) DO UPDATE SET steps = excluded.steps, \
      tool_calls = excluded.tool_calls, usd = excluded.usd, started_at = excluded.started_at";
 
-/// Appends a record with the next `seq`, in the order of [`AuditRow`]'s fields. The
-/// caller holds the trail's write lock, so `seq` is the order of commits.
+/// The last record's `seq` and `hash`: the chain's head.
+pub(crate) const AUDIT_HEAD: &str =
+    "SELECT seq, hash FROM approval_audit ORDER BY seq DESC LIMIT 1";
+
+/// Appends a linked record, in the order of [`AuditRow`]'s fields.
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO approval_audit \
-     (seq, at, event, run_id, request_id, body) \
-     SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5 FROM approval_audit";
+     (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Compare-and-set: writes the request whose id is `$1` if its version is `$13`.
 pub(crate) const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \

@@ -13,10 +13,11 @@ use sqlx::{Executor as _, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST, LIVE_GRANT,
-    PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
-    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant,
-    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
+    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
+    LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
+    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit,
+    parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key, usage,
+    usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
@@ -247,13 +248,21 @@ async fn append(
     tx: &mut Transaction<'static, Sqlite>,
     record: &AuditRecord,
 ) -> Result<(), StoreError> {
-    let row = AuditRow::of(record)?;
     // `tx` began with `BEGIN IMMEDIATE`: it holds the database's write lock already.
+    let last: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD)
+        .fetch_optional(&mut **tx)
+        .await
+        .db()?;
+    let (row, _) = AuditRow::linked(record, parse_head(last)?)?;
     sqlx::query(INSERT_AUDIT)
+        .bind(row.seq)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
         .bind(row.at)
         .bind(row.event)
         .bind(&row.run_id)
         .bind(&row.request_id)
+        .bind(&row.actor)
         .bind(&row.body)
         .execute(&mut **tx)
         .await
