@@ -54,7 +54,8 @@ pub use approval::{
 };
 pub use audit::{
     AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditHash, AuditRecord, AuditSink, ChainError,
-    ChainHead, ChainLink, ChainVerifier, MemorySink, verify_chain,
+    ChainHead, ChainLink, ChainVerifier, ExportError, FanoutSink, MemorySink, export_jsonl,
+    verify_chain,
 };
 pub use call::{ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json};
 pub use clock::{Clock, ManualClock, SystemClock};

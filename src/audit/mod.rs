@@ -2,10 +2,14 @@
 
 mod chain;
 mod event;
+mod export;
+mod fanout;
 mod memory;
 
 pub use chain::{AuditHash, ChainError, ChainHead, ChainLink, ChainVerifier, verify_chain};
 pub use event::{AUDIT_SCHEMA_VERSION, AuditEvent, AuditRecord};
+pub use export::{ExportError, export_jsonl};
+pub use fanout::FanoutSink;
 pub use memory::MemorySink;
 
 use std::error::Error as StdError;
