@@ -44,10 +44,10 @@ pub enum ExportError {
 /// # Ok(())
 /// # }
 /// ```
-pub async fn export_jsonl(
+pub async fn export_jsonl<W: Write + ?Sized>(
     store: &dyn ApprovalStore,
     query: &AuditQuery,
-    out: &mut (dyn Write + Send),
+    out: &mut W,
 ) -> Result<u64, ExportError> {
     let mut left = query.limit.unwrap_or(usize::MAX);
     let mut page = query.clone();
