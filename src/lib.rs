@@ -15,6 +15,11 @@
 //! - `sqlite`: `SqliteStore`, a durable store in one SQLite file (bundled), the default
 //!   for one machine.
 //! - `postgres`: `PostgresStore`, a durable store in PostgreSQL for many workers and hosts.
+//! - `tracing`: spans `approval_gate.call` and `approval_gate.resume`, and `TracingSink`.
+//! - `metrics`: counters, a histogram and a gauge through the `metrics` facade; see
+//!   `describe_metrics`.
+//! - `cli`: the `approval-gate-audit` command (verify a JSON-lines trail, print a
+//!   request's or a run's history); adds no dependencies.
 //!
 //! Either re-exports [`sqlx`](https://docs.rs/sqlx/0.8) as `approval_gate::sqlx`.
 //!
@@ -30,8 +35,10 @@ mod clock;
 mod desk;
 mod gate;
 mod grant;
+mod observe;
 mod policy;
 mod run;
+mod stats;
 mod store;
 mod token;
 
@@ -52,10 +59,17 @@ pub use time;
 pub use approval::{
     ApprovalRequest, Approver, ParseRequestIdError, RequestId, RequestState, TransitionError,
 };
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub use audit::TracingSink;
 pub use audit::{
     AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditHash, AuditRecord, AuditSink, ChainError,
     ChainHead, ChainLink, ChainVerifier, ExportError, FanoutSink, MemorySink, export_jsonl,
     verify_chain,
+};
+pub use audit::{
+    JsonlSink, JsonlSinkBuilder, TrailFileError, jsonl_trail_files, read_jsonl_files,
+    verify_jsonl_files, verify_jsonl_files_with,
 };
 pub use call::{ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -65,6 +79,9 @@ pub use gate::{
     PendingApproval, Stop, StopReason, ToolExecutor,
 };
 pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use observe::describe_metrics;
 pub use policy::{
     ApprovalsConfig, Budgets, Condition, Controls, ControlsConfig, Decision, Effect, Fallback,
     FieldPath, KillSwitchConfig, Op, Policy, PolicyBuilder, PolicyCheck, PolicyConfig, PolicyError,
@@ -72,6 +89,7 @@ pub use policy::{
     RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
 };
 pub use run::{Budget, KillScope, RunUsage, Switches, UsageDelta};
+pub use stats::{ApprovalStats, OldestPending};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::PostgresStore;

@@ -29,8 +29,11 @@ use super::{AuditError, AuditRecord, AuditSink};
 #[derive(Clone, Default)]
 pub struct FanoutSink {
     sinks: Vec<(Arc<dyn AuditSink>, bool)>,
-    on_error: Option<Arc<dyn Fn(&AuditError) + Send + Sync>>,
+    on_error: Option<ErrorReport>,
 }
+
+/// What [`FanoutSink::on_error`] calls.
+type ErrorReport = Arc<dyn Fn(&AuditError) + Send + Sync>;
 
 impl fmt::Debug for FanoutSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

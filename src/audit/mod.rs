@@ -4,13 +4,22 @@ mod chain;
 mod event;
 mod export;
 mod fanout;
+mod file;
 mod memory;
+#[cfg(feature = "tracing")]
+mod tracing_sink;
 
 pub use chain::{AuditHash, ChainError, ChainHead, ChainLink, ChainVerifier, verify_chain};
 pub use event::{AUDIT_SCHEMA_VERSION, AuditEvent, AuditRecord};
 pub use export::{ExportError, export_jsonl};
 pub use fanout::FanoutSink;
+pub use file::{
+    JsonlSink, JsonlSinkBuilder, TrailFileError, jsonl_trail_files, read_jsonl_files,
+    verify_jsonl_files, verify_jsonl_files_with,
+};
 pub use memory::MemorySink;
+#[cfg(feature = "tracing")]
+pub use tracing_sink::TracingSink;
 
 use std::error::Error as StdError;
 use std::fmt::Debug;

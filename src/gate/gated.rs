@@ -62,6 +62,15 @@ impl<E: ToolExecutor> Gated<E> {
     ///
     /// Fails only when the store or audit sink fails, and then nothing ran.
     pub async fn call(&self, call: ToolCall) -> Result<Outcome<E>, GateError> {
+        let span = crate::observe::call_span(&call);
+        crate::observe::traced(span.clone(), self.call_inner(call, span)).await
+    }
+
+    async fn call_inner(
+        &self,
+        call: ToolCall,
+        span: crate::observe::Span,
+    ) -> Result<Outcome<E>, GateError> {
         let now = self.gate.now();
         let policy = self.gate.policy();
         let args_hash = match ArgsHash::compute_with_limits(call.args(), self.gate.args_limits()) {
@@ -79,6 +88,7 @@ impl<E: ToolExecutor> Gated<E> {
                 .await;
         }
         let decision = policy.evaluate(&call);
+        crate::observe::decided(&decision, call.tool());
         match decision.effect() {
             Effect::Allow => {
                 let event = AuditEvent::Allow {
@@ -154,6 +164,7 @@ impl<E: ToolExecutor> Gated<E> {
                     }
                     return Err(e.into());
                 }
+                crate::observe::filed(&span, &filed.request, filed.created);
                 Ok(GateOutcome::Pending(PendingApproval::of(
                     &filed.request,
                     filed.created,
@@ -202,6 +213,15 @@ impl<E: ToolExecutor> Gated<E> {
     ///
     /// The executor gets the verified approval and the request id as idempotency key.
     pub async fn resume(
+        &self,
+        request_id: RequestId,
+        call: ToolCall,
+    ) -> Result<Outcome<E>, GateError> {
+        let span = crate::observe::resume_span(request_id, &call);
+        crate::observe::traced(span, self.resume_inner(request_id, call)).await
+    }
+
+    async fn resume_inner(
         &self,
         request_id: RequestId,
         call: ToolCall,

@@ -12,6 +12,7 @@ pub use outcome::{
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -172,8 +173,23 @@ impl Gate {
         let expired = self.inner.store.sweep_expired(now, limit).await?;
         for request in &expired {
             self.mirror(&AuditRecord::timeout(now, request)).await?;
+            crate::observe::swept(request);
         }
         Ok(expired)
+    }
+
+    /// Figures of the last `window` of time by the gate's clock, from `now - window`
+    /// (inclusive) to now (exclusive: a record made at this very instant counts in the
+    /// next window), with the requests pending now; see
+    /// [`ApprovalStats::compute`](crate::ApprovalStats::compute).
+    pub async fn stats(&self, window: Duration) -> Result<crate::ApprovalStats, GateError> {
+        let until = self.now();
+        let from = time::Duration::try_from(window)
+            .ok()
+            .and_then(|w| until.checked_sub(w))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let store = self.inner.store.as_ref();
+        Ok(crate::ApprovalStats::compute(store, from, until).await?)
     }
 
     /// Records the timeout of `request` if it is due at `now` and not yet recorded.
@@ -318,6 +334,7 @@ impl Gate {
             self.revert(next, prev, &record, &e, now).await;
             return Err(e.into());
         }
+        crate::observe::committed(prev, &record);
         Ok(())
     }
 
