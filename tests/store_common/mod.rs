@@ -727,6 +727,11 @@ where
         };
         assert_eq!(state, expected, "{events:?}");
     }
+
+    // Racing writers appended to one unbroken chain.
+    let trail = store.audit_records(&AuditQuery::default()).await.unwrap();
+    let head = approval_gate::verify_chain(&trail, None).unwrap();
+    assert_eq!(head.seq, trail.len() as u64);
 }
 
 /// A worker subscribed to `worker` hears of a decision made through `desk`, another
