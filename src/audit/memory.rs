@@ -1,4 +1,5 @@
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
@@ -6,47 +7,102 @@ use super::{AuditError, AuditRecord, AuditSink};
 
 /// An audit sink that keeps records in memory, for tests, examples and prototypes.
 ///
-/// Clones share one trail, so a test can keep a handle while the gate writes.
+/// Clones share one trail, so a test can keep a handle while the gate writes. It keeps
+/// every record unless made [`with_capacity`](Self::with_capacity), which keeps only the
+/// newest, for a long-lived process that wants recent records at hand.
 #[derive(Debug, Clone, Default)]
 pub struct MemorySink {
-    records: Arc<Mutex<Vec<AuditRecord>>>,
+    shared: Arc<Mutex<Kept>>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    records: VecDeque<AuditRecord>,
+    capacity: Option<usize>,
+    dropped: u64,
 }
 
 impl MemorySink {
-    /// An empty trail.
+    /// An empty trail that keeps every record.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A copy of every record so far, oldest first.
+    /// An empty trail that keeps the newest `capacity` records (at least one), dropping
+    /// the oldest.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), approval_gate::AuditError> {
+    /// use approval_gate::{AuditEvent, AuditRecord, AuditSink, MemorySink, ToolCall};
+    /// # use approval_gate::time::OffsetDateTime;
+    ///
+    /// let sink = MemorySink::with_capacity(2);
+    /// let call = ToolCall::new("run-1", "call-1", "crm.read", serde_json::json!({}));
+    /// for _ in 0..3 {
+    ///     let allow = AuditEvent::Allow { rule_ids: vec![] };
+    ///     sink.record(&AuditRecord::new(OffsetDateTime::UNIX_EPOCH, &call, None, "v1", allow))
+    ///         .await?;
+    /// }
+    /// assert_eq!((sink.len(), sink.dropped()), (2, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        MemorySink {
+            shared: Arc::new(Mutex::new(Kept {
+                records: VecDeque::with_capacity(capacity),
+                capacity: Some(capacity),
+                dropped: 0,
+            })),
+        }
+    }
+
+    /// A copy of every record kept, oldest first.
     pub fn records(&self) -> Vec<AuditRecord> {
-        self.lock().clone()
+        self.lock().records.iter().cloned().collect()
     }
 
-    /// The event names so far, oldest first: `["approval_required", "approval_granted", …]`.
+    /// The event names of the records kept, oldest first:
+    /// `["approval_required", "approval_granted", …]`.
     pub fn event_names(&self) -> Vec<&'static str> {
-        self.lock().iter().map(AuditRecord::event_name).collect()
+        self.lock()
+            .records
+            .iter()
+            .map(AuditRecord::event_name)
+            .collect()
     }
 
-    /// How many records there are.
+    /// How many records are kept.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().records.len()
     }
 
-    /// Whether there are none.
+    /// Whether none are kept.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().records.is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AuditRecord>> {
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    /// How many records were dropped to stay within the capacity.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[async_trait]
 impl AuditSink for MemorySink {
     async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        self.lock().push(record.clone());
+        let copy = record.clone();
+        let mut kept = self.lock();
+        if kept.capacity.is_some_and(|c| kept.records.len() >= c) {
+            kept.records.pop_front();
+            kept.dropped += 1;
+        }
+        kept.records.push_back(copy);
         Ok(())
     }
 }

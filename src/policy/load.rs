@@ -16,7 +16,7 @@
 //!    [`Policy::from_config`](crate::Policy::from_config), which makes them without lines.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
@@ -39,10 +39,11 @@ struct LoadState {
     tiers: Option<BTreeSet<String>>,
     /// The patterns under `approvals.required_for`, as written.
     required_for: Vec<String>,
-    /// The rule ids read so far, in order.
-    rule_ids: Vec<String>,
-    /// The rules read so far.
-    rules: Vec<RuleConfig>,
+    /// The rule ids read so far, with their positions.
+    rule_ids: HashMap<String, usize>,
+    /// The rules read so far, for the shadowing check; made when the first rule is read,
+    /// once `required_for` is known.
+    shadows: Option<validate::ShadowIndex>,
 }
 
 /// Sets the state for the pass and clears it when dropped.
@@ -111,10 +112,11 @@ pub(crate) fn rule_id<'de, D: Deserializer<'de>>(d: D) -> Result<RuleId, D::Erro
     checked_str(d, "a rule id", |s| {
         let id = RuleId::parse(s)?;
         with_state(|state| {
-            if let Some(first) = state.rule_ids.iter().position(|seen| seen == s) {
-                return Err(validate::duplicate_id_message(s, first));
+            if let Some(first) = state.rule_ids.get(s) {
+                return Err(validate::duplicate_id_message(s, *first));
             }
-            state.rule_ids.push(s.to_owned());
+            let n = state.rule_ids.len();
+            state.rule_ids.insert(s.to_owned(), n);
             Ok(())
         })
         .transpose()?;
@@ -142,9 +144,11 @@ pub(crate) fn tier_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TierNam
 /// then remembers it.
 pub(crate) fn admit_rule(rule: &RuleConfig) -> Result<(), String> {
     with_state(|state| {
-        validate::check_not_shadowed(rule, &state.rules, &state.required_for)?;
-        state.rules.push(rule.clone());
-        Ok(())
+        let required_for = &state.required_for;
+        state
+            .shadows
+            .get_or_insert_with(|| validate::ShadowIndex::new(required_for))
+            .admit(rule)
     })
     .unwrap_or(Ok(()))
 }

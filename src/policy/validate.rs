@@ -2,9 +2,10 @@
 //! give lines) and [`Policy::from_config`](crate::Policy::from_config) (which makes them all
 //! at once, for configs built in code).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::PolicyError;
+use super::condition::Condition;
 use super::config::{PolicyConfig, RuleConfig, TierConfig};
 use super::effect::Effect;
 use super::pattern::ToolPattern;
@@ -39,9 +40,11 @@ pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
     for (name, tier) in &config.tiers {
         check_tier(&format!("tiers.{name}"), tier)?;
     }
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let mut shadows = ShadowIndex::new(&required_for);
     for (i, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
-        if let Some(first) = config.rules[..i].iter().position(|r| r.id == rule.id) {
+        if let Some(first) = ids.insert(rule.id.as_str(), i) {
             return Err(PolicyError::config(
                 format!("{at}.id"),
                 duplicate_id_message(rule.id.as_str(), first),
@@ -61,7 +64,8 @@ pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
         if let Some(when) = &rule.when {
             when.validate(&format!("{at}.when"))?;
         }
-        check_not_shadowed(rule, &config.rules[..i], &required_for)
+        shadows
+            .admit(rule)
             .map_err(|m| PolicyError::config(at, m))?;
     }
     Ok(())
@@ -140,37 +144,61 @@ pub(crate) fn unknown_tier_message<'a>(name: &str, known: impl Iterator<Item = &
     }
 }
 
-/// Refuses a rule with the same tools and condition as an earlier rule (or a
-/// `required_for` entry) but another effect: one of the two could never decide, since the
-/// stronger effect always wins.
-pub(crate) fn check_not_shadowed(
-    rule: &RuleConfig,
-    earlier: &[RuleConfig],
-    required_for: &[impl AsRef<str>],
-) -> Result<(), String> {
-    let tools: BTreeSet<&str> = rule.tools.iter().map(ToolPattern::as_str).collect();
-    for other in earlier {
-        let other_tools: BTreeSet<&str> = other.tools.iter().map(ToolPattern::as_str).collect();
-        if other.effect != rule.effect && other_tools == tools && other.when == rule.when {
-            return Err(shadow_message(
-                rule,
-                &format!("rule `{}`", other.id),
-                other.effect,
-            ));
+/// The rules admitted so far, grouped by their set of tools, so that a new rule is
+/// compared only with the earlier rules on the same tools: loading stays linear in the
+/// number of rules (unless many rules share one set of tools).
+#[derive(Debug, Default)]
+pub(crate) struct ShadowIndex {
+    /// `approvals.required_for` patterns and their positions.
+    required_for: HashMap<String, usize>,
+    /// Per sorted set of tools: the effect, condition and id of each earlier rule.
+    by_tools: HashMap<Vec<String>, Vec<Earlier>>,
+}
+
+/// An earlier rule, as far as shadowing goes: its effect, condition and id.
+type Earlier = (Effect, Option<Condition>, String);
+
+impl ShadowIndex {
+    /// An index that knows the `required_for` patterns.
+    pub(crate) fn new<S: AsRef<str>>(required_for: &[S]) -> Self {
+        let mut index = ShadowIndex::default();
+        for (i, p) in required_for.iter().enumerate() {
+            index.required_for.entry(p.as_ref().to_owned()).or_insert(i);
         }
+        index
     }
-    let unconditional_single = rule.when.is_none() && tools.len() == 1;
-    if unconditional_single && rule.effect != Effect::ApprovalRequired {
-        let same = required_for.iter().position(|p| tools.contains(p.as_ref()));
-        if let Some(i) = same {
-            return Err(shadow_message(
-                rule,
-                &format!("`approvals.required_for[{i}]`"),
-                Effect::ApprovalRequired,
-            ));
+
+    /// Refuses `rule` if it has the same tools and condition as an earlier rule (or a
+    /// `required_for` entry) but another effect: one of the two could never decide, since
+    /// the stronger effect always wins. Otherwise remembers it.
+    pub(crate) fn admit(&mut self, rule: &RuleConfig) -> Result<(), String> {
+        let tools: BTreeSet<&str> = rule.tools.iter().map(ToolPattern::as_str).collect();
+        let key: Vec<String> = tools.iter().map(|t| (*t).to_owned()).collect();
+        if let Some(group) = self.by_tools.get(&key) {
+            for (effect, when, id) in group {
+                if *effect != rule.effect && *when == rule.when {
+                    return Err(shadow_message(rule, &format!("rule `{id}`"), *effect));
+                }
+            }
         }
+        let unconditional_single = rule.when.is_none() && tools.len() == 1;
+        if unconditional_single && rule.effect != Effect::ApprovalRequired {
+            let same = tools.iter().find_map(|t| self.required_for.get(*t));
+            if let Some(i) = same {
+                return Err(shadow_message(
+                    rule,
+                    &format!("`approvals.required_for[{i}]`"),
+                    Effect::ApprovalRequired,
+                ));
+            }
+        }
+        self.by_tools.entry(key).or_default().push((
+            rule.effect,
+            rule.when.clone(),
+            rule.id.as_str().to_owned(),
+        ));
+        Ok(())
     }
-    Ok(())
 }
 
 fn shadow_message(rule: &RuleConfig, other: &str, other_effect: Effect) -> String {

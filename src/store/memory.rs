@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -21,6 +21,10 @@ use crate::{
 /// own.
 ///
 /// Clones share the same requests and trail, like several handles on one database.
+///
+/// `create`, `get` and `update` cost the same however many requests it holds, and
+/// [`sweep_expired`](ApprovalStore::sweep_expired) reads only the requests that are due,
+/// earliest deadline first.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
@@ -29,7 +33,13 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    requests: HashMap<RequestId, ApprovalRequest>,
+    /// Boxed, so that the table holds pointers: growing it moves 24 bytes a request
+    /// rather than the whole request, and its spare capacity costs little.
+    requests: HashMap<RequestId, Box<ApprovalRequest>>,
+    /// The requests that can still expire, by the instant they do
+    /// ([`ApprovalRequest::deadline`]: pending ones at `expires_at`, approved ones at
+    /// `approval_expires_at`), so that a sweep reads only what is due.
+    deadlines: BTreeSet<(OffsetDateTime, RequestId)>,
     /// The last request filed per run, tool and args hash, for dedupe.
     by_call: HashMap<(String, String, ArgsHash), RequestId>,
     switches: Switches,
@@ -39,6 +49,21 @@ struct Inner {
     trail: Vec<AuditRecord>,
     linked: usize,
     head: ChainHead,
+}
+
+impl Inner {
+    /// Keeps `request` and its deadline, replacing the stored version and its deadline.
+    fn put(&mut self, request: ApprovalRequest) {
+        if let Some(old) = self.requests.get(&request.id())
+            && let Some(at) = old.deadline()
+        {
+            self.deadlines.remove(&(at, old.id()));
+        }
+        if let Some(at) = request.deadline() {
+            self.deadlines.insert((at, request.id()));
+        }
+        self.requests.insert(request.id(), Box::new(request));
+    }
 }
 
 impl MemoryStore {
@@ -83,7 +108,7 @@ impl ApprovalStore for MemoryStore {
             .filter(|r| r.state_at(now) == RequestState::Pending)
         {
             return Ok(Filed {
-                request: existing.clone(),
+                request: ApprovalRequest::clone(existing),
                 created: false,
             });
         }
@@ -92,7 +117,7 @@ impl ApprovalStore for MemoryStore {
             return Err(StoreError::Duplicate { id });
         }
         inner.by_call.insert(key, id);
-        inner.requests.insert(id, request.clone());
+        inner.put(request.clone());
         inner.trail.push(record.clone());
         Ok(Filed {
             request,
@@ -104,17 +129,14 @@ impl ApprovalStore for MemoryStore {
         self.lock()
             .requests
             .get(&id)
-            .cloned()
+            .map(|r| ApprovalRequest::clone(r))
             .ok_or(StoreError::NotFound { id })
     }
 
     async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let id = next.id();
-        let stored = inner
-            .requests
-            .get_mut(&id)
-            .ok_or(StoreError::NotFound { id })?;
+        let stored = inner.requests.get(&id).ok_or(StoreError::NotFound { id })?;
         if stored.version() + 1 != next.version() {
             return Err(StoreError::Conflict {
                 id,
@@ -122,7 +144,7 @@ impl ApprovalStore for MemoryStore {
                 found: stored.version(),
             });
         }
-        *stored = next.clone();
+        inner.put(next.clone());
         inner.trail.push(record.clone());
         // Under the lock, so that notices come in the order of the changes.
         self.notify(next);
@@ -139,7 +161,7 @@ impl ApprovalStore for MemoryStore {
             .requests
             .values()
             .filter(|r| query.matches(r, now))
-            .cloned()
+            .map(|r| ApprovalRequest::clone(r))
             .collect();
         found.sort_by_key(|r| (r.created_at(), r.id()));
         if let Some(limit) = query.limit {
@@ -154,20 +176,28 @@ impl ApprovalStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
         let mut inner = self.lock();
-        let Inner {
-            requests, trail, ..
-        } = &mut *inner;
-        let mut expired = Vec::new();
-        for request in requests.values_mut() {
-            if expired.len() >= limit {
-                break;
-            }
-            if let Ok(next) = request.expire(now) {
-                *request = next.clone();
-                trail.push(AuditRecord::timeout(now, &next));
-                self.notify(&next);
-                expired.push(next);
-            }
+        // Only the requests due by `now`, earliest deadline first: the cost follows what
+        // expires, not what is stored.
+        let due: Vec<(OffsetDateTime, RequestId)> = inner
+            .deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit)
+            .copied()
+            .collect();
+        let mut expired = Vec::with_capacity(due.len());
+        for (at, id) in due {
+            let next = inner.requests.get(&id).map(|r| r.expire(now));
+            let Some(Ok(next)) = next else {
+                // Unreachable while the index is kept right; a stale entry must not
+                // take the place of a due request in every later sweep.
+                inner.deadlines.remove(&(at, id));
+                continue;
+            };
+            inner.put(next.clone());
+            inner.trail.push(AuditRecord::timeout(now, &next));
+            self.notify(&next);
+            expired.push(next);
         }
         Ok(expired)
     }
@@ -286,5 +316,220 @@ impl ApprovalStore for MemoryStore {
 
     async fn subscribe(&self) -> Result<Subscription, StoreError> {
         Ok(self.notifier.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::{Approver, AuditEvent, Policy};
+
+    const POLICY: &str = "\
+approvals:
+  ttl_seconds: 300
+  approval_ttl_seconds: 60
+tiers:
+  pair: { approvers: [lead], quorum: 2 }
+rules:
+  - { id: sends, tool: email.send, effect: approval_required }
+  - { id: drops, tool: db.drop, effect: approval_required, tier: pair }
+";
+    const T0: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// A request for `tool` in run `run`, filed at `now`: pending for 300 s, usable for
+    /// 60 s once approved.
+    fn request(run: &str, tool: &str, now: OffsetDateTime) -> ApprovalRequest {
+        let policy = Policy::from_yaml_str(POLICY).expect("policy");
+        let call = ToolCall::new(run, "c1", tool, json!({})).tenant("t1");
+        let decision = policy.evaluate(&call);
+        let hash = call.args_hash().expect("hash");
+        let version = policy.version().clone();
+        ApprovalRequest::new(RequestId::new(), call, hash, &decision, version, now)
+    }
+
+    fn record(r: &ApprovalRequest, at: OffsetDateTime) -> AuditRecord {
+        let event = AuditEvent::ApprovalRequired {
+            rule_ids: r.rule_ids().to_vec(),
+            reason: None,
+            tier: None,
+            expires_at: r.expires_at(),
+        };
+        AuditRecord::for_request(at, r, event)
+    }
+
+    fn lead(id: &str) -> Approver {
+        Approver::new(id).role("lead").tenant("t1")
+    }
+
+    async fn file(store: &MemoryStore, run: &str, now: OffsetDateTime) -> ApprovalRequest {
+        let r = request(run, "email.send", now);
+        store
+            .create(r.clone(), &record(&r, now), now)
+            .await
+            .expect("create");
+        r
+    }
+
+    async fn write(store: &MemoryStore, next: &ApprovalRequest) {
+        let at = next.decided_at().unwrap_or(T0);
+        store.update(next, &record(next, at)).await.expect("update");
+    }
+
+    fn ids(found: &[ApprovalRequest]) -> Vec<RequestId> {
+        found.iter().map(ApprovalRequest::id).collect()
+    }
+
+    fn timeouts(store: &MemoryStore) -> Vec<(RequestId, String)> {
+        store
+            .lock()
+            .trail
+            .iter()
+            .filter_map(|r| match &r.event {
+                AuditEvent::ApprovalTimeout { from } => Some((r.request_id?, from.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sweep_skips_what_was_decided_and_expires_approvals_by_their_ttl() {
+        let store = MemoryStore::new();
+        let pending = file(&store, "pending", T0).await;
+        let approved = file(&store, "approved", T0).await;
+        let denied = file(&store, "denied", T0).await;
+        let cancelled = file(&store, "cancelled", T0).await;
+        let at = T0 + secs(10);
+        let ok = approved.approve(&lead("ann"), at).expect("approve");
+        write(&store, &ok).await;
+        write(&store, &denied.deny(&lead("ann"), None, at).expect("deny")).await;
+        write(&store, &cancelled.cancel("ops", None, at).expect("cancel")).await;
+
+        // Every decision TTL has passed: only the pending request and the approval,
+        // whose own TTL ended at t0 + 70, are due, earliest deadline first.
+        let swept = store
+            .sweep_expired(T0 + secs(300), usize::MAX)
+            .await
+            .expect("sweep");
+        assert_eq!(ids(&swept), [approved.id(), pending.id()]);
+        assert!(
+            swept
+                .iter()
+                .all(|r| r.stored_state() == RequestState::Expired)
+        );
+        for (r, state) in [
+            (denied, RequestState::Denied),
+            (cancelled, RequestState::Cancelled),
+        ] {
+            assert_eq!(store.get(r.id()).await.expect("get").stored_state(), state);
+        }
+        assert_eq!(
+            timeouts(&store),
+            [
+                (approved.id(), "approved".into()),
+                (pending.id(), "pending".into())
+            ]
+        );
+        assert!(
+            store.lock().deadlines.is_empty(),
+            "nothing left that can expire"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_approval_expires_at_its_approval_ttl_not_its_decision_ttl() {
+        let store = MemoryStore::new();
+        let r = file(&store, "run", T0).await;
+        let ok = r.approve(&lead("ann"), T0 + secs(10)).expect("approve");
+        write(&store, &ok).await;
+        let used_by = ok.approval_expires_at().expect("approved");
+        assert_eq!(used_by, T0 + secs(70));
+
+        let ns = time::Duration::nanoseconds(1);
+        assert!(
+            store
+                .sweep_expired(used_by - ns, usize::MAX)
+                .await
+                .expect("sweep")
+                .is_empty()
+        );
+        let swept = store
+            .sweep_expired(used_by, usize::MAX)
+            .await
+            .expect("sweep");
+        assert_eq!(ids(&swept), [r.id()]);
+        assert_eq!(
+            store.get(r.id()).await.expect("get").stored_state(),
+            RequestState::Expired
+        );
+        // Its decision TTL passing later expires nothing again.
+        assert!(
+            store
+                .sweep_expired(T0 + secs(300), usize::MAX)
+                .await
+                .expect("sweep")
+                .is_empty()
+        );
+        assert_eq!(timeouts(&store), [(r.id(), "approved".into())]);
+    }
+
+    #[tokio::test]
+    async fn sweep_honours_its_limit_and_expires_each_request_once() {
+        let store = MemoryStore::new();
+        // Filed out of deadline order.
+        let mut filed = Vec::new();
+        for n in [3, 0, 4, 1, 2] {
+            filed.push((n, file(&store, &format!("run-{n}"), T0 + secs(n)).await));
+        }
+        filed.sort_by_key(|(n, _)| *n);
+        let by_deadline: Vec<RequestId> = filed.iter().map(|(_, r)| r.id()).collect();
+
+        let late = T0 + secs(1000);
+        let mut swept = Vec::new();
+        for limit in [2, 2, usize::MAX, usize::MAX] {
+            let batch = store.sweep_expired(late, limit).await.expect("sweep");
+            assert!(batch.len() <= limit);
+            swept.extend(ids(&batch));
+        }
+        assert_eq!(swept, by_deadline, "each once, earliest deadline first");
+        assert_eq!(timeouts(&store).len(), 5, "one timeout record each");
+        assert!(
+            store
+                .sweep_expired(late, 0)
+                .await
+                .expect("sweep")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vote_short_of_quorum_keeps_one_deadline() {
+        let store = MemoryStore::new();
+        let r = request("run", "db.drop", T0);
+        store
+            .create(r.clone(), &record(&r, T0), T0)
+            .await
+            .expect("create");
+        let voted = r.approve(&lead("ann"), T0 + secs(1)).expect("vote");
+        assert_eq!(voted.stored_state(), RequestState::Pending);
+        write(&store, &voted).await;
+        assert_eq!(
+            store.lock().deadlines.iter().copied().collect::<Vec<_>>(),
+            [(r.expires_at(), r.id())]
+        );
+        let swept = store
+            .sweep_expired(r.expires_at(), usize::MAX)
+            .await
+            .expect("sweep");
+        assert_eq!(ids(&swept), [r.id()]);
+        assert_eq!(swept[0].approvers(), ["ann"]);
     }
 }
