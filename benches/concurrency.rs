@@ -95,7 +95,7 @@ fn concurrency(c: &mut Criterion) {
         });
     }
     group.finish();
-    rt.block_on(store.pool().close());
+    rt.block_on(store.close());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -113,7 +113,7 @@ fn sqlite(c: &mut Criterion) {
         b.to_async(&rt).iter(|| round_trip(&gate, &args))
     });
     group.finish();
-    rt.block_on(store.pool().close());
+    rt.block_on(store.close());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

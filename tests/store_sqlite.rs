@@ -35,8 +35,8 @@ impl Drop for TempDir {
 
 impl Reopen for SqliteStore {
     fn close(&self) -> impl Future<Output = ()> + Send {
-        let pool = self.pool().clone();
-        async move { pool.close().await }
+        let store = self.clone();
+        async move { SqliteStore::close(&store).await }
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Executor as _, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -36,6 +36,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 /// How long a connection waits for another one's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a write waits for its turn on this process's writer connection.
+const WRITER_WAIT: Duration = Duration::from_secs(30);
 
 /// An [`ApprovalStore`] in one SQLite file: the durable default on one machine.
 ///
@@ -79,9 +82,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Connections
+///
+/// Reads use [`pool`](Self::pool). Writes take turns on one more connection of their
+/// own, so that this process's writers queue in order instead of meeting SQLite's lock
+/// and backing off (which would make many concurrent tasks slower than one). Writers in
+/// other processes still meet the lock and wait up to the busy timeout.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection, for every write transaction of this process.
+    writer: SqlitePool,
     /// Tells this store's (and its clones') subscribers of the changes it commits.
     notifier: Notifier,
 }
@@ -122,14 +134,30 @@ impl SqliteStore {
 
     /// A store on a pool the host configured. Does not migrate: call
     /// [`migrate`](Self::migrate) once before use.
+    ///
+    /// Writes go through one more connection, opened when first needed with the pool's
+    /// own connect options.
     pub fn from_pool(pool: SqlitePool) -> Self {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WRITER_WAIT)
+            .connect_lazy_with((*pool.connect_options()).clone());
         SqliteStore {
             pool,
+            writer,
             notifier: Notifier::new(),
         }
     }
 
-    /// The connection pool, for closing it or for the host's own queries.
+    /// Closes every connection: the pool's and the writer's. The store (and its clones)
+    /// cannot be used afterwards.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
+    /// The connection pool for reads, for the host's own queries. Close the store with
+    /// [`close`](Self::close), which closes the writer's connection too.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -188,7 +216,7 @@ impl SqliteStore {
     /// A transaction holding the write lock from its start, so that what it reads
     /// cannot change before it writes.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
+        self.writer.begin_with("BEGIN IMMEDIATE").await.db()
     }
 }
 
@@ -422,18 +450,23 @@ impl ApprovalStore for SqliteStore {
     }
 
     async fn switches(&self) -> Result<Switches, StoreError> {
-        let mut tx = self.pool.begin().await.db()?;
-        let scopes: Vec<String> =
-            sqlx::query_scalar("SELECT scope FROM approval_kill_switches ORDER BY seq")
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
-        let read_only: Option<String> =
-            sqlx::query_scalar("SELECT value FROM approval_settings WHERE name = 'read_only'")
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-        tx.commit().await.db()?;
+        // One statement, so one snapshot and one round trip to the connection.
+        let rows: Vec<(Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT scope, NULL, seq FROM approval_kill_switches \
+             UNION ALL SELECT NULL, value, 0 FROM approval_settings WHERE name = 'read_only' \
+             ORDER BY 3",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut scopes = Vec::new();
+        let mut read_only = None;
+        for (scope, value, _) in rows {
+            match scope {
+                Some(scope) => scopes.push(scope),
+                None => read_only = value,
+            }
+        }
         Ok(Switches {
             killed: scopes
                 .iter()
@@ -464,7 +497,7 @@ impl ApprovalStore for SqliteStore {
     async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
         sqlx::query(SET_READ_ONLY)
             .bind(if on { "true" } else { "false" })
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(())
