@@ -77,44 +77,56 @@ fn memory(c: &mut Criterion) {
 }
 
 fn sqlite(c: &mut Criterion) {
+    use approval_gate::sqlx::sqlite::SqliteSynchronous;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("approval-gate-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("round_trip.db");
-    let store = rt
-        .block_on(SqliteStore::connect(path.to_str().unwrap()))
+    for (name, sync) in [
+        ("sqlite_full", SqliteSynchronous::Full),
+        ("sqlite_normal", SqliteSynchronous::Normal),
+    ] {
+        let dir = std::env::temp_dir().join(format!(
+            "approval-gate-bench-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("round_trip.db");
+        let options = SqliteStore::options(path.to_str().unwrap())
+            .unwrap()
+            .synchronous(sync);
+        let store = rt.block_on(SqliteStore::connect_with(options)).unwrap();
+        rt.block_on(store.pool().execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+        ))
         .unwrap();
-    rt.block_on(store.pool().execute(
-        "CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
-    ))
-    .unwrap();
-    let gate = gate_on(store.clone());
-    let args = common::args_1kib();
-    let mut group = c.benchmark_group("round_trip/sqlite_full");
-    group.sample_size(20);
-    group.measurement_time(Duration::from_secs(10));
-    group.bench_function("bare_commits_floor", |b| {
-        b.to_async(&rt).iter(|| async {
-            for _ in 0..COMMITS {
-                let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
-                sqlx::query("INSERT INTO bench_floor (v) VALUES ($1)")
-                    .bind("x".repeat(200))
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-            }
-        })
-    });
-    group.bench_function("round_trip", |b| {
-        b.to_async(&rt).iter(|| round_trip(&gate, &args))
-    });
-    group.finish();
-    rt.block_on(store.close());
-    let _ = std::fs::remove_dir_all(&dir);
+        let gate = gate_on(store.clone());
+        let args = common::args_1kib();
+        let mut group = c.benchmark_group(format!("round_trip/{name}"));
+        group.sample_size(20);
+        group.measurement_time(Duration::from_secs(10));
+        // The floor: as many bare commits, each a one-row insert in its own write
+        // transaction, on the same file with the same `synchronous`.
+        group.bench_function("bare_commits_floor", |b| {
+            b.to_async(&rt).iter(|| async {
+                for _ in 0..COMMITS {
+                    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+                    sqlx::query("INSERT INTO bench_floor (v) VALUES ($1)")
+                        .bind("x".repeat(200))
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            })
+        });
+        group.bench_function("round_trip", |b| {
+            b.to_async(&rt).iter(|| round_trip(&gate, &args))
+        });
+        group.finish();
+        rt.block_on(store.close());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 fn postgres(c: &mut Criterion) {
