@@ -86,10 +86,8 @@ fn sqlite(c: &mut Criterion) {
         ("sqlite_full", SqliteSynchronous::Full),
         ("sqlite_normal", SqliteSynchronous::Normal),
     ] {
-        let dir = std::env::temp_dir().join(format!(
-            "approval-gate-bench-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("approval-gate-bench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("round_trip.db");
         let options = SqliteStore::options(path.to_str().unwrap())

@@ -11,9 +11,10 @@ pub use state::RequestState;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -130,21 +131,158 @@ pub enum TransitionError {
 /// A request moves through [`RequestState`]s; each method below that changes it returns
 /// the next version (with [`version`](Self::version) one higher) and leaves `self` as it
 /// was, so a store can write it with compare-and-set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// Cheap to clone: the versions of a request share what was filed (the call and its
+/// arguments, the policy's verdict, the preview) and what a transition did not change.
+#[derive(Clone)]
 pub struct ApprovalRequest {
+    id: RequestId,
+    version: u64,
+    state: RequestState,
+    approved_args_hash: Option<ArgsHash>,
+    decided_at: Option<OffsetDateTime>,
+    approval_expires_at: Option<OffsetDateTime>,
+    finished_at: Option<OffsetDateTime>,
+    filed: Arc<Filed>,
+    /// `None` until a transition sets one of its fields: a pending request has none.
+    progress: Option<Arc<Progress>>,
+}
+
+/// What a request was filed with; no transition changes it.
+#[derive(Clone)]
+struct Filed {
+    call: ToolCall,
+    args_hash: ArgsHash,
+    rule_ids: Vec<String>,
+    reason: Option<String>,
+    tier: Option<String>,
+    preview: Option<String>,
+    shown_args: Option<Value>,
+    policy_version: PolicyVersion,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    approval_ttl_secs: u64,
+    approver_roles: Vec<String>,
+    quorum: u32,
+    grants_allowed: bool,
+}
+
+/// What the transitions record that is not `Copy`; copied on write.
+#[derive(Clone, Default)]
+struct Progress {
+    approvers: Vec<String>,
+    /// An `Arc` of its own, so that copying the rest never copies the arguments.
+    approved_args: Option<Arc<Value>>,
+    changed_fields: Vec<String>,
+    decided_by: Option<String>,
+    feedback: Option<String>,
+    token: Option<ApprovalToken>,
+}
+
+/// The progress of a request no transition touched yet.
+static NO_PROGRESS: Progress = Progress {
+    approvers: Vec::new(),
+    approved_args: None,
+    changed_fields: Vec::new(),
+    decided_by: None,
+    feedback: None,
+    token: None,
+};
+
+impl Progress {
+    fn is_empty(&self) -> bool {
+        self.approvers.is_empty()
+            && self.approved_args.is_none()
+            && self.changed_fields.is_empty()
+            && self.decided_by.is_none()
+            && self.feedback.is_none()
+            && self.token.is_none()
+    }
+}
+
+/// The serialized form of an [`ApprovalRequest`], borrowed from it: the fields in their
+/// order, as the request was derived before its parts were shared. Stored rows depend on
+/// it; change it only with a migration.
+#[derive(Serialize)]
+#[serde(rename = "ApprovalRequest")]
+struct RequestRef<'a> {
+    id: RequestId,
+    version: u64,
+    state: RequestState,
+    call: &'a ToolCall,
+    args_hash: ArgsHash,
+    rule_ids: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preview: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shown_args: Option<&'a Value>,
+    policy_version: &'a PolicyVersion,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    approval_ttl_secs: u64,
+    #[serde(skip_serializing_if = "no_strings")]
+    approver_roles: &'a [String],
+    quorum: u32,
+    grants_allowed: bool,
+    #[serde(skip_serializing_if = "no_strings")]
+    approvers: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_args: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_args_hash: Option<ArgsHash>,
+    #[serde(skip_serializing_if = "no_strings")]
+    changed_fields: &'a [String],
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    decided_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decided_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback: Option<&'a str>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    approval_expires_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a ApprovalToken>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    finished_at: Option<OffsetDateTime>,
+}
+
+fn no_strings(v: &&[String]) -> bool {
+    v.is_empty()
+}
+
+/// The serialized form of an [`ApprovalRequest`], owned, to read one back; the same
+/// fields as [`RequestRef`].
+#[derive(Deserialize)]
+#[serde(rename = "ApprovalRequest")]
+struct RequestRepr {
     id: RequestId,
     version: u64,
     state: RequestState,
     call: ToolCall,
     args_hash: ArgsHash,
     rule_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     tier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     preview: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     shown_args: Option<Value>,
     policy_version: PolicyVersion,
     #[serde(with = "time::serde::rfc3339")]
@@ -152,44 +290,147 @@ pub struct ApprovalRequest {
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
     approval_ttl_secs: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     approver_roles: Vec<String>,
     #[serde(default = "one")]
     quorum: u32,
     #[serde(default = "yes")]
     grants_allowed: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     approvers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     approved_args: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     approved_args_hash: Option<ArgsHash>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     changed_fields: Vec<String>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     decided_at: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     decided_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     feedback: Option<String>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     approval_expires_at: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     token: Option<ApprovalToken>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     finished_at: Option<OffsetDateTime>,
+}
+
+impl Serialize for ApprovalRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = &*self.filed;
+        let p = self.progress();
+        RequestRef {
+            id: self.id,
+            version: self.version,
+            state: self.state,
+            call: &f.call,
+            args_hash: f.args_hash,
+            rule_ids: &f.rule_ids,
+            reason: f.reason.as_deref(),
+            tier: f.tier.as_deref(),
+            preview: f.preview.as_deref(),
+            shown_args: f.shown_args.as_ref(),
+            policy_version: &f.policy_version,
+            created_at: f.created_at,
+            expires_at: f.expires_at,
+            approval_ttl_secs: f.approval_ttl_secs,
+            approver_roles: &f.approver_roles,
+            quorum: f.quorum,
+            grants_allowed: f.grants_allowed,
+            approvers: &p.approvers,
+            approved_args: p.approved_args.as_deref(),
+            approved_args_hash: self.approved_args_hash,
+            changed_fields: &p.changed_fields,
+            decided_at: self.decided_at,
+            decided_by: p.decided_by.as_deref(),
+            feedback: p.feedback.as_deref(),
+            approval_expires_at: self.approval_expires_at,
+            token: p.token.as_ref(),
+            finished_at: self.finished_at,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ApprovalRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RequestRepr::deserialize(d)?;
+        let progress = Progress {
+            approvers: r.approvers,
+            approved_args: r.approved_args.map(Arc::new),
+            changed_fields: r.changed_fields,
+            decided_by: r.decided_by,
+            feedback: r.feedback,
+            token: r.token,
+        };
+        Ok(ApprovalRequest {
+            id: r.id,
+            version: r.version,
+            state: r.state,
+            approved_args_hash: r.approved_args_hash,
+            decided_at: r.decided_at,
+            approval_expires_at: r.approval_expires_at,
+            finished_at: r.finished_at,
+            filed: Arc::new(Filed {
+                call: r.call,
+                args_hash: r.args_hash,
+                rule_ids: r.rule_ids,
+                reason: r.reason,
+                tier: r.tier,
+                preview: r.preview,
+                shown_args: r.shown_args,
+                policy_version: r.policy_version,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                approval_ttl_secs: r.approval_ttl_secs,
+                approver_roles: r.approver_roles,
+                quorum: r.quorum,
+                grants_allowed: r.grants_allowed,
+            }),
+            progress: (!progress.is_empty()).then(|| Arc::new(progress)),
+        })
+    }
+}
+
+/// The same text as the `Debug` derived before the parts were shared: every field, in the
+/// serialized order.
+impl fmt::Debug for ApprovalRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &*self.filed;
+        let p = self.progress();
+        f.debug_struct("ApprovalRequest")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("state", &self.state)
+            .field("call", &d.call)
+            .field("args_hash", &d.args_hash)
+            .field("rule_ids", &d.rule_ids)
+            .field("reason", &d.reason)
+            .field("tier", &d.tier)
+            .field("preview", &d.preview)
+            .field("shown_args", &d.shown_args)
+            .field("policy_version", &d.policy_version)
+            .field("created_at", &d.created_at)
+            .field("expires_at", &d.expires_at)
+            .field("approval_ttl_secs", &d.approval_ttl_secs)
+            .field("approver_roles", &d.approver_roles)
+            .field("quorum", &d.quorum)
+            .field("grants_allowed", &d.grants_allowed)
+            .field("approvers", &p.approvers)
+            .field("approved_args", &p.approved_args.as_deref())
+            .field("approved_args_hash", &self.approved_args_hash)
+            .field("changed_fields", &p.changed_fields)
+            .field("decided_at", &self.decided_at)
+            .field("decided_by", &p.decided_by)
+            .field("feedback", &p.feedback)
+            .field("approval_expires_at", &self.approval_expires_at)
+            .field("token", &p.token)
+            .field("finished_at", &self.finished_at)
+            .finish()
+    }
 }
 
 impl ApprovalRequest {
@@ -208,56 +449,67 @@ impl ApprovalRequest {
             id,
             version: 1,
             state: RequestState::Pending,
-            call,
-            args_hash,
-            rule_ids: decision.rule_ids().iter().map(|r| r.to_string()).collect(),
-            reason: decision.reason().map(str::to_owned),
-            tier: decision.tier().map(str::to_owned),
-            preview: None,
-            shown_args: None,
-            policy_version,
-            created_at: now,
-            expires_at: now + decision.decision_ttl(),
-            approval_ttl_secs: decision.approval_ttl().as_secs(),
-            approver_roles: decision
-                .approver_roles()
-                .iter()
-                .map(|r| r.to_string())
-                .collect(),
-            quorum: decision.quorum().max(1),
-            grants_allowed: decision.grants_allowed(),
-            approvers: Vec::new(),
-            approved_args: None,
             approved_args_hash: None,
-            changed_fields: Vec::new(),
             decided_at: None,
-            decided_by: None,
-            feedback: None,
             approval_expires_at: None,
-            token: None,
             finished_at: None,
+            filed: Arc::new(Filed {
+                call,
+                args_hash,
+                rule_ids: decision.rule_ids().iter().map(|r| r.to_string()).collect(),
+                reason: decision.reason().map(str::to_owned),
+                tier: decision.tier().map(str::to_owned),
+                preview: None,
+                shown_args: None,
+                policy_version,
+                created_at: now,
+                expires_at: now + decision.decision_ttl(),
+                approval_ttl_secs: decision.approval_ttl().as_secs(),
+                approver_roles: decision
+                    .approver_roles()
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
+                quorum: decision.quorum().max(1),
+                grants_allowed: decision.grants_allowed(),
+            }),
+            progress: None,
         }
+    }
+
+    /// What the transitions recorded so far.
+    fn progress(&self) -> &Progress {
+        self.progress.as_deref().unwrap_or(&NO_PROGRESS)
+    }
+
+    /// What the transitions recorded, to change: copied first if another version shares it.
+    fn progress_mut(&mut self) -> &mut Progress {
+        Arc::make_mut(self.progress.get_or_insert_with(Default::default))
     }
 
     /// Sets what a person is shown: the rendered `preview` and the arguments with the
     /// fields the config marks secret redacted (see [`Policy::preview`](crate::Policy::preview)
     /// and [`Policy::redact`](crate::Policy::redact)).
     pub fn with_display(mut self, preview: String, shown_args: Value) -> Self {
-        self.preview = Some(preview);
-        self.shown_args = Some(shown_args);
+        let filed = Arc::make_mut(&mut self.filed);
+        filed.preview = Some(preview);
+        filed.shown_args = Some(shown_args);
         self
     }
 
     /// The preview of the action for the person deciding, rendered from the rule's
     /// template over the redacted arguments.
     pub fn preview(&self) -> Option<&str> {
-        self.preview.as_deref()
+        self.filed.preview.as_deref()
     }
 
     /// The arguments as a person may see them: secret fields redacted. Show these, never
     /// [`call().args()`](ToolCall::args), on an approval surface.
     pub fn shown_args(&self) -> &Value {
-        self.shown_args.as_ref().unwrap_or(self.call.args())
+        self.filed
+            .shown_args
+            .as_ref()
+            .unwrap_or(self.filed.call.args())
     }
 
     /// The request's id.
@@ -280,7 +532,7 @@ impl ApprovalRequest {
     /// its approval TTL, is [`RequestState::Expired`] whether or not anything recorded it.
     pub fn state_at(&self, now: OffsetDateTime) -> RequestState {
         match self.state {
-            RequestState::Pending if now >= self.expires_at => RequestState::Expired,
+            RequestState::Pending if now >= self.filed.expires_at => RequestState::Expired,
             RequestState::Approved if self.approval_expires_at.is_some_and(|t| now >= t) => {
                 RequestState::Expired
             }
@@ -290,47 +542,47 @@ impl ApprovalRequest {
 
     /// The call as filed.
     pub fn call(&self) -> &ToolCall {
-        &self.call
+        &self.filed.call
     }
 
     /// The hash of the arguments the request is bound to.
     pub fn args_hash(&self) -> ArgsHash {
-        self.args_hash
+        self.filed.args_hash
     }
 
     /// The ids of the rules that asked for approval.
     pub fn rule_ids(&self) -> &[String] {
-        &self.rule_ids
+        &self.filed.rule_ids
     }
 
     /// The policy's reason for asking.
     pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+        self.filed.reason.as_deref()
     }
 
     /// The risk tier.
     pub fn tier(&self) -> Option<&str> {
-        self.tier.as_deref()
+        self.filed.tier.as_deref()
     }
 
     /// The version of the policy that asked for approval.
     pub fn policy_version(&self) -> &PolicyVersion {
-        &self.policy_version
+        &self.filed.policy_version
     }
 
     /// When the request was filed.
     pub fn created_at(&self) -> OffsetDateTime {
-        self.created_at
+        self.filed.created_at
     }
 
     /// When a pending request expires (its decision TTL).
     pub fn expires_at(&self) -> OffsetDateTime {
-        self.expires_at
+        self.filed.expires_at
     }
 
     /// How long an approval may wait to be used.
     pub fn approval_ttl(&self) -> Duration {
-        Duration::from_secs(self.approval_ttl_secs)
+        Duration::from_secs(self.filed.approval_ttl_secs)
     }
 
     /// When an approval of this request stops being usable, once approved.
@@ -341,7 +593,7 @@ impl ApprovalRequest {
     /// The instant the request expired or will expire, in its current state.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
         match self.state {
-            RequestState::Pending => Some(self.expires_at),
+            RequestState::Pending => Some(self.filed.expires_at),
             RequestState::Approved => self.approval_expires_at,
             _ => None,
         }
@@ -350,49 +602,52 @@ impl ApprovalRequest {
     /// When the request timed out or times out: the approval TTL's end once approved,
     /// the decision TTL's end before.
     pub fn timeout_at(&self) -> OffsetDateTime {
-        self.approval_expires_at.unwrap_or(self.expires_at)
+        self.approval_expires_at.unwrap_or(self.filed.expires_at)
     }
 
     /// Who approved it so far (all of them once approved).
     pub fn approvers(&self) -> &[String] {
-        &self.approvers
+        &self.progress().approvers
     }
 
     /// The roles that may approve it (from its tier); empty means any approver.
     pub fn approver_roles(&self) -> &[String] {
-        &self.approver_roles
+        &self.filed.approver_roles
     }
 
     /// Whether its tier lets an approver leave a standing grant with the approval.
     pub fn grants_allowed(&self) -> bool {
-        self.grants_allowed
+        self.filed.grants_allowed
     }
 
     /// How many distinct approvers it needs.
     pub fn quorum(&self) -> u32 {
-        self.quorum
+        self.filed.quorum
     }
 
     /// The arguments the approval binds to: the edited ones if an approver edited them,
     /// else the call's own.
     pub fn approved_args(&self) -> &Value {
-        self.approved_args.as_ref().unwrap_or(self.call.args())
+        self.progress()
+            .approved_args
+            .as_deref()
+            .unwrap_or(self.filed.call.args())
     }
 
     /// The hash of [`approved_args`](Self::approved_args).
     pub fn approved_args_hash(&self) -> ArgsHash {
-        self.approved_args_hash.unwrap_or(self.args_hash)
+        self.approved_args_hash.unwrap_or(self.filed.args_hash)
     }
 
     /// Whether an approver changed the arguments.
     pub fn is_edited(&self) -> bool {
-        self.approved_args.is_some()
+        self.progress().approved_args.is_some()
     }
 
     /// The argument fields an approver changed (`args.to`, …; `args` when the arguments
     /// are not an object); empty unless edited.
     pub fn changed_fields(&self) -> &[String] {
-        &self.changed_fields
+        &self.progress().changed_fields
     }
 
     /// When it was approved, denied, cancelled or timed out.
@@ -402,17 +657,17 @@ impl ApprovalRequest {
 
     /// Who denied or cancelled it.
     pub fn decided_by(&self) -> Option<&str> {
-        self.decided_by.as_deref()
+        self.progress().decided_by.as_deref()
     }
 
     /// The message a person left with a denial or cancellation.
     pub fn feedback(&self) -> Option<&str> {
-        self.feedback.as_deref()
+        self.progress().feedback.as_deref()
     }
 
     /// The approval token, once approved.
     pub fn token(&self) -> Option<&ApprovalToken> {
-        self.token.as_ref()
+        self.progress().token.as_ref()
     }
 
     /// When the tool finished (as `Executed` or `Failed`).
@@ -423,7 +678,7 @@ impl ApprovalRequest {
     /// Time left to decide at `now`, zero once expired; `None` unless pending.
     pub fn remaining(&self, now: OffsetDateTime) -> Option<Duration> {
         (self.state == RequestState::Pending)
-            .then(|| Duration::try_from(self.expires_at - now).unwrap_or(Duration::ZERO))
+            .then(|| Duration::try_from(self.filed.expires_at - now).unwrap_or(Duration::ZERO))
     }
 
     fn next(&self, state: RequestState) -> ApprovalRequest {
@@ -459,14 +714,15 @@ impl ApprovalRequest {
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect(RequestState::Pending, now)?;
         self.check_approver(approver)?;
-        if self.approvers.iter().any(|a| a == approver.id()) {
+        if self.approvers().iter().any(|a| a == approver.id()) {
             return Err(TransitionError::AlreadyApproved {
                 approver: approver.id().to_owned(),
             });
         }
         let mut next = self.next(RequestState::Pending);
-        next.approvers.push(approver.id().to_owned());
-        if next.approvers.len() >= self.quorum as usize {
+        let approvers = &mut next.progress_mut().approvers;
+        approvers.push(approver.id().to_owned());
+        if approvers.len() >= self.quorum() as usize {
             next.state = RequestState::Approved;
             next.decided_at = Some(now);
             next.approval_expires_at = Some(self.approval_expiry(now));
@@ -489,22 +745,20 @@ impl ApprovalRequest {
         self.expect(RequestState::Pending, now)?;
         self.check_approver(approver)?;
         let mut base = self.clone();
-        base.approvers.clear();
-        base.changed_fields = changed_fields(self.call.args(), &args);
-        if args_hash == self.args_hash {
-            base.approved_args = None;
-            base.approved_args_hash = None;
-        } else {
-            base.approved_args = Some(args);
-            base.approved_args_hash = Some(args_hash);
-        }
+        let changed = changed_fields(self.call().args(), &args);
+        let edited = args_hash != self.args_hash();
+        let progress = base.progress_mut();
+        progress.approvers.clear();
+        progress.changed_fields = changed;
+        progress.approved_args = edited.then(|| Arc::new(args));
+        base.approved_args_hash = edited.then_some(args_hash);
         let mut next = base.approve(approver, now)?;
         next.version = self.version + 1;
         Ok(next)
     }
 
     fn check_approver(&self, approver: &Approver) -> Result<(), TransitionError> {
-        if self.call.requester() == Some(approver.id()) {
+        if self.call().requester() == Some(approver.id()) {
             return Err(TransitionError::SelfApproval {
                 approver: approver.id().to_owned(),
             });
@@ -515,15 +769,14 @@ impl ApprovalRequest {
     /// Tenant and role: who may decide this request at all, approving or denying.
     fn check_scope(&self, approver: &Approver) -> Result<(), TransitionError> {
         let id = || approver.id().to_owned();
-        if self.call.tenant_id() != approver.tenant_id() {
+        if self.call().tenant_id() != approver.tenant_id() {
             return Err(TransitionError::WrongTenant { approver: id() });
         }
-        if !self.approver_roles.is_empty()
-            && !self.approver_roles.iter().any(|r| approver.has_role(r))
-        {
+        let roles = self.approver_roles();
+        if !roles.is_empty() && !roles.iter().any(|r| approver.has_role(r)) {
             return Err(TransitionError::MissingRole {
                 approver: id(),
-                needed: self.approver_roles.clone(),
+                needed: roles.to_vec(),
             });
         }
         Ok(())
@@ -534,12 +787,12 @@ impl ApprovalRequest {
     pub fn claims(&self, now: OffsetDateTime) -> Claims {
         Claims {
             jti: self.id.to_string(),
-            run_id: self.call.run_id().to_owned(),
-            call_id: self.call.call_id().to_owned(),
-            tool: self.call.tool().to_owned(),
+            run_id: self.call().run_id().to_owned(),
+            call_id: self.call().call_id().to_owned(),
+            tool: self.call().tool().to_owned(),
             args_hash: self.approved_args_hash(),
-            policy_version: self.policy_version.to_string(),
-            approvers: self.approvers.clone(),
+            policy_version: self.policy_version().to_string(),
+            approvers: self.approvers().to_vec(),
             iat: now.unix_timestamp(),
             exp: self.approval_expiry(now).unix_timestamp(),
         }
@@ -549,7 +802,7 @@ impl ApprovalRequest {
     /// [`Keyring::sign`](crate::Keyring::sign)); part of the same transition as the
     /// approval that completed the quorum.
     pub fn with_token(mut self, token: ApprovalToken) -> ApprovalRequest {
-        self.token = Some(token);
+        self.progress_mut().token = Some(token);
         self
     }
 
@@ -571,8 +824,9 @@ impl ApprovalRequest {
         self.check_scope(approver)?;
         let mut next = self.next(RequestState::Denied);
         next.decided_at = Some(now);
-        next.decided_by = Some(approver.id().to_owned());
-        next.feedback = feedback;
+        let progress = next.progress_mut();
+        progress.decided_by = Some(approver.id().to_owned());
+        progress.feedback = feedback;
         Ok(next)
     }
 
@@ -588,8 +842,9 @@ impl ApprovalRequest {
         }
         let mut next = self.next(RequestState::Cancelled);
         next.decided_at = Some(now);
-        next.decided_by = Some(by.to_owned());
-        next.feedback = reason;
+        let progress = next.progress_mut();
+        progress.decided_by = Some(by.to_owned());
+        progress.feedback = reason;
         Ok(next)
     }
 
@@ -895,5 +1150,134 @@ mod tests {
         assert_eq!(edited.changed_fields(), ["args.amount"]);
         let done = edited.approve(&ann, T0).unwrap();
         assert_eq!(done.stored_state(), RequestState::Approved);
+    }
+
+    /// The JSON of a request whose every field is set, written by this crate before the
+    /// parts of a request were shared: stored rows hold this form.
+    const ALL_FIELDS: &str = r#"{"id":"01234567-89ab-4def-8123-456789abcdef","version":6,"state":"executed","call":{"run_id":"run-1","call_id":"call-1","tool":"payments.refund","args":{"amount":500,"nested":{"a":"é\"\n","b":[1,2.5,null]},"to":"acct-1"},"requested_by":"bob","tenant":"acme","roles":["support","ops"],"mode":"auto"},"args_hash":"f1d580a48c6cfffd07497cc0d34ea725fea43ab2ed059aeb03668c3204649c19","rule_ids":["r"],"reason":"big refund","tier":"t","preview":"refund 500 to acct-1","shown_args":{"amount":500,"to":"***"},"policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:10:00Z","approval_ttl_secs":90,"approver_roles":["finance"],"quorum":2,"grants_allowed":false,"approvers":["cid","ann"],"approved_args":{"amount":50,"to":"acct-1"},"approved_args_hash":"69d567af1bca012b25007280a5035def78141f45f4d1775b3a9d2246a1cbf40e","changed_fields":["args.amount","args.nested"],"decided_at":"2026-01-01T00:00:05Z","decided_by":"dan","feedback":"looks \"fine\"","approval_expires_at":"2026-01-01T00:01:35Z","token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJqdGkiOiIwMTIzNDU2Ny04OWFiLTRkZWYtODEyMy00NTY3ODlhYmNkZWYiLCJydW5faWQiOiJydW4tMSIsImNhbGxfaWQiOiJjYWxsLTEiLCJ0b29sIjoicGF5bWVudHMucmVmdW5kIiwiYXJnc19oYXNoIjoiNjlkNTY3YWYxYmNhMDEyYjI1MDA3MjgwYTUwMzVkZWY3ODE0MWY0NWY0ZDE3NzViM2E5ZDIyNDZhMWNiZjQwZSIsInBvbGljeV92ZXJzaW9uIjoiZmQ0YTYzMTYyNjBiZWM2OGFjNDY1ZWNjMjQ1ZmJlNGE5NmYyNGE0NDM5ZDFhMmMwYjBhNWEyNDJjMTI3NzAxNCIsImFwcHJvdmVycyI6WyJjaWQiLCJhbm4iXSwiaWF0IjoxNzY3MjI1NjA1LCJleHAiOjE3NjcyMjU2OTV9.G1bQdclnAuJ7QNivTdls5HgQ9vmF1UG-2Jbrd3M9nqs","finished_at":"2026-01-01T00:00:07Z"}"#;
+
+    /// The JSON of the request [`flow_request`] builds, captured the same way.
+    const FLOW: &str = r#"{"id":"01234567-89ab-4def-8123-456789abcdef","version":6,"state":"executed","call":{"run_id":"run-1","call_id":"call-1","tool":"payments.refund","args":{"amount":500,"nested":{"a":"é\"\n","b":[1,2.5,null]},"to":"acct-1"},"requested_by":"bob","tenant":"acme","roles":["support","ops"],"mode":"auto"},"args_hash":"f1d580a48c6cfffd07497cc0d34ea725fea43ab2ed059aeb03668c3204649c19","rule_ids":["r"],"reason":"big refund","tier":"t","preview":"refund 500 to acct-1","shown_args":{"amount":500,"to":"***"},"policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:10:00Z","approval_ttl_secs":90,"approver_roles":["finance"],"quorum":2,"grants_allowed":false,"approvers":["cid","ann"],"approved_args":{"amount":50,"to":"acct-1"},"approved_args_hash":"69d567af1bca012b25007280a5035def78141f45f4d1775b3a9d2246a1cbf40e","changed_fields":["args.amount","args.nested"],"decided_at":"2026-01-01T00:00:05Z","approval_expires_at":"2026-01-01T00:01:35Z","token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJqdGkiOiIwMTIzNDU2Ny04OWFiLTRkZWYtODEyMy00NTY3ODlhYmNkZWYiLCJydW5faWQiOiJydW4tMSIsImNhbGxfaWQiOiJjYWxsLTEiLCJ0b29sIjoicGF5bWVudHMucmVmdW5kIiwiYXJnc19oYXNoIjoiNjlkNTY3YWYxYmNhMDEyYjI1MDA3MjgwYTUwMzVkZWY3ODE0MWY0NWY0ZDE3NzViM2E5ZDIyNDZhMWNiZjQwZSIsInBvbGljeV92ZXJzaW9uIjoiZmQ0YTYzMTYyNjBiZWM2OGFjNDY1ZWNjMjQ1ZmJlNGE5NmYyNGE0NDM5ZDFhMmMwYjBhNWEyNDJjMTI3NzAxNCIsImFwcHJvdmVycyI6WyJjaWQiLCJhbm4iXSwiaWF0IjoxNzY3MjI1NjA1LCJleHAiOjE3NjcyMjU2OTV9.G1bQdclnAuJ7QNivTdls5HgQ9vmF1UG-2Jbrd3M9nqs","finished_at":"2026-01-01T00:00:07Z"}"#;
+
+    /// The JSON of a freshly filed request with no optional field set.
+    const FILED: &str = r#"{"id":"00000000-0000-0000-0000-000000000001","version":1,"state":"pending","call":{"run_id":"r","call_id":"c","tool":"x","args":null},"args_hash":"74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b","rule_ids":[],"reason":"no rule allows `x`, and the policy denies what no rule allows","policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:05:00Z","approval_ttl_secs":900,"quorum":1,"grants_allowed":true}"#;
+
+    fn flow_policy() -> Policy {
+        Policy::from_yaml_str(
+            "tiers:\n  t: { approvers: [finance], quorum: 2, grants: false, ttl_seconds: 600, approval_ttl_seconds: 90 }\nrules:\n  - { id: r, tool: payments.refund, effect: approval_required, tier: t, reason: big refund }\n",
+        )
+        .unwrap()
+    }
+
+    /// Filed, approved, edited, approved again, signed, claimed and finished.
+    fn flow_request() -> ApprovalRequest {
+        let policy = flow_policy();
+        let call = crate::call::every_field();
+        let decision = policy.evaluate(&call);
+        let hash = call.args_hash().unwrap();
+        let r = ApprovalRequest::new(
+            RequestId::from(Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef)),
+            call,
+            hash,
+            &decision,
+            policy.version().clone(),
+            T0,
+        )
+        .with_display(
+            "refund 500 to acct-1".into(),
+            json!({"amount": 500, "to": "***"}),
+        );
+        let ann = Approver::new("ann").role("finance").tenant("acme");
+        let cid = Approver::new("cid").role("finance").tenant("acme");
+        let edited = json!({"amount": 50, "to": "acct-1"});
+        let edited_hash = ArgsHash::compute(&edited).unwrap();
+        let approved = r
+            .approve(&ann, T0)
+            .unwrap()
+            .approve_with_edits(&cid, edited, edited_hash, T0)
+            .unwrap()
+            .approve(&ann, T0 + secs(5))
+            .unwrap();
+        let keys = Keyring::new(Key::new("k1", [7u8; 32]).unwrap());
+        let token = keys.sign(&approved.claims(T0 + secs(5)));
+        approved
+            .with_token(token)
+            .claim(T0 + secs(6))
+            .unwrap()
+            .finish(true, T0 + secs(7))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_json_form_is_unchanged() {
+        assert_eq!(serde_json::to_string(&flow_request()).unwrap(), FLOW);
+        let policy = flow_policy();
+        let call = ToolCall::new("r", "c", "x", json!(null));
+        let filed = ApprovalRequest::new(
+            RequestId::from(Uuid::from_u128(1)),
+            call.clone(),
+            call.args_hash().unwrap(),
+            &policy.evaluate(&call),
+            policy.version().clone(),
+            T0,
+        );
+        assert_eq!(serde_json::to_string(&filed).unwrap(), FILED);
+        for text in [ALL_FIELDS, FLOW, FILED] {
+            let back: ApprovalRequest = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn a_stored_row_reads_back_with_every_field() {
+        let r: ApprovalRequest = serde_json::from_str(ALL_FIELDS).unwrap();
+        assert_eq!(r.version(), 6);
+        assert_eq!(r.stored_state(), RequestState::Executed);
+        assert_eq!(r.call().requester(), Some("bob"));
+        assert_eq!(r.call().roles(), ["support", "ops"]);
+        assert_eq!(r.call().run_mode(), Some("auto"));
+        assert_eq!(r.preview(), Some("refund 500 to acct-1"));
+        assert_eq!(r.shown_args(), &json!({"amount": 500, "to": "***"}));
+        assert_eq!(r.quorum(), 2);
+        assert!(!r.grants_allowed());
+        assert_eq!(r.approvers(), ["cid", "ann"]);
+        assert!(r.is_edited());
+        assert_eq!(r.approved_args(), &json!({"amount": 50, "to": "acct-1"}));
+        assert_ne!(r.approved_args_hash(), r.args_hash());
+        assert_eq!(r.changed_fields(), ["args.amount", "args.nested"]);
+        assert_eq!(r.decided_by(), Some("dan"));
+        assert_eq!(r.feedback(), Some("looks \"fine\""));
+        assert_eq!(r.finished_at(), Some(T0 + secs(7)));
+        assert!(r.token().is_some());
+        // A row written before `quorum` and `grants_allowed` existed reads with their defaults.
+        let mut old: Value = serde_json::from_str(FILED).unwrap();
+        old.as_object_mut().unwrap().remove("quorum");
+        old.as_object_mut().unwrap().remove("grants_allowed");
+        let old: ApprovalRequest = serde_json::from_value(old).unwrap();
+        assert_eq!((old.quorum(), old.grants_allowed()), (1, true));
+    }
+
+    #[test]
+    fn versions_share_the_filed_call_and_leave_each_other_unchanged() {
+        let approved = request().approve(&Approver::new("ann"), T0).unwrap();
+        let claimed = approved.claim(T0).unwrap();
+        assert!(std::ptr::eq(approved.call().args(), claimed.call().args()));
+        assert!(std::ptr::eq(
+            approved.call().args(),
+            approved.clone().approved_args()
+        ));
+        let denied = request()
+            .deny(&Approver::new("ann"), Some("no".into()), T0)
+            .unwrap();
+        let cancelled = denied
+            .revert_to(&request())
+            .cancel("cid", None, T0)
+            .unwrap();
+        assert_eq!(denied.decided_by(), Some("ann"));
+        assert_eq!(denied.feedback(), Some("no"));
+        assert_eq!(cancelled.decided_by(), Some("cid"));
+        assert_eq!(cancelled.feedback(), None);
+        assert_eq!(approved.stored_state(), RequestState::Approved);
+        assert_eq!(approved.approvers(), ["ann"]);
     }
 }

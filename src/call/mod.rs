@@ -6,7 +6,10 @@ mod hash;
 pub use canonical::{ArgsError, ArgsLimits, canonical_json};
 pub use hash::{ArgsHash, ParseArgsHashError};
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// One tool call that an agent wants to make, with the facts a policy may look at.
@@ -14,6 +17,9 @@ use serde_json::Value;
 /// The ids are the host's own: `run_id` names the agent run (a conversation, a job),
 /// `call_id` names this call within the run (the model's tool-call id). The args are the
 /// JSON arguments exactly as the model produced them.
+///
+/// A call is immutable once built and cheap to clone: clones share it (a reference count),
+/// however large its arguments.
 ///
 /// ```
 /// use approval_gate::ToolCall;
@@ -26,12 +32,20 @@ use serde_json::Value;
 /// assert_eq!(call.tool(), "email.send");
 /// assert_eq!(call.roles(), ["support"]);
 /// ```
+#[derive(Clone)]
+pub struct ToolCall(Arc<Call>);
+
+/// The fields of a [`ToolCall`], shared by its clones; the builder methods copy them on
+/// write. The args have an `Arc` of their own, so replacing or copying the other fields of
+/// a shared call never copies them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCall {
+#[serde(rename = "ToolCall")]
+struct Call {
     run_id: String,
     call_id: String,
     tool: String,
-    args: Value,
+    #[serde(with = "shared_value")]
+    args: Arc<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     requested_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +56,57 @@ pub struct ToolCall {
     mode: Option<String>,
 }
 
+/// (De)serializes an `Arc<Value>` as the value itself, without serde's `rc` feature.
+mod shared_value {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub(super) fn serialize<S: Serializer>(value: &Arc<Value>, s: S) -> Result<S::Ok, S::Error> {
+        Value::serialize(value, s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Value>, D::Error> {
+        Value::deserialize(d).map(Arc::new)
+    }
+}
+
+impl Serialize for ToolCall {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolCall {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Call::deserialize(d).map(|call| ToolCall(Arc::new(call)))
+    }
+}
+
+impl PartialEq for ToolCall {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// The same text as a derived `Debug` of the fields.
+impl fmt::Debug for ToolCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &*self.0;
+        f.debug_struct("ToolCall")
+            .field("run_id", &c.run_id)
+            .field("call_id", &c.call_id)
+            .field("tool", &c.tool)
+            .field("args", &*c.args)
+            .field("requested_by", &c.requested_by)
+            .field("tenant", &c.tenant)
+            .field("roles", &c.roles)
+            .field("mode", &c.mode)
+            .finish()
+    }
+}
+
 impl ToolCall {
     /// A call of `tool` with `args` in run `run_id`, identified within the run by `call_id`.
     pub fn new(
@@ -50,95 +115,175 @@ impl ToolCall {
         tool: impl Into<String>,
         args: Value,
     ) -> Self {
-        ToolCall {
+        ToolCall(Arc::new(Call {
             run_id: run_id.into(),
             call_id: call_id.into(),
             tool: tool.into(),
-            args,
+            args: Arc::new(args),
             requested_by: None,
             tenant: None,
             roles: Vec::new(),
             mode: None,
-        }
+        }))
+    }
+
+    /// The fields, to change: copied first if a clone shares them (never the args).
+    fn edit(&mut self) -> &mut Call {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Sets who asked for the call: the end user or service the agent acts for.
     pub fn requested_by(mut self, who: impl Into<String>) -> Self {
-        self.requested_by = Some(who.into());
+        self.edit().requested_by = Some(who.into());
         self
     }
 
     /// Sets the tenant the call belongs to.
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.edit().tenant = Some(tenant.into());
         self
     }
 
     /// Adds a role of the one who asked; policy conditions can test it (`context.roles`).
     pub fn role(mut self, role: impl Into<String>) -> Self {
-        self.roles.push(role.into());
+        self.edit().roles.push(role.into());
         self
     }
 
     /// Sets the run's mode (for example `auto` or `plan`); policy conditions can test it.
     pub fn mode(mut self, mode: impl Into<String>) -> Self {
-        self.mode = Some(mode.into());
+        self.edit().mode = Some(mode.into());
         self
     }
 
     /// Replaces the arguments, keeping everything else.
     pub fn with_args(mut self, args: Value) -> Self {
-        self.args = args;
+        self.edit().args = Arc::new(args);
         self
     }
 
     /// The agent run this call belongs to.
     pub fn run_id(&self) -> &str {
-        &self.run_id
+        &self.0.run_id
     }
 
     /// The call's id within its run.
     pub fn call_id(&self) -> &str {
-        &self.call_id
+        &self.0.call_id
     }
 
     /// The tool's name, for example `email.send`.
     pub fn tool(&self) -> &str {
-        &self.tool
+        &self.0.tool
     }
 
     /// The JSON arguments.
     pub fn args(&self) -> &Value {
-        &self.args
+        &self.0.args
     }
 
     /// Who asked for the call, if the host said.
     pub fn requester(&self) -> Option<&str> {
-        self.requested_by.as_deref()
+        self.0.requested_by.as_deref()
     }
 
     /// The tenant, if the host said.
     pub fn tenant_id(&self) -> Option<&str> {
-        self.tenant.as_deref()
+        self.0.tenant.as_deref()
     }
 
     /// The roles of the one who asked.
     pub fn roles(&self) -> &[String] {
-        &self.roles
+        &self.0.roles
     }
 
     /// The run's mode, if the host said.
     pub fn run_mode(&self) -> Option<&str> {
-        self.mode.as_deref()
+        self.0.mode.as_deref()
     }
 
     /// The hash of the arguments under the default [`ArgsLimits`].
     pub fn args_hash(&self) -> Result<ArgsHash, ArgsError> {
-        ArgsHash::compute(&self.args)
+        ArgsHash::compute(&self.0.args)
     }
 
     /// Takes the arguments out of the call.
     pub fn into_args(self) -> Value {
-        self.args
+        let args = match Arc::try_unwrap(self.0) {
+            Ok(call) => call.args,
+            Err(shared) => Arc::clone(&shared.args),
+        };
+        Arc::unwrap_or_clone(args)
+    }
+}
+
+/// A call with every field set, for the tests of this module and of requests.
+#[cfg(test)]
+pub(crate) fn every_field() -> ToolCall {
+    ToolCall::new(
+        "run-1",
+        "call-1",
+        "payments.refund",
+        serde_json::json!({"amount": 500, "to": "acct-1", "nested": {"b": [1, 2.5, null], "a": "é\"\n"}}),
+    )
+    .requested_by("bob")
+    .tenant("acme")
+    .role("support")
+    .role("ops")
+    .mode("auto")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The JSON of a call with every field set, as written before its fields were shared.
+    const ALL_FIELDS: &str = r#"{"run_id":"run-1","call_id":"call-1","tool":"payments.refund","args":{"amount":500,"nested":{"a":"é\"\n","b":[1,2.5,null]},"to":"acct-1"},"requested_by":"bob","tenant":"acme","roles":["support","ops"],"mode":"auto"}"#;
+
+    use super::every_field;
+
+    fn call() -> ToolCall {
+        every_field()
+    }
+
+    #[test]
+    fn the_json_form_is_unchanged() {
+        assert_eq!(serde_json::to_string(&call()).unwrap(), ALL_FIELDS);
+        let back: ToolCall = serde_json::from_str(ALL_FIELDS).unwrap();
+        assert_eq!(back, call());
+        let bare = ToolCall::new("r", "c", "t", json!([1]));
+        let text = serde_json::to_string(&bare).unwrap();
+        assert_eq!(
+            text,
+            r#"{"run_id":"r","call_id":"c","tool":"t","args":[1]}"#
+        );
+        assert_eq!(serde_json::from_str::<ToolCall>(&text).unwrap(), bare);
+    }
+
+    #[test]
+    fn changing_a_clone_leaves_the_original_as_it_was() {
+        let original = call();
+        let copy = original.clone();
+        assert!(
+            std::ptr::eq(original.args(), copy.args()),
+            "clones share the args"
+        );
+        let edited = copy.clone().with_args(json!({"amount": 5})).role("finance");
+        assert_eq!(edited.args(), &json!({"amount": 5}));
+        assert_eq!(edited.roles(), ["support", "ops", "finance"]);
+        assert_eq!(edited.requester(), Some("bob"));
+        assert_eq!(original, copy);
+        assert_eq!(original.roles(), ["support", "ops"]);
+        assert_eq!(copy.args()["amount"], 500);
+        assert_eq!(copy.into_args()["to"], "acct-1");
+        assert_eq!(original.into_args()["amount"], 500);
+    }
+
+    #[test]
+    fn debug_shows_every_field() {
+        let text = format!("{:?}", call());
+        assert!(text.starts_with("ToolCall { run_id: \"run-1\", call_id: \"call-1\""));
+        assert!(text.ends_with("roles: [\"support\", \"ops\"], mode: Some(\"auto\") }"));
     }
 }
