@@ -48,6 +48,24 @@ fn overhead(c: &mut Criterion) {
             })
         })
     });
+    // For comparison: a sink that keeps only its newest 10,000 records, so its memory
+    // stops growing.
+    group.bench_function("gated_call_bounded_sink", |b| {
+        b.iter_custom(|iters| {
+            let gate = common::gate_builder()
+                .store(MemoryStore::new())
+                .audit(MemorySink::with_capacity(10_000))
+                .build();
+            let gated = gate.wrap(|_exec: Execution| async { Ok::<(), std::io::Error>(()) });
+            runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    gated.call(black_box(call.clone())).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
     // For comparison: the store's own trail and no sink beside it.
     group.bench_function("gated_call_store_trail_only", |b| {
         b.iter_custom(|iters| {
