@@ -170,6 +170,46 @@ async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
 }
 
 #[tokio::test]
+async fn two_processes_appending_in_turn_keep_one_chain() {
+    let dir = TempDir::new();
+    // Two stores on one file: two processes, each with its own idea of the trail's end.
+    let a = SqliteStore::connect(&dir.db()).await.unwrap();
+    let b = SqliteStore::connect(&dir.db()).await.unwrap();
+    let record = |n: u32| {
+        let call = approval_gate::ToolCall::new(
+            "run-1",
+            format!("c{n}"),
+            "crm.read",
+            serde_json::json!({}),
+        );
+        let event = approval_gate::AuditEvent::Allow {
+            rule_ids: Vec::new(),
+        };
+        approval_gate::AuditRecord::new(
+            approval_gate::Clock::now(&ManualClock::default()),
+            &call,
+            None,
+            "v",
+            event,
+        )
+    };
+    for n in 0..6 {
+        let store = if n % 3 == 0 { &b } else { &a };
+        store.append_audit(&record(n)).await.unwrap();
+    }
+    let trail = a
+        .audit_records(&approval_gate::AuditQuery::default())
+        .await
+        .unwrap();
+    let calls: Vec<&str> = trail.iter().map(|r| r.call_id.as_str()).collect();
+    assert_eq!(calls, ["c0", "c1", "c2", "c3", "c4", "c5"]);
+    let head = approval_gate::verify_chain(&trail, None).unwrap();
+    assert_eq!(head.seq, 6);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
 async fn kill_switches_keep_their_order() {
     let dir = TempDir::new();
     let store = SqliteStore::connect(&dir.db()).await.unwrap();

@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: approval requests in one SQLite file.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,19 +14,18 @@ use sqlx::{Executor as _, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
-    LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
-    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit,
-    parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key, usage,
-    usage_columns,
+    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT,
+    PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
+    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant,
+    parse_head, parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
     Subscription,
 };
 use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
-    Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, ChainHead, Grant, GrantId, KillScope, RequestId,
+    RunUsage, Switches, ToolCall, UsageDelta,
 };
 
 /// The schema migrations, in order: version and SQL.
@@ -94,6 +94,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// One connection, for every write transaction of this process.
     writer: SqlitePool,
+    /// The head of the audit trail as this process last wrote it: a guess that saves
+    /// reading it before each append (see `append`).
+    head: Arc<Mutex<Option<ChainHead>>>,
     /// Tells this store's (and its clones') subscribers of the changes it commits.
     notifier: Notifier,
 }
@@ -145,6 +148,7 @@ impl SqliteStore {
         SqliteStore {
             pool,
             writer,
+            head: Arc::default(),
             notifier: Notifier::new(),
         }
     }
@@ -272,17 +276,43 @@ fn read_usage(run_id: &str, row: Option<&SqliteRow>) -> Result<RunUsage, StoreEr
 }
 
 /// Appends `record` to the trail inside `tx`, which holds the trail's write lock.
+/// Appends `record` to the trail inside `tx` (which began with `BEGIN IMMEDIATE`, so it
+/// holds the database's write lock).
+///
+/// The chain's head is taken from `guess`, the head this process last wrote, and the
+/// insert checks in the same statement that the trail still ends there; only when
+/// another process appended since (or a transaction rolled back) is the head read
+/// first. Either way the record links to the trail's real last record.
 async fn append(
     tx: &mut Transaction<'static, Sqlite>,
     record: &AuditRecord,
+    guess: &Mutex<Option<ChainHead>>,
 ) -> Result<(), StoreError> {
-    // `tx` began with `BEGIN IMMEDIATE`: it holds the database's write lock already.
+    let guessed = *guess.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(head) = guessed {
+        let (row, next) = AuditRow::linked(record, head)?;
+        if insert_audit(tx, &row, INSERT_AUDIT_AFTER).await? {
+            *guess.lock().unwrap_or_else(PoisonError::into_inner) = Some(next);
+            return Ok(());
+        }
+    }
     let last: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD)
         .fetch_optional(&mut **tx)
         .await
         .db()?;
-    let (row, _) = AuditRow::linked(record, parse_head(last)?)?;
-    sqlx::query(INSERT_AUDIT)
+    let (row, next) = AuditRow::linked(record, parse_head(last)?)?;
+    insert_audit(tx, &row, INSERT_AUDIT).await?;
+    *guess.lock().unwrap_or_else(PoisonError::into_inner) = Some(next);
+    Ok(())
+}
+
+/// Runs `sql` (one of the audit inserts) for `row`; whether it inserted.
+async fn insert_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    row: &AuditRow,
+    sql: &'static str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(sql)
         .bind(row.seq)
         .bind(&row.prev_hash)
         .bind(&row.hash)
@@ -295,8 +325,27 @@ async fn append(
         .execute(&mut **tx)
         .await
         .db()?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
+
+/// The request in the order of [`RequestRow`]'s binds, unless a request for the same
+/// run, tool and args hash is pending at `$13` (mirrors [`pending_twin`]) or the id is
+/// taken.
+const INSERT_UNLESS_PENDING: &str = "INSERT INTO approval_requests \
+     (id, version, state, run_id, tool, args_hash, tenant, tier, created_at, expires_at, \
+      approval_expires_at, body) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+     WHERE NOT EXISTS (SELECT 1 FROM approval_requests WHERE run_id = $4 AND tool = $5 \
+       AND args_hash = $6 AND state = 'pending' AND expires_at > $13) \
+     ON CONFLICT (id) DO NOTHING";
+
+/// [`INSERT_AUDIT`], only if the trail ends right before the new record: its last
+/// record is number `$1 - 1` with hash `$2`.
+const INSERT_AUDIT_AFTER: &str = "INSERT INTO approval_audit \
+     (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+     WHERE COALESCE((SELECT MAX(seq) FROM approval_audit), 0) = $1 - 1 \
+     AND ($1 = 1 OR (SELECT hash FROM approval_audit WHERE seq = $1 - 1) = $2)";
 
 fn read_audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     let seq: i64 = row.try_get("seq").db()?;
@@ -340,30 +389,32 @@ impl ApprovalStore for SqliteStore {
     ) -> Result<Filed, StoreError> {
         let row = RequestRow::of(&request)?;
         let mut tx = self.begin_write().await?;
-        let twins = sqlx::query(PENDING_TWINS)
-            .bind(&row.run_id)
-            .bind(&row.tool)
-            .bind(&row.args_hash)
-            .fetch_all(&mut *tx)
-            .await
-            .db()?
-            .iter()
-            .map(read_request)
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = pending_twin(twins, now) {
-            return Ok(Filed {
-                request: existing,
-                created: false,
-            });
-        }
-        let done = bind_request(sqlx::query(INSERT_REQUEST), &row)
+        // Insert unless an identical call is pending: one statement on the common path.
+        let done = bind_request(sqlx::query(INSERT_UNLESS_PENDING), &row)
+            .bind(nanos(now))
             .execute(&mut *tx)
             .await
             .db()?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Duplicate { id: request.id() });
+            let twins = sqlx::query(PENDING_TWINS)
+                .bind(&row.run_id)
+                .bind(&row.tool)
+                .bind(&row.args_hash)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?
+                .iter()
+                .map(read_request)
+                .collect::<Result<Vec<_>, _>>()?;
+            return match pending_twin(twins, now) {
+                Some(existing) => Ok(Filed {
+                    request: existing,
+                    created: false,
+                }),
+                None => Err(StoreError::Duplicate { id: request.id() }),
+            };
         }
-        append(&mut tx, record).await?;
+        append(&mut tx, record, &self.head).await?;
         tx.commit().await.db()?;
         Ok(Filed {
             request,
@@ -398,7 +449,7 @@ impl ApprovalStore for SqliteStore {
                 found: u64::try_from(found).unwrap_or_default(),
             });
         }
-        append(&mut tx, record).await?;
+        append(&mut tx, record, &self.head).await?;
         self.commit_changed(tx, std::slice::from_ref(next)).await
     }
 
@@ -441,7 +492,7 @@ impl ApprovalStore for SqliteStore {
                 continue;
             };
             if write_over(&mut tx, &next).await? {
-                append(&mut tx, &AuditRecord::timeout(now, &next)).await?;
+                append(&mut tx, &AuditRecord::timeout(now, &next), &self.head).await?;
                 expired.push(next);
             }
         }
@@ -545,7 +596,7 @@ impl ApprovalStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        append(&mut tx, record).await?;
+        append(&mut tx, record, &self.head).await?;
         tx.commit().await.db()
     }
 
@@ -556,14 +607,30 @@ impl ApprovalStore for SqliteStore {
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
+        let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
+        // Look without the write lock first: most calls have no grant covering them.
+        let rows = sqlx::query(&live)
+            .bind(nanos(now))
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        let mut covered = false;
+        for row in &rows {
+            if read_grant(row)?.covers(call, args_hash, now) {
+                covered = true;
+                break;
+            }
+        }
+        if !covered {
+            return Ok(None);
+        }
+        // Then again under the lock, where the use is counted.
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
-        ))
-        .bind(nanos(now))
-        .fetch_all(&mut *tx)
-        .await
-        .db()?;
+        let rows = sqlx::query(&live)
+            .bind(nanos(now))
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
         for row in &rows {
             let grant = read_grant(row)?;
             if grant.covers(call, args_hash, now) {
@@ -574,7 +641,7 @@ impl ApprovalStore for SqliteStore {
                     .await
                     .db()?;
                 let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
-                append(&mut tx, &record).await?;
+                append(&mut tx, &record, &self.head).await?;
                 tx.commit().await.db()?;
                 return Ok(Some(used));
             }
@@ -628,7 +695,7 @@ impl ApprovalStore for SqliteStore {
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        append(&mut tx, record).await?;
+        append(&mut tx, record, &self.head).await?;
         tx.commit().await.db()
     }
 
