@@ -237,51 +237,29 @@ impl Desk {
         self.gate.store().put_grant(&grant, &record).await?;
         if let Err(e) = self.gate.mirror(&record).await {
             // The sink did not record the grant: withdraw it before it allows anything.
-            if self
-                .gate
-                .store()
-                .revoke_grant(grant.id(), now)
-                .await
-                .is_ok()
-            {
-                let event = AuditEvent::GrantRevoked {
-                    grant_id: grant.id(),
-                    by: "approval-gate".into(),
-                };
-                let record = AuditRecord::for_request(now, &approved, event);
-                let _ = self.gate.store().append_audit(&record).await;
-            }
+            let store = self.gate.store();
+            let _ = store.revoke_grant(grant.id(), "approval-gate", now).await;
             return Err(DeskError::Audit(e));
         }
         Ok((approved, Some(grant)))
     }
 
-    /// Revokes a standing grant: it covers no call from now on.
+    /// Revokes a standing grant: it covers no call from now on. The store records it
+    /// (`grant_revoked`) with the revocation; if the sink beside the store then fails,
+    /// the revocation stands (undoing it would re-open what it closed) and the error says
+    /// so.
     pub async fn revoke_grant(&self, grant_id: GrantId, by: &str) -> Result<Grant, DeskError> {
         let now = self.gate.now();
-        let grant = self.gate.store().revoke_grant(grant_id, now).await?;
+        let grant = self.gate.store().revoke_grant(grant_id, by, now).await?;
         let request = self.gate.store().get(grant.request_id()).await?;
-        let event = AuditEvent::GrantRevoked {
-            grant_id,
-            by: by.to_owned(),
-        };
-        self.record_grant(&request, event, now).await?;
+        let record = AuditRecord::grant_revoked(now, &request, grant_id, by);
+        self.gate.mirror(&record).await.map_err(DeskError::Audit)?;
         Ok(grant)
     }
 
     /// The standing grants still live.
     pub async fn grants(&self) -> Result<Vec<Grant>, DeskError> {
         Ok(self.gate.store().grants(self.gate.now()).await?)
-    }
-
-    async fn record_grant(
-        &self,
-        request: &ApprovalRequest,
-        event: AuditEvent,
-        now: OffsetDateTime,
-    ) -> Result<(), DeskError> {
-        let record = AuditRecord::for_request(now, request, event);
-        Ok(self.gate.record(&record).await?)
     }
 
     /// Signs the token if `next` completes the quorum, and commits it with its record.

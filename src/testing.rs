@@ -512,7 +512,15 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     let tenant = unique("tenant");
     let run = unique("run");
     let r = request(&run, &tenant, "email.send", json!({"to": "a@x"}), now);
+    store
+        .create(r.clone(), &rec(&r), now)
+        .await
+        .expect("create");
     let approved = r.approve(&approver(&tenant), now).expect("approve");
+    store
+        .update(&approved, &rec(&approved))
+        .await
+        .expect("approve");
     let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60)).max_uses(2);
     let grant = Grant::from_approval(&approved, "approver", &spec, now).expect("grant");
     store.put_grant(&grant, &rec(&approved)).await.expect("put");
@@ -575,8 +583,22 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
             .is_none(),
         "expired"
     );
-    let revoked = store.revoke_grant(grant.id(), now).await.expect("revoke");
+    let revoked = store
+        .revoke_grant(grant.id(), "approver", now)
+        .await
+        .expect("revoke");
     assert_eq!(revoked.revoked_at(), Some(now));
+    let records = store
+        .audit_records(&AuditQuery::request(r.id()))
+        .await
+        .expect("audit records");
+    assert!(
+        records.iter().any(|x| matches!(
+            &x.event,
+            AuditEvent::GrantRevoked { grant_id, by } if *grant_id == grant.id() && by == "approver"
+        )),
+        "the revocation is on the record with it"
+    );
     assert!(
         store
             .use_grant(&call, &hash, "v", now)
@@ -594,7 +616,9 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
             .any(|g| g.id() == grant.id())
     );
     assert!(matches!(
-        store.revoke_grant(crate::GrantId::new(), now).await,
+        store
+            .revoke_grant(crate::GrantId::new(), "approver", now)
+            .await,
         Err(StoreError::GrantNotFound { .. })
     ));
 }

@@ -132,9 +132,10 @@ impl ApprovalStore for SwitchStore {
     async fn revoke_grant(
         &self,
         id: approval_gate::GrantId,
+        by: &str,
         now: OffsetDateTime,
     ) -> Result<approval_gate::Grant, StoreError> {
-        self.inner.revoke_grant(id, now).await
+        self.inner.revoke_grant(id, by, now).await
     }
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<approval_gate::Grant>, StoreError> {
         self.inner.grants(now).await

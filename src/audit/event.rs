@@ -127,6 +127,22 @@ impl AuditRecord {
         AuditRecord::new(at, call, Some(args_hash), policy_version, event)
     }
 
+    /// The `grant_revoked` record of grant `grant_id`, left on `request`, revoked by `by`
+    /// at `at`: what a store's [`revoke_grant`](crate::ApprovalStore::revoke_grant)
+    /// writes.
+    pub fn grant_revoked(
+        at: OffsetDateTime,
+        request: &ApprovalRequest,
+        grant_id: GrantId,
+        by: &str,
+    ) -> Self {
+        let event = AuditEvent::GrantRevoked {
+            grant_id,
+            by: by.to_owned(),
+        };
+        AuditRecord::for_request(at, request, event)
+    }
+
     /// Sets the approval request the record belongs to.
     pub fn with_request(mut self, id: RequestId) -> Self {
         self.request_id = Some(id);

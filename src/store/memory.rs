@@ -262,15 +262,28 @@ impl ApprovalStore for MemoryStore {
         Ok(Some(used))
     }
 
-    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Grant, StoreError> {
         let mut inner = self.lock();
-        let grant = inner
+        let at = inner
             .grants
-            .iter_mut()
-            .find(|g| g.id() == id)
+            .iter()
+            .position(|g| g.id() == id)
             .ok_or(StoreError::GrantNotFound { id })?;
-        *grant = grant.revoked(now);
-        Ok(grant.clone())
+        let request_id = inner.grants[at].request_id();
+        let request = inner
+            .requests
+            .get(&request_id)
+            .ok_or(StoreError::NotFound { id: request_id })?;
+        let record = AuditRecord::grant_revoked(now, request, id, by);
+        let revoked = inner.grants[at].revoked(now);
+        inner.grants[at] = revoked.clone();
+        inner.trail.push(record);
+        Ok(revoked)
     }
 
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {

@@ -231,7 +231,7 @@ impl AuditQuery {
 /// - [`update`](Self::update) is compare-and-set: it writes only if the stored version is
 ///   one less than the new one, so of two racing transitions exactly one wins.
 /// - A transition and its audit record are one write: `create`, `update`,
-///   `sweep_expired`, `put_grant` and `use_grant` append their records to the store's
+///   `sweep_expired`, `put_grant`, `use_grant` and `revoke_grant` append their records to the store's
 ///   trail in the same transaction as the change, so the state and the trail never
 ///   disagree.
 /// - [`create`](Self::create) files at most one pending request per run, tool and args
@@ -312,8 +312,14 @@ pub trait ApprovalStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError>;
 
-    /// Revokes a grant at `now` and returns it as revoked.
-    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError>;
+    /// Revokes a grant at `now` and appends its `grant_revoked` record (by `by`, about
+    /// the request the grant was left on) in the same transaction; returns it as revoked.
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Grant, StoreError>;
 
     /// The grants still live at `now`.
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError>;

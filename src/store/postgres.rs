@@ -652,7 +652,12 @@ impl ApprovalStore for PostgresStore {
         }
     }
 
-    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Grant, StoreError> {
         let mut tx = self.pool.begin().await.db()?;
         let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1 FOR UPDATE")
             .bind(id.to_string())
@@ -666,6 +671,15 @@ impl ApprovalStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .db()?;
+        let request_id = revoked.request_id();
+        let request = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
+            .bind(request_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound { id: request_id })?;
+        let record = AuditRecord::grant_revoked(now, &read_request(&request)?, id, by);
+        append(&mut tx, &record).await?;
         tx.commit().await.db()?;
         Ok(revoked)
     }

@@ -649,7 +649,12 @@ impl ApprovalStore for SqliteStore {
         Ok(None)
     }
 
-    async fn revoke_grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Grant, StoreError> {
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Grant, StoreError> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1")
             .bind(id.to_string())
@@ -663,6 +668,15 @@ impl ApprovalStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .db()?;
+        let request_id = revoked.request_id();
+        let request = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
+            .bind(request_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound { id: request_id })?;
+        let record = AuditRecord::grant_revoked(now, &read_request(&request)?, id, by);
+        append(&mut tx, &record, &self.head).await?;
         tx.commit().await.db()?;
         Ok(revoked)
     }
