@@ -53,20 +53,25 @@ fn request(
     args: serde_json::Value,
     now: OffsetDateTime,
 ) -> ApprovalRequest {
+    request_with_id(RequestId::new(), run, tenant, tool, args, now)
+}
+
+/// [`request`] with the id given.
+fn request_with_id(
+    id: RequestId,
+    run: &str,
+    tenant: &str,
+    tool: &str,
+    args: serde_json::Value,
+    now: OffsetDateTime,
+) -> ApprovalRequest {
     let policy = Policy::from_yaml_str(POLICY).expect("the suite's policy loads");
     let call = ToolCall::new(run, "call-1", tool, args)
         .requested_by("requester")
         .tenant(tenant);
     let decision = policy.evaluate(&call);
     let hash = call.args_hash().expect("small args hash");
-    ApprovalRequest::new(
-        RequestId::new(),
-        call,
-        hash,
-        &decision,
-        policy.version().clone(),
-        now,
-    )
+    ApprovalRequest::new(id, call, hash, &decision, policy.version().clone(), now)
 }
 
 /// The audit record of the transition that made `r` what it is.
@@ -147,6 +152,19 @@ pub async fn create_then_get_round_trips(store: &dyn ApprovalStore, clock: &Manu
         store.get(RequestId::new()).await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // Another call under an id that is taken is refused, and nothing is recorded.
+    let clash = request_with_id(r.id(), &unique("run"), "t1", "email.send", json!({}), now);
+    let record = rec(&clash);
+    assert!(matches!(
+        store.create(clash, &record, now).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let records = store
+        .audit_records(&AuditQuery::request(r.id()))
+        .await
+        .expect("audit records");
+    assert_eq!(records.len(), 1, "only the first filing is on the record");
 }
 
 /// While an identical call (run, tool, args hash) is pending, `create` returns it; once

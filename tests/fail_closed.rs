@@ -239,6 +239,18 @@ async fn an_allowed_write_does_not_run_when_the_audit_sink_fails() {
         .await;
     assert!(matches!(result, Err(GateError::Audit(_))));
     assert_eq!(w.runs(), 0);
+    // The store's trail, which took the `allow`, says the call did not run after all.
+    let trail = w
+        .store
+        .audit_records(&AuditQuery::run("run-1"))
+        .await
+        .unwrap();
+    let events: Vec<_> = trail.iter().map(AuditRecord::event_name).collect();
+    assert_eq!(events, ["allow", "stopped"]);
+    assert!(matches!(
+        &trail[1].event,
+        approval_gate::AuditEvent::Stopped { reason, .. } if reason == "audit_failed"
+    ));
 }
 
 #[tokio::test]

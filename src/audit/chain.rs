@@ -71,7 +71,7 @@ impl<'de> Deserialize<'de> for AuditHash {
 ///
 /// `hash` is SHA-256 over the record's JSON object without its `hash` field, in the
 /// canonical form of [`canonical_json`](crate::canonical_json) (RFC 8785 with exact
-/// integers): any JWT-era language can recompute it.
+/// integers), which any language can recompute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainLink {
     /// The record's number in its trail: 1, 2, 3, … with no gaps.

@@ -96,7 +96,7 @@ impl<E: ToolExecutor> Gated<E> {
                 };
                 let version = policy.version().as_str();
                 let record = AuditRecord::new(now, &call, Some(args_hash), version, event);
-                self.gate.record(&record).await?;
+                self.gate.record_before_run(&record).await?;
                 Ok(self
                     .execute_then_record(Execution::allowed(call), record)
                     .await)
@@ -305,7 +305,7 @@ impl<E: ToolExecutor> Gated<E> {
         let version = policy.version().as_str();
         // The store wrote this record with the use; the sink gets it before the tool runs.
         let record = AuditRecord::grant_used(now, &call, args_hash, version, &grant);
-        self.gate.mirror(&record).await?;
+        self.gate.mirror_before_run(&record).await?;
         let claims = Claims {
             jti: format!("grant:{}:{}", grant.id(), grant.uses()),
             run_id: call.run_id().to_owned(),

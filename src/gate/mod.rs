@@ -310,6 +310,30 @@ impl Gate {
         Ok(self.mirror(record).await?)
     }
 
+    /// Records `before` (an `allow` or `grant_used`, which say the tool runs next) in the
+    /// store's trail and the sink. When the sink refuses it, the tool must not run: the
+    /// store's trail, which holds `before` already, gets a `stopped` record saying so.
+    pub(crate) async fn record_before_run(&self, before: &AuditRecord) -> Result<(), GateError> {
+        self.inner.store.append_audit(before).await?;
+        self.mirror_before_run(before).await
+    }
+
+    /// [`record_before_run`](Self::record_before_run) for a record the store wrote already.
+    pub(crate) async fn mirror_before_run(&self, before: &AuditRecord) -> Result<(), GateError> {
+        let Err(e) = self.mirror(before).await else {
+            return Ok(());
+        };
+        let mut stopped = before.clone();
+        stopped.event = AuditEvent::Stopped {
+            reason: "audit_failed".into(),
+            detail: Some(error_chain(&e)),
+        };
+        // Best effort: the store is what just worked; if it fails now, the caller's
+        // error still stops the tool.
+        let _ = self.inner.store.append_audit(&stopped).await;
+        Err(e.into())
+    }
+
     /// Hands a record the store's trail already holds to the sink beside it, if any.
     pub(crate) async fn mirror(&self, record: &AuditRecord) -> Result<(), AuditError> {
         match &self.inner.audit {
