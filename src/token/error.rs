@@ -31,7 +31,8 @@ pub enum TokenError {
     /// The header names an algorithm other than `HS256` (including `none`).
     #[error("unsupported token algorithm `{alg}`, only `HS256` is accepted")]
     UnsupportedAlgorithm {
-        /// The algorithm the header named.
+        /// The algorithm the header named, with control and other unprintable characters
+        /// escaped as in Rust's `escape_debug` (`\n`, `\u{202e}`).
         alg: String,
     },
 

@@ -210,13 +210,18 @@ impl<'a> UnverifiedToken<'a> {
         let header_len = B64
             .decode_slice(header_b64, &mut header_buf)
             .map_err(|e| TokenError::malformed_by("header is not base64url", e))?;
-        let header: RawHeader<'_> = serde_json::from_slice(&header_buf[..header_len])
+        let header_json = &header_buf[..header_len];
+        if !is_json_object(header_json) {
+            return Err(TokenError::malformed("header is not a JSON object"));
+        }
+        let header: RawHeader<'_> = serde_json::from_slice(header_json)
             .map_err(|e| TokenError::malformed_by("header is not a JSON object", e))?;
         match header.alg.as_deref() {
             Some(ALG) => {}
             Some(other) => {
+                // Escaped: it is the sender's text, and goes into messages and logs.
                 return Err(TokenError::UnsupportedAlgorithm {
-                    alg: other.to_owned(),
+                    alg: other.escape_debug().to_string(),
                 });
             }
             None => return Err(TokenError::malformed("header has no `alg`")),
@@ -298,8 +303,7 @@ impl<'a> UnverifiedToken<'a> {
         mac.verify_slice(&self.signature)
             .map_err(|_| TokenError::BadSignature)?;
 
-        let claims: Claims = serde_json::from_slice(&self.payload)
-            .map_err(|e| TokenError::malformed_by("claims are missing or invalid", e))?;
+        let claims = decode_claims(&self.payload)?;
         check(&claims, expected, now)?;
         Ok(VerifiedApproval {
             claims,
@@ -311,6 +315,22 @@ impl<'a> UnverifiedToken<'a> {
     pub(super) fn payload(&self) -> &[u8] {
         &self.payload
     }
+}
+
+/// Whether `json` is a JSON object at its top level. RFC 7515 and 7519 require one for the
+/// header and the claims; serde's derived structs would also take an array of their fields
+/// in order, which another verifier would refuse.
+fn is_json_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
+}
+
+/// The claims in a payload: one JSON object, each claim once (serde refuses duplicates).
+pub(super) fn decode_claims(payload: &[u8]) -> Result<Claims, TokenError> {
+    if !is_json_object(payload) {
+        return Err(TokenError::malformed("claims are not a JSON object"));
+    }
+    serde_json::from_slice(payload)
+        .map_err(|e| TokenError::malformed_by("claims are missing or invalid", e))
 }
 
 fn check(
@@ -540,6 +560,7 @@ mod tests {
             (r#"{"typ":"JWT","kid":"k1"}"#, "alg"),
             (r#"{"alg":"HS256","alg":"none","kid":"k1"}"#, "JSON"),
             (r#"["HS256"]"#, "JSON"),
+            (r#"["HS256","JWT","k1"]"#, "JSON"),
             ("not json", "JSON"),
         ];
         for (header, word) in cases {
@@ -604,6 +625,22 @@ mod tests {
         // Signed, but the payload lacks claims: malformed after the signature check.
         let token = craft(r#"{"alg":"HS256","kid":"k1"}"#, r#"{"jti":"req-1"}"#);
         assert!(reason(verify(&token)).contains("claims"));
+        // The claims as an array of their values, which serde alone would take.
+        let c = claims();
+        let array = serde_json::json!([
+            c.jti,
+            c.run_id,
+            c.call_id,
+            c.tool,
+            c.args_hash,
+            c.policy_version,
+            c.approvers,
+            c.iat,
+            c.exp,
+        ])
+        .to_string();
+        let token_of_array = craft(r#"{"alg":"HS256","kid":"k1"}"#, &array);
+        assert!(reason(verify(&token_of_array)).contains("claims are not a JSON object"));
         // The same payload under a wrong signature is a bad signature, not malformed.
         let forged = format!(
             "{}.{}",
