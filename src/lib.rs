@@ -71,7 +71,9 @@ pub use audit::{
     JsonlSink, JsonlSinkBuilder, TrailFileError, jsonl_trail_files, read_jsonl_files,
     verify_jsonl_files, verify_jsonl_files_with,
 };
-pub use call::{ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json};
+pub use call::{
+    ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json, parse_args,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use desk::{Desk, DeskError};
 pub use gate::{

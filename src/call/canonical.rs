@@ -19,11 +19,17 @@
 //!   `d.ddde±x` otherwise, `-0` as `0`. So `1.0` and `1` have the same form, `1`.
 //! - **Literals**: `true`, `false`, `null`.
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-/// Why arguments could not be hashed: they are larger or deeper than the limits allow.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// Why arguments were refused: they are larger or deeper than the limits allow, or, read
+/// from text by [`ArgsLimits::parse`], the text is not one strict JSON value.
+///
+/// Errors that come from text give the line and column of the problem, counting from 1.
+#[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum ArgsError {
     /// The arguments nest deeper than [`ArgsLimits::max_depth`].
@@ -38,17 +44,168 @@ pub enum ArgsError {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// The argument text is longer than [`ArgsLimits::max_bytes`]; it was not read.
+    #[error("argument text is {len} bytes, more than the limit of {limit} bytes")]
+    TextTooLong {
+        /// The length of the text, in bytes.
+        len: usize,
+        /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// An object in the argument text has the same key twice.
+    #[error("duplicate key `{}` at line {line} column {column}", Shortened(.key))]
+    DuplicateKey {
+        /// The key, as read (escapes resolved).
+        key: String,
+        /// The line of the second occurrence.
+        line: usize,
+        /// The column just after the second occurrence.
+        column: usize,
+    },
+    /// A number in the argument text is too large for a double (such as `1e400`).
+    #[error("number out of range at line {line} column {column}")]
+    NumberOutOfRange {
+        /// The line of the number.
+        line: usize,
+        /// The column at the end of the number.
+        column: usize,
+    },
+    /// The argument text has `NaN` or `Infinity`, which JSON has no way to write.
+    #[error("`NaN` or `Infinity` at line {line} column {column}: JSON numbers are finite")]
+    NonFiniteNumber {
+        /// The line of the token.
+        line: usize,
+        /// The column where the reader stopped.
+        column: usize,
+    },
+    /// The argument text is not one JSON value.
+    #[error("arguments are not valid JSON at line {line} column {column}")]
+    Invalid {
+        /// The line of the problem; 0 when the reader gave none.
+        line: usize,
+        /// The column of the problem; 0 when the reader gave none.
+        column: usize,
+        /// The reader's error (shared, so the error stays cheap to clone).
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
 }
 
-/// Bounds on the size of tool-call arguments, checked while they are hashed.
+/// Errors are equal when they say the same thing; two [`ArgsError::Invalid`] compare by
+/// place and the reader's message.
+impl PartialEq for ArgsError {
+    fn eq(&self, other: &Self) -> bool {
+        use ArgsError::*;
+        match (self, other) {
+            (TooDeep { limit: a }, TooDeep { limit: b })
+            | (TooLarge { limit: a }, TooLarge { limit: b }) => a == b,
+            (TextTooLong { len: a, limit: x }, TextTooLong { len: b, limit: y }) => {
+                a == b && x == y
+            }
+            (
+                DuplicateKey {
+                    key: a,
+                    line: l1,
+                    column: c1,
+                },
+                DuplicateKey {
+                    key: b,
+                    line: l2,
+                    column: c2,
+                },
+            ) => a == b && l1 == l2 && c1 == c2,
+            (
+                NumberOutOfRange {
+                    line: l1,
+                    column: c1,
+                },
+                NumberOutOfRange {
+                    line: l2,
+                    column: c2,
+                },
+            )
+            | (
+                NonFiniteNumber {
+                    line: l1,
+                    column: c1,
+                },
+                NonFiniteNumber {
+                    line: l2,
+                    column: c2,
+                },
+            ) => l1 == l2 && c1 == c2,
+            (
+                Invalid {
+                    line: l1,
+                    column: c1,
+                    source: s1,
+                },
+                Invalid {
+                    line: l2,
+                    column: c2,
+                    source: s2,
+                },
+            ) => l1 == l2 && c1 == c2 && s1.to_string() == s2.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ArgsError {}
+
+/// Shows at most 64 characters of user text, marking a cut with `…`.
+struct Shortened<'a>(&'a str);
+
+impl fmt::Display for Shortened<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 64;
+        match self.0.char_indices().nth(MAX) {
+            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
+/// Drops `value` without recursing once per level of nesting, as dropping a
+/// `serde_json::Value` does: a value nested a hundred thousand levels deep (which the
+/// limits refuse, but which a host may still hand in) would otherwise overflow the stack
+/// where it is dropped. Values no deeper than 32 levels drop as usual.
+pub(crate) fn dispose(value: &mut Value) {
+    if shallow(value, 32) {
+        return;
+    }
+    let mut stack = vec![std::mem::take(value)];
+    while let Some(mut v) = stack.pop() {
+        match &mut v {
+            Value::Array(items) => stack.append(items),
+            Value::Object(map) => stack.extend(std::mem::take(map).into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `value` nests no deeper than `levels`.
+fn shallow(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(items) => levels > 0 && items.iter().all(|v| shallow(v, levels - 1)),
+        Value::Object(map) => levels > 0 && map.values().all(|v| shallow(v, levels - 1)),
+        _ => true,
+    }
+}
+
+/// Bounds on the size of tool-call arguments, checked while they are hashed (by the gate,
+/// on every `call`, `resume` and edited approval) and while they are read from text
+/// ([`ArgsLimits::parse`]).
 ///
 /// The defaults (64 levels, 4 MiB) are far above what a model produces and far below what
-/// could exhaust a stack or memory.
+/// could exhaust a stack or memory. Set the gate's with
+/// [`GateBuilder::args_limits`](crate::GateBuilder::args_limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArgsLimits {
     /// The deepest nesting of arrays and objects allowed; a scalar at the top is depth 0.
     pub max_depth: usize,
-    /// The longest canonical form allowed, in bytes.
+    /// The longest canonical form allowed, in bytes; also the longest text
+    /// [`ArgsLimits::parse`] reads.
     pub max_bytes: usize,
 }
 

@@ -2,9 +2,12 @@
 
 mod canonical;
 mod hash;
+mod parse;
 
+pub(crate) use canonical::dispose;
 pub use canonical::{ArgsError, ArgsLimits, canonical_json};
 pub use hash::{ArgsHash, ParseArgsHashError};
+pub use parse::parse_args;
 
 use std::fmt;
 use std::sync::Arc;
@@ -158,7 +161,10 @@ impl ToolCall {
 
     /// Replaces the arguments, keeping everything else.
     pub fn with_args(mut self, args: Value) -> Self {
-        self.edit().args = Arc::new(args);
+        let mut old = std::mem::replace(&mut self.edit().args, Arc::new(args));
+        if let Some(old) = Arc::get_mut(&mut old) {
+            canonical::dispose(old);
+        }
         self
     }
 
@@ -209,11 +215,21 @@ impl ToolCall {
 
     /// Takes the arguments out of the call.
     pub fn into_args(self) -> Value {
-        let args = match Arc::try_unwrap(self.0) {
-            Ok(call) => call.args,
-            Err(shared) => Arc::clone(&shared.args),
-        };
+        let args = Arc::clone(&self.0.args);
+        drop(self);
         Arc::unwrap_or_clone(args)
+    }
+}
+
+/// Whoever drops the last reference to a call's arguments drops them without deep
+/// recursion, so a host that hands in arguments nested far beyond the limits gets
+/// [`StopReason::InvalidArgs`](crate::StopReason::InvalidArgs), not a stack overflow where
+/// the gate lets go of the call.
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let Some(args) = Arc::get_mut(&mut self.args) {
+            canonical::dispose(args);
+        }
     }
 }
 
@@ -278,6 +294,35 @@ mod tests {
         assert_eq!(copy.args()["amount"], 500);
         assert_eq!(copy.into_args()["to"], "acct-1");
         assert_eq!(original.into_args()["amount"], 500);
+    }
+
+    #[test]
+    fn dropping_arguments_nested_far_beyond_the_limits_does_not_overflow_the_stack() {
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let deep = || {
+                    let mut v = json!(1);
+                    for i in 0..100_000 {
+                        v = if i % 2 == 0 {
+                            Value::Array(vec![v])
+                        } else {
+                            Value::Object([("k".to_owned(), v)].into_iter().collect())
+                        };
+                    }
+                    v
+                };
+                let call = ToolCall::new("r", "c", "t", deep());
+                assert!(call.args_hash().is_err());
+                let copy = call.clone();
+                drop(call);
+                let replaced = copy.with_args(deep()).with_args(json!({}));
+                let back = ToolCall::new("r", "c", "t", deep()).into_args();
+                drop(replaced);
+                drop(ToolCall::new("r", "c", "t", back));
+            })
+            .unwrap();
+        handle.join().unwrap();
     }
 
     #[test]

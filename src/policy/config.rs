@@ -532,6 +532,13 @@ fn deserialize_quorum<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
                 Err(_) => Err(E::custom(validate::quorum_message(v))),
             }
         }
+        // Integers beyond 64 bits, which YAML readers give as 128-bit.
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Option<u32>, E> {
+            Err(E::custom(validate::quorum_message(v)))
+        }
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Option<u32>, E> {
+            Err(E::custom(validate::quorum_message(v)))
+        }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u32>, E> {
             Err(E::custom(validate::quorum_message(v)))
         }

@@ -114,6 +114,13 @@ fn deserialize_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::
                 Err(_) => Err(E::custom(count_message(v))),
             }
         }
+        // Integers beyond 64 bits, which YAML readers give as 128-bit.
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Option<u64>, E> {
+            Err(E::custom(count_message(v)))
+        }
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Option<u64>, E> {
+            Err(E::custom(count_message(v)))
+        }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u64>, E> {
             Err(E::custom(count_message(v)))
         }
@@ -155,6 +162,13 @@ fn deserialize_usd<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Er
             } else {
                 self.visit_f64(v as f64)
             }
+        }
+        // Integers beyond 64 bits, which YAML readers give as 128-bit.
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Option<f64>, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Option<f64>, E> {
+            Err(E::custom(usd_message(v)))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<f64>, E> {
             Err(E::custom(usd_message(v)))

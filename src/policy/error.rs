@@ -183,14 +183,19 @@ fn split_path(text: &str) -> (String, &str) {
 }
 
 /// The key named by serde's "unknown field `x`", "missing field `x`" and "duplicate field
-/// `x`" messages.
+/// `x`" messages, and by the loader's "duplicate key `x`".
 fn named_key(message: &str) -> Option<&str> {
-    ["unknown field `", "missing field `", "duplicate field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(key, _)| key)
-        .filter(|key| !key.is_empty() && !key.contains(char::is_whitespace))
+    [
+        "unknown field `",
+        "missing field `",
+        "duplicate field `",
+        "duplicate key `",
+    ]
+    .iter()
+    .find_map(|prefix| message.strip_prefix(prefix))
+    .and_then(|rest| rest.split_once('`'))
+    .map(|(key, _)| key)
+    .filter(|key| !key.is_empty() && !key.contains(char::is_whitespace))
 }
 
 struct FieldMessage<'a>(&'a str, &'a str);

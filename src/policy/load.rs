@@ -2,8 +2,9 @@
 //!
 //! Three passes over the text:
 //!
-//! 1. **Syntax**: the text is read into nothing (`IgnoredAny`), so an error here is a YAML
-//!    error ([`PolicyError::Syntax`]), never a config error.
+//! 1. **Syntax**: the text is read into nothing, so an error here is a YAML error
+//!    ([`PolicyError::Syntax`]), never a config error; except for a key written twice in
+//!    one map, refused here at the second key with its path ([`PolicyError::Invalid`]).
 //! 2. **Names**: the names rules refer to are read leniently: the tier names under `tiers`
 //!    and the patterns under `approvals.required_for`. Tiers may come after the rules that
 //!    use them, so these must be known before the rules are read.
@@ -19,7 +20,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny};
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 
 use super::PolicyError;
 use super::config::{PolicyConfig, RuleConfig};
@@ -69,9 +70,200 @@ fn with_state<R>(f: impl FnOnce(&mut LoadState) -> R) -> Option<R> {
 
 /// Reads and checks a config from YAML.
 pub(crate) fn parse_yaml(yaml: &str) -> Result<PolicyConfig, PolicyError> {
-    serde_yaml::from_str::<IgnoredAny>(yaml).map_err(PolicyError::syntax)?;
+    check_flow_depth(yaml)?;
+    serde_yaml::from_str::<UniqueKeys>(yaml).map_err(|e| {
+        if e.to_string().contains(DUPLICATE_KEY) {
+            PolicyError::from_yaml(e)
+        } else {
+            PolicyError::syntax(e)
+        }
+    })?;
     let _loading = Loading::enter(scan_names(yaml));
     serde_yaml::from_str::<PolicyConfig>(yaml).map_err(PolicyError::from_yaml)
+}
+
+/// The most `[` and `{` open at once that the reader is given. The YAML reader takes time
+/// quadratic in this nesting (seconds for 100,000 levels) before its own limit of 128
+/// levels refuses it; a config never comes near either.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// Refuses text with more than [`MAX_FLOW_DEPTH`] brackets open at once, counting every
+/// bracket, quoted or not (so it can only refuse text that nests too deep or has a
+/// thousand unclosed brackets in its strings).
+fn check_flow_depth(yaml: &str) -> Result<(), PolicyError> {
+    let mut depth = 0usize;
+    for (n, line) in yaml.lines().enumerate() {
+        for (col, c) in line.chars().enumerate() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => continue,
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Err(PolicyError::Invalid {
+                    field: String::new(),
+                    line: n + 1,
+                    column: col + 1,
+                    message: format!("brackets nested deeper than {MAX_FLOW_DEPTH} levels"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The start of pass 1's message for a key written twice.
+const DUPLICATE_KEY: &str = "duplicate key `";
+
+/// Pass 1: reads any YAML into nothing, refusing a key written twice in one map where the
+/// second is written. (serde's own "duplicate field" error, in pass 3, would place it at
+/// the map's first key, and a map of tiers would keep only the last.)
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self, D::Error> {
+        UniqueKeys::deserialize(d)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = BTreeSet::new();
+        while map.next_key_seed(Key(&mut seen))?.is_some() {
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(self)
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Self, A::Error> {
+        // A tagged value (`!tag value`): read the value.
+        use de::VariantAccess;
+        data.variant::<IgnoredAny>()?
+            .1
+            .newtype_variant::<UniqueKeys>()
+    }
+}
+
+/// A key of a map, refused when the map had it already. Only string keys are compared:
+/// a config has no other kind.
+struct Key<'a>(&'a mut BTreeSet<String>);
+
+impl<'de> de::DeserializeSeed<'de> for Key<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<(), E> {
+        if self.0.contains(key) {
+            let shown: String = key.chars().take(64).collect();
+            return Err(E::custom(format_args!(
+                "{DUPLICATE_KEY}{shown}` in one map"
+            )));
+        }
+        self.0.insert(key.to_owned());
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        UniqueKeys.visit_seq(seq).map(drop)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        UniqueKeys.visit_map(map).map(drop)
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        UniqueKeys.visit_enum(data).map(drop)
+    }
 }
 
 /// Pass 2: reads the tier names and `required_for` patterns, ignoring everything else and
@@ -533,9 +725,9 @@ approvals:
     fn duplicate_tiers_and_non_yaml_are_refused() {
         fails_at(
             "\ntiers:\n  high: {}\n  high: {}\n",
-            "tiers",
+            "tiers.high",
             3,
-            "duplicate tier `high`",
+            "duplicate key `high`",
         );
         let err = Policy::from_yaml_str("rules: [a, b\n").unwrap_err();
         assert!(

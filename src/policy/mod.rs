@@ -230,7 +230,10 @@ impl Policy {
     ///
     /// Evaluation never fails: it fails closed. A condition that meets a value it cannot
     /// test (`gt` on a string, `matches` on a number) makes the decision a deny naming the
-    /// rule and the problem, and so does a host check that panics.
+    /// rule and the problem, and so does a host check that panics. A call whose tool name
+    /// is empty or has whitespace, control or invisible formatting characters, or whose
+    /// run id or call id is empty or has control characters, is denied whatever the rules
+    /// say, naming the rule `tool_call`.
     ///
     /// Deciding an allowed call allocates no memory: tool names are looked up by `&str`,
     /// paths were parsed at load, numbers compare in place, and the decision shares the
@@ -239,6 +242,9 @@ impl Policy {
     pub fn evaluate(&self, call: &ToolCall) -> Decision {
         let inner = &*self.inner;
         let compiled = &inner.compiled;
+        if let Some(problem) = names::call_problem(call) {
+            return compiled.control_deny("tool_call", problem);
+        }
         if let Some(deny) = self.controls_deny(call.tool()) {
             return deny;
         }

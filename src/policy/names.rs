@@ -67,6 +67,53 @@ fn check_name(what: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why `call` cannot be decided, if it cannot: its tool name is no name (see
+/// [`tool_name_problem`]), or its run id or call id is empty, blank or has a control
+/// character. The policy denies such a call whatever its rules say (rule id `tool_call`),
+/// so it never reaches a tool or the approval queue. Allocates only when it refuses.
+pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
+    if let Some(problem) = tool_name_problem(call.tool()) {
+        return Some(problem);
+    }
+    for (what, id) in [("run id", call.run_id()), ("call id", call.call_id())] {
+        if id.trim().is_empty() {
+            return Some(format!("the {what} is empty"));
+        }
+        if id.chars().any(char::is_control) {
+            let shown: String = id.chars().take(64).collect();
+            return Some(format!(
+                "the {what} `{}` has a control character",
+                shown.escape_debug()
+            ));
+        }
+    }
+    None
+}
+
+/// Why `tool` cannot be the name of a tool, if it cannot: it is empty, or has whitespace,
+/// a control character, or an invisible formatting character (bidirectional marks and
+/// overrides, zero-width characters), which would make a name look like another.
+fn tool_name_problem(tool: &str) -> Option<String> {
+    if tool.is_empty() {
+        return Some("the tool name is empty".to_owned());
+    }
+    let bad = tool.chars().find(|&c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c,
+                '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+    })?;
+    let shown: String = tool.chars().take(64).collect::<String>();
+    let cut = if shown.len() < tool.len() { "…" } else { "" };
+    Some(format!(
+        "the tool name `{}{cut}` has the character `{}`, which no tool name has",
+        shown.escape_debug(),
+        bad.escape_unicode()
+    ))
+}
+
 /// The id of a rule: unique in its config, made of ASCII letters, digits and `_` `.` `:` `-`.
 ///
 /// Ids appear in [`Decision::rule_ids`](crate::Decision::rule_ids) and on the audit trail.
@@ -270,6 +317,13 @@ impl<'de> Deserialize<'de> for TtlSeconds {
                     Err(_) => Err(E::custom(TtlSeconds::range_message(v))),
                 }
             }
+            // Integers beyond 64 bits, which YAML readers give as 128-bit.
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<TtlSeconds, E> {
+                Err(E::custom(TtlSeconds::range_message(v)))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<TtlSeconds, E> {
+                Err(E::custom(TtlSeconds::range_message(v)))
+            }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<TtlSeconds, E> {
                 Err(E::custom(TtlSeconds::range_message(v)))
             }
@@ -290,6 +344,33 @@ impl fmt::Display for TtlSeconds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_with_names_or_ids_of_the_wrong_form_are_refused() {
+        let call = |run: &str, id: &str, tool: &str| {
+            call_problem(&crate::ToolCall::new(run, id, tool, serde_json::json!({})))
+        };
+        assert_eq!(call("r", "c", "email.send"), None);
+        assert_eq!(call("r", "c", "émail.send"), None);
+        assert_eq!(call("r", "c", "mcp__github__create_issue"), None);
+        for tool in [
+            "",
+            " ",
+            "a b",
+            "a\u{0}",
+            "a\u{200f}",
+            "\u{202e}a",
+            "a\u{feff}",
+        ] {
+            assert!(call("r", "c", tool).is_some(), "{tool:?}");
+        }
+        assert_eq!(call("", "c", "t").unwrap(), "the run id is empty");
+        assert_eq!(call("r", " ", "t").unwrap(), "the call id is empty");
+        assert!(call("r\n", "c", "t").unwrap().contains("control character"));
+        let long = "x".repeat(10_000);
+        let problem = call("r", "c", &format!("{long} ")).unwrap();
+        assert!(problem.len() < 200, "{problem}");
+    }
 
     #[test]
     fn rule_ids_accept_the_documented_characters_only() {

@@ -1,0 +1,479 @@
+//! Reading tool arguments from JSON text, strictly and within [`ArgsLimits`].
+//!
+//! Agent runtimes get a call's arguments from the model as text (OpenAI's `arguments`
+//! string). Reading that text with `serde_json::from_str` accepts a duplicate key (keeping
+//! the last), recurses up to 128 levels whatever the host's limits, and reads any length.
+//! [`ArgsLimits::parse`] reads it with a [`DeserializeSeed`] over `serde_json`'s own
+//! reader that counts the depth itself, refuses duplicate keys where they are written, and
+//! refuses text longer than the limit before reading a byte of it.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use super::canonical::{ArgsError, ArgsLimits};
+
+/// The deepest nesting [`ArgsLimits::parse`] can allow: `serde_json`'s reader refuses a
+/// 128th level before the parser sees it, and the parser's own check must come first so
+/// that every depth error is [`ArgsError::TooDeep`].
+pub(crate) const MAX_TEXT_DEPTH: usize = 126;
+
+/// Reads tool arguments from JSON text under the default [`ArgsLimits`] (64 levels,
+/// 4 MiB); see [`ArgsLimits::parse`].
+///
+/// ```
+/// use approval_gate::{ArgsError, parse_args};
+/// use serde_json::json;
+///
+/// let args = parse_args(r#"{"to": "bob@example.com", "amount": 12.5}"#).unwrap();
+/// assert_eq!(args, json!({"to": "bob@example.com", "amount": 12.5}));
+///
+/// // Two readers of this text could see `1` or `2`: refused, naming the key and place.
+/// let err = parse_args("{\"amount\": 1,\n \"amount\": 2}").unwrap_err();
+/// assert!(matches!(err, ArgsError::DuplicateKey { ref key, line: 2, .. } if key == "amount"));
+/// assert_eq!(err.to_string(), "duplicate key `amount` at line 2 column 9");
+///
+/// // Deep nesting is refused while reading, long before it could exhaust the stack.
+/// let deep = "[".repeat(100_000);
+/// assert_eq!(parse_args(&deep), Err(ArgsError::TooDeep { limit: 64 }));
+/// ```
+pub fn parse_args(json: &str) -> Result<Value, ArgsError> {
+    ArgsLimits::default().parse(json)
+}
+
+impl ArgsLimits {
+    /// Reads tool arguments from JSON text, strictly, within these limits.
+    ///
+    /// Refuses, each with its own [`ArgsError`]:
+    ///
+    /// - text longer than [`max_bytes`](Self::max_bytes) ([`ArgsError::TextTooLong`]),
+    ///   checked before reading a byte. (The canonical form of what is read may still be
+    ///   longer, as `1e20` is written `100000000000000000000`; the gate checks it again
+    ///   when it hashes the arguments.)
+    /// - arrays and objects nested deeper than [`max_depth`](Self::max_depth)
+    ///   ([`ArgsError::TooDeep`]), counted while reading, so no amount of `[` recurses
+    ///   deeper than the limit. Reading text allows at most 126 levels, whatever
+    ///   `max_depth` says (`serde_json`'s reader stops at 128);
+    /// - an object with the same key twice ([`ArgsError::DuplicateKey`]): readers differ on
+    ///   which of the two values counts, so what a person approves could differ from what
+    ///   a tool reads;
+    /// - a number too large for a double, such as `1e400` ([`ArgsError::NumberOutOfRange`]),
+    ///   and `NaN` or `Infinity`, which JSON does not have ([`ArgsError::NonFiniteNumber`]);
+    /// - anything else that is not one JSON value ([`ArgsError::Invalid`], with the
+    ///   reader's error as its source).
+    ///
+    /// ```
+    /// use approval_gate::{ArgsError, ArgsLimits};
+    ///
+    /// let limits = ArgsLimits { max_depth: 2, max_bytes: 32 };
+    /// assert!(limits.parse(r#"{"a": [1, 2]}"#).is_ok());
+    /// assert_eq!(limits.parse(r#"{"a": [[1]]}"#), Err(ArgsError::TooDeep { limit: 2 }));
+    /// assert!(matches!(
+    ///     limits.parse(&format!("\"{}\"", "x".repeat(40))),
+    ///     Err(ArgsError::TextTooLong { len: 42, limit: 32 })
+    /// ));
+    /// assert!(matches!(
+    ///     limits.parse("[1e400]"),
+    ///     Err(ArgsError::NumberOutOfRange { line: 1, .. })
+    /// ));
+    /// ```
+    pub fn parse(&self, json: &str) -> Result<Value, ArgsError> {
+        if json.len() > self.max_bytes {
+            return Err(ArgsError::TextTooLong {
+                len: json.len(),
+                limit: self.max_bytes,
+            });
+        }
+        let max_depth = self.max_depth.min(MAX_TEXT_DEPTH);
+        let fault = RefCell::new(None);
+        let mut reader = serde_json::Deserializer::from_str(json);
+        let seed = Seed {
+            depth: 0,
+            max_depth,
+            fault: &fault,
+        };
+        let read = seed
+            .deserialize(&mut reader)
+            .and_then(|value| reader.end().map(|()| value));
+        read.map_err(|e| match fault.into_inner() {
+            Some(fault) => fault.into_error(max_depth, &e),
+            None => reader_error(json, e, max_depth),
+        })
+    }
+}
+
+/// What the seed refused, kept beside the reader's error (which carries only text and a
+/// position) so the caller gets a typed error.
+enum Fault {
+    TooDeep,
+    DuplicateKey(String),
+    NonFinite,
+}
+
+impl Fault {
+    fn into_error(self, max_depth: usize, at: &serde_json::Error) -> ArgsError {
+        let (line, column) = (at.line(), at.column());
+        match self {
+            Fault::TooDeep => ArgsError::TooDeep { limit: max_depth },
+            Fault::DuplicateKey(key) => ArgsError::DuplicateKey { key, line, column },
+            Fault::NonFinite => ArgsError::NonFiniteNumber { line, column },
+        }
+    }
+}
+
+/// Sorts an error that the reader found on its own.
+fn reader_error(json: &str, e: serde_json::Error, max_depth: usize) -> ArgsError {
+    let (line, column) = (e.line(), e.column());
+    let text = e.to_string();
+    if text.starts_with("recursion limit exceeded") {
+        return ArgsError::TooDeep { limit: max_depth };
+    }
+    if text.starts_with("number out of range") {
+        return ArgsError::NumberOutOfRange { line, column };
+    }
+    if e.is_syntax() && non_finite_at(json, line, column) {
+        return ArgsError::NonFiniteNumber { line, column };
+    }
+    ArgsError::Invalid {
+        line,
+        column,
+        source: Arc::new(e),
+    }
+}
+
+/// Whether the token at (or just before) `line`:`column` is `NaN` or `Infinity`, which
+/// some JSON writers produce for non-finite doubles.
+fn non_finite_at(json: &str, line: usize, column: usize) -> bool {
+    let Some(text) = json.split('\n').nth(line.saturating_sub(1)) else {
+        return false;
+    };
+    // The reader places the error on the byte it could not take, counting from 1.
+    let at = column.saturating_sub(1).min(text.len());
+    let start = text.as_bytes()[..at]
+        .iter()
+        .rposition(|b| !b.is_ascii_alphanumeric() && !matches!(b, b'+' | b'-' | b'.'))
+        .map_or(0, |p| p + 1);
+    // After a byte of a multi-byte character, `start` may fall inside that character,
+    // where no token can start.
+    let token = text
+        .get(start..)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_alphanumeric() && !matches!(c, '+' | '-' | '.'))
+                .next()
+        })
+        .unwrap_or("");
+    matches!(
+        token.trim_start_matches(['+', '-']),
+        "NaN" | "nan" | "Infinity" | "inf" | "infinity" | "Inf"
+    )
+}
+
+/// Reads one value at `depth` (the number of arrays and objects around it).
+#[derive(Clone, Copy)]
+struct Seed<'f> {
+    depth: usize,
+    max_depth: usize,
+    fault: &'f RefCell<Option<Fault>>,
+}
+
+impl Seed<'_> {
+    fn fail<E: de::Error>(&self, fault: Fault) -> E {
+        *self.fault.borrow_mut() = Some(fault);
+        // The reader adds the position to this error; the fault says what it was.
+        E::custom("arguments refused")
+    }
+
+    /// The seed for the values inside an array or object at this depth.
+    fn enter<E: de::Error>(&self) -> Result<Self, E> {
+        if self.depth >= self.max_depth {
+            return Err(self.fail(Fault::TooDeep));
+        }
+        Ok(Seed {
+            depth: self.depth + 1,
+            ..*self
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // The reader refuses overflow itself; this keeps a non-finite double out whatever
+        // reader feeds the seed.
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| self.fail(Fault::NonFinite))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.enter()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(inner)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.enter()?;
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.contains_key(&key) {
+                return Err(self.fail(Fault::DuplicateKey(key)));
+            }
+            let value = map.next_value_seed(inner)?;
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits(max_depth: usize, max_bytes: usize) -> ArgsLimits {
+        ArgsLimits {
+            max_depth,
+            max_bytes,
+        }
+    }
+
+    #[test]
+    fn well_formed_text_reads_as_serde_json_reads_it() {
+        for text in [
+            r#"{"to": "bob@example.com", "cc": ["a", "b"], "n": 1, "x": -2.5e-3}"#,
+            "[]",
+            "{}",
+            "null",
+            "  true ",
+            r#""é\u00e9\n""#,
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1e308",
+            r#"{"a": {"b": {"c": [null, false, {"d": 0}]}}}"#,
+        ] {
+            let want: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(parse_args(text).unwrap(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn depth_is_counted_as_the_canonical_form_counts_it() {
+        let l = limits(2, 1024);
+        assert_eq!(l.parse("[[1]]").unwrap(), json!([[1]]));
+        assert_eq!(
+            l.parse(r#"{"a": {"b": 1}}"#).unwrap(),
+            json!({"a": {"b": 1}})
+        );
+        assert_eq!(l.parse("[[[1]]]"), Err(ArgsError::TooDeep { limit: 2 }));
+        assert_eq!(
+            l.parse(r#"{"a": {"b": {}}}"#),
+            Err(ArgsError::TooDeep { limit: 2 })
+        );
+        assert_eq!(limits(0, 1024).parse("1").unwrap(), json!(1));
+        assert_eq!(
+            limits(0, 1024).parse("[]"),
+            Err(ArgsError::TooDeep { limit: 0 })
+        );
+        // What parses within a limit also hashes within it.
+        let v = limits(64, 1 << 20).parse(&"[".repeat(64)).err();
+        assert!(matches!(v, Some(ArgsError::Invalid { .. })), "{v:?}");
+        let text = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        let v = parse_args(&text).unwrap();
+        assert!(crate::ArgsHash::compute(&v).is_ok());
+        let deeper = format!("[{text}]");
+        assert_eq!(parse_args(&deeper), Err(ArgsError::TooDeep { limit: 64 }));
+    }
+
+    #[test]
+    fn very_deep_text_is_refused_without_deep_recursion() {
+        // Run on a small stack: a reader that recursed per level would overflow it.
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let opens = "[".repeat(100_000);
+                let objects = "{\"a\":".repeat(100_000);
+                let closed = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+                let l = limits(usize::MAX, usize::MAX);
+                [
+                    parse_args(&opens),
+                    parse_args(&objects),
+                    parse_args(&closed),
+                    l.parse(&closed),
+                ]
+            })
+            .unwrap();
+        let [a, b, c, d] = handle.join().unwrap();
+        assert_eq!(a, Err(ArgsError::TooDeep { limit: 64 }));
+        assert_eq!(b, Err(ArgsError::TooDeep { limit: 64 }));
+        assert_eq!(c, Err(ArgsError::TooDeep { limit: 64 }));
+        // A limit above what the reader allows is held at the reader's bound.
+        assert_eq!(
+            d,
+            Err(ArgsError::TooDeep {
+                limit: MAX_TEXT_DEPTH
+            })
+        );
+        let at_bound = format!(
+            "{}{}",
+            "[".repeat(MAX_TEXT_DEPTH),
+            "]".repeat(MAX_TEXT_DEPTH)
+        );
+        assert!(limits(1000, 1 << 20).parse(&at_bound).is_ok());
+    }
+
+    #[test]
+    fn text_longer_than_the_limit_is_refused_before_reading() {
+        let l = limits(64, 8);
+        assert_eq!(l.parse("[1,2,3]").unwrap(), json!([1, 2, 3]));
+        // Not even read: this is not JSON, and the error is about its length.
+        assert_eq!(
+            l.parse("not json at all"),
+            Err(ArgsError::TextTooLong { len: 15, limit: 8 })
+        );
+        assert_eq!(
+            l.parse("[1, 2, 3]"),
+            Err(ArgsError::TextTooLong { len: 9, limit: 8 })
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_place() {
+        let err = parse_args("{\n  \"to\": \"alice\",\n  \"to\": \"mallory\"\n}").unwrap_err();
+        assert_eq!(
+            err,
+            ArgsError::DuplicateKey {
+                key: "to".into(),
+                line: 3,
+                column: 6
+            }
+        );
+        // Nested, and spelled differently but equal once read.
+        let err = parse_args(r#"{"a": [{"k": 1, "\u006b": 2}]}"#).unwrap_err();
+        assert!(
+            matches!(err, ArgsError::DuplicateKey { ref key, line: 1, .. } if key == "k"),
+            "{err:?}"
+        );
+        // The same key in sibling objects is fine.
+        assert!(parse_args(r#"[{"k": 1}, {"k": 2}]"#).is_ok());
+        // A long key is shortened in the message, kept whole in the error.
+        let long = "k".repeat(1000);
+        let err = parse_args(&format!(r#"{{"{long}": 1, "{long}": 2}}"#)).unwrap_err();
+        assert!(matches!(err, ArgsError::DuplicateKey { ref key, .. } if *key == long));
+        assert!(err.to_string().len() < 200, "{err}");
+    }
+
+    #[test]
+    fn numbers_out_of_range_and_non_finite_are_refused() {
+        for (text, column) in [("[1e400]", 6), ("{\"n\": -1e400}", 12)] {
+            assert_eq!(
+                parse_args(text),
+                Err(ArgsError::NumberOutOfRange { line: 1, column }),
+                "{text}"
+            );
+        }
+        let huge = format!("[1{}]", "0".repeat(400));
+        assert!(
+            matches!(parse_args(&huge), Err(ArgsError::NumberOutOfRange { .. })),
+            "{:?}",
+            parse_args(&huge)
+        );
+        for text in [
+            "NaN",
+            "[NaN]",
+            "{\"n\": Infinity}",
+            "[1, -Infinity]",
+            "{\"n\":\n  +Infinity}",
+            "[nan]",
+            "[inf]",
+        ] {
+            let err = parse_args(text).unwrap_err();
+            assert!(
+                matches!(err, ArgsError::NonFiniteNumber { .. }),
+                "{text}: {err:?}"
+            );
+        }
+        assert!(matches!(
+            parse_args("{\"n\":\n  Infinity}"),
+            Err(ArgsError::NonFiniteNumber { line: 2, .. })
+        ));
+        // Text before the token may be any UTF-8.
+        assert!(matches!(
+            parse_args("{\"é€😀\": NaN}"),
+            Err(ArgsError::NonFiniteNumber { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse_args("[\"é\", é]"),
+            Err(ArgsError::Invalid { .. })
+        ));
+        // Tiny numbers round to zero, as everywhere.
+        assert_eq!(parse_args("1e-400").unwrap(), json!(0.0));
+    }
+
+    #[test]
+    fn invalid_text_keeps_the_readers_error_and_place() {
+        for (text, line) in [
+            ("", 1),
+            ("{\"a\": 1,}", 1),
+            ("{\"a\" 1}", 1),
+            ("[1]\n[2]", 2),
+            ("{\"a\": \"\\ud800\"}", 1),
+            ("'single'", 1),
+            ("{\"a\": 1}\n\nx", 3),
+        ] {
+            let err = parse_args(text).unwrap_err();
+            let ArgsError::Invalid { line: l, .. } = err else {
+                panic!("{text}: {err:?}");
+            };
+            assert_eq!(l, line, "{text}");
+            assert!(std::error::Error::source(&err).is_some());
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("arguments are not valid JSON at line {line}")),
+                "{err}"
+            );
+        }
+    }
+}
