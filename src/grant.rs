@@ -207,7 +207,11 @@ impl Grant {
             created_by: approver.to_owned(),
             request_id: request.id(),
             created_at: now,
-            expires_at: now + spec.lifetime,
+            // Whole seconds, like the `exp` of the token that each use carries.
+            expires_at: {
+                let at = now + spec.lifetime;
+                at.replace_nanosecond(0).unwrap_or(at)
+            },
             max_uses: spec.max_uses,
             uses: 0,
             revoked_at: None,

@@ -734,7 +734,9 @@ impl ApprovalRequest {
     /// `args` (whose hash is `args_hash`), and `resume` runs those.
     ///
     /// Approvals given before the edit were for other arguments, so they no longer count:
-    /// the editor is the first approver of the edited call.
+    /// the editor is the first approver of the edited call. An edit to the arguments
+    /// already approved (the same hash) keeps their votes, so it is refused as
+    /// [`AlreadyApproved`](TransitionError::AlreadyApproved) from someone who voted.
     pub fn approve_with_edits(
         &self,
         approver: &Approver,
@@ -747,8 +749,11 @@ impl ApprovalRequest {
         let mut base = self.clone();
         let changed = changed_fields(self.call().args(), &args);
         let edited = args_hash != self.args_hash();
+        let rebinds = args_hash != self.approved_args_hash();
         let progress = base.progress_mut();
-        progress.approvers.clear();
+        if rebinds {
+            progress.approvers.clear();
+        }
         progress.changed_fields = changed;
         progress.approved_args = edited.then(|| Arc::new(args));
         base.approved_args_hash = edited.then_some(args_hash);
@@ -806,9 +811,12 @@ impl ApprovalRequest {
         self
     }
 
-    /// When an approval given at `now` would expire.
+    /// When an approval given at `now` would expire: after the approval TTL, cut to the
+    /// whole second, since the token's `exp` counts whole seconds and must neither
+    /// outlive the approval nor end before it.
     pub fn approval_expiry(&self, now: OffsetDateTime) -> OffsetDateTime {
-        now + self.approval_ttl()
+        let at = now + self.approval_ttl();
+        at.replace_nanosecond(0).unwrap_or(at)
     }
 
     /// Denies a pending request, with an optional message for the agent. One denial ends
