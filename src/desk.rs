@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use crate::clock::Rfc3339Display;
 use crate::{
-    ApprovalRequest, Approver, ArgsHash, AuditError, AuditEvent, AuditRecord, Effect, Gate,
-    GateError, Grant, GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState,
+    ApprovalRequest, Approver, ArgsError, ArgsHash, AuditError, AuditEvent, AuditRecord, Effect,
+    Gate, GateError, Grant, GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState,
     StoreError, TransitionError,
 };
 
@@ -47,14 +47,24 @@ pub enum DeskError {
         #[source]
         reason: TransitionError,
     },
-    /// The edited arguments are refused: the policy denies the edited call, or they are
-    /// beyond the gate's limits.
+    /// The edited arguments are refused: the policy denies the edited call, or puts it
+    /// in another risk tier.
     #[error("approval request `{id}`: edit refused: {reason}")]
     EditRefused {
         /// The request.
         id: RequestId,
         /// Why.
         reason: String,
+    },
+    /// The edited arguments are beyond the gate's [`ArgsLimits`](crate::ArgsLimits)
+    /// (too deep or too large). The request stays as it was.
+    #[error("approval request `{id}`: edited arguments refused")]
+    InvalidArgs {
+        /// The request.
+        id: RequestId,
+        /// What the limits refused.
+        #[source]
+        reason: ArgsError,
     },
     /// The grant asked for cannot be made; the approval was not given either.
     #[error("approval request `{id}`: grant refused: {reason}")]
@@ -71,7 +81,9 @@ pub enum DeskError {
         /// The id.
         id: GrantId,
     },
-    /// The approval store failed.
+    /// The approval store failed. Usually nothing changed; but when the store kept the
+    /// change and only its reply was lost, the decision stands: look the request up
+    /// ([`Desk::show`]) before deciding again.
     #[error("approval store failed")]
     Store(#[source] StoreError),
     /// The audit sink failed, so the decision was not made.
@@ -161,10 +173,12 @@ impl Desk {
     /// frameworks): the approval binds to `args`, and `resume` runs the call with them and
     /// reports what changed, so the host can tell the model.
     ///
-    /// Refused with [`DeskError::EditRefused`] when the policy denies the edited call, puts
-    /// it in another risk tier than the request's (whose approvers and quorum would then
-    /// not apply), or the arguments exceed the gate's limits. Approvals given before the edit no longer
-    /// count toward the quorum: they were for other arguments.
+    /// Refused with [`DeskError::EditRefused`] when the policy denies the edited call or
+    /// puts it in another risk tier than the request's (whose approvers and quorum would
+    /// then not apply), and with [`DeskError::InvalidArgs`] when the arguments exceed the
+    /// gate's limits; the request is left as it was. Approvals given before the edit no
+    /// longer count toward the quorum: they were for other arguments (an "edit" to the
+    /// arguments already approved keeps them).
     pub async fn approve_with_edits(
         &self,
         id: RequestId,
@@ -172,10 +186,17 @@ impl Desk {
         args: Value,
     ) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
+        // Checked first: arguments beyond the limits may be too deep to drop by recursion.
+        let hash = match ArgsHash::compute_with_limits(&args, self.gate.args_limits()) {
+            Ok(hash) => hash,
+            Err(reason) => {
+                let mut args = args;
+                crate::call::dispose(&mut args);
+                return Err(DeskError::InvalidArgs { id, reason });
+            }
+        };
         let request = self.gate.store().get(id).await?;
         let refused = |reason: String| DeskError::EditRefused { id, reason };
-        let hash = ArgsHash::compute_with_limits(&args, self.gate.args_limits())
-            .map_err(|e| refused(e.to_string()))?;
         let edited = request.call().clone().with_args(args.clone());
         let decision = self.gate.policy().evaluate(&edited);
         if decision.effect() == Effect::Deny {
@@ -205,7 +226,9 @@ impl Desk {
     /// The grant is made only when this approval approves the request (completes its
     /// quorum); otherwise the approval is counted and no grant is returned. Refused
     /// ([`DeskError::GrantRefused`], nothing changed) when the request's tier forbids
-    /// grants or the scope names something the call lacks.
+    /// grants or the scope names something the call lacks. When the store cannot keep the
+    /// grant or the audit sink cannot record it, the approval is taken back too (recorded
+    /// as `transition_reverted`) and the error returned.
     pub async fn approve_with_grant(
         &self,
         id: RequestId,
@@ -217,6 +240,11 @@ impl Desk {
         let next = self
             .decide(&request, request.approve(approver, now), now)
             .await?;
+        // Refused on every vote, not only the one that completes the quorum.
+        if !request.grants_allowed() {
+            let reason = GrantError::Forbidden;
+            return Err(DeskError::GrantRefused { id, reason });
+        }
         if next.stored_state() != RequestState::Approved {
             let pending = self.record_approval(&request, next, approver, now).await?;
             return Ok((pending, None));
@@ -234,14 +262,31 @@ impl Desk {
             max_uses: grant.max_uses(),
         };
         let record = AuditRecord::for_request(now, &approved, event);
-        self.gate.store().put_grant(&grant, &record).await?;
-        if let Err(e) = self.gate.mirror(&record).await {
-            // The sink did not record the grant: withdraw it before it allows anything.
-            let store = self.gate.store();
-            let _ = store.revoke_grant(grant.id(), "approval-gate", now).await;
-            return Err(DeskError::Audit(e));
+        let failed = match self.gate.store().put_grant(&grant, &record).await {
+            Err(e) => DeskError::from(e),
+            Ok(()) => match self.gate.mirror(&record).await {
+                Ok(()) => return Ok((approved, Some(grant))),
+                Err(e) => {
+                    // The sink did not record the grant: withdraw it before it allows
+                    // anything.
+                    let store = self.gate.store();
+                    let _ = store.revoke_grant(grant.id(), "approval-gate", now).await;
+                    DeskError::Audit(e)
+                }
+            },
+        };
+        // The approval was asked for with its grant: without the grant it is not given
+        // either (best effort, as when the sink refuses a decision).
+        let granted = approval_granted_record(&approved, approver, now);
+        if let Some(reverted) = self
+            .gate
+            .revert(&approved, &request, &granted, &failed, now)
+            .await
+        {
+            // The sink heard of the approval: it hears that it was taken back.
+            let _ = self.gate.mirror(&reverted).await;
         }
-        Ok((approved, Some(grant)))
+        Err(failed)
     }
 
     /// Revokes a standing grant: it covers no call from now on. The store records it
@@ -280,13 +325,7 @@ impl Desk {
         }
         let token = self.gate.keys().sign(&next.claims(now));
         let next = next.with_token(token);
-        let event = AuditEvent::ApprovalGranted {
-            approver: approver.id().to_owned(),
-            approvers: next.approvers().to_vec(),
-            approved_args_hash: next.is_edited().then(|| next.approved_args_hash()),
-            changed_fields: next.changed_fields().to_vec(),
-            approval_expires_at: next.approval_expires_at().unwrap_or(now),
-        };
+        let event = approval_granted_record(&next, approver, now).event;
         self.commit(request, next, event, now).await
     }
 
@@ -386,4 +425,20 @@ impl Desk {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The `approval_granted` record of `approved`, whose quorum `approver` completed at `now`.
+fn approval_granted_record(
+    approved: &ApprovalRequest,
+    approver: &Approver,
+    now: OffsetDateTime,
+) -> AuditRecord {
+    let event = AuditEvent::ApprovalGranted {
+        approver: approver.id().to_owned(),
+        approvers: approved.approvers().to_vec(),
+        approved_args_hash: approved.is_edited().then(|| approved.approved_args_hash()),
+        changed_fields: approved.changed_fields().to_vec(),
+        approval_expires_at: approved.approval_expires_at().unwrap_or(now),
+    };
+    AuditRecord::for_request(now, approved, event)
 }

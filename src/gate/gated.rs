@@ -122,8 +122,24 @@ impl<E: ToolExecutor> Gated<E> {
                 if decision.grants_allowed() {
                     let store = self.gate.store();
                     let version = policy.version().as_str();
-                    if let Some(grant) = store.use_grant(&call, &args_hash, version, now).await? {
-                        return self.run_granted(call, args_hash, grant, &policy, now).await;
+                    match store.use_grant(&call, &args_hash, version, now).await {
+                        Ok(Some(grant)) => {
+                            return self.run_granted(call, args_hash, grant, &policy, now).await;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            // The store may have counted the use and kept its `grant_used`
+                            // all the same (its reply lost): say that the call did not run.
+                            // (`record_not_run` sets the event.)
+                            let event = AuditEvent::Stopped {
+                                reason: String::new(),
+                                detail: None,
+                            };
+                            let record =
+                                AuditRecord::new(now, &call, Some(args_hash), version, event);
+                            self.gate.record_not_run(&record, "store_failed", &e).await;
+                            return Err(e.into());
+                        }
                     }
                 }
                 let preview = policy.preview(&decision, &call);

@@ -313,9 +313,31 @@ impl Gate {
     /// Records `before` (an `allow` or `grant_used`, which say the tool runs next) in the
     /// store's trail and the sink. When the sink refuses it, the tool must not run: the
     /// store's trail, which holds `before` already, gets a `stopped` record saying so.
+    ///
+    /// When the store fails, it may have kept `before` all the same (its reply was lost):
+    /// a `stopped` record (reason `store_failed`) goes after it, if the store takes it.
     pub(crate) async fn record_before_run(&self, before: &AuditRecord) -> Result<(), GateError> {
-        self.inner.store.append_audit(before).await?;
+        if let Err(e) = self.inner.store.append_audit(before).await {
+            self.record_not_run(before, "store_failed", &e).await;
+            return Err(e.into());
+        }
         self.mirror_before_run(before).await
+    }
+
+    /// Best effort: appends to the store's trail that the call of `before` did not run,
+    /// because of `error`. If the store fails now, the caller's error still stops the tool.
+    pub(crate) async fn record_not_run(
+        &self,
+        before: &AuditRecord,
+        reason: &str,
+        error: &(dyn std::error::Error + Send + Sync),
+    ) {
+        let mut stopped = before.clone();
+        stopped.event = AuditEvent::Stopped {
+            reason: reason.into(),
+            detail: Some(error_chain(error)),
+        };
+        let _ = self.inner.store.append_audit(&stopped).await;
     }
 
     /// [`record_before_run`](Self::record_before_run) for a record the store wrote already.
@@ -323,14 +345,7 @@ impl Gate {
         let Err(e) = self.mirror(before).await else {
             return Ok(());
         };
-        let mut stopped = before.clone();
-        stopped.event = AuditEvent::Stopped {
-            reason: "audit_failed".into(),
-            detail: Some(error_chain(&e)),
-        };
-        // Best effort: the store is what just worked; if it fails now, the caller's
-        // error still stops the tool.
-        let _ = self.inner.store.append_audit(&stopped).await;
+        self.record_not_run(before, "audit_failed", &e).await;
         Err(e.into())
     }
 
@@ -362,7 +377,9 @@ impl Gate {
         Ok(())
     }
 
-    /// Puts `prev`'s content back over `next`, whose record the sink refused.
+    /// Puts `prev`'s content back over `next`, whose record the sink refused (or whose
+    /// step could not be completed because of `error`); returns the
+    /// `transition_reverted` record it wrote, if the store took it.
     ///
     /// Best effort: if this loses a race, the racer's own sink write decides (and with
     /// the sink down, it fails closed too).
@@ -371,16 +388,17 @@ impl Gate {
         next: &ApprovalRequest,
         prev: &ApprovalRequest,
         refused: &AuditRecord,
-        error: &AuditError,
+        error: &(dyn std::error::Error + Send + Sync),
         now: OffsetDateTime,
-    ) {
+    ) -> Option<AuditRecord> {
         let back = next.revert_to(prev);
         let event = AuditEvent::TransitionReverted {
             reverted: refused.event_name().to_owned(),
             reason: error_chain(error),
         };
         let record = AuditRecord::for_request(now, &back, event);
-        let _ = self.inner.store.update(&back, &record).await;
+        self.inner.store.update(&back, &record).await.ok()?;
+        Some(record)
     }
 }
 
