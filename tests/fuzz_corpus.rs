@@ -112,5 +112,4 @@ fn args_hash_survives_the_json_form() {
     let back: ToolCall = serde_json::from_str(&text).expect("reads back");
     assert_eq!(back.args()["amount"].as_f64(), Some(double), "{text}");
     assert_eq!(back.args_hash(), call.args_hash(), "{text}");
-
 }
