@@ -2,9 +2,11 @@
 //!
 //! - `MemoryStore`: against the args hash of the same arguments (target: at most 20×).
 //! - `SqliteStore` on a file (WAL, `synchronous = FULL`, the default): against the same
-//!   number of bare SQLite commits on the same file, the floor (target: at most 2×). A
-//!   round trip commits four times: the request with its record, the approval, the
-//!   claim, the result.
+//!   number of bare SQLite commits, the floor (target: at most 2×). A round trip commits
+//!   four times: the request with its record, the approval, the claim, the result. The
+//!   floor's commits run with `rusqlite` directly on the bench's thread (no thread hop,
+//!   no runtime), each `BEGIN IMMEDIATE`, a one-row insert and `COMMIT` on a file in
+//!   the same directory with the same `synchronous`: the strictest floor.
 //! - `PostgresStore`: reported, when `APPROVAL_GATE_TEST_POSTGRES_URL` is set.
 //!
 //! Run with `cargo bench --all-features --bench round_trip`.
@@ -15,10 +17,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use approval_gate::sqlx::{self, Executor as _};
+use approval_gate::rusqlite::{self, TransactionBehavior};
+use approval_gate::sqlx::Executor as _;
 use approval_gate::{
     ApprovalStore, Approver, ArgsHash, Execution, Gate, GateOutcome, MemorySink, MemoryStore,
-    PostgresStore, SqliteStore, ToolCall,
+    PostgresStore, SqliteStore, SqliteSynchronous, ToolCall,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
@@ -77,44 +80,46 @@ fn memory(c: &mut Criterion) {
 }
 
 fn sqlite(c: &mut Criterion) {
-    use approval_gate::sqlx::sqlite::SqliteSynchronous;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    for (name, sync) in [
-        ("sqlite_full", SqliteSynchronous::Full),
-        ("sqlite_normal", SqliteSynchronous::Normal),
+    for (name, sync, pragma) in [
+        ("sqlite_full", SqliteSynchronous::Full, "FULL"),
+        ("sqlite_normal", SqliteSynchronous::Normal, "NORMAL"),
     ] {
         let dir =
             std::env::temp_dir().join(format!("approval-gate-bench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("round_trip.db");
-        let options = SqliteStore::options(path.to_str().unwrap())
-            .unwrap()
-            .synchronous(sync);
+        let options = SqliteStore::options(path.to_str().unwrap()).synchronous(sync);
         let store = rt.block_on(SqliteStore::connect_with(options)).unwrap();
-        rt.block_on(store.pool().execute(
-            "CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
-        ))
-        .unwrap();
+        let mut floor = rusqlite::Connection::open(dir.join("floor.db")).unwrap();
+        floor
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {pragma}; \
+                 CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"
+            ))
+            .unwrap();
+        let value = "x".repeat(200);
         let gate = gate_on(store.clone());
         let args = common::args_1kib();
         let mut group = c.benchmark_group(format!("round_trip/{name}"));
         group.sample_size(20);
         group.measurement_time(Duration::from_secs(10));
         // The floor: as many bare commits, each a one-row insert in its own write
-        // transaction, on the same file with the same `synchronous`.
+        // transaction, synchronously on this thread, with the same `synchronous`.
         group.bench_function("bare_commits_floor", |b| {
-            b.to_async(&rt).iter(|| async {
+            b.iter(|| {
                 for _ in 0..COMMITS {
-                    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
-                    sqlx::query("INSERT INTO bench_floor (v) VALUES ($1)")
-                        .bind("x".repeat(200))
-                        .execute(&mut *tx)
-                        .await
+                    let tx = floor
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
                         .unwrap();
-                    tx.commit().await.unwrap();
+                    tx.prepare_cached("INSERT INTO bench_floor (v) VALUES (?1)")
+                        .unwrap()
+                        .execute([&value])
+                        .unwrap();
+                    tx.commit().unwrap();
                 }
             })
         });
@@ -123,6 +128,7 @@ fn sqlite(c: &mut Criterion) {
         });
         group.finish();
         rt.block_on(store.close());
+        drop(floor);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

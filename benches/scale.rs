@@ -78,13 +78,13 @@ mod scale {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
-    use approval_gate::sqlx::sqlite::SqliteSynchronous;
-    use approval_gate::sqlx::{QueryBuilder, Sqlite};
+    use approval_gate::rusqlite::{Connection, params};
     use approval_gate::time::OffsetDateTime;
     use approval_gate::time::macros::datetime;
     use approval_gate::{
         ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditEvent, AuditRecord, ChainHead,
-        Decision, MemoryStore, Policy, PolicyVersion, RequestId, SqliteStore, ToolCall,
+        Decision, MemoryStore, Policy, PolicyVersion, RequestId, SqliteStore, SqliteSynchronous,
+        ToolCall,
     };
     use criterion::{BenchmarkId, Criterion};
     use serde_json::json;
@@ -237,9 +237,7 @@ rules:
                     std::fs::create_dir_all(&dir).unwrap();
                     let path = dir.join(format!("scale-{}-{size}.db", kind.label()));
                     remove_db(&path);
-                    let options = SqliteStore::options(path.to_str().unwrap())
-                        .unwrap()
-                        .synchronous(sync);
+                    let options = SqliteStore::options(path.to_str().unwrap()).synchronous(sync);
                     let store = SqliteStore::connect_with(options).await.unwrap();
                     bulk_insert(&store, requests, 0..n, T0, true).await;
                     // What was written by hand reads back as the store's own.
@@ -250,18 +248,18 @@ rules:
                         .unwrap();
                     assert_eq!(read.call().run_id(), run_text(probe));
                     assert_eq!(read.expires_at(), requests.request(probe, T0).expires_at());
-                    let plan: Vec<(i64, i64, i64, String)> = approval_gate::sqlx::query_as(
-                        "EXPLAIN QUERY PLAN SELECT id, body FROM approval_requests WHERE \
-                     ((state = 'pending' AND expires_at <= $1) \
-                     OR (state = 'approved' AND approval_expires_at <= $1)) \
-                     ORDER BY created_at, id LIMIT $2",
-                    )
-                    .bind(nanos(T0))
-                    .bind(1000_i64)
-                    .fetch_all(store.pool())
-                    .await
-                    .unwrap();
-                    let plan: Vec<_> = plan.into_iter().map(|row| row.3).collect();
+                    let plan: Vec<String> = own_connection(&store)
+                        .prepare(
+                            "EXPLAIN QUERY PLAN SELECT id, body FROM approval_requests WHERE \
+                             ((state = 'pending' AND expires_at <= ?1) \
+                             OR (state = 'approved' AND approval_expires_at <= ?1)) \
+                             ORDER BY created_at, id LIMIT ?2",
+                        )
+                        .unwrap()
+                        .query_map(params![nanos(T0), 1000_i64], |row| row.get(3))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
                     report.then(|| {
                         eprintln!(
                             "scale/{}/{size}: sweep plan: {}",
@@ -450,91 +448,79 @@ rules:
         at: OffsetDateTime,
         with_audit: bool,
     ) {
-        const ROWS: usize = 1000;
         const TX_ROWS: usize = 100_000;
         let template = requests.request(TEMPLATE, at);
         let body = serde_json::to_string(&template).unwrap();
         let (created, expires) = (nanos(template.created_at()), nanos(template.expires_at()));
         let hash = template.args_hash().to_string();
-        let mut tx = store.pool().begin().await.unwrap();
+        let mut conn = own_connection(store);
+        let mut tx = conn.transaction().unwrap();
         let mut in_tx = 0;
         if with_audit {
-            let records: i64 =
-                approval_gate::sqlx::query_scalar("SELECT COUNT(*) FROM approval_audit")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .unwrap();
+            let records: i64 = tx
+                .query_row("SELECT COUNT(*) FROM approval_audit", [], |row| row.get(0))
+                .unwrap();
             assert_eq!(records, 0, "bulk audit rows go into an empty trail");
         }
         let mut head = ChainHead::GENESIS;
-        let numbers: Vec<u32> = numbers.collect();
-        for chunk in numbers.chunks(ROWS) {
+        for n in numbers {
             if in_tx >= TX_ROWS {
                 // Commit now and then, so that the WAL stays small while filling.
-                tx.commit().await.unwrap();
-                tx = store.pool().begin().await.unwrap();
+                tx.commit().unwrap();
+                tx = conn.transaction().unwrap();
                 in_tx = 0;
             }
-            in_tx += chunk.len();
-            let mut q = QueryBuilder::<Sqlite>::new(
+            in_tx += 1;
+            tx.prepare_cached(
                 "INSERT INTO approval_requests (id, version, state, run_id, tool, args_hash, \
-             tenant, tier, created_at, expires_at, approval_expires_at, body) ",
-            );
-            q.push_values(chunk, |mut row, &n| {
-                row.push_bind(id_text(n))
-                    .push_bind(1_i64)
-                    .push_bind("pending")
-                    .push_bind(run_text(n))
-                    .push_bind("email.send")
-                    .push_bind(hash.clone())
-                    .push_bind("t1")
-                    .push_bind(None::<String>)
-                    .push_bind(created)
-                    .push_bind(expires)
-                    .push_bind(None::<i64>)
-                    .push_bind(Requests::body(&body, n));
-            });
-            q.build().execute(&mut *tx).await.unwrap();
+                 tenant, tier, created_at, expires_at, approval_expires_at, body) \
+                 VALUES (?1, 1, 'pending', ?2, 'email.send', ?3, 't1', NULL, ?4, ?5, NULL, ?6)",
+            )
+            .unwrap()
+            .execute(params![
+                id_text(n),
+                run_text(n),
+                hash,
+                created,
+                expires,
+                Requests::body(&body, n)
+            ])
+            .unwrap();
             if !with_audit {
                 continue;
             }
-            let mut rows = Vec::with_capacity(chunk.len());
-            for &n in chunk {
-                let r = requests.request(n, at);
-                let (linked, next) = head.link(&Requests::filed(&r));
-                rows.push((
-                    next.seq as i64,
-                    head.hash.to_string(),
-                    next.hash.to_string(),
-                    n,
-                    serde_json::to_string(&linked).unwrap(),
-                ));
-                head = next;
-            }
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let r = requests.request(n, at);
+            let (linked, next) = head.link(&Requests::filed(&r));
+            tx.prepare_cached(
                 "INSERT INTO approval_audit \
-             (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) ",
-            );
-            q.push_values(rows, |mut row, (seq, prev, hash, n, body)| {
-                row.push_bind(seq)
-                    .push_bind(prev)
-                    .push_bind(hash)
-                    .push_bind(created)
-                    .push_bind("approval_required")
-                    .push_bind(run_text(n))
-                    .push_bind(id_text(n))
-                    .push_bind(None::<String>)
-                    .push_bind(body);
-            });
-            q.build().execute(&mut *tx).await.unwrap();
+                 (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
+                 VALUES (?1, ?2, ?3, ?4, 'approval_required', ?5, ?6, NULL, ?7)",
+            )
+            .unwrap()
+            .execute(params![
+                next.seq as i64,
+                head.hash.to_string(),
+                next.hash.to_string(),
+                created,
+                run_text(n),
+                id_text(n),
+                serde_json::to_string(&linked).unwrap()
+            ])
+            .unwrap();
+            head = next;
         }
-        tx.commit().await.unwrap();
+        tx.commit().unwrap();
         if with_audit {
-            approval_gate::sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(store.pool())
-                .await
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .unwrap();
         }
+    }
+
+    /// A connection of the bench's own to the store's file.
+    fn own_connection(store: &SqliteStore) -> Connection {
+        let conn = Connection::open(store.path()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
     }
 
     fn scale() -> usize {

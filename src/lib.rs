@@ -21,7 +21,9 @@
 //! - `cli`: the `approval-gate-audit` command (verify a JSON-lines trail, print a
 //!   request's or a run's history); adds no dependencies.
 //!
-//! Either re-exports [`sqlx`](https://docs.rs/sqlx/0.8) as `approval_gate::sqlx`.
+//! `sqlite` re-exports [`rusqlite`](https://docs.rs/rusqlite/0.32) as
+//! `approval_gate::rusqlite`; `postgres` re-exports [`sqlx`](https://docs.rs/sqlx/0.8) as
+//! `approval_gate::sqlx`.
 //!
 //! The core needs no runtime and no database.
 #![forbid(unsafe_code)]
@@ -46,12 +48,17 @@ mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+/// The `rusqlite` crate, on which `SqliteStore` runs, at the version this crate uses
+/// (for the host's own connections to the store's file).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use rusqlite;
 /// The `serde_json` crate, whose `Value` holds tool arguments, at the version this crate uses.
 pub use serde_json;
-/// The `sqlx` crate, whose pools and connection options the SQL stores take, at the
+/// The `sqlx` crate, whose pools and connection options `PostgresStore` takes, at the
 /// version this crate uses.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use sqlx;
 /// The `time` crate, whose `OffsetDateTime` the API uses, at the version this crate uses.
 pub use time;
@@ -95,13 +102,13 @@ pub use stats::{ApprovalStats, OldestPending};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::PostgresStore;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use store::SqliteStore;
 pub use store::{
     ApprovalStore, AuditQuery, ChangeSource, Filed, MemoryStore, Notifier, RequestChange,
     RequestQuery, StoreError, Subscription,
 };
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::{SqliteOptions, SqliteStore, SqliteSynchronous};
 pub use token::{
     ApprovalToken, Claims, Expectations, Key, KeyProvider, Keyring, TokenError, UnverifiedToken,
     VerifiedApproval, dangerous,

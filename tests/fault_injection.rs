@@ -518,11 +518,9 @@ impl TempDir {
 /// A `SqliteStore` on the file at `path`, migrated.
 #[cfg(feature = "sqlite")]
 async fn sqlite_store(path: &std::path::Path) -> approval_gate::SqliteStore {
-    use approval_gate::sqlx::sqlite::SqliteSynchronous;
     // Durability is not under test here: no fsync, to keep a thousand databases quick.
     let options = approval_gate::SqliteStore::options(path.to_str().unwrap())
-        .unwrap()
-        .synchronous(SqliteSynchronous::Off);
+        .synchronous(approval_gate::SqliteSynchronous::Off);
     approval_gate::SqliteStore::connect_with(options)
         .await
         .unwrap()

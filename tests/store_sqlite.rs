@@ -7,8 +7,16 @@ mod store_common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use approval_gate::sqlx::sqlite::SqlitePoolOptions;
-use approval_gate::{ApprovalStore, ManualClock, RequestQuery, SqliteStore, StoreError};
+use approval_gate::rusqlite::Connection;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use approval_gate::time::OffsetDateTime;
+use approval_gate::{
+    ApprovalRequest, ApprovalStore, ArgsHash, AuditQuery, AuditRecord, Filed, Grant, GrantId,
+    KillScope, ManualClock, RequestId, RequestQuery, RunUsage, SqliteStore, StoreError,
+    Subscription, Switches, ToolCall, UsageDelta,
+};
+use async_trait::async_trait;
 use store_common::Reopen;
 use uuid::Uuid;
 
@@ -40,18 +48,130 @@ impl Reopen for SqliteStore {
     }
 }
 
-/// A store on `path` whose pool keeps several connections, so that racing tasks write
-/// through different connections.
+/// A store on `path` that keeps several read connections, so that racing tasks read
+/// through different connections while their writes take turns.
 async fn pooled(path: &str) -> SqliteStore {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .min_connections(8)
-        .connect_with(SqliteStore::options(path).unwrap())
+    SqliteStore::connect_with(SqliteStore::options(path).read_connections(8))
         .await
+        .unwrap()
+}
+
+/// Two stores on one file, as two processes would open it, taking turns: racing tasks
+/// write through two writer connections, which meet SQLite's lock.
+#[derive(Clone)]
+struct TwoWriters {
+    stores: [SqliteStore; 2],
+    turn: Arc<AtomicUsize>,
+}
+
+impl TwoWriters {
+    async fn open(path: &str) -> TwoWriters {
+        TwoWriters {
+            stores: [pooled(path).await, pooled(path).await],
+            turn: Arc::default(),
+        }
+    }
+
+    fn next(&self) -> &SqliteStore {
+        &self.stores[self.turn.fetch_add(1, Ordering::Relaxed) % 2]
+    }
+
+    async fn close(&self) {
+        for store in &self.stores {
+            store.close().await;
+        }
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for TwoWriters {
+    async fn create(
+        &self,
+        request: ApprovalRequest,
+        record: &AuditRecord,
+        now: OffsetDateTime,
+    ) -> Result<Filed, StoreError> {
+        self.next().create(request, record, now).await
+    }
+    async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
+        self.next().get(id).await
+    }
+    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().update(next, record).await
+    }
+    async fn list(
+        &self,
+        query: &RequestQuery,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        self.next().list(query, now).await
+    }
+    async fn sweep_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        self.next().sweep_expired(now, limit).await
+    }
+    async fn switches(&self) -> Result<Switches, StoreError> {
+        self.next().switches().await
+    }
+    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+        self.next().set_kill_switch(scope, engaged).await
+    }
+    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+        self.next().set_read_only(on).await
+    }
+    async fn add_usage(
+        &self,
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<RunUsage, StoreError> {
+        self.next().add_usage(run_id, delta, now).await
+    }
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().put_grant(grant, record).await
+    }
+    async fn use_grant(
+        &self,
+        call: &ToolCall,
+        args_hash: &ArgsHash,
+        policy_version: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, StoreError> {
+        self.next()
+            .use_grant(call, args_hash, policy_version, now)
+            .await
+    }
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Grant, StoreError> {
+        self.next().revoke_grant(id, by, now).await
+    }
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        self.next().grants(now).await
+    }
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().append_audit(record).await
+    }
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.next().audit_records(query).await
+    }
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        self.stores[0].subscribe().await
+    }
+}
+
+/// A connection of the test's own to the store's file, as another program would open it.
+fn own_connection(store: &SqliteStore) -> Connection {
+    let conn = Connection::open(store.path()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
         .unwrap();
-    let store = SqliteStore::from_pool(pool);
-    store.migrate().await.unwrap();
-    store
+    conn
 }
 
 #[cfg(feature = "testing")]
@@ -90,22 +210,18 @@ mod conformance {
 }
 
 #[tokio::test]
-async fn connect_creates_the_file_in_wal_mode_with_full_sync() {
+async fn connect_creates_the_file_in_wal_mode_and_reads_urls() {
     let dir = TempDir::new();
     let path = dir.db();
     assert!(!std::path::Path::new(&path).exists());
     let store = SqliteStore::connect(&path).await.unwrap();
     assert!(std::path::Path::new(&path).exists());
-    let mode: String = approval_gate::sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(store.pool())
-        .await
+    // WAL is kept in the file, so another connection sees it (`synchronous` is set on
+    // each of the store's own connections; the crate's unit tests check it).
+    let mode: String = own_connection(&store)
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = approval_gate::sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(sync, 2, "FULL");
     store.close().await;
 
     // A `sqlite:` URL opens the same file.
@@ -125,17 +241,21 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
     let store = SqliteStore::connect(&dir.db()).await.unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    let versions: Vec<i64> =
-        approval_gate::sqlx::query_scalar("SELECT version FROM approval_schema_version")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+    let conn = own_connection(&store);
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM approval_schema_version ORDER BY version")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(versions, [1, 2]);
 
-    approval_gate::sqlx::query("INSERT INTO approval_schema_version (version) VALUES (99)")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    conn.execute(
+        "INSERT INTO approval_schema_version (version) VALUES (99)",
+        [],
+    )
+    .unwrap();
     let err = store.migrate().await.unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }));
     let source = std::error::Error::source(&err).unwrap().to_string();
@@ -154,9 +274,8 @@ async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
         .create(r.clone(), &store_common::rec(&r), now)
         .await
         .unwrap();
-    approval_gate::sqlx::query("UPDATE approval_requests SET body = '{\"id\": 3'")
-        .execute(store.pool())
-        .await
+    own_connection(&store)
+        .execute("UPDATE approval_requests SET body = '{\"id\": 3'", [])
         .unwrap();
     assert!(matches!(
         store.get(r.id()).await,
@@ -285,4 +404,38 @@ async fn in_doubt_after_a_crash_is_not_run_again() {
         async move { SqliteStore::connect(&path).await.unwrap() }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_updates_through_two_writers_write_one_per_version() {
+    let dir = TempDir::new();
+    let store = TwoWriters::open(&dir.db()).await;
+    store_common::racing_updates_write_one_per_version(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_through_two_writers_file_one_request() {
+    let dir = TempDir::new();
+    let store = TwoWriters::open(&dir.db()).await;
+    store_common::racing_creates_file_one_request(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_grant_uses_through_two_writers_stop_at_the_limit() {
+    let dir = TempDir::new();
+    let store = TwoWriters::open(&dir.db()).await;
+    store_common::racing_grant_uses_stop_at_the_limit(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_races_through_two_writers_leave_one_decision_and_at_most_one_run() {
+    let dir = TempDir::new();
+    let store = TwoWriters::open(&dir.db()).await;
+    store_common::mixed_races_leave_one_decision_and_at_most_one_run(store.clone()).await;
+    let trail = store.audit_records(&AuditQuery::default()).await.unwrap();
+    approval_gate::verify_chain(&trail, None).unwrap();
+    store.close().await;
 }

@@ -20,7 +20,7 @@ pub use notify::{ChangeSource, Notifier, RequestChange, Subscription};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous};
 
 use std::error::Error as StdError;
 

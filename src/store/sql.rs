@@ -61,7 +61,15 @@ pub(crate) trait Db<T> {
     fn db(self) -> Result<T, StoreError>;
 }
 
+#[cfg(feature = "postgres")]
 impl<T> Db<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::backend)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl<T> Db<T> for Result<T, rusqlite::Error> {
     fn db(self) -> Result<T, StoreError> {
         self.map_err(StoreError::backend)
     }
@@ -453,6 +461,7 @@ pub(crate) const SPENT_GRANT: &str = "(revoked_at IS NULL \
      AND (expires_at <= $1 OR (max_uses IS NOT NULL AND uses >= max_uses)))";
 
 /// The columns of `approval_requests`, in the order of [`RequestRow`]'s binds.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const INSERT_REQUEST: &str = "INSERT INTO approval_requests \
      (id, version, state, run_id, tool, args_hash, tenant, tier, created_at, expires_at, \
       approval_expires_at, body) \

@@ -1,16 +1,21 @@
 //! [`SqliteStore`]: approval requests in one SQLite file.
+//!
+//! Each store method runs its whole transaction synchronously on a [`rusqlite`]
+//! connection inside one [`tokio::task::spawn_blocking`]: one hop to a blocking thread
+//! per method, however many statements the transaction runs.
 
-use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::query::Query;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Executor as _, Row, Sqlite, Transaction};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OpenFlags, Row, Statement, Transaction, TransactionBehavior};
+use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
@@ -24,8 +29,8 @@ use super::{
     Subscription,
 };
 use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, ChainHead, Grant, GrantId, KillScope, RequestId,
-    RunUsage, Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
+    Switches, ToolCall, UsageDelta,
 };
 
 /// The schema migrations, in order: version and SQL.
@@ -37,8 +42,197 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// How long a connection waits for another one's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a write waits for its turn on this process's writer connection.
-const WRITER_WAIT: Duration = Duration::from_secs(30);
+/// How many idle read connections a store keeps by default.
+const READ_CONNECTIONS: usize = 4;
+
+/// After how many write transactions the checkpointer thread is woken to copy the
+/// write-ahead log into the database file (a `PASSIVE` checkpoint, which never blocks
+/// readers or writers). A transition writes about a dozen pages, so this is about
+/// SQLite's default of a checkpoint per thousand pages, but off the writers' path: the
+/// commit that crosses the threshold no longer pays for the checkpoint.
+const CHECKPOINT_EVERY: usize = 64;
+
+/// The log size (in pages) at which the writer checkpoints by itself, should the
+/// checkpointer thread fall that far behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// How many prepared statements each connection keeps.
+const STATEMENT_CACHE: usize = 64;
+
+/// Why the store could not run an operation, apart from SQLite's own errors.
+#[derive(Debug, Error)]
+enum SqliteError {
+    /// The store was closed.
+    #[error("the sqlite store is closed")]
+    Closed,
+    /// Not called from inside a Tokio runtime, which runs the blocking work.
+    #[error("the sqlite store needs a tokio runtime")]
+    NoRuntime(#[source] tokio::runtime::TryCurrentError),
+    /// The blocking task panicked or was cancelled.
+    #[error("the sqlite store's blocking task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// A `sqlite:` URL with a parameter this store does not read.
+    #[error("sqlite url parameter `{0}` is not supported: set options with `SqliteOptions`")]
+    UrlParameter(String),
+    /// An in-memory database, which each connection would see empty.
+    #[error("in-memory sqlite databases are not supported: use `MemoryStore`")]
+    InMemory,
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(e: SqliteError) -> Self {
+        StoreError::backend(e)
+    }
+}
+
+/// How long a commit waits for the disk: SQLite's `PRAGMA synchronous`. See
+/// [`SqliteStore`'s durability notes](SqliteStore#durability-synchronous).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSynchronous {
+    /// No `fsync` at all: a power cut or OS crash can corrupt the file. For throwaway
+    /// databases (tests) only.
+    Off,
+    /// `fsync` only at checkpoints: the file never corrupts, but the last transactions
+    /// before a power cut or OS crash can be lost.
+    Normal,
+    /// `fsync` of the write-ahead log at every commit: a commit survives a power cut or
+    /// an OS crash. The default.
+    #[default]
+    Full,
+    /// [`Full`](Self::Full), and the directory is synced too when the log is reset.
+    Extra,
+}
+
+impl SqliteSynchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Off => "OFF",
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Extra => "EXTRA",
+        }
+    }
+}
+
+/// How [`SqliteStore::connect_with`] opens its database: start from
+/// [`SqliteStore::options`] (this crate's defaults) and change what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use approval_gate::{SqliteStore, SqliteSynchronous};
+///
+/// let options = SqliteStore::options("approvals.db")
+///     .synchronous(SqliteSynchronous::Normal)
+///     .busy_timeout(Duration::from_secs(10))
+///     .read_connections(8);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    path: PathBuf,
+    synchronous: SqliteSynchronous,
+    busy_timeout: Duration,
+    read_connections: usize,
+    create_if_missing: bool,
+    /// A problem with the URL, reported by `connect_with`.
+    bad_url: Option<UrlProblem>,
+}
+
+#[derive(Debug, Clone)]
+enum UrlProblem {
+    Parameter(String),
+    InMemory,
+}
+
+impl SqliteOptions {
+    /// The options for `url_or_path`, a file path or a `sqlite:` URL (`sqlite://path`,
+    /// `sqlite:path`; of the URL's parameters only `mode=rwc` and `mode=rw` are read):
+    /// create the file if missing, WAL journal, `synchronous = FULL`, a five-second busy
+    /// timeout, up to four idle read connections kept.
+    pub fn new(url_or_path: &str) -> Self {
+        let mut options = SqliteOptions {
+            path: PathBuf::new(),
+            synchronous: SqliteSynchronous::Full,
+            busy_timeout: BUSY_TIMEOUT,
+            read_connections: READ_CONNECTIONS,
+            create_if_missing: true,
+            bad_url: None,
+        };
+        let Some(rest) = url_or_path.strip_prefix("sqlite:") else {
+            options.path = PathBuf::from(url_or_path);
+            return options;
+        };
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path == ":memory:" || path.is_empty() {
+            options.bad_url = Some(UrlProblem::InMemory);
+        }
+        for parameter in query.split('&').filter(|p| !p.is_empty()) {
+            match parameter {
+                "mode=rwc" => options.create_if_missing = true,
+                "mode=rw" => options.create_if_missing = false,
+                other => options.bad_url = Some(UrlProblem::Parameter(other.to_owned())),
+            }
+        }
+        options.path = PathBuf::from(path);
+        options
+    }
+
+    /// How long each commit waits for the disk (default [`SqliteSynchronous::Full`]).
+    pub fn synchronous(mut self, synchronous: SqliteSynchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// How long a connection waits for another connection's lock (another process's
+    /// write, a checkpoint) before failing (default five seconds).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How many idle read connections the store keeps open for reuse (default four).
+    /// More concurrent reads open more connections, closed after their read.
+    pub fn read_connections(mut self, n: usize) -> Self {
+        self.read_connections = n;
+        self
+    }
+
+    /// Whether to create the file if it is missing (default `true`).
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens a connection with these options.
+    fn open(&self, reader: bool) -> Result<Connection, StoreError> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        if self.create_if_missing && !reader {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(&self.path, flags).db()?;
+        conn.busy_timeout(self.busy_timeout).db()?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if reader {
+            conn.pragma_update(None, "query_only", true).db()?;
+        } else {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                row.get::<_, String>(0)
+            })
+            .db()?;
+        }
+        conn.pragma_update(None, "synchronous", self.synchronous.pragma())
+            .db()?;
+        Ok(conn)
+    }
+}
 
 /// An [`ApprovalStore`] in one SQLite file: the durable default on one machine.
 ///
@@ -47,6 +241,10 @@ const WRITER_WAIT: Duration = Duration::from_secs(30);
 /// uses, budget counters, sweeps) runs in one `BEGIN IMMEDIATE` transaction, so writers
 /// take turns. The file is in WAL mode, so readers never wait for writers. For workers
 /// on several hosts, use `PostgresStore` (feature `postgres`).
+///
+/// The store runs on [`rusqlite`] (re-exported as `approval_gate::rusqlite`), and each
+/// of its methods runs its whole transaction in one [`tokio::task::spawn_blocking`]:
+/// call it from inside a Tokio runtime (any flavour).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), approval_gate::StoreError> {
@@ -73,10 +271,9 @@ const WRITER_WAIT: Duration = Duration::from_secs(30);
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), approval_gate::StoreError> {
-/// use approval_gate::SqliteStore;
-/// use approval_gate::sqlx::sqlite::SqliteSynchronous;
+/// use approval_gate::{SqliteStore, SqliteSynchronous};
 ///
-/// let options = SqliteStore::options("approvals.db")?.synchronous(SqliteSynchronous::Normal);
+/// let options = SqliteStore::options("approvals.db").synchronous(SqliteSynchronous::Normal);
 /// let store = SqliteStore::connect_with(options).await?;
 /// # let _ = store;
 /// # Ok(())
@@ -85,20 +282,161 @@ const WRITER_WAIT: Duration = Duration::from_secs(30);
 ///
 /// # Connections
 ///
-/// Reads use [`pool`](Self::pool). Writes take turns on one more connection of their
-/// own, so that this process's writers queue in order instead of meeting SQLite's lock
-/// and backing off (which would make many concurrent tasks slower than one). Writers in
-/// other processes still meet the lock and wait up to the busy timeout.
-#[derive(Debug, Clone)]
+/// Writes take turns on one connection of their own, so that this process's writers
+/// queue in order instead of meeting SQLite's lock and backing off (which would make
+/// many concurrent tasks slower than one). Writers in other processes still meet the
+/// lock and wait up to the busy timeout. Reads use a few more connections
+/// ([`SqliteOptions::read_connections`]), which never wait for the writer. One more
+/// connection, on a thread of its own, copies the write-ahead log into the database file
+/// (a passive checkpoint) every few dozen writes, so that no write waits for a
+/// checkpoint; the thread ends when the store is closed or dropped.
+///
+/// Each operation runs to its end on its blocking thread once started: dropping its
+/// future stops the waiting, not the transaction, which commits (and tells
+/// subscribers) or rolls back as a whole.
+#[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
-    /// One connection, for every write transaction of this process.
-    writer: SqlitePool,
-    /// The head of the audit trail as this process last wrote it: a guess that saves
-    /// reading it before each append (see `append`).
-    head: Arc<Mutex<Option<ChainHead>>>,
+    inner: Arc<Inner>,
     /// Tells this store's (and its clones') subscribers of the changes it commits.
     notifier: Notifier,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.options.path)
+            .field("synchronous", &self.inner.options.synchronous)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connections, shared by a store's clones.
+struct Inner {
+    options: SqliteOptions,
+    /// The connection for every write transaction of this process; `None` once closed.
+    writer: Mutex<Option<Connection>>,
+    /// Idle read connections; `None` once closed.
+    readers: Mutex<Option<Vec<Connection>>>,
+    /// Wakes the checkpointer thread; `None` once closed.
+    checkpoints: Mutex<Option<Checkpointer>>,
+    /// Write transactions committed since the last checkpoint was asked for.
+    commits: AtomicUsize,
+}
+
+/// The thread that checkpoints the write-ahead log off the writers' path (see
+/// [`CHECKPOINT_EVERY`]), and how to wake it.
+struct Checkpointer {
+    wake: SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    /// Starts the thread, with a connection of its own.
+    fn start(options: &SqliteOptions) -> Result<Checkpointer, StoreError> {
+        let conn = options.open(false)?;
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("approval-gate-sqlite-checkpoint".into())
+            .spawn(move || {
+                // Until the store closes or is dropped. A checkpoint that fails (busy)
+                // is tried again at the next wake-up; the log stays correct meanwhile.
+                while woken.recv().is_ok() {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(StoreError::backend)?;
+        Ok(Checkpointer { wake, thread })
+    }
+}
+
+/// Locks `mutex`, taking it back from a panic that poisoned it: a panic inside a
+/// transaction rolled the transaction back as it unwound, so the connection is usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| {
+        mutex.clear_poison();
+        poisoned.into_inner()
+    })
+}
+
+impl Inner {
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer connection and
+    /// commits it if `f` succeeds (rolls it back otherwise).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut writer = lock(&self.writer);
+        let conn = writer.as_mut().ok_or(SqliteError::Closed)?;
+        if !conn.is_autocommit() {
+            // Left open by a panic that did not unwind through the transaction.
+            conn.execute_batch("ROLLBACK").db()?;
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let out = f(&tx)?;
+        tx.commit().db()?;
+        drop(writer);
+        if self.commits.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY {
+            self.commits.store(0, Ordering::Relaxed);
+            if let Some(checkpointer) = lock(&self.checkpoints).as_ref() {
+                // Full: a checkpoint is asked for already.
+                let _ = checkpointer.wake.try_send(());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on an idle read connection (opening one if none is idle).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = lock(&self.readers)
+            .as_mut()
+            .ok_or(SqliteError::Closed)?
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.options.open(true)?,
+        };
+        let out = f(&conn);
+        if let Some(idle) = lock(&self.readers).as_mut()
+            && idle.len() < self.options.read_connections
+        {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn close(&self) {
+        if let Some(checkpointer) = lock(&self.checkpoints).take() {
+            drop(checkpointer.wake);
+            let _ = checkpointer.thread.join();
+        }
+        let writer = lock(&self.writer).take();
+        let readers = lock(&self.readers).take();
+        drop(readers);
+        if let Some(writer) = writer {
+            // The last connection to close checkpoints the log; an error leaves the
+            // log for the next opener, which loses nothing.
+            let _ = writer.close();
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread of the current Tokio runtime: a panic or a lost task
+/// becomes an error, never a panic in the caller.
+async fn blocking<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(SqliteError::NoRuntime)?;
+    let inner = inner.clone();
+    runtime
+        .spawn_blocking(move || f(&inner))
+        .await
+        .map_err(SqliteError::Task)?
 }
 
 impl SqliteStore {
@@ -106,277 +444,351 @@ impl SqliteStore {
     /// `sqlite:` URL, with [`options`](Self::options), and brings its schema up to date
     /// ([`migrate`](Self::migrate)).
     pub async fn connect(url_or_path: &str) -> Result<Self, StoreError> {
-        Self::connect_with(Self::options(url_or_path)?).await
+        Self::connect_with(Self::options(url_or_path)).await
     }
 
-    /// Opens the database with `options` as given (start from [`options`](Self::options)
-    /// to keep this crate's defaults) and brings its schema up to date.
-    pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let pool = SqlitePool::connect_with(options).await.db()?;
-        let store = Self::from_pool(pool);
+    /// Opens the database with `options` (start from [`options`](Self::options) to keep
+    /// this crate's defaults) and brings its schema up to date.
+    pub async fn connect_with(options: SqliteOptions) -> Result<Self, StoreError> {
+        match &options.bad_url {
+            Some(UrlProblem::Parameter(p)) => {
+                return Err(SqliteError::UrlParameter(p.clone()).into());
+            }
+            Some(UrlProblem::InMemory) => return Err(SqliteError::InMemory.into()),
+            None => {}
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(SqliteError::NoRuntime)?;
+        let opener = options.clone();
+        let (writer, checkpointer) = runtime
+            .spawn_blocking(move || -> Result<_, StoreError> {
+                let writer = opener.open(false)?;
+                // Checkpoints run on their own thread; the writer checkpoints only if
+                // that thread falls far behind.
+                writer
+                    .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                    .db()?;
+                Ok((writer, Checkpointer::start(&opener)?))
+            })
+            .await
+            .map_err(SqliteError::Task)??;
+        let store = SqliteStore {
+            inner: Arc::new(Inner {
+                options,
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Some(Vec::new())),
+                checkpoints: Mutex::new(Some(checkpointer)),
+                commits: AtomicUsize::new(0),
+            }),
+            notifier: Notifier::new(),
+        };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// The connection options [`connect`](Self::connect) uses for `url_or_path` (a file
-    /// path, or a URL starting with `sqlite:`): create the file if missing, WAL journal,
+    /// The options [`connect`](Self::connect) uses for `url_or_path` (a file path, or a
+    /// URL starting with `sqlite:`): create the file if missing, WAL journal,
     /// `synchronous = FULL` (see [the type's docs](Self#durability-synchronous)), a
-    /// five-second busy timeout.
-    pub fn options(url_or_path: &str) -> Result<SqliteConnectOptions, StoreError> {
-        let options = if url_or_path.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url_or_path).db()?
-        } else {
-            SqliteConnectOptions::new().filename(url_or_path)
-        };
-        Ok(options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT))
+    /// five-second busy timeout. See [`SqliteOptions::new`].
+    pub fn options(url_or_path: &str) -> SqliteOptions {
+        SqliteOptions::new(url_or_path)
     }
 
-    /// A store on a pool the host configured. Does not migrate: call
-    /// [`migrate`](Self::migrate) once before use.
-    ///
-    /// Writes go through one more connection, opened when first needed with the pool's
-    /// own connect options.
-    pub fn from_pool(pool: SqlitePool) -> Self {
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(WRITER_WAIT)
-            .connect_lazy_with((*pool.connect_options()).clone());
-        SqliteStore {
-            pool,
-            writer,
-            head: Arc::default(),
-            notifier: Notifier::new(),
-        }
+    /// The database file, for the host's own connections (for example a
+    /// `rusqlite::Connection` for its own queries).
+    pub fn path(&self) -> &Path {
+        &self.inner.options.path
     }
 
-    /// Closes every connection: the pool's and the writer's. The store (and its clones)
-    /// cannot be used afterwards.
+    /// Closes every connection. The store (and its clones) cannot be used afterwards:
+    /// their operations fail with [`StoreError::Backend`].
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
-    }
-
-    /// The connection pool for reads, for the host's own queries. Close the store with
-    /// [`close`](Self::close), which closes the writer's connection too.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        let inner = self.inner.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let _ = runtime.spawn_blocking(move || inner.close()).await;
+            }
+            Err(_) => inner.close(),
+        }
     }
 
     /// Creates the tables and indexes this store needs, or brings them up to date.
     /// Idempotent, and safe to run from several processes at once. Fails, changing
     /// nothing, on a database migrated by a newer version of this crate.
+    /// [`connect`](Self::connect) runs it.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS approval_schema_version \
-             (version INTEGER PRIMARY KEY NOT NULL)",
-        )
-        .await
-        .db()?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM approval_schema_version")
-                .fetch_one(&mut *tx)
-                .await
+        self.write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS approval_schema_version \
+                 (version INTEGER PRIMARY KEY NOT NULL)",
+            )
+            .db()?;
+            let current: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM approval_schema_version",
+                    [],
+                    |row| row.get(0),
+                )
                 .db()?;
-        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        if current > known {
-            return Err(DataError::SchemaTooNew {
-                found: current,
-                known,
+            let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+            if current > known {
+                return Err(DataError::SchemaTooNew {
+                    found: current,
+                    known,
+                }
+                .into());
             }
-            .into());
-        }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            tx.execute(*sql).await.db()?;
-            sqlx::query("INSERT INTO approval_schema_version (version) VALUES ($1)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-        }
-        tx.commit().await.db()
-    }
-
-    /// Commits `tx`, then tells subscribers of the requests it changed.
-    async fn commit_changed(
-        &self,
-        tx: Transaction<'static, Sqlite>,
-        changed: &[ApprovalRequest],
-    ) -> Result<(), StoreError> {
-        tx.commit().await.db()?;
-        for request in changed {
-            self.notifier.notify(RequestChange {
-                request_id: request.id(),
-                state: request.stored_state(),
-            });
-        }
-        Ok(())
-    }
-
-    /// A transaction holding the write lock from its start, so that what it reads
-    /// cannot change before it writes.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.db()
-    }
-}
-
-type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
-
-fn bind_request<'q>(q: SqliteQuery<'q>, r: &'q RequestRow) -> SqliteQuery<'q> {
-    q.bind(&r.id)
-        .bind(r.version)
-        .bind(r.state)
-        .bind(&r.run_id)
-        .bind(&r.tool)
-        .bind(&r.args_hash)
-        .bind(&r.tenant)
-        .bind(&r.tier)
-        .bind(r.created_at)
-        .bind(r.expires_at)
-        .bind(r.approval_expires_at)
-        .bind(&r.body)
-}
-
-fn bind_grant<'q>(q: SqliteQuery<'q>, g: &'q GrantRow) -> SqliteQuery<'q> {
-    q.bind(&g.id)
-        .bind(g.expires_at)
-        .bind(g.max_uses)
-        .bind(g.uses)
-        .bind(g.revoked_at)
-        .bind(&g.body)
-}
-
-fn read_request(row: &SqliteRow) -> Result<ApprovalRequest, StoreError> {
-    let id: &str = row.try_get("id").db()?;
-    let body: &str = row.try_get("body").db()?;
-    Ok(parse_request(id, body)?)
-}
-
-fn read_grant(row: &SqliteRow) -> Result<Grant, StoreError> {
-    let id: &str = row.try_get("id").db()?;
-    let body: &str = row.try_get("body").db()?;
-    Ok(parse_grant(id, body)?)
-}
-
-fn read_usage(run_id: &str, row: Option<&SqliteRow>) -> Result<RunUsage, StoreError> {
-    let Some(row) = row else {
-        return Ok(RunUsage::default());
-    };
-    Ok(usage(
-        run_id,
-        row.try_get("steps").db()?,
-        row.try_get("tool_calls").db()?,
-        row.try_get("usd").db()?,
-        row.try_get("started_at").db()?,
-    )?)
-}
-
-/// Appends `record` to the trail inside `tx`, which holds the trail's write lock.
-/// Appends `record` to the trail inside `tx` (which began with `BEGIN IMMEDIATE`, so it
-/// holds the database's write lock).
-///
-/// The chain's head is taken from `guess`, the head this process last wrote, and the
-/// insert checks in the same statement that the trail still ends there; only when
-/// another process appended since (or a transaction rolled back) is the head read
-/// first. Either way the record links to the trail's real last record.
-async fn append(
-    tx: &mut Transaction<'static, Sqlite>,
-    record: &AuditRecord,
-    guess: &Mutex<Option<ChainHead>>,
-) -> Result<(), StoreError> {
-    let guessed = *guess.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(head) = guessed {
-        let (row, next) = AuditRow::linked(record, head)?;
-        if insert_audit(tx, &row, INSERT_AUDIT_AFTER).await? {
-            *guess.lock().unwrap_or_else(PoisonError::into_inner) = Some(next);
-            return Ok(());
-        }
-    }
-    let last: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD)
-        .fetch_optional(&mut **tx)
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+                tx.execute_batch(sql).db()?;
+                execute(
+                    tx,
+                    "INSERT INTO approval_schema_version (version) VALUES ($1)",
+                    &[version],
+                )?;
+            }
+            Ok(())
+        })
         .await
-        .db()?;
-    let (row, next) = AuditRow::linked(record, parse_head(last)?)?;
-    insert_audit(tx, &row, INSERT_AUDIT).await?;
-    *guess.lock().unwrap_or_else(PoisonError::into_inner) = Some(next);
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        blocking(&self.inner, move |inner| inner.write(f)).await
+    }
+
+    /// Runs `f` on a read connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        blocking(&self.inner, move |inner| inner.read(f)).await
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread, then (on the same thread,
+    /// so even if the caller stopped waiting) tells subscribers of the requests `f`
+    /// changed, which it returns with its answer.
+    async fn write_changes<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<(T, Vec<RequestChange>), StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let notifier = self.notifier.clone();
+        blocking(&self.inner, move |inner| {
+            let (out, changes) = inner.write(f)?;
+            for change in changes {
+                notifier.notify(change);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// The names of the first placeholders, `$1` to `$16`.
+const PLACEHOLDERS: [&str; 16] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15",
+    "$16",
+];
+
+/// Binds `values` to the placeholders `$1`, `$2`, … of `stmt`, by name: SQLite numbers
+/// named parameters in order of first appearance, which need not be `$N`'s `N`.
+fn bind(stmt: &mut Statement<'_>, values: &[&dyn ToSql]) -> Result<(), StoreError> {
+    if stmt.parameter_count() != values.len() {
+        return Err(StoreError::backend(rusqlite::Error::InvalidParameterCount(
+            values.len(),
+            stmt.parameter_count(),
+        )));
+    }
+    for (i, value) in values.iter().enumerate() {
+        let owned;
+        let name = match PLACEHOLDERS.get(i) {
+            Some(name) => *name,
+            None => {
+                owned = format!("${}", i + 1);
+                owned.as_str()
+            }
+        };
+        let index = stmt.parameter_index(name).db()?.ok_or_else(|| {
+            StoreError::backend(rusqlite::Error::InvalidParameterName(name.into()))
+        })?;
+        stmt.raw_bind_parameter(index, value).db()?;
+    }
     Ok(())
 }
 
-/// Runs `sql` (one of the audit inserts) for `row`; whether it inserted.
-async fn insert_audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    row: &AuditRow,
-    sql: &'static str,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(sql)
-        .bind(row.seq)
-        .bind(&row.prev_hash)
-        .bind(&row.hash)
-        .bind(row.at)
-        .bind(row.event)
-        .bind(&row.run_id)
-        .bind(&row.request_id)
-        .bind(&row.actor)
-        .bind(&row.body)
-        .execute(&mut **tx)
-        .await
-        .db()?;
-    Ok(done.rows_affected() == 1)
+/// Runs the statement `sql` with `values`; how many rows it changed.
+fn execute(conn: &Connection, sql: &str, values: &[&dyn ToSql]) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    bind(&mut stmt, values)?;
+    stmt.raw_execute().db()
+}
+
+/// The rows the query `sql` selects with `values`, each read by `read`.
+fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    values: &[&dyn ToSql],
+    mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    bind(&mut stmt, values)?;
+    let mut rows = stmt.raw_query();
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        found.push(read(row)?);
+    }
+    Ok(found)
+}
+
+/// The first row the query `sql` selects with `values`, read by `read`.
+fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    values: &[&dyn ToSql],
+    read: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    bind(&mut stmt, values)?;
+    let mut rows = stmt.raw_query();
+    match rows.next().db()? {
+        Some(row) => Ok(Some(read(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// The rows of a query built at run time.
+fn fetch<T>(
+    conn: &Connection,
+    sql: &Sql,
+    read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let values: Vec<&dyn ToSql> = sql
+        .params
+        .iter()
+        .map(|param| match param {
+            Param::Int(n) => n as &dyn ToSql,
+            Param::Text(s) => s as &dyn ToSql,
+        })
+        .collect();
+    query(conn, &sql.text, &values, read)
+}
+
+fn request_values<'a>(r: &'a RequestRow, extra: &'a dyn ToSql) -> [&'a dyn ToSql; 13] {
+    [
+        &r.id,
+        &r.version,
+        &r.state,
+        &r.run_id,
+        &r.tool,
+        &r.args_hash,
+        &r.tenant,
+        &r.tier,
+        &r.created_at,
+        &r.expires_at,
+        &r.approval_expires_at,
+        &r.body,
+        extra,
+    ]
+}
+
+fn grant_values(g: &GrantRow) -> [&dyn ToSql; 6] {
+    [
+        &g.id,
+        &g.expires_at,
+        &g.max_uses,
+        &g.uses,
+        &g.revoked_at,
+        &g.body,
+    ]
+}
+
+fn read_request(row: &Row<'_>) -> Result<ApprovalRequest, StoreError> {
+    let id: String = row.get("id").db()?;
+    let body: String = row.get("body").db()?;
+    Ok(parse_request(&id, &body)?)
+}
+
+fn read_grant(row: &Row<'_>) -> Result<Grant, StoreError> {
+    let id: String = row.get("id").db()?;
+    let body: String = row.get("body").db()?;
+    Ok(parse_grant(&id, &body)?)
+}
+
+fn read_audit(row: &Row<'_>) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.get("seq").db()?;
+    let body: String = row.get("body").db()?;
+    Ok(parse_audit(seq, &body)?)
+}
+
+/// The usage of `run_id` as `conn` sees it.
+fn select_usage(conn: &Connection, run_id: &str) -> Result<RunUsage, StoreError> {
+    let found = query_opt(conn, SELECT_USAGE, &[&run_id], |row| {
+        Ok(usage(
+            run_id,
+            row.get("steps").db()?,
+            row.get("tool_calls").db()?,
+            row.get("usd").db()?,
+            row.get("started_at").db()?,
+        )?)
+    })?;
+    Ok(found.unwrap_or_default())
+}
+
+/// Appends `record` to the trail inside `tx` (which began with `BEGIN IMMEDIATE`, so it
+/// holds the database's write lock): linked after the trail's last record, read in the
+/// same transaction, so that the chain holds whichever process appended last.
+fn append(tx: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
+    let last = query_opt(tx, AUDIT_HEAD, &[], |row| {
+        Ok((row.get::<_, i64>(0).db()?, row.get::<_, String>(1).db()?))
+    })?;
+    let (row, _) = AuditRow::linked(record, parse_head(last)?)?;
+    execute(
+        tx,
+        INSERT_AUDIT,
+        &[
+            &row.seq,
+            &row.prev_hash,
+            &row.hash,
+            &row.at,
+            &row.event,
+            &row.run_id,
+            &row.request_id,
+            &row.actor,
+            &row.body,
+        ],
+    )?;
+    Ok(())
 }
 
 /// The request in the order of [`RequestRow`]'s binds, unless a request for the same
 /// run, tool and args hash is pending at `$13` (mirrors [`pending_twin`]) or the id is
 /// taken.
+///
+/// `+expires_at` keeps the planner on the dedupe index: without the `+`, it picks the
+/// expiry index (`state = 'pending' AND expires_at > $13`) and reads every pending
+/// request, so that filing slowed down with the number pending.
 const INSERT_UNLESS_PENDING: &str = "INSERT INTO approval_requests \
      (id, version, state, run_id, tool, args_hash, tenant, tier, created_at, expires_at, \
       approval_expires_at, body) \
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
      WHERE NOT EXISTS (SELECT 1 FROM approval_requests WHERE run_id = $4 AND tool = $5 \
-       AND args_hash = $6 AND state = 'pending' AND expires_at > $13) \
+       AND args_hash = $6 AND state = 'pending' AND +expires_at > $13) \
      ON CONFLICT (id) DO NOTHING";
 
-/// [`INSERT_AUDIT`], only if the trail ends right before the new record: its last
-/// record is number `$1 - 1` with hash `$2`.
-const INSERT_AUDIT_AFTER: &str = "INSERT INTO approval_audit \
-     (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-     WHERE COALESCE((SELECT MAX(seq) FROM approval_audit), 0) = $1 - 1 \
-     AND ($1 = 1 OR (SELECT hash FROM approval_audit WHERE seq = $1 - 1) = $2)";
-
-fn read_audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
-    let seq: i64 = row.try_get("seq").db()?;
-    let body: &str = row.try_get("body").db()?;
-    Ok(parse_audit(seq, body)?)
-}
-
-/// The rows `sql` selects.
-async fn fetch(pool: &SqlitePool, sql: &Sql) -> Result<Vec<SqliteRow>, StoreError> {
-    let mut q = sqlx::query(&sql.text);
-    for param in &sql.params {
-        q = match param {
-            Param::Int(n) => q.bind(*n),
-            Param::Text(s) => q.bind(s.as_str()),
-        };
+/// The notice of a committed change to `request`.
+fn change(request: &ApprovalRequest) -> RequestChange {
+    RequestChange {
+        request_id: request.id(),
+        state: request.stored_state(),
     }
-    q.fetch_all(pool).await.db()
 }
 
 /// Writes `next` over the version before it inside `tx`; whether it was written.
-async fn write_over(
-    tx: &mut Transaction<'static, Sqlite>,
-    next: &ApprovalRequest,
-) -> Result<bool, StoreError> {
+fn write_over(tx: &Connection, next: &ApprovalRequest) -> Result<bool, StoreError> {
     let row = RequestRow::of(next)?;
-    let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
-        .bind(row.version - 1)
-        .execute(&mut **tx)
-        .await
-        .db()?;
-    Ok(done.rows_affected() == 1)
+    let expected = row.version - 1;
+    Ok(execute(tx, UPDATE_REQUEST, &request_values(&row, &expected))? == 1)
 }
 
 #[async_trait]
@@ -388,69 +800,69 @@ impl ApprovalStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Filed, StoreError> {
         let row = RequestRow::of(&request)?;
-        let mut tx = self.begin_write().await?;
-        // Insert unless an identical call is pending: one statement on the common path.
-        let done = bind_request(sqlx::query(INSERT_UNLESS_PENDING), &row)
-            .bind(nanos(now))
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            let twins = sqlx::query(PENDING_TWINS)
-                .bind(&row.run_id)
-                .bind(&row.tool)
-                .bind(&row.args_hash)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?
-                .iter()
-                .map(read_request)
-                .collect::<Result<Vec<_>, _>>()?;
-            return match pending_twin(twins, now) {
-                Some(existing) => Ok(Filed {
-                    request: existing,
-                    created: false,
-                }),
-                None => Err(StoreError::Duplicate { id: request.id() }),
-            };
-        }
-        append(&mut tx, record, &self.head).await?;
-        tx.commit().await.db()?;
-        Ok(Filed {
-            request,
-            created: true,
+        let record = record.clone();
+        self.write(move |tx| {
+            // Insert unless an identical call is pending: one statement on the common path.
+            let now_n = nanos(now);
+            if execute(tx, INSERT_UNLESS_PENDING, &request_values(&row, &now_n))? == 0 {
+                let twins = query(
+                    tx,
+                    PENDING_TWINS,
+                    &[&row.run_id, &row.tool, &row.args_hash],
+                    read_request,
+                )?;
+                return match pending_twin(twins, now) {
+                    Some(existing) => Ok(Filed {
+                        request: existing,
+                        created: false,
+                    }),
+                    None => Err(StoreError::Duplicate { id: request.id() }),
+                };
+            }
+            append(tx, &record)?;
+            Ok(Filed {
+                request,
+                created: true,
+            })
         })
+        .await
     }
 
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
-        let row = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .db()?
-            .ok_or(StoreError::NotFound { id })?;
-        read_request(&row)
+        self.read(move |conn| {
+            query_opt(
+                conn,
+                "SELECT id, body FROM approval_requests WHERE id = $1",
+                &[&id.to_string()],
+                read_request,
+            )?
+            .ok_or(StoreError::NotFound { id })
+        })
+        .await
     }
 
     async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        if !write_over(&mut tx, next).await? {
-            let id = next.id();
-            let found: i64 =
-                sqlx::query_scalar("SELECT version FROM approval_requests WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?
-                    .ok_or(StoreError::NotFound { id })?;
-            return Err(StoreError::Conflict {
-                id,
-                expected: next.version().saturating_sub(1),
-                found: u64::try_from(found).unwrap_or_default(),
-            });
-        }
-        append(&mut tx, record, &self.head).await?;
-        self.commit_changed(tx, std::slice::from_ref(next)).await
+        let (next, record) = (next.clone(), record.clone());
+        self.write_changes(move |tx| {
+            if !write_over(tx, &next)? {
+                let id = next.id();
+                let found: i64 = query_opt(
+                    tx,
+                    "SELECT version FROM approval_requests WHERE id = $1",
+                    &[&id.to_string()],
+                    |row| row.get(0).db(),
+                )?
+                .ok_or(StoreError::NotFound { id })?;
+                return Err(StoreError::Conflict {
+                    id,
+                    expected: next.version().saturating_sub(1),
+                    found: u64::try_from(found).unwrap_or_default(),
+                });
+            }
+            append(tx, &record)?;
+            Ok(((), vec![change(&next)]))
+        })
+        .await
     }
 
     async fn list(
@@ -458,15 +870,19 @@ impl ApprovalStore for SqliteStore {
         query: &RequestQuery,
         now: OffsetDateTime,
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        let rows = fetch(&self.pool, &list_query(query, now)).await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let request = read_request(row)?;
-            if query.matches(&request, now) {
-                found.push(request);
-            }
-        }
-        Ok(found)
+        let query = query.clone();
+        self.read(move |conn| {
+            let mut found = Vec::new();
+            fetch(conn, &list_query(&query, now), |row| {
+                let request = read_request(row)?;
+                if query.matches(&request, now) {
+                    found.push(request);
+                }
+                Ok(())
+            })?;
+            Ok(found)
+        })
+        .await
     }
 
     async fn sweep_expired(
@@ -477,42 +893,54 @@ impl ApprovalStore for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT id, body FROM approval_requests WHERE {DUE} ORDER BY created_at, id LIMIT $2"
-        ))
-        .bind(nanos(now))
-        .bind(super::sql::limit(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .db()?;
-        let mut expired = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let Ok(next) = read_request(row)?.expire(now) else {
-                continue;
-            };
-            if write_over(&mut tx, &next).await? {
-                append(&mut tx, &AuditRecord::timeout(now, &next), &self.head).await?;
-                expired.push(next);
+        self.write_changes(move |tx| {
+            let due = query(
+                tx,
+                &format!(
+                    "SELECT id, body FROM approval_requests WHERE {DUE} \
+                         ORDER BY created_at, id LIMIT $2"
+                ),
+                &[&nanos(now), &super::sql::limit(limit)],
+                read_request,
+            )?;
+            let mut expired = Vec::with_capacity(due.len());
+            for request in due {
+                let Ok(next) = request.expire(now) else {
+                    continue;
+                };
+                if write_over(tx, &next)? {
+                    append(tx, &AuditRecord::timeout(now, &next))?;
+                    expired.push(next);
+                }
             }
-        }
-        self.commit_changed(tx, &expired).await?;
-        Ok(expired)
+            let changes = expired.iter().map(change).collect();
+            Ok((expired, changes))
+        })
+        .await
     }
 
     async fn switches(&self) -> Result<Switches, StoreError> {
-        // One statement, so one snapshot and one round trip to the connection.
-        let rows: Vec<(Option<String>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT scope, NULL, seq FROM approval_kill_switches \
-             UNION ALL SELECT NULL, value, 0 FROM approval_settings WHERE name = 'read_only' \
-             ORDER BY 3",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .db()?;
+        let rows = self
+            .read(|conn| {
+                // One statement, so one snapshot.
+                query(
+                    conn,
+                    "SELECT scope, NULL, seq FROM approval_kill_switches \
+                     UNION ALL SELECT NULL, value, 0 FROM approval_settings \
+                     WHERE name = 'read_only' ORDER BY 3",
+                    &[],
+                    |row| {
+                        Ok((
+                            row.get::<_, Option<String>>(0).db()?,
+                            row.get::<_, Option<String>>(1).db()?,
+                        ))
+                    },
+                )
+            })
+            .await?;
         let mut scopes = Vec::new();
         let mut read_only = None;
-        for (scope, value, _) in rows {
+        for (scope, value) in rows {
             match scope {
                 Some(scope) => scopes.push(scope),
                 None => read_only = value,
@@ -529,29 +957,30 @@ impl ApprovalStore for SqliteStore {
 
     async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
         let key = scope_key(&scope)?;
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM approval_kill_switches WHERE scope = $1")
-            .bind(&key)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        if engaged {
-            sqlx::query("INSERT INTO approval_kill_switches (scope) VALUES ($1)")
-                .bind(&key)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-        }
-        tx.commit().await.db()
+        self.write(move |tx| {
+            execute(
+                tx,
+                "DELETE FROM approval_kill_switches WHERE scope = $1",
+                &[&key],
+            )?;
+            if engaged {
+                execute(
+                    tx,
+                    "INSERT INTO approval_kill_switches (scope) VALUES ($1)",
+                    &[&key],
+                )?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        sqlx::query(SET_READ_ONLY)
-            .bind(if on { "true" } else { "false" })
-            .execute(&self.writer)
-            .await
-            .db()?;
-        Ok(())
+        self.write(move |tx| {
+            execute(tx, SET_READ_ONLY, &[&if on { "true" } else { "false" }])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn add_usage(
@@ -560,44 +989,31 @@ impl ApprovalStore for SqliteStore {
         delta: UsageDelta,
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError> {
+        let run_id = run_id.to_owned();
         if delta == UsageDelta::default() {
-            let row = sqlx::query(SELECT_USAGE)
-                .bind(run_id)
-                .fetch_optional(&self.pool)
-                .await
-                .db()?;
-            return read_usage(run_id, row.as_ref());
+            return self.read(move |conn| select_usage(conn, &run_id)).await;
         }
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(SELECT_USAGE)
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
-        let next = read_usage(run_id, row.as_ref())?.add(delta, now);
-        let (steps, tool_calls, usd, started_at) = usage_columns(&next);
-        sqlx::query(UPSERT_USAGE)
-            .bind(run_id)
-            .bind(steps)
-            .bind(tool_calls)
-            .bind(usd)
-            .bind(started_at)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        tx.commit().await.db()?;
-        Ok(next)
+        self.write(move |tx| {
+            let next = select_usage(tx, &run_id)?.add(delta, now);
+            let (steps, tool_calls, usd, started_at) = usage_columns(&next);
+            execute(
+                tx,
+                UPSERT_USAGE,
+                &[&run_id, &steps, &tool_calls, &usd, &started_at],
+            )?;
+            Ok(next)
+        })
+        .await
     }
 
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let row = GrantRow::of(grant)?;
-        let mut tx = self.begin_write().await?;
-        bind_grant(sqlx::query(INSERT_GRANT), &row)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        append(&mut tx, record, &self.head).await?;
-        tx.commit().await.db()
+        let record = record.clone();
+        self.write(move |tx| {
+            execute(tx, INSERT_GRANT, &grant_values(&row))?;
+            append(tx, &record)
+        })
+        .await
     }
 
     async fn use_grant(
@@ -608,45 +1024,38 @@ impl ApprovalStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
+        let args_hash = *args_hash;
         // Look without the write lock first: most calls have no grant covering them.
-        let rows = sqlx::query(&live)
-            .bind(nanos(now))
-            .fetch_all(&self.pool)
-            .await
-            .db()?;
-        let mut covered = false;
-        for row in &rows {
-            if read_grant(row)?.covers(call, args_hash, now) {
-                covered = true;
-                break;
-            }
-        }
+        let (call_owned, look) = (call.clone(), live.clone());
+        let covered = self
+            .read(move |conn| {
+                let grants = query(conn, &look, &[&nanos(now)], read_grant)?;
+                Ok(grants
+                    .iter()
+                    .any(|g| g.covers(&call_owned, &args_hash, now)))
+            })
+            .await?;
         if !covered {
             return Ok(None);
         }
         // Then again under the lock, where the use is counted.
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(&live)
-            .bind(nanos(now))
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
-        for row in &rows {
-            let grant = read_grant(row)?;
-            if grant.covers(call, args_hash, now) {
-                let used = grant.used();
-                let row = GrantRow::of(&used)?;
-                bind_grant(sqlx::query(UPDATE_GRANT), &row)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
-                let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
-                append(&mut tx, &record, &self.head).await?;
-                tx.commit().await.db()?;
-                return Ok(Some(used));
-            }
-        }
-        Ok(None)
+        let (call, policy_version) = (call.clone(), policy_version.to_owned());
+        self.write(move |tx| {
+            let grants = query(tx, &live, &[&nanos(now)], read_grant)?;
+            let Some(grant) = grants
+                .into_iter()
+                .find(|g| g.covers(&call, &args_hash, now))
+            else {
+                return Ok(None);
+            };
+            let used = grant.used();
+            let row = GrantRow::of(&used)?;
+            execute(tx, UPDATE_GRANT, &grant_values(&row))?;
+            let record = AuditRecord::grant_used(now, &call, args_hash, &policy_version, &used);
+            append(tx, &record)?;
+            Ok(Some(used))
+        })
+        .await
     }
 
     async fn revoke_grant(
@@ -655,70 +1064,192 @@ impl ApprovalStore for SqliteStore {
         by: &str,
         now: OffsetDateTime,
     ) -> Result<Grant, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
+        let by = by.to_owned();
+        self.write(move |tx| {
+            let grant = query_opt(
+                tx,
+                "SELECT id, body FROM approval_grants WHERE id = $1",
+                &[&id.to_string()],
+                read_grant,
+            )?
             .ok_or(StoreError::GrantNotFound { id })?;
-        let revoked = read_grant(&row)?.revoked(now);
-        let row = GrantRow::of(&revoked)?;
-        bind_grant(sqlx::query(UPDATE_GRANT), &row)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let request_id = revoked.request_id();
-        let request = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
-            .bind(request_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
+            let revoked = grant.revoked(now);
+            let row = GrantRow::of(&revoked)?;
+            execute(tx, UPDATE_GRANT, &grant_values(&row))?;
+            let request_id = revoked.request_id();
+            let request = query_opt(
+                tx,
+                "SELECT id, body FROM approval_requests WHERE id = $1",
+                &[&request_id.to_string()],
+                read_request,
+            )?
             .ok_or(StoreError::NotFound { id: request_id })?;
-        let record = AuditRecord::grant_revoked(now, &read_request(&request)?, id, by);
-        append(&mut tx, &record, &self.head).await?;
-        tx.commit().await.db()?;
-        Ok(revoked)
+            let record = AuditRecord::grant_revoked(now, &request, id, &by);
+            append(tx, &record)?;
+            Ok(revoked)
+        })
+        .await
     }
 
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
-        let now_n = nanos(now);
-        let mut tx = self.begin_write().await?;
-        sqlx::query(&format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"))
-            .bind(now_n)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let rows = sqlx::query(&format!(
-            "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
-        ))
-        .bind(now_n)
-        .fetch_all(&mut *tx)
-        .await
-        .db()?;
-        tx.commit().await.db()?;
-        let mut live = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let grant = read_grant(row)?;
-            if grant.is_live(now) {
-                live.push(grant);
-            }
-        }
-        Ok(live)
+        let grants = self
+            .write(move |tx| {
+                let now_n = nanos(now);
+                execute(
+                    tx,
+                    &format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"),
+                    &[&now_n],
+                )?;
+                query(
+                    tx,
+                    &format!(
+                        "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
+                    ),
+                    &[&now_n],
+                    read_grant,
+                )
+            })
+            .await?;
+        Ok(grants.into_iter().filter(|g| g.is_live(now)).collect())
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        append(&mut tx, record, &self.head).await?;
-        tx.commit().await.db()
+        let record = record.clone();
+        self.write(move |tx| append(tx, &record)).await
     }
 
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = fetch(&self.pool, &audit_query(query)).await?;
-        rows.iter().map(read_audit).collect()
+        let sql = audit_query(query);
+        self.read(move |conn| fetch(conn, &sql, read_audit)).await
     }
 
     async fn subscribe(&self) -> Result<Subscription, StoreError> {
         Ok(self.notifier.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "approval-gate-unit-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("approvals.db");
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn connections_use_the_synchronous_setting() {
+        let (dir, path) = temp_db("sync");
+        for (sync, level) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
+            let options = SqliteStore::options(path.to_str().unwrap()).synchronous(sync);
+            let store = SqliteStore::connect_with(options).await.unwrap();
+            let (writer, reader) = blocking(&store.inner, |inner| {
+                let writer = inner.write(|tx| {
+                    tx.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+                        .db()
+                })?;
+                let reader = inner.read(|conn| {
+                    conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+                        .db()
+                })?;
+                Ok((writer, reader))
+            })
+            .await
+            .unwrap();
+            assert_eq!((writer, reader), (level, level));
+            store.close().await;
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_transaction_is_an_error_and_rolls_back() {
+        let (dir, path) = temp_db("panic");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        let err = store
+            .write(|tx| -> Result<(), StoreError> {
+                execute(tx, SET_READ_ONLY, &[&"true"])?;
+                panic!("boom")
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        // The writer still works, and the panicked write did not stick.
+        assert!(!store.switches().await.unwrap().read_only);
+        store.set_read_only(true).await.unwrap();
+        assert!(store.switches().await.unwrap().read_only);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_fails_instead_of_panicking() {
+        let (dir, path) = temp_db("closed");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        store.close().await;
+        assert!(matches!(
+            store.switches().await,
+            Err(StoreError::Backend { .. })
+        ));
+        assert!(matches!(
+            store.set_read_only(true).await,
+            Err(StoreError::Backend { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_dedupe_lookup_uses_its_index() {
+        let (dir, path) = temp_db("plan");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        for sql in [INSERT_UNLESS_PENDING, PENDING_TWINS] {
+            let plan = store
+                .read(move |conn| {
+                    // Unbound parameters are NULL, which the plan does not depend on.
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).db()?;
+                    let mut rows = stmt.raw_query();
+                    let mut plan = Vec::new();
+                    while let Some(row) = rows.next().db()? {
+                        plan.push(row.get::<_, String>(3).db()?);
+                    }
+                    Ok(plan)
+                })
+                .await
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("approval_requests_dedupe")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|step| step.contains("approval_requests_expiry")),
+                "{sql}: {plan:?}"
+            );
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn urls_and_paths_name_the_same_file() {
+        for form in ["sqlite:///tmp/a.db", "sqlite:/tmp/a.db", "/tmp/a.db"] {
+            let options = SqliteOptions::new(form);
+            assert_eq!(options.path(), Path::new("/tmp/a.db"), "{form}");
+            assert!(options.bad_url.is_none());
+        }
+        assert!(!SqliteOptions::new("sqlite://a.db?mode=rw").create_if_missing);
+        assert!(
+            SqliteOptions::new("sqlite://a.db?cache=shared")
+                .bad_url
+                .is_some()
+        );
+        assert!(SqliteOptions::new("sqlite::memory:").bad_url.is_some());
     }
 }
