@@ -6,7 +6,9 @@
 //!   four times: the request with its record, the approval, the claim, the result. The
 //!   floor's commits run with `rusqlite` directly on the bench's thread (no thread hop,
 //!   no runtime), each `BEGIN IMMEDIATE`, a one-row insert and `COMMIT` on a file in
-//!   the same directory with the same `synchronous`: the strictest floor.
+//!   the same directory with the same `synchronous`: the strictest floor. Beside it,
+//!   `bare_commits_async_floor` makes the same commits each in one `spawn_blocking`, as
+//!   an async store must, to show what the thread hop costs.
 //! - `PostgresStore`: reported, when `APPROVAL_GATE_TEST_POSTGRES_URL` is set.
 //!
 //! Run with `cargo bench --all-features --bench round_trip`.
@@ -15,6 +17,7 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use approval_gate::rusqlite::{self, TransactionBehavior};
@@ -120,6 +123,30 @@ fn sqlite(c: &mut Criterion) {
                         .execute([&value])
                         .unwrap();
                     tx.commit().unwrap();
+                }
+            })
+        });
+        // The same commits made the way an async store must make them: each on a
+        // blocking thread (`spawn_blocking`), awaited from the runtime. Reported beside
+        // the strict floor, to show what the hop itself costs on this machine.
+        let floor = Arc::new(Mutex::new(floor));
+        group.bench_function("bare_commits_async_floor", |b| {
+            b.to_async(&rt).iter(|| async {
+                for _ in 0..COMMITS {
+                    let (floor, value) = (floor.clone(), value.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let mut floor = floor.lock().unwrap();
+                        let tx = floor
+                            .transaction_with_behavior(TransactionBehavior::Immediate)
+                            .unwrap();
+                        tx.prepare_cached("INSERT INTO bench_floor (v) VALUES (?1)")
+                            .unwrap()
+                            .execute([&value])
+                            .unwrap();
+                        tx.commit().unwrap();
+                    })
+                    .await
+                    .unwrap();
                 }
             })
         });

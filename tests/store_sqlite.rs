@@ -249,7 +249,7 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 
     conn.execute(
         "INSERT INTO approval_schema_version (version) VALUES (99)",
@@ -260,6 +260,75 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
     assert!(matches!(err, StoreError::Backend { .. }));
     let source = std::error::Error::source(&err).unwrap().to_string();
     assert!(source.contains("newer"), "{source}");
+    store.close().await;
+}
+
+/// A database written by an earlier version of this crate (schema version 2, whose
+/// indexes held every request's state) is brought to version 3 on connect, and its
+/// requests are found by the dedupe lookup and the sweep as before.
+#[tokio::test]
+async fn a_version_2_database_migrates_and_keeps_its_requests() {
+    let dir = TempDir::new();
+    let clock = ManualClock::default();
+    let now = approval_gate::Clock::now(&clock);
+    let store = SqliteStore::connect(&dir.db()).await.unwrap();
+    let filed = store_common::request("run-1", now);
+    store
+        .create(filed.clone(), &store_common::rec(&filed), now)
+        .await
+        .unwrap();
+    store.close().await;
+    // Put the schema back as version 2 left it.
+    let conn = Connection::open(dir.db()).unwrap();
+    conn.execute_batch(
+        "DROP INDEX approval_requests_call; DROP INDEX approval_requests_pending_expiry; \
+         DROP INDEX approval_requests_approved_expiry; DROP INDEX approval_audit_request; \
+         DROP INDEX approval_audit_actor; \
+         CREATE INDEX approval_requests_dedupe ON approval_requests (run_id, tool, args_hash, state); \
+         CREATE INDEX approval_requests_expiry ON approval_requests (state, expires_at); \
+         CREATE INDEX approval_requests_approval_expiry ON approval_requests (state, approval_expires_at); \
+         CREATE INDEX approval_audit_request ON approval_audit (request_id, seq); \
+         CREATE INDEX approval_audit_actor ON approval_audit (actor, seq); \
+         DELETE FROM approval_schema_version WHERE version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::connect(&dir.db()).await.unwrap();
+    let conn = own_connection(&store);
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' \
+             AND name LIKE 'approval_requests_%' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "approval_requests_approved_expiry",
+            "approval_requests_call",
+            "approval_requests_created",
+            "approval_requests_pending_expiry",
+        ]
+    );
+    // The same call again finds the request filed under version 2.
+    let twin = store_common::request("run-1", now);
+    let again = store
+        .create(twin.clone(), &store_common::rec(&twin), now)
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.request.id(), filed.id());
+    // And the sweep finds it once it is due.
+    let due = store.sweep_expired(filed.expires_at(), 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(ApprovalRequest::id).collect::<Vec<_>>(),
+        [filed.id()]
+    );
     store.close().await;
 }
 

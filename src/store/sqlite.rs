@@ -6,10 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,8 +18,8 @@ use time::OffsetDateTime;
 use super::sql::{
     AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT,
     PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
-    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant,
-    parse_head, parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
+    UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant, parse_head,
+    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
@@ -37,6 +34,7 @@ use crate::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite_1.sql")),
     (2, include_str!("migrations/sqlite_2.sql")),
+    (3, include_str!("migrations/sqlite_3.sql")),
 ];
 
 /// How long a connection waits for another one's write lock before failing.
@@ -44,17 +42,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many idle read connections a store keeps by default.
 const READ_CONNECTIONS: usize = 4;
-
-/// After how many write transactions the checkpointer thread is woken to copy the
-/// write-ahead log into the database file (a `PASSIVE` checkpoint, which never blocks
-/// readers or writers). A transition writes about a dozen pages, so this is about
-/// SQLite's default of a checkpoint per thousand pages, but off the writers' path: the
-/// commit that crosses the threshold no longer pays for the checkpoint.
-const CHECKPOINT_EVERY: usize = 64;
-
-/// The log size (in pages) at which the writer checkpoints by itself, should the
-/// checkpointer thread fall that far behind.
-const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// How many prepared statements each connection keeps.
 const STATEMENT_CACHE: usize = 64;
@@ -286,10 +273,11 @@ impl SqliteOptions {
 /// queue in order instead of meeting SQLite's lock and backing off (which would make
 /// many concurrent tasks slower than one). Writers in other processes still meet the
 /// lock and wait up to the busy timeout. Reads use a few more connections
-/// ([`SqliteOptions::read_connections`]), which never wait for the writer. One more
-/// connection, on a thread of its own, copies the write-ahead log into the database file
-/// (a passive checkpoint) every few dozen writes, so that no write waits for a
-/// checkpoint; the thread ends when the store is closed or dropped.
+/// ([`SqliteOptions::read_connections`]), which never wait for the writer. The writer
+/// copies the write-ahead log into the database file (SQLite's automatic checkpoint)
+/// after the commit that takes the log past a thousand pages, so the log stays a few
+/// megabytes long and is written over from its start, which costs the disk less than
+/// a log that grows.
 ///
 /// Each operation runs to its end on its blocking thread once started: dropping its
 /// future stops the waiting, not the transaction, which commits (and tells
@@ -317,36 +305,6 @@ struct Inner {
     writer: Mutex<Option<Connection>>,
     /// Idle read connections; `None` once closed.
     readers: Mutex<Option<Vec<Connection>>>,
-    /// Wakes the checkpointer thread; `None` once closed.
-    checkpoints: Mutex<Option<Checkpointer>>,
-    /// Write transactions committed since the last checkpoint was asked for.
-    commits: AtomicUsize,
-}
-
-/// The thread that checkpoints the write-ahead log off the writers' path (see
-/// [`CHECKPOINT_EVERY`]), and how to wake it.
-struct Checkpointer {
-    wake: SyncSender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Checkpointer {
-    /// Starts the thread, with a connection of its own.
-    fn start(options: &SqliteOptions) -> Result<Checkpointer, StoreError> {
-        let conn = options.open(false)?;
-        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("approval-gate-sqlite-checkpoint".into())
-            .spawn(move || {
-                // Until the store closes or is dropped. A checkpoint that fails (busy)
-                // is tried again at the next wake-up; the log stays correct meanwhile.
-                while woken.recv().is_ok() {
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                }
-            })
-            .map_err(StoreError::backend)?;
-        Ok(Checkpointer { wake, thread })
-    }
 }
 
 /// Locks `mutex`, taking it back from a panic that poisoned it: a panic inside a
@@ -376,14 +334,6 @@ impl Inner {
             .db()?;
         let out = f(&tx)?;
         tx.commit().db()?;
-        drop(writer);
-        if self.commits.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY {
-            self.commits.store(0, Ordering::Relaxed);
-            if let Some(checkpointer) = lock(&self.checkpoints).as_ref() {
-                // Full: a checkpoint is asked for already.
-                let _ = checkpointer.wake.try_send(());
-            }
-        }
         Ok(out)
     }
 
@@ -410,10 +360,6 @@ impl Inner {
     }
 
     fn close(&self) {
-        if let Some(checkpointer) = lock(&self.checkpoints).take() {
-            drop(checkpointer.wake);
-            let _ = checkpointer.thread.join();
-        }
         let writer = lock(&self.writer).take();
         let readers = lock(&self.readers).take();
         drop(readers);
@@ -459,16 +405,8 @@ impl SqliteStore {
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(SqliteError::NoRuntime)?;
         let opener = options.clone();
-        let (writer, checkpointer) = runtime
-            .spawn_blocking(move || -> Result<_, StoreError> {
-                let writer = opener.open(false)?;
-                // Checkpoints run on their own thread; the writer checkpoints only if
-                // that thread falls far behind.
-                writer
-                    .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
-                    .db()?;
-                Ok((writer, Checkpointer::start(&opener)?))
-            })
+        let writer = runtime
+            .spawn_blocking(move || opener.open(false))
             .await
             .map_err(SqliteError::Task)??;
         let store = SqliteStore {
@@ -476,8 +414,6 @@ impl SqliteStore {
                 options,
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Some(Vec::new())),
-                checkpoints: Mutex::new(Some(checkpointer)),
-                commits: AtomicUsize::new(0),
             }),
             notifier: Notifier::new(),
         };
@@ -784,11 +720,28 @@ fn change(request: &ApprovalRequest) -> RequestChange {
     }
 }
 
+/// Compare-and-set: writes the request whose id is `$1` if its version is `$5`.
+///
+/// Sets only the columns a transition changes: SQLite rewrites the entries of every
+/// index on a column the `UPDATE` sets, changed or not, and what a request was filed
+/// with (run, tool, args hash, tenant, tier, times) never changes.
+const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \
+     version = $2, state = $3, approval_expires_at = $4, body = $6 \
+     WHERE id = $1 AND version = $5";
+
 /// Writes `next` over the version before it inside `tx`; whether it was written.
 fn write_over(tx: &Connection, next: &ApprovalRequest) -> Result<bool, StoreError> {
     let row = RequestRow::of(next)?;
     let expected = row.version - 1;
-    Ok(execute(tx, UPDATE_REQUEST, &request_values(&row, &expected))? == 1)
+    let values: [&dyn ToSql; 6] = [
+        &row.id,
+        &row.version,
+        &row.state,
+        &row.approval_expires_at,
+        &expected,
+        &row.body,
+    ];
+    Ok(execute(tx, UPDATE_REQUEST, &values)? == 1)
 }
 
 #[async_trait]
@@ -1203,36 +1156,64 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// The plan SQLite makes for `sql` on `store`'s database, one step per line.
+    async fn plan(store: &SqliteStore, sql: String) -> Vec<String> {
+        store
+            .read(move |conn| {
+                // Unbound parameters are NULL, which the plan does not depend on.
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).db()?;
+                let mut rows = stmt.raw_query();
+                let mut plan = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    plan.push(row.get::<_, String>(3).db()?);
+                }
+                Ok(plan)
+            })
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn the_dedupe_lookup_uses_its_index() {
         let (dir, path) = temp_db("plan");
         let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
         for sql in [INSERT_UNLESS_PENDING, PENDING_TWINS] {
-            let plan = store
-                .read(move |conn| {
-                    // Unbound parameters are NULL, which the plan does not depend on.
-                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).db()?;
-                    let mut rows = stmt.raw_query();
-                    let mut plan = Vec::new();
-                    while let Some(row) = rows.next().db()? {
-                        plan.push(row.get::<_, String>(3).db()?);
-                    }
-                    Ok(plan)
-                })
-                .await
-                .unwrap();
+            let plan = plan(&store, sql.to_owned()).await;
             assert!(
                 plan.iter()
-                    .any(|step| step.contains("approval_requests_dedupe")),
+                    .any(|step| step.contains("approval_requests_call")),
                 "{sql}: {plan:?}"
             );
             assert!(
-                !plan
-                    .iter()
-                    .any(|step| step.contains("approval_requests_expiry")),
+                !plan.iter().any(|step| step.contains("expiry")),
                 "{sql}: {plan:?}"
             );
         }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_reads_only_the_requests_due() {
+        let (dir, path) = temp_db("sweep-plan");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        let sql = format!("SELECT id, body FROM approval_requests WHERE {DUE}");
+        let plan = plan(&store, sql.clone()).await;
+        for index in [
+            "approval_requests_pending_expiry",
+            "approval_requests_approved_expiry",
+        ] {
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{sql}: {plan:?}"
+            );
+        }
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.starts_with("SCAN approval_requests")),
+            "{sql}: {plan:?}"
+        );
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
