@@ -33,6 +33,7 @@
 mod approval;
 mod audit;
 mod call;
+mod chunked;
 mod clock;
 mod desk;
 mod gate;

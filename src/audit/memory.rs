@@ -1,9 +1,10 @@
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use super::{AuditError, AuditRecord, AuditSink};
+use super::{Keeper, KeptRecord};
+use crate::chunked::Chunked;
 
 /// An audit sink that keeps records in memory, for tests, examples and prototypes.
 ///
@@ -12,12 +13,14 @@ use super::{AuditError, AuditRecord, AuditSink};
 /// newest, for a long-lived process that wants recent records at hand.
 #[derive(Debug, Clone, Default)]
 pub struct MemorySink {
-    shared: Arc<Mutex<Kept>>,
+    shared: Arc<Mutex<Trail>>,
 }
 
 #[derive(Debug, Default)]
-struct Kept {
-    records: VecDeque<AuditRecord>,
+struct Trail {
+    records: Chunked<KeptRecord>,
+    /// Shares the strings of each record kept with the one before.
+    keeper: Keeper,
     capacity: Option<usize>,
     dropped: u64,
 }
@@ -50,8 +53,9 @@ impl MemorySink {
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         MemorySink {
-            shared: Arc::new(Mutex::new(Kept {
-                records: VecDeque::with_capacity(capacity),
+            shared: Arc::new(Mutex::new(Trail {
+                records: Chunked::default(),
+                keeper: Keeper::default(),
                 capacity: Some(capacity),
                 dropped: 0,
             })),
@@ -60,7 +64,11 @@ impl MemorySink {
 
     /// A copy of every record kept, oldest first.
     pub fn records(&self) -> Vec<AuditRecord> {
-        self.lock().records.iter().cloned().collect()
+        self.lock()
+            .records
+            .iter()
+            .map(KeptRecord::to_record)
+            .collect()
     }
 
     /// The event names of the records kept, oldest first:
@@ -69,7 +77,7 @@ impl MemorySink {
         self.lock()
             .records
             .iter()
-            .map(AuditRecord::event_name)
+            .map(|kept| kept.event.name())
             .collect()
     }
 
@@ -80,7 +88,7 @@ impl MemorySink {
 
     /// Whether none are kept.
     pub fn is_empty(&self) -> bool {
-        self.lock().records.is_empty()
+        self.lock().records.len() == 0
     }
 
     /// How many records were dropped to stay within the capacity.
@@ -88,7 +96,7 @@ impl MemorySink {
         self.lock().dropped
     }
 
-    fn lock(&self) -> MutexGuard<'_, Kept> {
+    fn lock(&self) -> MutexGuard<'_, Trail> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -96,13 +104,13 @@ impl MemorySink {
 #[async_trait]
 impl AuditSink for MemorySink {
     async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let copy = record.clone();
-        let mut kept = self.lock();
-        if kept.capacity.is_some_and(|c| kept.records.len() >= c) {
-            kept.records.pop_front();
-            kept.dropped += 1;
+        let mut trail = self.lock();
+        if trail.capacity.is_some_and(|c| trail.records.len() >= c) {
+            trail.records.pop_front();
+            trail.dropped += 1;
         }
-        kept.records.push_back(copy);
+        let kept = trail.keeper.keep(record);
+        trail.records.push_back(kept);
         Ok(())
     }
 }

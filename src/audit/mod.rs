@@ -5,6 +5,7 @@ mod event;
 mod export;
 mod fanout;
 mod file;
+mod kept;
 mod memory;
 #[cfg(feature = "tracing")]
 mod tracing_sink;
@@ -17,6 +18,7 @@ pub use file::{
     JsonlSink, JsonlSinkBuilder, TrailFileError, jsonl_trail_files, read_jsonl_files,
     verify_jsonl_files, verify_jsonl_files_with,
 };
+pub(crate) use kept::{Keeper, KeptRecord};
 pub use memory::MemorySink;
 #[cfg(feature = "tracing")]
 pub use tracing_sink::TracingSink;

@@ -362,23 +362,26 @@ impl<O: Out> Writer<'_, O> {
         let mut at = 0;
         for chunk in &mut chunks {
             if chunk.iter().fold(false, |any, &b| any | needs_escape(b)) {
-                for i in at..at + 16 {
-                    start = self.escape_at(bytes, i, start)?;
+                for (i, &b) in chunk.iter().enumerate() {
+                    if needs_escape(b) {
+                        start = self.escape(bytes, at + i, start)?;
+                    }
                 }
             }
             at += 16;
         }
-        for i in at..bytes.len() {
-            start = self.escape_at(bytes, i, start)?;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            if needs_escape(b) {
+                start = self.escape(bytes, at + i, start)?;
+            }
         }
         self.put(&bytes[start..])?;
         self.put(b"\"")
     }
 
-    /// Escapes `bytes[i]` if it must be: writes the clean run `bytes[start..i]` and the
-    /// escape, and returns where the next clean run starts.
-    #[inline]
-    fn escape_at(&mut self, bytes: &[u8], i: usize, start: usize) -> Result<usize, ArgsError> {
+    /// Escapes `bytes[i]`, which [`needs_escape`]: writes the clean run
+    /// `bytes[start..i]` and the escape, and returns where the next clean run starts.
+    fn escape(&mut self, bytes: &[u8], i: usize, start: usize) -> Result<usize, ArgsError> {
         let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
@@ -388,8 +391,7 @@ impl<O: Out> Writer<'_, O> {
             b'\n' => b"\\n",
             0x0c => b"\\f",
             b'\r' => b"\\r",
-            0x00..=0x1f => &[],
-            _ => return Ok(start),
+            _ => &[],
         };
         self.put(&bytes[start..i])?;
         if escape.is_empty() {

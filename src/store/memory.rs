@@ -8,6 +8,8 @@ use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
     Subscription,
 };
+use crate::audit::{Keeper, KeptRecord};
+use crate::chunked::Chunked;
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, ChainHead, Grant, GrantId, KillScope, RequestId,
     RequestState, RunUsage, Switches, ToolCall, UsageDelta,
@@ -46,12 +48,20 @@ struct Inner {
     usage: HashMap<String, RunUsage>,
     grants: Vec<Grant>,
     /// The audit trail; the first `linked` records carry their chain links.
-    trail: Vec<AuditRecord>,
+    trail: Chunked<KeptRecord>,
+    /// Shares the strings of each record appended with the one before.
+    keeper: Keeper,
     linked: usize,
     head: ChainHead,
 }
 
 impl Inner {
+    /// Appends `record` to the trail.
+    fn append(&mut self, record: &AuditRecord) {
+        let kept = self.keeper.keep(record);
+        self.trail.push_back(kept);
+    }
+
     /// Keeps `request` and its deadline, replacing the stored version and its deadline.
     fn put(&mut self, request: ApprovalRequest) {
         if let Some(old) = self.requests.get(&request.id())
@@ -118,7 +128,7 @@ impl ApprovalStore for MemoryStore {
         }
         inner.by_call.insert(key, id);
         inner.put(request.clone());
-        inner.trail.push(record.clone());
+        inner.append(record);
         Ok(Filed {
             request,
             created: true,
@@ -145,7 +155,7 @@ impl ApprovalStore for MemoryStore {
             });
         }
         inner.put(next.clone());
-        inner.trail.push(record.clone());
+        inner.append(record);
         // Under the lock, so that notices come in the order of the changes.
         self.notify(next);
         Ok(())
@@ -195,7 +205,7 @@ impl ApprovalStore for MemoryStore {
                 continue;
             };
             inner.put(next.clone());
-            inner.trail.push(AuditRecord::timeout(now, &next));
+            inner.append(&AuditRecord::timeout(now, &next));
             self.notify(&next);
             expired.push(next);
         }
@@ -236,7 +246,7 @@ impl ApprovalStore for MemoryStore {
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.grants.push(grant.clone());
-        inner.trail.push(record.clone());
+        inner.append(record);
         Ok(())
     }
 
@@ -258,7 +268,7 @@ impl ApprovalStore for MemoryStore {
         *grant = grant.used();
         let used = grant.clone();
         let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
-        inner.trail.push(record);
+        inner.append(&record);
         Ok(Some(used))
     }
 
@@ -282,7 +292,7 @@ impl ApprovalStore for MemoryStore {
         let record = AuditRecord::grant_revoked(now, request, id, by);
         let revoked = inner.grants[at].revoked(now);
         inner.grants[at] = revoked.clone();
-        inner.trail.push(record);
+        inner.append(&record);
         Ok(revoked)
     }
 
@@ -300,7 +310,7 @@ impl ApprovalStore for MemoryStore {
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.lock().trail.push(record.clone());
+        self.lock().append(record);
         Ok(())
     }
 
@@ -314,16 +324,18 @@ impl ApprovalStore for MemoryStore {
             head,
             ..
         } = &mut *inner;
-        for record in &mut trail[*linked..] {
-            let (chained, next) = head.link(record);
-            *record = chained;
+        for kept in trail.iter_mut_from(*linked) {
+            let (chained, next) = head.link(&kept.to_record());
+            if let Some(link) = chained.chain {
+                kept.link(link);
+            }
             *head = next;
         }
         *linked = trail.len();
-        let matching = inner.trail.iter().filter(|r| query.matches(r));
+        let matching = inner.trail.iter().filter(|r| query.matches_kept(r));
         Ok(matching
             .take(query.limit.unwrap_or(usize::MAX))
-            .cloned()
+            .map(KeptRecord::to_record)
             .collect())
     }
 

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use crate::audit::{AuditEvent, ChainLink, KeptRecord};
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
     RunUsage, Switches, ToolCall, UsageDelta,
@@ -208,18 +209,47 @@ impl AuditQuery {
 
     /// Whether `record` matches (its `seq` is checked only when it has one).
     pub fn matches(&self, record: &AuditRecord) -> bool {
-        self.request_id
-            .is_none_or(|id| record.request_id == Some(id))
-            && self.run_id.as_deref().is_none_or(|r| record.run_id == r)
+        self.matches_parts(
+            record.request_id,
+            &record.run_id,
+            &record.event,
+            record.at,
+            record.chain.as_ref(),
+        )
+    }
+
+    /// Whether a record kept in memory matches, read without turning it back into an
+    /// [`AuditRecord`].
+    pub(crate) fn matches_kept(&self, kept: &KeptRecord) -> bool {
+        self.matches_parts(
+            kept.request_id,
+            &kept.run_id,
+            &kept.event,
+            kept.at,
+            kept.chain(),
+        )
+    }
+
+    /// [`matches`](Self::matches), on the fields it reads.
+    fn matches_parts(
+        &self,
+        request_id: Option<RequestId>,
+        run_id: &str,
+        event: &AuditEvent,
+        at: OffsetDateTime,
+        chain: Option<&ChainLink>,
+    ) -> bool {
+        self.request_id.is_none_or(|id| request_id == Some(id))
+            && self.run_id.as_deref().is_none_or(|r| run_id == r)
             && self
                 .actor
                 .as_deref()
-                .is_none_or(|a| record.event.actor() == Some(a))
-            && self.from.is_none_or(|t| record.at >= t)
-            && self.until.is_none_or(|t| record.at < t)
+                .is_none_or(|a| event.actor() == Some(a))
+            && self.from.is_none_or(|t| at >= t)
+            && self.until.is_none_or(|t| at < t)
             && self
                 .after_seq
-                .is_none_or(|s| record.chain.is_none_or(|c| c.seq > s))
+                .is_none_or(|s| chain.is_none_or(|c| c.seq > s))
     }
 }
 
