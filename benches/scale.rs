@@ -2,7 +2,8 @@
 //! (get, approve, update with its audit record) and `sweep_expired` with 10 and with
 //! 100 requests due, on `MemoryStore` and on `SqliteStore` (`synchronous` FULL, the default, and
 //! NORMAL), at 1,000 pending requests and at N, where N is `APPROVAL_GATE_BENCH_SCALE`
-//! (default 1,000,000).
+//! (default 1,000,000); and, as the floor for `get`, a bare `HashMap` of as many boxed
+//! values at both sizes.
 //!
 //! ```text
 //! APPROVAL_GATE_BENCH_SCALE=1000000 cargo bench --all-features --bench scale -- --quick
@@ -64,13 +65,14 @@ fn main() {
 }
 
 #[cfg(feature = "sqlite")]
-criterion::criterion_group!(benches, scale::stores);
+criterion::criterion_group!(benches, scale::stores, scale::bare_map);
 #[cfg(feature = "sqlite")]
 criterion::criterion_main!(benches);
 
 #[cfg(feature = "sqlite")]
 mod scale {
     use super::HELD;
+    use std::collections::HashMap;
     use std::hint::black_box;
     use std::path::PathBuf;
     use std::str::FromStr;
@@ -567,6 +569,56 @@ rules:
             }
             group.finish();
         }
+    }
+
+    /// What a `get` is made of, without a store: a value of the size of a request, boxed,
+    /// holding an `Arc` as a request holds its shared parts.
+    struct BareValue {
+        shared: Arc<[u8; 64]>,
+        body: [u8; 112],
+    }
+
+    /// The floor for `get` at each size: a std `HashMap` from the same ids to boxed
+    /// values, and a get that finds a random one and clones it (copying the body and
+    /// counting the `Arc`, the accesses a request's clone makes). At 1,000 entries it
+    /// all sits in the CPU's caches; at 1,000,000 every get misses them, store or not.
+    pub fn bare_map(c: &mut Criterion) {
+        let mut group = c.benchmark_group("scale/bare_map");
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        for size in [1000, scale()] {
+            let map: HashMap<RequestId, Box<BareValue>> = (0..size as u32)
+                .map(|n| {
+                    let value = BareValue {
+                        shared: Arc::new([n as u8; 64]),
+                        body: [n as u8; 112],
+                    };
+                    (Fixture::id(n), Box::new(value))
+                })
+                .collect();
+            let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+            group.bench_function(BenchmarkId::new("get", size), |b| {
+                b.iter_custom(|iters| {
+                    let ids: Vec<RequestId> = (0..iters)
+                        .map(|_| {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            Fixture::id((rng % size as u64) as u32)
+                        })
+                        .collect();
+                    let started = Instant::now();
+                    for id in &ids {
+                        let value = map.get(id).unwrap();
+                        black_box((value.shared.clone(), value.body));
+                    }
+                    started.elapsed()
+                })
+            });
+        }
+        group.finish();
     }
 
     /// Runs `iters` operations of `op`, rebuilding the store (untimed) whenever it has no
