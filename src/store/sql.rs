@@ -362,7 +362,14 @@ impl Sql {
 
 /// The query behind [`ApprovalStore::list`](super::ApprovalStore::list): `id, body` of
 /// the matching requests, oldest first. Mirrors [`RequestQuery::matches`], expiry included.
+#[cfg(feature = "postgres")]
 pub(crate) fn list_query(query: &RequestQuery, now: OffsetDateTime) -> Sql {
+    list_query_ordered(query, now, " ORDER BY created_at, id")
+}
+
+/// `list_query` with `order` (an `ORDER BY` clause with a leading space) in place of
+/// `ORDER BY created_at, id`, for a store whose planner needs a hint.
+pub(crate) fn list_query_ordered(query: &RequestQuery, now: OffsetDateTime, order: &str) -> Sql {
     let now = nanos(now);
     let mut sql = Sql::new("SELECT id, body FROM approval_requests WHERE TRUE");
     if let Some(state) = query.state {
@@ -410,7 +417,7 @@ pub(crate) fn list_query(query: &RequestQuery, now: OffsetDateTime) -> Sql {
     if let Some(before) = query.created_before {
         sql.bind(" AND created_at < ", Param::Int(nanos(before)));
     }
-    sql.push(" ORDER BY created_at, id");
+    sql.push(order);
     if let Some(n) = query.limit {
         sql.bind(" LIMIT ", Param::Int(limit(n)));
     }
@@ -499,6 +506,7 @@ pub(crate) const INSERT_AUDIT: &str = "INSERT INTO approval_audit \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Compare-and-set: writes the request whose id is `$1` if its version is `$13`.
+#[cfg(feature = "postgres")]
 pub(crate) const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \
      version = $2, state = $3, run_id = $4, tool = $5, args_hash = $6, tenant = $7, \
      tier = $8, created_at = $9, expires_at = $10, approval_expires_at = $11, body = $12 \
@@ -535,7 +543,7 @@ mod tests {
             ..RequestQuery::default()
         };
         let now = time::macros::datetime!(2026-01-01 00:00:00 UTC);
-        let sql = list_query(&q, now);
+        let sql = list_query_ordered(&q, now, " ORDER BY created_at, id");
         assert!(sql.text.contains("expires_at <= $1"));
         assert!(sql.text.contains("approval_expires_at <= $2"));
         assert!(sql.text.contains("tenant = $3"));

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::sql::{
     AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT,
     PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
-    UPSERT_USAGE, audit_query, list_query, nanos, parse_audit, parse_grant, parse_head,
+    UPSERT_USAGE, audit_query, list_query_ordered, nanos, parse_audit, parse_grant, parse_head,
     parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
@@ -26,8 +26,8 @@ use super::{
     Subscription,
 };
 use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
-    Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
+    RunUsage, Switches, ToolCall, UsageDelta,
 };
 
 /// The schema migrations, in order: version and SQL.
@@ -712,6 +712,28 @@ const INSERT_UNLESS_PENDING: &str = "INSERT INTO approval_requests \
        AND args_hash = $6 AND state = 'pending' AND +expires_at > $13) \
      ON CONFLICT (id) DO NOTHING";
 
+/// The query behind [`ApprovalStore::list`] on SQLite.
+///
+/// The pending and the approved requests have partial indexes of their own; ordering by
+/// `+created_at, +id` keeps the planner on them. Without the `+`, it walks the whole
+/// `created` index in order to skip the sort, reading every request ever filed to find
+/// the few still pending.
+fn list_sql(query: &RequestQuery, now: OffsetDateTime) -> Sql {
+    let order = match query.state {
+        Some(RequestState::Pending | RequestState::Approved) => " ORDER BY +created_at, +id",
+        _ => " ORDER BY created_at, id",
+    };
+    list_query_ordered(query, now, order)
+}
+
+/// The requests due at `$1`, oldest first, at most `$2`.
+///
+/// `+created_at, +id`: without the `+`, the planner may walk the whole `created` index
+/// in order to skip the sort, and read every request to find the few that are due.
+fn sweep_query() -> String {
+    format!("SELECT id, body FROM approval_requests WHERE {DUE} ORDER BY +created_at, +id LIMIT $2")
+}
+
 /// The notice of a committed change to `request`.
 fn change(request: &ApprovalRequest) -> RequestChange {
     RequestChange {
@@ -826,7 +848,7 @@ impl ApprovalStore for SqliteStore {
         let query = query.clone();
         self.read(move |conn| {
             let mut found = Vec::new();
-            fetch(conn, &list_query(&query, now), |row| {
+            fetch(conn, &list_sql(&query, now), |row| {
                 let request = read_request(row)?;
                 if query.matches(&request, now) {
                     found.push(request);
@@ -849,10 +871,7 @@ impl ApprovalStore for SqliteStore {
         self.write_changes(move |tx| {
             let due = query(
                 tx,
-                &format!(
-                    "SELECT id, body FROM approval_requests WHERE {DUE} \
-                         ORDER BY created_at, id LIMIT $2"
-                ),
+                &sweep_query(),
                 &[&nanos(now), &super::sql::limit(limit)],
                 read_request,
             )?;
@@ -1194,10 +1213,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn listing_pending_or_approved_requests_reads_only_those() {
+        let (dir, path) = temp_db("list-plan");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        for (state, index) in [
+            (RequestState::Pending, "approval_requests_pending_expiry"),
+            (RequestState::Approved, "approval_requests_approved_expiry"),
+        ] {
+            let query = RequestQuery {
+                state: Some(state),
+                limit: Some(50),
+                ..RequestQuery::default()
+            };
+            let sql = list_sql(&query, OffsetDateTime::UNIX_EPOCH).text;
+            let plan = plan(&store, sql.clone()).await;
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{sql}: {plan:?}"
+            );
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
     async fn the_sweep_reads_only_the_requests_due() {
         let (dir, path) = temp_db("sweep-plan");
         let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
-        let sql = format!("SELECT id, body FROM approval_requests WHERE {DUE}");
+        let sql = sweep_query();
         let plan = plan(&store, sql.clone()).await;
         for index in [
             "approval_requests_pending_expiry",
