@@ -8,7 +8,8 @@
 //!   no runtime), each `BEGIN IMMEDIATE`, a one-row insert and `COMMIT` on a file in
 //!   the same directory with the same `synchronous`: the strictest floor. Beside it,
 //!   `bare_commits_async_floor` makes the same commits each in one `spawn_blocking`, as
-//!   an async store must, to show what the thread hop costs.
+//!   an async store must, to show what the thread hop costs. The round trip runs on a
+//!   current-thread runtime and again on a two-worker multi-thread one.
 //! - `PostgresStore`: reported, when `APPROVAL_GATE_TEST_POSTGRES_URL` is set.
 //!
 //! Run with `cargo bench --all-features --bench round_trip`.
@@ -87,6 +88,11 @@ fn sqlite(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let multi_thread = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     for (name, sync, pragma) in [
         ("sqlite_full", SqliteSynchronous::Full, "FULL"),
         ("sqlite_normal", SqliteSynchronous::Normal, "NORMAL"),
@@ -152,6 +158,10 @@ fn sqlite(c: &mut Criterion) {
         });
         group.bench_function("round_trip", |b| {
             b.to_async(&rt).iter(|| round_trip(&gate, &args))
+        });
+        // The same on tokio's multi-thread runtime, what `#[tokio::main]` builds.
+        group.bench_function("round_trip_multi_thread", |b| {
+            b.to_async(&multi_thread).iter(|| round_trip(&gate, &args))
         });
         group.finish();
         rt.block_on(store.close());
