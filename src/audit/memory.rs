@@ -2,8 +2,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{AuditError, AuditRecord, AuditSink};
-use super::{Keeper, KeptRecord};
+use super::{AuditError, AuditRecord, AuditSink, Keeper, KeptRecord};
 use crate::chunked::Chunked;
 
 /// An audit sink that keeps records in memory, for tests, examples and prototypes.
