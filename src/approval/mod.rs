@@ -490,10 +490,20 @@ impl ApprovalRequest {
     /// Sets what a person is shown: the rendered `preview` and the arguments with the
     /// fields the config marks secret redacted (see [`Policy::preview`](crate::Policy::preview)
     /// and [`Policy::redact`](crate::Policy::redact)).
-    pub fn with_display(mut self, preview: String, shown_args: Value) -> Self {
+    ///
+    /// When `shown_args` are the call's own arguments (nothing was redacted), the request
+    /// keeps, serializes and stores one copy of them, not two.
+    pub fn with_display(self, preview: String, shown_args: Value) -> Self {
+        let redacted = (shown_args != *self.filed.call.args()).then_some(shown_args);
+        self.displaying(preview, redacted)
+    }
+
+    /// [`with_display`](Self::with_display) for a caller that knows whether anything was
+    /// redacted: `redacted` is `None` when the call's arguments are shown as they are.
+    pub(crate) fn displaying(mut self, preview: String, redacted: Option<Value>) -> Self {
         let filed = Arc::make_mut(&mut self.filed);
         filed.preview = Some(preview);
-        filed.shown_args = Some(shown_args);
+        filed.shown_args = redacted;
         self
     }
 
@@ -1175,6 +1185,37 @@ mod tests {
             "tiers:\n  t: { approvers: [finance], quorum: 2, grants: false, ttl_seconds: 600, approval_ttl_seconds: 90 }\nrules:\n  - { id: r, tool: payments.refund, effect: approval_required, tier: t, reason: big refund }\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn arguments_shown_as_they_are_are_kept_once() {
+        let policy = flow_policy();
+        let call = crate::call::every_field();
+        let decision = policy.evaluate(&call);
+        let hash = call.args_hash().unwrap();
+        let file = |shown: Value| {
+            ApprovalRequest::new(
+                RequestId::new(),
+                call.clone(),
+                hash,
+                &decision,
+                policy.version().clone(),
+                T0,
+            )
+            .with_display("refund".into(), shown)
+        };
+        // Nothing redacted: one copy, in the call; `shown_args` reads it back.
+        let plain = file(call.args().clone());
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("shown_args").is_none(), "{json}");
+        let read: ApprovalRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(read.shown_args(), call.args());
+        // Something redacted: kept beside the call's own.
+        let redacted = json!({"amount": 500, "to": "***"});
+        let json = serde_json::to_value(file(redacted.clone())).unwrap();
+        assert_eq!(json["shown_args"], redacted);
+        let read: ApprovalRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(read.shown_args(), &redacted);
     }
 
     /// Filed, approved, edited, approved again, signed, claimed and finished.

@@ -1,5 +1,7 @@
 //! [`Gated`]: a tool executor behind the gate.
 
+use std::borrow::Cow;
+
 use time::OffsetDateTime;
 
 use super::outcome::{
@@ -143,7 +145,10 @@ impl<E: ToolExecutor> Gated<E> {
                     }
                 }
                 let preview = policy.preview(&decision, &call);
-                let shown_args = policy.redact(call.args());
+                let redacted = match policy.redacted(call.args()) {
+                    Cow::Owned(redacted) => Some(redacted),
+                    Cow::Borrowed(_) => None,
+                };
                 let request = ApprovalRequest::new(
                     RequestId::new(),
                     call,
@@ -152,7 +157,7 @@ impl<E: ToolExecutor> Gated<E> {
                     policy.version().clone(),
                     now,
                 )
-                .with_display(preview, shown_args);
+                .displaying(preview, redacted);
                 let event = AuditEvent::ApprovalRequired {
                     rule_ids: rule_ids(&decision),
                     reason: decision.reason().map(str::to_owned),

@@ -411,7 +411,9 @@ impl Policy {
         self.redacted(args).into_owned()
     }
 
-    fn redacted<'a>(&self, args: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
+    /// The args with the secret fields redacted, borrowed when there was nothing to
+    /// redact.
+    pub(crate) fn redacted<'a>(&self, args: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
         preview::redact(args, &self.inner.config.approvals.redact)
     }
 
