@@ -12,9 +12,12 @@ use std::collections::VecDeque;
 /// Items per chunk: 1,024 audit records are about 430 KB.
 const CHUNK: usize = 1024;
 
-/// A first-in, first-out sequence stored in chunks of [`CHUNK`] items.
+/// A first-in, first-out sequence stored in chunks of [`CHUNK`] items (fewer for one
+/// that never holds that many).
 #[derive(Debug)]
 pub(crate) struct Chunked<T> {
+    /// Items per chunk.
+    chunk: usize,
     chunks: VecDeque<VecDeque<T>>,
     /// An emptied chunk kept for reuse.
     spare: Option<VecDeque<T>>,
@@ -24,6 +27,7 @@ pub(crate) struct Chunked<T> {
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
         Chunked {
+            chunk: CHUNK,
             chunks: VecDeque::new(),
             spare: None,
             len: 0,
@@ -32,6 +36,15 @@ impl<T> Default for Chunked<T> {
 }
 
 impl<T> Chunked<T> {
+    /// An empty sequence for one that will never hold more than `most` items at a time,
+    /// so that its chunk is no larger than that.
+    pub(crate) fn holding_at_most(most: usize) -> Self {
+        Chunked {
+            chunk: most.clamp(1, CHUNK),
+            ..Self::default()
+        }
+    }
+
     /// How many items it holds.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -40,12 +53,12 @@ impl<T> Chunked<T> {
     /// Appends `item` at the back.
     pub(crate) fn push_back(&mut self, item: T) {
         match self.chunks.back_mut() {
-            Some(last) if last.len() < CHUNK => last.push_back(item),
+            Some(last) if last.len() < self.chunk => last.push_back(item),
             _ => {
                 let mut chunk = self
                     .spare
                     .take()
-                    .unwrap_or_else(|| VecDeque::with_capacity(CHUNK));
+                    .unwrap_or_else(|| VecDeque::with_capacity(self.chunk));
                 chunk.push_back(item);
                 self.chunks.push_back(chunk);
             }
@@ -114,6 +127,20 @@ mod tests {
         while q.pop_front().is_some() {}
         assert_eq!(q.len(), 0);
         assert_eq!(q.pop_front(), None);
+    }
+
+    #[test]
+    fn a_small_bounded_queue_keeps_one_small_chunk() {
+        let mut q = Chunked::holding_at_most(3);
+        for i in 0..100 {
+            if q.len() == 3 {
+                q.pop_front();
+            }
+            q.push_back(i);
+        }
+        assert!(q.iter().copied().eq(97..100));
+        assert_eq!(q.chunks.len(), 1);
+        assert!(q.chunks[0].capacity() < CHUNK);
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl MemorySink {
         let capacity = capacity.max(1);
         MemorySink {
             shared: Arc::new(Mutex::new(Trail {
-                records: Chunked::default(),
+                records: Chunked::holding_at_most(capacity),
                 keeper: Keeper::default(),
                 capacity: Some(capacity),
                 dropped: 0,
