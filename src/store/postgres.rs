@@ -361,8 +361,13 @@ async fn write_over(
     next: &ApprovalRequest,
 ) -> Result<bool, StoreError> {
     let row = RequestRow::of(next)?;
-    let done = bind_request(sqlx::query(UPDATE_REQUEST), &row)
+    let done = sqlx::query(UPDATE_REQUEST)
+        .bind(&row.id)
+        .bind(row.version)
+        .bind(row.state)
+        .bind(row.approval_expires_at)
         .bind(row.version - 1)
+        .bind(&row.body)
         .execute(&mut **tx)
         .await
         .db()?;

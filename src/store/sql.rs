@@ -505,12 +505,15 @@ pub(crate) const INSERT_AUDIT: &str = "INSERT INTO approval_audit \
      (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// Compare-and-set: writes the request whose id is `$1` if its version is `$13`.
-#[cfg(feature = "postgres")]
+/// Compare-and-set: writes the request whose id is `$1` if its version is `$5`: its
+/// new version `$2`, state `$3`, approval expiry `$4` and body `$6`.
+///
+/// Sets only the columns a transition changes: what a request was filed with (run,
+/// tool, args hash, tenant, tier, times) never changes, and SQLite rewrites the entries
+/// of every index on a column an `UPDATE` sets, changed or not.
 pub(crate) const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \
-     version = $2, state = $3, run_id = $4, tool = $5, args_hash = $6, tenant = $7, \
-     tier = $8, created_at = $9, expires_at = $10, approval_expires_at = $11, body = $12 \
-     WHERE id = $1 AND version = $13";
+     version = $2, state = $3, approval_expires_at = $4, body = $6 \
+     WHERE id = $1 AND version = $5";
 
 /// The requests pending for one call (`$1` run, `$2` tool, `$3` args hash), newest first.
 pub(crate) const PENDING_TWINS: &str = "SELECT id, body FROM approval_requests \

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use super::sql::{
     AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT,
     PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
-    UPSERT_USAGE, audit_query, list_query_ordered, nanos, parse_audit, parse_grant, parse_head,
-    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
+    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query_ordered, nanos, parse_audit, parse_grant,
+    parse_head, parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
@@ -741,15 +741,6 @@ fn change(request: &ApprovalRequest) -> RequestChange {
         state: request.stored_state(),
     }
 }
-
-/// Compare-and-set: writes the request whose id is `$1` if its version is `$5`.
-///
-/// Sets only the columns a transition changes: SQLite rewrites the entries of every
-/// index on a column the `UPDATE` sets, changed or not, and what a request was filed
-/// with (run, tool, args hash, tenant, tier, times) never changes.
-const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \
-     version = $2, state = $3, approval_expires_at = $4, body = $6 \
-     WHERE id = $1 AND version = $5";
 
 /// Writes `next` over the version before it inside `tx`; whether it was written.
 fn write_over(tx: &Connection, next: &ApprovalRequest) -> Result<bool, StoreError> {
