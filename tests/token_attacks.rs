@@ -970,6 +970,11 @@ impl World {
     }
 }
 
+/// `text` as a stored approval token, whatever it holds.
+fn token_text(text: &str) -> approval_gate::ApprovalToken {
+    serde_json::from_value(json!(text)).unwrap()
+}
+
 fn email(call_id: &str, to: &str) -> ToolCall {
     ToolCall::new(
         "run-1",
@@ -997,6 +1002,25 @@ async fn file_and_approve<E: ToolExecutor>(gated: &Gated<E>, call: ToolCall) -> 
     id
 }
 
+/// Resumes `call` on request `id` and returns why the gate stopped it.
+async fn resume_stop<E: ToolExecutor>(gated: &Gated<E>, id: RequestId, call: ToolCall) -> StopReason
+where
+    E::Output: std::fmt::Debug,
+    E::Error: std::fmt::Debug,
+{
+    stop_reason(gated.resume(id, call).await.unwrap())
+}
+
+/// Resumes `call` on request `id` and asserts that the tool ran.
+async fn assert_runs<E: ToolExecutor>(gated: &Gated<E>, id: RequestId, call: ToolCall)
+where
+    E::Output: std::fmt::Debug,
+    E::Error: std::fmt::Debug,
+{
+    let outcome = gated.resume(id, call).await.unwrap();
+    assert!(outcome.executed().is_some(), "{outcome:?}");
+}
+
 fn stop_reason<T: std::fmt::Debug, E: std::fmt::Debug>(outcome: GateOutcome<T, E>) -> StopReason {
     match outcome {
         GateOutcome::Stopped(stop) => stop.reason,
@@ -1017,11 +1041,7 @@ async fn a_token_moved_onto_another_request_for_the_same_call_is_refused() {
     let token_a = w.store.get(a).await.unwrap().token().unwrap().clone();
 
     w.put_token(b, token_a).await;
-    let reason = stop_reason(
-        tool.resume(b, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    let reason = resume_stop(&tool, b, email("c1", "bob@example.com")).await;
     assert!(
         matches!(reason, StopReason::InvalidToken(TokenError::WrongRequest)),
         "{reason:?}"
@@ -1032,11 +1052,7 @@ async fn a_token_moved_onto_another_request_for_the_same_call_is_refused() {
         w.store.get(b).await.unwrap().state_at(w.clock.now()),
         RequestState::Approved
     );
-    let outcome = tool
-        .resume(a, email("c1", "bob@example.com"))
-        .await
-        .unwrap();
-    assert!(outcome.executed().is_some(), "{outcome:?}");
+    assert_runs(&tool, a, email("c1", "bob@example.com")).await;
     assert_eq!(w.runs(), 1);
 }
 
@@ -1050,11 +1066,7 @@ async fn a_token_moved_onto_a_request_for_other_args_is_refused() {
     let token_a = w.store.get(a).await.unwrap().token().unwrap().clone();
 
     w.put_token(b, token_a).await;
-    let reason = stop_reason(
-        tool.resume(b, email("c2", "mallory@example.com"))
-            .await
-            .unwrap(),
-    );
+    let reason = resume_stop(&tool, b, email("c2", "mallory@example.com")).await;
     assert!(
         matches!(reason, StopReason::InvalidToken(TokenError::WrongArgs)),
         "{reason:?}"
@@ -1094,13 +1106,8 @@ async fn a_forged_or_extended_token_on_a_request_is_refused() {
         ..genuine_claims.clone()
     };
     let forged = mint(&hs256(Some("k1")), &extended, OTHER_SECRET);
-    w.put_token(id, serde_json::from_value(json!(forged)).unwrap())
-        .await;
-    let reason = stop_reason(
-        tool.resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    w.put_token(id, token_text(&forged)).await;
+    let reason = resume_stop(&tool, id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(reason, StopReason::InvalidToken(TokenError::BadSignature)),
         "{reason:?}"
@@ -1110,13 +1117,8 @@ async fn a_forged_or_extended_token_on_a_request_is_refused() {
     let (header, _, signature) = split(genuine.as_str());
     let payload = B64.encode(serde_json::to_vec(&extended).unwrap());
     let spliced = format!("{header}.{payload}.{signature}");
-    w.put_token(id, serde_json::from_value(json!(spliced)).unwrap())
-        .await;
-    let reason = stop_reason(
-        tool.resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    w.put_token(id, token_text(&spliced)).await;
+    let reason = resume_stop(&tool, id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(reason, StopReason::InvalidToken(TokenError::BadSignature)),
         "{reason:?}"
@@ -1127,13 +1129,8 @@ async fn a_forged_or_extended_token_on_a_request_is_refused() {
         "{}.{payload}.",
         B64.encode(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#)
     );
-    w.put_token(id, serde_json::from_value(json!(none)).unwrap())
-        .await;
-    let reason = stop_reason(
-        tool.resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    w.put_token(id, token_text(&none)).await;
+    let reason = resume_stop(&tool, id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(
             &reason,
@@ -1145,11 +1142,7 @@ async fn a_forged_or_extended_token_on_a_request_is_refused() {
 
     // Put back, the genuine token works.
     w.put_token(id, genuine).await;
-    let outcome = tool
-        .resume(id, email("c1", "bob@example.com"))
-        .await
-        .unwrap();
-    assert!(outcome.executed().is_some(), "{outcome:?}");
+    assert_runs(&tool, id, email("c1", "bob@example.com")).await;
     assert_eq!(w.runs(), 1);
 }
 
@@ -1160,17 +1153,9 @@ async fn a_replayed_approval_is_refused_and_the_tool_runs_once() {
     let tool = w.tool(&gate);
     let id = file_and_approve(&tool, email("c1", "bob@example.com")).await;
 
-    let first = tool
-        .resume(id, email("c1", "bob@example.com"))
-        .await
-        .unwrap();
-    assert!(first.executed().is_some(), "{first:?}");
+    assert_runs(&tool, id, email("c1", "bob@example.com")).await;
     for _ in 0..3 {
-        let again = tool
-            .resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap();
-        let reason = stop_reason(again);
+        let reason = resume_stop(&tool, id, email("c1", "bob@example.com")).await;
         assert!(
             matches!(
                 reason,
@@ -1184,12 +1169,7 @@ async fn a_replayed_approval_is_refused_and_the_tool_runs_once() {
     // Still refused later, and from another gate on the same store.
     w.clock.advance(Duration::from_secs(60));
     let other = w.gate(keys());
-    let reason = stop_reason(
-        w.tool(&other)
-            .resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    let reason = resume_stop(&w.tool(&other), id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(reason, StopReason::ApprovalUsed { .. }),
         "{reason:?}"
@@ -1205,12 +1185,7 @@ async fn a_gate_holding_other_keys_refuses_the_stored_token() {
 
     // Same key id, another secret.
     let impostor = w.gate(Keyring::new(Key::new("k1", OTHER_SECRET).unwrap()));
-    let reason = stop_reason(
-        w.tool(&impostor)
-            .resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    let reason = resume_stop(&w.tool(&impostor), id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(reason, StopReason::InvalidToken(TokenError::BadSignature)),
         "{reason:?}"
@@ -1218,12 +1193,7 @@ async fn a_gate_holding_other_keys_refuses_the_stored_token() {
 
     // Another key id altogether.
     let stranger = w.gate(Keyring::new(Key::new("k2", SECRET).unwrap()));
-    let reason = stop_reason(
-        w.tool(&stranger)
-            .resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    let reason = resume_stop(&w.tool(&stranger), id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(&reason, StopReason::InvalidToken(TokenError::UnknownKeyId { kid }) if kid == "k1"),
         "{reason:?}"
@@ -1237,24 +1207,14 @@ async fn a_gate_holding_other_keys_refuses_the_stored_token() {
     let second = file_and_approve(&w.tool(&issuer), email("c2", "carol@example.com")).await;
     assert!(ring.remove("k1"));
     issuer.set_keys(ring);
-    let reason = stop_reason(
-        w.tool(&issuer)
-            .resume(id, email("c1", "bob@example.com"))
-            .await
-            .unwrap(),
-    );
+    let reason = resume_stop(&w.tool(&issuer), id, email("c1", "bob@example.com")).await;
     assert!(
         matches!(&reason, StopReason::InvalidToken(TokenError::UnknownKeyId { kid }) if kid == "k1"),
         "{reason:?}"
     );
     assert_eq!(w.runs(), 0);
     // The approval signed under the rotated-in key still runs.
-    let outcome = w
-        .tool(&issuer)
-        .resume(second, email("c2", "carol@example.com"))
-        .await
-        .unwrap();
-    assert!(outcome.executed().is_some(), "{outcome:?}");
+    assert_runs(&w.tool(&issuer), second, email("c2", "carol@example.com")).await;
     assert_eq!(w.runs(), 1);
 }
 
