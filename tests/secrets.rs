@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    ApprovalStore, Approver, ArgsHash, AuditError, AuditQuery, AuditRecord, AuditSink, Claims,
-    DeskError, Execution, Expectations, FanoutSink, Gate, GateError, GateOutcome, Gated, JsonlSink,
-    Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy, RequestId, StopReason, TokenError,
-    ToolCall, ToolExecutor, TracingSink, UnverifiedToken, jsonl_trail_files,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditError, AuditQuery, AuditRecord,
+    AuditSink, Claims, DeskError, Execution, Expectations, FanoutSink, Gate, GateError,
+    GateOutcome, Gated, JsonlSink, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy,
+    RequestId, StopReason, TokenError, ToolCall, ToolExecutor, TracingSink, UnverifiedToken,
+    jsonl_trail_files,
 };
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -444,6 +445,15 @@ impl World {
     }
 
     /// Files `call`, which must wait for a person, and records what the person sees.
+    /// Approves request `id` as `ann`.
+    async fn approve(&self, id: RequestId) -> ApprovalRequest {
+        self.gate
+            .desk()
+            .approve(id, &Approver::new("ann"))
+            .await
+            .unwrap()
+    }
+
     async fn file(&mut self, call: ToolCall) -> RequestId {
         let outcome = self.gated().call(call).await.unwrap();
         self.show_outcome("pending outcome", &outcome);
@@ -525,12 +535,7 @@ async fn an_approved_call_leaves_no_secret_behind() {
         "Send email to bob@example.com with password [redacted]"
     );
 
-    let approved = w
-        .gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    let approved = w.approve(id).await;
     w.show("approved preview", approved.preview().unwrap_or_default());
     let outcome = w.gated().resume(id, email("c1", PASSWORD)).await.unwrap();
     assert!(outcome.executed().is_some(), "{outcome:?}");
@@ -619,11 +624,7 @@ async fn a_mismatched_resume_leaves_no_secret_behind() {
     let mut w = World::new();
     let _guard = tracing::subscriber::set_default(w.collector.clone());
     let id = w.file(email("c1", PASSWORD)).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    w.approve(id).await;
     // The model comes back with another password than the one approved.
     let outcome = w
         .gated()
@@ -707,11 +708,7 @@ async fn a_failing_sink_leaves_no_secret_in_its_errors() {
     let mut w = World::new();
     let _guard = tracing::subscriber::set_default(w.collector.clone());
     let id = w.file(email("c1", PASSWORD)).await;
-    w.gate
-        .desk()
-        .approve(id, &Approver::new("ann"))
-        .await
-        .unwrap();
+    w.approve(id).await;
 
     w.flaky.down.store(true, Ordering::SeqCst);
     let error = w
