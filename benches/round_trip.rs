@@ -52,6 +52,18 @@ async fn round_trip(gate: &Gate, args: &Value) {
     assert!(done.executed().is_some());
 }
 
+/// One bare commit of the floor: a one-row insert in its own write transaction.
+fn bare_commit(floor: &mut rusqlite::Connection, value: &str) {
+    let tx = floor
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    tx.prepare_cached("INSERT INTO bench_floor (v) VALUES (?1)")
+        .unwrap()
+        .execute([value])
+        .unwrap();
+    tx.commit().unwrap();
+}
+
 fn gate_on(store: impl ApprovalStore + 'static) -> Gate {
     common::gate_builder()
         .store(store)
@@ -121,14 +133,7 @@ fn sqlite(c: &mut Criterion) {
         group.bench_function("bare_commits_floor", |b| {
             b.iter(|| {
                 for _ in 0..COMMITS {
-                    let tx = floor
-                        .transaction_with_behavior(TransactionBehavior::Immediate)
-                        .unwrap();
-                    tx.prepare_cached("INSERT INTO bench_floor (v) VALUES (?1)")
-                        .unwrap()
-                        .execute([&value])
-                        .unwrap();
-                    tx.commit().unwrap();
+                    bare_commit(&mut floor, &value);
                 }
             })
         });
@@ -141,15 +146,7 @@ fn sqlite(c: &mut Criterion) {
                 for _ in 0..COMMITS {
                     let (floor, value) = (floor.clone(), value.clone());
                     tokio::task::spawn_blocking(move || {
-                        let mut floor = floor.lock().unwrap();
-                        let tx = floor
-                            .transaction_with_behavior(TransactionBehavior::Immediate)
-                            .unwrap();
-                        tx.prepare_cached("INSERT INTO bench_floor (v) VALUES (?1)")
-                            .unwrap()
-                            .execute([&value])
-                            .unwrap();
-                        tx.commit().unwrap();
+                        bare_commit(&mut floor.lock().unwrap(), &value);
                     })
                     .await
                     .unwrap();
