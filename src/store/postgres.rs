@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use super::sql::{
     AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
     LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
-    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, nanos, parse_audit,
-    parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key, usage,
-    usage_columns,
+    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, migrations_due, nanos,
+    parse_audit, parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key,
+    usage, usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
@@ -177,15 +177,7 @@ impl PostgresStore {
                 .fetch_one(&mut *tx)
                 .await
                 .db()?;
-        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        if current > known {
-            return Err(DataError::SchemaTooNew {
-                found: current,
-                known,
-            }
-            .into());
-        }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for (version, sql) in migrations_due(MIGRATIONS, current)? {
             tx.execute(*sql).await.db()?;
             sqlx::query("INSERT INTO approval_schema_version (version) VALUES ($1)")
                 .bind(version)

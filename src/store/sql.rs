@@ -56,6 +56,23 @@ impl From<DataError> for StoreError {
     }
 }
 
+/// The migrations of `migrations` (version and SQL, in order) that a database at schema
+/// version `current` still needs; an error, changing nothing, if a newer version of this
+/// crate migrated it.
+pub(crate) fn migrations_due(
+    migrations: &'static [(i64, &'static str)],
+    current: i64,
+) -> Result<impl Iterator<Item = &'static (i64, &'static str)>, DataError> {
+    let known = migrations.last().map_or(0, |(v, _)| *v);
+    if current > known {
+        return Err(DataError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    Ok(migrations.iter().filter(move |(v, _)| *v > current))
+}
+
 /// `?` on a driver's result: its error becomes [`StoreError::Backend`].
 pub(crate) trait Db<T> {
     fn db(self) -> Result<T, StoreError>;

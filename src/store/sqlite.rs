@@ -16,9 +16,9 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT,
-    PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
-    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query_ordered, nanos, parse_audit, parse_grant,
+    AUDIT_HEAD, AuditRow, DUE, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT, PENDING_TWINS,
+    Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST,
+    UPSERT_USAGE, audit_query, list_query_ordered, migrations_due, nanos, parse_audit, parse_grant,
     parse_head, parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
@@ -465,15 +465,7 @@ impl SqliteStore {
                     |row| row.get(0),
                 )
                 .db()?;
-            let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-            if current > known {
-                return Err(DataError::SchemaTooNew {
-                    found: current,
-                    known,
-                }
-                .into());
-            }
-            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            for (version, sql) in migrations_due(MIGRATIONS, current)? {
                 tx.execute_batch(sql).db()?;
                 execute(
                     tx,
