@@ -207,15 +207,6 @@ mod conformance {
         subscribers_hear_of_changes,
         run_all,
     );
-
-    /// The whole suite again on tokio's multi-thread runtime, the flavour most hosts run.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn run_all_on_the_multi_thread_runtime() {
-        let dir = TempDir::new();
-        let store = SqliteStore::connect(&dir.db()).await.unwrap();
-        testing::run_all(&store, &ManualClock::default()).await;
-        store.close().await;
-    }
 }
 
 #[tokio::test]
