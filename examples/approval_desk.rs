@@ -151,7 +151,7 @@ async fn main() -> Result<(), Error> {
     println!("a follow-up email in the same run:");
     report(tools.call(follow_up).await?);
     if let Some(grant) = grant {
-        desk.revoke_grant(grant.id(), "sue").await?;
+        desk.revoke_grant(grant.id(), &Approver::new("sue")).await?;
         println!("sue revokes the grant");
     }
     let another = call(

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    AuditError, AuditQuery, AuditRecord, Execution, FanoutSink, Gate, GateOutcome, GrantScope,
-    GrantSpec, Key, Keyring, ManualClock, MemoryStore, Policy, RequestId, ToolCall, export_jsonl,
-    verify_chain,
+    Approver, AuditError, AuditQuery, AuditRecord, Execution, FanoutSink, Gate, GateOutcome,
+    GrantScope, GrantSpec, Key, Keyring, ManualClock, MemoryStore, Policy, RequestId, ToolCall,
+    export_jsonl, verify_chain,
 };
 use serde_json::{Value, json};
 
@@ -97,7 +97,7 @@ async fn main() -> Result<(), Error> {
     tools.resume(id, email("c3", "bob@example.com")).await?;
     tools.call(email("c4", "carol@example.com")).await?;
     if let Some(grant) = grant {
-        desk.revoke_grant(grant.id(), "ann").await?;
+        desk.revoke_grant(grant.id(), &Approver::new("ann")).await?;
     }
 
     // approval_vote, then the second vote grants; the tool fails: execution_failed.
@@ -118,7 +118,8 @@ async fn main() -> Result<(), Error> {
 
     // approval_cancelled.
     let id = pending(tools.call(email("c8", "eve@example.com")).await?)?;
-    desk.cancel(id, "ops", Some("customer called")).await?;
+    desk.cancel(id, &Approver::new("ops"), Some("customer called"))
+        .await?;
 
     // transition_reverted: the sink beside the store fails as ann approves.
     let id = pending(tools.call(email("c9", "fred@example.com")).await?)?;

@@ -97,8 +97,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         json!({"ids": [17, 18, 19]}),
     );
     let id = step_call(&tools, "agent calls ticket.close_bulk", call.clone()).await?;
-    desk.cancel(id, "ops@example.com", Some("the customer replied"))
-        .await?;
+    desk.cancel(
+        id,
+        &Approver::new("ops@example.com"),
+        Some("the customer replied"),
+    )
+    .await?;
     println!("ops cancels the request");
     step_resume(&tools, "agent resumes", id, call).await?;
 

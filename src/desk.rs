@@ -4,6 +4,7 @@ use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use crate::approval::Settlement;
 use crate::clock::Rfc3339Display;
 use crate::{
     ApprovalRequest, Approver, ArgsError, ArgsHash, AuditError, AuditEvent, AuditRecord, Effect,
@@ -115,15 +116,42 @@ impl From<GateError> for DeskError {
 /// Every decision is a compare-and-set on the store with its audit record: of two people
 /// deciding at once, one wins and the other gets [`DeskError::AlreadyDecided`]; a decision
 /// after the request's TTL gets [`DeskError::Expired`], whether or not anything swept it.
+///
+/// A desk [bound to one person](Self::for_approver) lists, shows and counts only the
+/// requests and grants of that person's tenant, so every surface built on it gets the
+/// tenant rule without writing it again.
 #[derive(Debug, Clone)]
 pub struct Desk {
     gate: Gate,
+    viewer: Option<Approver>,
 }
 
 impl Desk {
-    /// The desk of `gate`.
+    /// The desk of `gate`, seeing every tenant's requests (for the host itself, or a
+    /// surface that applies its own rules).
     pub fn new(gate: Gate) -> Self {
-        Desk { gate }
+        Desk { gate, viewer: None }
+    }
+
+    /// This desk as seen by `approver`: [`pending`](Self::pending), [`list`](Self::list),
+    /// [`show`](Self::show) and [`grants`](Self::grants) return only what belongs to
+    /// their tenant (a request of another tenant is [`DeskError::NotFound`], as if it did
+    /// not exist). Decisions keep taking the person acting, checked by the same rules.
+    pub fn for_approver(&self, approver: Approver) -> Desk {
+        Desk {
+            gate: self.gate.clone(),
+            viewer: Some(approver),
+        }
+    }
+
+    /// The person this desk is bound to, if any.
+    pub fn approver(&self) -> Option<&Approver> {
+        self.viewer.as_ref()
+    }
+
+    /// Whether the bound person (if any) may see a request of `tenant`.
+    fn sees(&self, tenant: Option<&str>) -> bool {
+        self.viewer.as_ref().is_none_or(|v| v.tenant_id() == tenant)
     }
 
     /// The requests waiting for a decision now, oldest first.
@@ -133,19 +161,45 @@ impl Desk {
 
     /// The requests matching `query` now, oldest first.
     pub async fn list(&self, query: &RequestQuery) -> Result<Vec<ApprovalRequest>, DeskError> {
-        Ok(self.gate.store().list(query, self.gate.now()).await?)
+        let now = self.gate.now();
+        let Some(viewer) = &self.viewer else {
+            return Ok(self.gate.store().list(query, now).await?);
+        };
+        if let Some(tenant) = viewer.tenant_id() {
+            if query.tenant.as_deref().is_some_and(|t| t != tenant) {
+                return Ok(Vec::new());
+            }
+            let query = RequestQuery {
+                tenant: Some(tenant.to_owned()),
+                ..query.clone()
+            };
+            return Ok(self.gate.store().list(&query, now).await?);
+        }
+        // Without a tenant the person sees only requests without one.
+        let mut found = self.gate.store().list(query, now).await?;
+        found.retain(|r| r.call().tenant_id().is_none());
+        Ok(found)
     }
 
     /// One request. A request whose time has run out is recorded as timed out first, so
     /// what is shown is what holds.
     pub async fn show(&self, id: RequestId) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
-        let request = self.gate.store().get(id).await?;
+        let request = self.get(id).await?;
         Ok(self
             .gate
             .record_timeout(&request, now)
             .await?
             .unwrap_or(request))
+    }
+
+    /// The request, if the bound person may see it.
+    async fn get(&self, id: RequestId) -> Result<ApprovalRequest, DeskError> {
+        let request = self.gate.store().get(id).await?;
+        if !self.sees(request.call().tenant_id()) {
+            return Err(DeskError::NotFound { id });
+        }
+        Ok(request)
     }
 
     /// Approves a pending request as `approver`.
@@ -162,7 +216,7 @@ impl Desk {
         approver: &Approver,
     ) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
-        let request = self.gate.store().get(id).await?;
+        let request = self.get(id).await?;
         let next = self
             .decide(&request, request.approve(approver, now), now)
             .await?;
@@ -195,7 +249,7 @@ impl Desk {
                 return Err(DeskError::InvalidArgs { id, reason });
             }
         };
-        let request = self.gate.store().get(id).await?;
+        let request = self.get(id).await?;
         let refused = |reason: String| DeskError::EditRefused { id, reason };
         let edited = request.call().clone().with_args(args.clone());
         let decision = self.gate.policy().evaluate(&edited);
@@ -213,22 +267,38 @@ impl Desk {
                 "the edited call needs approval in tier `{tier}`, not this request's"
             )));
         }
-        let next = request.approve_with_edits(approver, args, hash, now);
+        // Every later voter sees what will run: the edited call's preview and its
+        // arguments with secrets redacted.
+        let policy = self.gate.policy();
+        let preview = policy.preview(&decision, &edited);
+        let redacted = match policy.redacted(edited.args()) {
+            std::borrow::Cow::Owned(redacted) => Some(redacted),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        let next = request
+            .approve_with_edits(approver, args, hash, now)
+            .map(|next| next.displaying_edit(preview, redacted));
         let next = self.decide(&request, next, now).await?;
         self.record_approval(&request, next, approver, now).await
     }
 
     /// Approves a pending request and leaves a standing grant: later calls that the grant
-    /// covers (see [`GrantSpec`]) are allowed without asking again, each audited as
-    /// `grant_used`, until it lapses, is used up or is revoked. A grant never lifts a
-    /// `deny`.
+    /// covers (see [`GrantSpec`] and [`Grant::covers`]) are allowed without asking again,
+    /// each audited as `grant_used`, until it lapses, is used up, is revoked, or its
+    /// request is cancelled. A grant never lifts a `deny`, never covers a call one of its
+    /// authors asked for, and covers only calls its authors could have approved under
+    /// the policy in force when it is used (their roles, the tier's quorum, the tier's
+    /// `grants`).
     ///
-    /// The grant is made only when this approval approves the request (completes its
-    /// quorum); otherwise the approval is counted and no grant is returned. Refused
-    /// ([`DeskError::GrantRefused`], nothing changed) when the request's tier forbids
-    /// grants or the scope names something the call lacks. When the store cannot keep the
-    /// grant or the audit sink cannot record it, the approval is taken back too (recorded
-    /// as `transition_reverted`) and the error returned.
+    /// On a quorum tier every vote may ask for a grant; the grant is made by the vote
+    /// that completes the quorum, with the voters who asked for the same grant as its
+    /// authors, and only when they are at least the quorum: otherwise this approval is
+    /// refused with [`GrantError::Quorum`] and nothing changes (approve without a grant,
+    /// or have the others ask for it too). Refused too ([`DeskError::GrantRefused`],
+    /// nothing changed) when the request's tier forbids grants, the spec is out of range
+    /// ([`GrantSpec::check`]) or its scope names something the call lacks. When the store
+    /// cannot keep the grant or the audit sink cannot record it, the approval is taken
+    /// back too (recorded as `transition_reverted`) and the error returned.
     pub async fn approve_with_grant(
         &self,
         id: RequestId,
@@ -236,21 +306,29 @@ impl Desk {
         spec: &GrantSpec,
     ) -> Result<(ApprovalRequest, Option<Grant>), DeskError> {
         let now = self.gate.now();
-        let request = self.gate.store().get(id).await?;
+        let request = self.get(id).await?;
+        let refused = |reason| DeskError::GrantRefused { id, reason };
+        spec.check().map_err(refused)?;
         let next = self
             .decide(&request, request.approve(approver, now), now)
             .await?;
         // Refused on every vote, not only the one that completes the quorum.
         if !request.grants_allowed() {
-            let reason = GrantError::Forbidden;
-            return Err(DeskError::GrantRefused { id, reason });
+            return Err(refused(GrantError::Forbidden));
         }
         if next.stored_state() != RequestState::Approved {
+            let next = next.with_grant_consent(approver, spec);
             let pending = self.record_approval(&request, next, approver, now).await?;
             return Ok((pending, None));
         }
-        let grant = Grant::from_approval(&next, approver.id(), spec, now)
-            .map_err(|reason| DeskError::GrantRefused { id, reason })?;
+        let mut authors: Vec<Approver> = request
+            .grant_consents()
+            .iter()
+            .filter(|c| c.spec == *spec && next.approvers().contains(&c.approver.id().to_owned()))
+            .map(|c| c.approver.clone())
+            .collect();
+        authors.push(approver.clone());
+        let grant = Grant::from_approval(&next, &authors, spec, now).map_err(refused)?;
         let approved = self.record_approval(&request, next, approver, now).await?;
         // On the record before it can allow anything.
         let event = AuditEvent::GrantCreated {
@@ -289,22 +367,46 @@ impl Desk {
         Err(failed)
     }
 
-    /// Revokes a standing grant: it covers no call from now on. The store records it
-    /// (`grant_revoked`) with the revocation; if the sink beside the store then fails,
-    /// the revocation stands (undoing it would re-open what it closed) and the error says
-    /// so.
-    pub async fn revoke_grant(&self, grant_id: GrantId, by: &str) -> Result<Grant, DeskError> {
+    /// Revokes a standing grant as `by`: it covers no call from now on. Refused
+    /// ([`DeskError::Refused`]) unless `by` left the grant or may decide its request
+    /// (its tenant, a role of its tier). The store records it (`grant_revoked`) with the
+    /// revocation; if the sink beside the store then fails, the revocation stands (undoing
+    /// it would re-open what it closed) and the error says so.
+    pub async fn revoke_grant(&self, grant_id: GrantId, by: &Approver) -> Result<Grant, DeskError> {
         let now = self.gate.now();
-        let grant = self.gate.store().revoke_grant(grant_id, by, now).await?;
-        let request = self.gate.store().get(grant.request_id()).await?;
-        let record = AuditRecord::grant_revoked(now, &request, grant_id, by);
+        let store = self.gate.store();
+        let Some(grant) = store
+            .grants(now)
+            .await?
+            .into_iter()
+            .find(|g| g.id() == grant_id)
+        else {
+            // Not live: revoked already, lapsed, used up, or unknown.
+            return Err(DeskError::GrantNotFound { id: grant_id });
+        };
+        let request = self.get(grant.request_id()).await.map_err(|e| match e {
+            DeskError::NotFound { .. } => DeskError::GrantNotFound { id: grant_id },
+            e => e,
+        })?;
+        if !grant.is_author(by.id()) || grant.tenant() != by.tenant_id() {
+            request
+                .may_decide(by)
+                .map_err(|reason| DeskError::Refused {
+                    id: request.id(),
+                    reason,
+                })?;
+        }
+        let grant = store.revoke_grant(grant_id, by.id(), now).await?;
+        let record = AuditRecord::grant_revoked(now, &request, grant_id, by.id());
         self.gate.mirror(&record).await.map_err(DeskError::Audit)?;
         Ok(grant)
     }
 
-    /// The standing grants still live.
+    /// The standing grants still live (of the bound person's tenant, on a bound desk).
     pub async fn grants(&self) -> Result<Vec<Grant>, DeskError> {
-        Ok(self.gate.store().grants(self.gate.now()).await?)
+        let mut grants = self.gate.store().grants(self.gate.now()).await?;
+        grants.retain(|g| self.sees(g.tenant()));
+        Ok(grants)
     }
 
     /// Signs the token if `next` completes the quorum, and commits it with its record.
@@ -339,7 +441,7 @@ impl Desk {
         feedback: Option<&str>,
     ) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
-        let request = self.gate.store().get(id).await?;
+        let request = self.get(id).await?;
         let feedback = feedback.map(str::to_owned);
         let next = request.deny(approver, feedback.clone(), now);
         let next = self.decide(&request, next, now).await?;
@@ -350,22 +452,72 @@ impl Desk {
         self.commit(&request, next, event, now).await
     }
 
-    /// Withdraws a pending or approved (not yet used) request.
+    /// Withdraws a pending or approved (not yet used) request as `by`: the person who
+    /// asked for the call, or someone who may decide it (its tenant, a role of its tier).
+    /// Anyone else is refused ([`DeskError::Refused`]), and so is the gate's own name
+    /// ([`GATE_ACTOR`](crate::GATE_ACTOR)), which marks the gate's withdrawals on the
+    /// trail.
+    ///
+    /// The standing grants that the request's approval left end with it, recorded as
+    /// `grant_revoked` in the same transaction: a cancel means no more runs on its word.
     pub async fn cancel(
         &self,
         id: RequestId,
-        by: &str,
+        by: &Approver,
         reason: Option<&str>,
     ) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
-        let request = self.gate.store().get(id).await?;
+        let request = self.get(id).await?;
         let reason = reason.map(str::to_owned);
         let next = self
             .decide(&request, request.cancel(by, reason.clone(), now), now)
             .await?;
+        let left: Vec<GrantId> = match request.stored_state() {
+            RequestState::Approved => self
+                .gate
+                .store()
+                .grants(now)
+                .await?
+                .into_iter()
+                .filter(|g| g.request_id() == id)
+                .map(|g| g.id())
+                .collect(),
+            _ => Vec::new(),
+        };
         let event = AuditEvent::ApprovalCancelled {
-            by: by.to_owned(),
+            by: by.id().to_owned(),
             reason,
+        };
+        let cancelled = self.commit(&request, next, event, now).await?;
+        // The store ended them with the cancel; the sink hears of it.
+        for grant_id in left {
+            let record = AuditRecord::grant_revoked(now, &cancelled, grant_id, by.id());
+            self.gate.mirror(&record).await.map_err(DeskError::Audit)?;
+        }
+        Ok(cancelled)
+    }
+
+    /// Settles a request left in doubt (`executing`: its `resume` was dropped, or its
+    /// process died, while the tool ran) with what `by` found out: it ran, it failed, or
+    /// it did not run (see [`ApprovalRequest::settle`]). `by` must be able to decide the
+    /// request (tenant, tier roles). Recorded as `execution_settled`. Settling never runs
+    /// the tool; a request settled as not run stops its `resume` as cancelled.
+    pub async fn settle(
+        &self,
+        id: RequestId,
+        by: &Approver,
+        outcome: Settlement,
+        note: Option<&str>,
+    ) -> Result<ApprovalRequest, DeskError> {
+        let now = self.gate.now();
+        let request = self.get(id).await?;
+        let note = note.map(str::to_owned);
+        let next = request.settle(by, outcome, note.clone(), now);
+        let next = self.decide(&request, next, now).await?;
+        let event = AuditEvent::ExecutionSettled {
+            by: by.id().to_owned(),
+            outcome,
+            note,
         };
         self.commit(&request, next, event, now).await
     }

@@ -8,7 +8,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{ApprovalRequest, ArgsHash, Condition, RequestId, ToolCall, ToolPattern};
+use crate::approval::{ApprovalRequest, Approver, RequestId};
+use crate::call::{ArgsHash, ToolCall};
+use crate::policy::{Condition, Decision, Effect, ToolPattern};
+
+/// The longest lifetime a grant may have: ten years.
+pub const MAX_GRANT_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// The id of a standing grant.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -64,7 +69,7 @@ pub enum GrantScope {
 ///     .max_uses(3);
 /// # let _ = spec;
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantSpec {
     scope: GrantScope,
     lifetime: Duration,
@@ -111,6 +116,31 @@ impl GrantSpec {
         self.max_uses = Some(n);
         self
     }
+
+    /// Whether the spec can make a grant: a lifetime from one second to
+    /// [`MAX_GRANT_LIFETIME`], a valid tool pattern, and at least one use.
+    pub fn check(&self) -> Result<(), GrantError> {
+        if self.lifetime < Duration::from_secs(1) || self.lifetime > MAX_GRANT_LIFETIME {
+            return Err(GrantError::Lifetime {
+                secs: self.lifetime.as_secs(),
+            });
+        }
+        if self.max_uses == Some(0) {
+            return Err(GrantError::NoUses);
+        }
+        if let Some(p) = &self.tool {
+            ToolPattern::new(p.clone()).map_err(|e| GrantError::Pattern(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// An approver's agreement to a standing grant, given with their vote and kept on the
+/// request until its quorum is met.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GrantConsent {
+    pub(crate) approver: Approver,
+    pub(crate) spec: GrantSpec,
 }
 
 /// Why a grant could not be made from an approval.
@@ -129,6 +159,25 @@ pub enum GrantError {
     /// The request is not approved.
     #[error("only an approved request can leave a grant")]
     NotApproved,
+    /// The lifetime is under a second or over [`MAX_GRANT_LIFETIME`].
+    #[error("a grant lives from 1 second to 10 years, not {secs} seconds")]
+    Lifetime {
+        /// The lifetime asked for, in whole seconds.
+        secs: u64,
+    },
+    /// `max_uses(0)`: a grant that covers nothing.
+    #[error("a grant must allow at least one use")]
+    NoUses,
+    /// Fewer of the request's approvers asked for this grant than its tier's quorum: on
+    /// a quorum tier, a grant needs as many of them to agree to it as the request
+    /// needed to be approved.
+    #[error("{agreed} of the approvers asked for this grant; the tier needs {needed}")]
+    Quorum {
+        /// Approvers who asked for this same grant.
+        agreed: u32,
+        /// The tier's quorum.
+        needed: u32,
+    },
 }
 
 /// A standing grant: later calls it covers are allowed without asking again, each use
@@ -147,6 +196,10 @@ pub struct Grant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant: Option<String>,
     created_by: String,
+    /// Everyone who agreed to the grant (with their roles when they agreed): the
+    /// approvers who asked for it with their approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    authors: Vec<Approver>,
     request_id: RequestId,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -164,19 +217,31 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// The grant `spec` asks for, left by `approver` on the approved `request` at `now`.
+    /// The grant `spec` asks for, left on the approved `request` at `now` by `authors`:
+    /// the approvers who asked for it with their approval, the one who completed the
+    /// approval last. Refused when the tier forbids grants, the request is not approved,
+    /// the spec is out of range ([`GrantSpec::check`]), or fewer authors agreed than the
+    /// tier's quorum.
     pub fn from_approval(
         request: &ApprovalRequest,
-        approver: &str,
+        authors: &[Approver],
         spec: &GrantSpec,
         now: OffsetDateTime,
     ) -> Result<Grant, GrantError> {
         if !request.grants_allowed() {
             return Err(GrantError::Forbidden);
         }
-        if request.stored_state() != crate::RequestState::Approved {
+        if request.stored_state() != crate::approval::RequestState::Approved {
             return Err(GrantError::NotApproved);
         }
+        spec.check()?;
+        let agreed = u32::try_from(authors.len()).unwrap_or(u32::MAX);
+        let Some(last) = authors.last().filter(|_| agreed >= request.quorum()) else {
+            return Err(GrantError::Quorum {
+                agreed,
+                needed: request.quorum(),
+            });
+        };
         let call = request.call();
         let scope_value = match spec.scope {
             GrantScope::Run => call.run_id().to_owned(),
@@ -196,6 +261,12 @@ impl Grant {
                 .to_owned(),
             None => call.tool().to_owned(),
         };
+        let lifetime = time::Duration::try_from(spec.lifetime).ok();
+        let Some(at) = lifetime.and_then(|l| now.checked_add(l)) else {
+            return Err(GrantError::Lifetime {
+                secs: spec.lifetime.as_secs(),
+            });
+        };
         Ok(Grant {
             id: GrantId::new(),
             tool,
@@ -204,23 +275,36 @@ impl Grant {
             scope: spec.scope,
             scope_value,
             tenant: call.tenant_id().map(str::to_owned),
-            created_by: approver.to_owned(),
+            created_by: last.id().to_owned(),
+            authors: authors.to_vec(),
             request_id: request.id(),
             created_at: now,
             // Whole seconds, like the `exp` of the token that each use carries.
-            expires_at: {
-                let at = now + spec.lifetime;
-                at.replace_nanosecond(0).unwrap_or(at)
-            },
+            expires_at: at.replace_nanosecond(0).unwrap_or(at),
             max_uses: spec.max_uses,
             uses: 0,
             revoked_at: None,
         })
     }
 
-    /// Whether the grant covers `call` (with `args_hash`) at `now`: live, not used up,
-    /// same tenant, in scope, the tool matching, and the args hash when bound.
-    pub fn covers(&self, call: &ToolCall, args_hash: &ArgsHash, now: OffsetDateTime) -> bool {
+    /// Whether the grant covers `call` (with `args_hash`) at `now`, when the policy in
+    /// force asks for the approval that `decision` describes:
+    ///
+    /// - live, not used up, same tenant, in scope, the tool matching, the args hash when
+    ///   bound, the condition when set;
+    /// - not a call that one of its authors asked for (nobody approves their own call,
+    ///   through a grant either);
+    /// - within its authors' authority now: the decision's tier allows grants, and at
+    ///   least its quorum of authors held one of its approver roles (any author, when it
+    ///   names none). A grant never carries more authority than the approval that made
+    ///   it, and a policy that tightened since it was made is obeyed.
+    pub fn covers(
+        &self,
+        call: &ToolCall,
+        args_hash: &ArgsHash,
+        decision: &Decision,
+        now: OffsetDateTime,
+    ) -> bool {
         self.is_live(now)
             && call.tenant_id() == self.tenant.as_deref()
             && match self.scope {
@@ -229,11 +313,44 @@ impl Grant {
                 GrantScope::Tenant => call.tenant_id() == Some(self.scope_value.as_str()),
             }
             && self.args_hash.is_none_or(|h| h == *args_hash)
+            && !call.requester().is_some_and(|r| self.is_author(r))
+            && self.within_authority(decision)
             && self
                 .constraint
                 .as_ref()
                 .is_none_or(|c| matches!(c.eval(call), Ok(true)))
             && ToolPattern::new(self.tool.clone()).is_ok_and(|p| p.matches(call.tool()))
+    }
+
+    /// Whether the authors could approve what `decision` asks for.
+    fn within_authority(&self, decision: &Decision) -> bool {
+        if decision.effect() != Effect::ApprovalRequired || !decision.grants_allowed() {
+            return false;
+        }
+        let roles = decision.approver_roles();
+        let holds = |a: &Approver| roles.is_empty() || roles.iter().any(|r| a.has_role(r));
+        let able = if self.authors.is_empty() {
+            // A grant kept before authors were recorded: its maker, with no roles.
+            usize::from(roles.is_empty())
+        } else {
+            self.authors.iter().filter(|a| holds(a)).count()
+        };
+        able >= decision.quorum().max(1) as usize
+    }
+
+    /// Whether `person` agreed to the grant (its maker, or another author).
+    pub fn is_author(&self, person: &str) -> bool {
+        self.created_by == person || self.authors.iter().any(|a| a.id() == person)
+    }
+
+    /// Everyone who agreed to the grant, with the roles they held then.
+    pub fn authors(&self) -> &[Approver] {
+        &self.authors
+    }
+
+    /// The tenant of the call it was left on.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// Whether the grant can still be used at `now`.

@@ -65,7 +65,8 @@ pub use sqlx;
 pub use time;
 
 pub use approval::{
-    ApprovalRequest, Approver, ParseRequestIdError, RequestId, RequestState, TransitionError,
+    ApprovalRequest, ApprovalShortfall, Approver, GATE_ACTOR, ParseRequestIdError, RequestId,
+    RequestState, Settlement, TransitionError,
 };
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
@@ -86,7 +87,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use desk::{Desk, DeskError};
 pub use gate::{
     ArgsEdit, Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
-    PendingApproval, Stop, StopReason, ToolExecutor,
+    PendingApproval, Stop, StopReason, SwitchSource, ToolExecutor,
 };
 pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec};
 #[cfg(feature = "metrics")]

@@ -117,6 +117,11 @@ fn rec(r: &ApprovalRequest) -> AuditRecord {
     AuditRecord::for_request(at, r, event)
 }
 
+/// What the policy asks of the suite's calls when a grant is used: approval, by anyone.
+fn suite_decision() -> crate::Decision {
+    crate::Decision::approval_required("suite")
+}
+
 fn approver(tenant: &str) -> Approver {
     Approver::new("approver").role("lead").tenant(tenant)
 }
@@ -540,20 +545,26 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
         .await
         .expect("approve");
     let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60)).max_uses(2);
-    let grant = Grant::from_approval(&approved, "approver", &spec, now).expect("grant");
+    let grant = Grant::from_approval(&approved, &[approver(&tenant)], &spec, now).expect("grant");
     store.put_grant(&grant, &rec(&approved)).await.expect("put");
 
     let call = ToolCall::new(run.as_str(), "c2", "email.send", json!({"to": "b@x"}))
         .requested_by("requester")
         .tenant(tenant.as_str());
     let hash: ArgsHash = call.args_hash().expect("hash");
-    let first = store.use_grant(&call, &hash, "v", now).await.expect("use");
+    let first = store
+        .use_grant(&call, &hash, &suite_decision(), "v", now)
+        .await
+        .expect("use");
     assert_eq!(first.map(|g| g.uses()), Some(1));
-    let second = store.use_grant(&call, &hash, "v", now).await.expect("use");
+    let second = store
+        .use_grant(&call, &hash, &suite_decision(), "v", now)
+        .await
+        .expect("use");
     assert_eq!(second.map(|g| g.uses()), Some(2));
     assert!(
         store
-            .use_grant(&call, &hash, "v", now)
+            .use_grant(&call, &hash, &suite_decision(), "v", now)
             .await
             .expect("use")
             .is_none(),
@@ -578,7 +589,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
 
     let grant = Grant::from_approval(
         &approved,
-        "approver",
+        &[approver(&tenant)],
         &GrantSpec::new(GrantScope::Run, Duration::from_secs(60)),
         now,
     )
@@ -595,7 +606,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     let late = now + Duration::from_secs(60);
     assert!(
         store
-            .use_grant(&call, &hash, "v", late)
+            .use_grant(&call, &hash, &suite_decision(), "v", late)
             .await
             .expect("use")
             .is_none(),
@@ -619,7 +630,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     );
     assert!(
         store
-            .use_grant(&call, &hash, "v", now)
+            .use_grant(&call, &hash, &suite_decision(), "v", now)
             .await
             .expect("use")
             .is_none(),
@@ -804,7 +815,7 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
 
     // Grants and records of no change join the same trail.
     let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60));
-    let grant = Grant::from_approval(&approved, "approver", &spec, now).expect("grant");
+    let grant = Grant::from_approval(&approved, &[approver("t1")], &spec, now).expect("grant");
     let created = AuditRecord::for_request(
         now,
         &approved,
@@ -918,7 +929,7 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
         .expect("approve");
     let denied = r.deny(&approver("t1"), None, now).expect("deny");
     assert!(store.update(&denied, &rec(&denied)).await.is_err());
-    let cancelled = approved.cancel("ops", None, now).expect("cancel");
+    let cancelled = approved.cancel(&approver("t1"), None, now).expect("cancel");
     store
         .update(&cancelled, &rec(&cancelled))
         .await

@@ -101,7 +101,7 @@ impl World {
             .unwrap();
 
         let cancelled = self.file("run-cancel").await;
-        desk.cancel(cancelled, "ops", Some("duplicate"))
+        desk.cancel(cancelled, &Approver::new("ops"), Some("duplicate"))
             .await
             .unwrap();
 

@@ -1043,7 +1043,9 @@ async fn the_desk_refuses_unknown_ids_and_changes_nothing() {
         desk.deny(unknown, &ann, Some("no")).await.unwrap_err()
     ));
     assert!(is_not_found(
-        desk.cancel(unknown, "ann", None).await.unwrap_err()
+        desk.cancel(unknown, &Approver::new("ann"), None)
+            .await
+            .unwrap_err()
     ));
     assert_eq!(w.new_events(&before).await, Vec::<String>::new());
     assert_eq!(

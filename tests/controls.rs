@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use approval_gate::{
     Approver, Budget, DeskError, Execution, Gate, GateOutcome, Gated, GrantError, GrantScope,
-    GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink, Policy, StopReason, ToolCall,
-    ToolExecutor,
+    GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink, Policy, StopReason, SwitchSource,
+    ToolCall, ToolExecutor,
 };
 use serde_json::{Value, json};
 
@@ -110,7 +110,7 @@ async fn kill_switches_stop_calls_and_resumes_until_released() {
         w.gate.set_kill_switch(scope.clone(), true).await.unwrap();
         let r = reason(tool.resume(id, email.clone()).await.unwrap());
         assert!(
-            matches!(r, StopReason::KillSwitch { scope: ref s } if *s == scope),
+            matches!(r, StopReason::KillSwitch { scope: ref s, .. } if *s == scope),
             "{scope}"
         );
         w.gate.set_kill_switch(scope, false).await.unwrap();
@@ -298,7 +298,11 @@ async fn a_standing_grant_turns_later_approvals_into_allows_within_its_bounds() 
             .executed()
             .is_some()
     );
-    w.gate.desk().revoke_grant(g.id(), "ann").await.unwrap();
+    w.gate
+        .desk()
+        .revoke_grant(g.id(), &Approver::new("ann").tenant("acme"))
+        .await
+        .unwrap();
     assert!(
         tool.call(call("r9", "c2", "email.send", json!({})))
             .await
@@ -487,7 +491,15 @@ policy:
             .await
             .unwrap(),
     );
+    // One kill switch for a host to match on, saying where it was set.
     assert!(
-        matches!(r, StopReason::PolicyDenied { ref rule_ids, .. } if rule_ids == &["controls.kill_switch"])
+        matches!(
+            r,
+            StopReason::KillSwitch {
+                scope: KillScope::Global,
+                source: SwitchSource::Config
+            }
+        ),
+        "{r:?}"
     );
 }

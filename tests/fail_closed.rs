@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use approval_gate::{
     ApprovalRequest, ApprovalStore, Approver, AuditError, AuditQuery, AuditRecord, AuditSink,
-    DeskError, Execution, Filed, Gate, GateError, GateOutcome, Key, Keyring, ManualClock,
+    Decision, DeskError, Execution, Filed, Gate, GateError, GateOutcome, Key, Keyring, ManualClock,
     MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState, StoreError,
     Subscription, ToolCall,
 };
@@ -122,11 +122,12 @@ impl ApprovalStore for SwitchStore {
         &self,
         call: &ToolCall,
         args_hash: &approval_gate::ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<approval_gate::Grant>, StoreError> {
         self.inner
-            .use_grant(call, args_hash, policy_version, now)
+            .use_grant(call, args_hash, decision, policy_version, now)
             .await
     }
     async fn revoke_grant(

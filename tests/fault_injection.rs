@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use approval_gate::{
     ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditError, AuditEvent, AuditQuery,
-    AuditRecord, AuditSink, Clock, DeskError, Execution, Filed, Gate, GateError, GateOutcome,
-    Gated, Grant, GrantId, GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink,
-    MemoryStore, Policy, RequestId, RequestQuery, RequestState, RunUsage, StoreError, Subscription,
-    Switches, ToolCall, ToolExecutor, UsageDelta, verify_chain,
+    AuditRecord, AuditSink, Clock, Decision, DeskError, Execution, Filed, Gate, GateError,
+    GateOutcome, Gated, Grant, GrantId, GrantScope, GrantSpec, Key, Keyring, KillScope,
+    ManualClock, MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState, RunUsage,
+    StoreError, Subscription, Switches, ToolCall, ToolExecutor, UsageDelta, verify_chain,
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -217,12 +217,14 @@ impl ApprovalStore for FlakyStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         self.op(
             "use_grant",
-            self.inner.use_grant(call, args_hash, policy_version, now),
+            self.inner
+                .use_grant(call, args_hash, decision, policy_version, now),
         )
         .await
     }
@@ -674,9 +676,10 @@ impl World {
                 desk.deny(id, &Approver::new("ann"), Some("not today"))
                     .await,
             ),
-            (Step::Cancel, Some(id)) => {
-                desk_told(desk.cancel(id, "ops", Some("changed plans")).await)
-            }
+            (Step::Cancel, Some(id)) => desk_told(
+                desk.cancel(id, &Approver::new("ops"), Some("changed plans"))
+                    .await,
+            ),
             (Step::Advance(secs), _) => {
                 self.clock.advance(Duration::from_secs(secs));
                 Told::Desk

@@ -253,7 +253,7 @@ async fn cancel_stops_the_call() {
     let cancelled = w
         .gate
         .desk()
-        .cancel(id, "ops", Some("customer withdrew"))
+        .cancel(id, &Approver::new("ops"), Some("customer withdrew"))
         .await
         .unwrap();
     assert_eq!(cancelled.stored_state(), RequestState::Cancelled);

@@ -219,7 +219,7 @@ async fn decisions_approvals_times_and_pending_are_counted() {
     clock.advance(Duration::from_secs(10));
     desk.deny(b, &ann, Some("no")).await.unwrap();
     clock.advance(Duration::from_secs(20));
-    desk.cancel(c, "bob", None).await.unwrap();
+    desk.cancel(c, &Approver::new("bob"), None).await.unwrap();
     // d expired at 300 s; the sweep notices at 400 s.
     clock.advance(Duration::from_secs(340));
     assert_eq!(gate.sweep_expired(10).await.unwrap().len(), 2);

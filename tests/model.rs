@@ -48,6 +48,11 @@ tiers:
     ttl_seconds: 120
     approval_ttl_seconds: 60
     grants: false
+  board:
+    approvers: [finance]
+    quorum: 2
+    ttl_seconds: 120
+    approval_ttl_seconds: 60
   standing:
     ttl_seconds: 90
     approval_ttl_seconds: 45
@@ -76,6 +81,10 @@ rules:
     tool: ticket.close
     effect: approval_required
     tier: standing
+  - id: vault
+    tool: vault.open
+    effect: approval_required
+    tier: board
 ";
 
 /// A risk tier as the model knows it.
@@ -102,6 +111,14 @@ const PAIR: TierSpec = TierSpec {
     role: Some("finance"),
     grants: false,
 };
+/// A quorum tier whose approvers may leave grants: a grant needs two of them.
+const BOARD: TierSpec = TierSpec {
+    decision_ttl: 120,
+    approval_ttl: 60,
+    quorum: 2,
+    role: Some("finance"),
+    grants: true,
+};
 const STANDING: TierSpec = TierSpec {
     decision_ttl: 90,
     approval_ttl: 45,
@@ -117,12 +134,13 @@ enum Kind {
     Approval(&'static TierSpec),
 }
 
-const TOOLS: [(&str, Kind); 5] = [
+const TOOLS: [(&str, Kind); 6] = [
     ("kb.search", Kind::Allow),
     ("db.drop", Kind::Deny),
     ("email.send", Kind::Approval(&QUICK)),
     ("payments.wire", Kind::Approval(&PAIR)),
     ("ticket.close", Kind::Approval(&STANDING)),
+    ("vault.open", Kind::Approval(&BOARD)),
 ];
 const EMAIL: usize = 2;
 const TICKET: usize = 4;
@@ -198,8 +216,8 @@ enum Op {
     Approve { req: usize, by: usize, how: How },
     /// An approver denies.
     Deny { req: usize, by: usize },
-    /// The host cancels.
-    Cancel { req: usize },
+    /// Someone cancels: the requester, an approver, or someone without the tier's role.
+    Cancel { req: usize, by: usize },
     /// The clock moves on.
     Advance { millis: u64 },
     /// The clock moves to the request's deadline plus `millis` (-1000, -500 or 0), if
@@ -221,8 +239,13 @@ enum How {
         lifetime: u64,
         same_args: bool,
         max_uses: Option<u32>,
+        /// `tool_pattern("*")`: every tool, in whatever tier its authors may approve.
+        any_tool: bool,
     },
 }
+
+/// What a grant was asked for with: lifetime, same args, max uses, any tool.
+type GrantKey = (u64, bool, Option<u32>, bool);
 
 /// The call handed to `resume`.
 #[derive(Debug, Clone)]
@@ -237,6 +260,10 @@ enum ResumeWith {
     CallId,
     /// Another run.
     Run,
+    /// Another tenant (same run, call id, tool and arguments).
+    Tenant,
+    /// Another requester (same run, call id, tool and arguments).
+    Requester,
 }
 
 use How::{Edit, Grant, Plain};
@@ -250,11 +277,13 @@ fn how() -> impl Strategy<Value = How> {
             prop_oneof![Just(20u64), Just(100)],
             any::<bool>(),
             prop_oneof![Just(None), Just(Some(1u32)), Just(Some(2))],
+            any::<bool>(),
         )
-            .prop_map(|(lifetime, same_args, max_uses)| Grant {
+            .prop_map(|(lifetime, same_args, max_uses, any_tool)| Grant {
                 lifetime,
                 same_args,
-                max_uses
+                max_uses,
+                any_tool,
             }),
     ]
 }
@@ -266,6 +295,8 @@ fn resume_with() -> impl Strategy<Value = ResumeWith> {
         2 => (0..ARGS).prop_map(ResumeWith::Args),
         1 => Just(ResumeWith::CallId),
         1 => Just(ResumeWith::Run),
+        1 => Just(ResumeWith::Tenant),
+        1 => Just(ResumeWith::Requester),
     ]
 }
 
@@ -296,7 +327,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => call_op(),
         7 => (req.clone(), by(), how()).prop_map(|(req, by, how)| Approve { req, by, how }),
         1 => (req.clone(), by()).prop_map(|(req, by)| Deny { req, by }),
-        1 => req.clone().prop_map(|req| Cancel { req }),
+        1 => (req.clone(), by()).prop_map(|(req, by)| Cancel { req, by }),
         2 => millis.prop_map(|millis| Advance { millis }),
         1 => (req.clone(), prop_oneof![Just(-1_000i64), Just(-500), Just(0)])
             .prop_map(|(req, millis)| ToDeadline { req, millis }),
@@ -346,6 +377,8 @@ struct MReq {
     /// The variant an approver edited the arguments to, when its hash differs.
     edited: Option<usize>,
     decided_by: Option<String>,
+    /// The voters who asked for a grant with their vote, and which.
+    consents: Vec<(&'static str, &'static str, GrantKey)>,
 }
 
 impl MReq {
@@ -379,17 +412,46 @@ impl MReq {
 #[derive(Debug, Clone)]
 struct MGrant {
     id: GrantId,
+    request: RequestId,
     run: usize,
     class: Option<usize>,
-    by: String,
+    /// The tool it covers; `None` for every tool.
+    tool: Option<usize>,
+    /// Who agreed to it, with their role.
+    authors: Vec<(&'static str, &'static str)>,
     expires_at: OffsetDateTime,
     max_uses: Option<u32>,
     uses: u32,
+    /// Ended with its request's cancel.
+    revoked: bool,
 }
 
 impl MGrant {
     fn live(&self, now: OffsetDateTime) -> bool {
-        now < self.expires_at && self.max_uses.is_none_or(|m| self.uses < m)
+        !self.revoked && now < self.expires_at && self.max_uses.is_none_or(|m| self.uses < m)
+    }
+
+    /// Whether it covers a call of `tool` in `run` with arguments of class `c`, whose
+    /// tier is `tier`: live, in scope, and within its authors' authority in that tier.
+    fn covers(
+        &self,
+        now: OffsetDateTime,
+        run: usize,
+        tool: usize,
+        c: usize,
+        tier: &TierSpec,
+    ) -> bool {
+        let able = self
+            .authors
+            .iter()
+            .filter(|(_, role)| tier.role.is_none_or(|r| r == *role))
+            .count();
+        self.live(now)
+            && self.run == run
+            && self.class.is_none_or(|gc| gc == c)
+            && self.tool.is_none_or(|t| t == tool)
+            && tier.grants
+            && able >= tier.quorum
     }
 }
 
@@ -569,7 +631,7 @@ impl Harness {
             Call { run, tool, args: v } => self.call(*run, *tool, *v).await,
             Approve { req, by, how } => self.approve(*req, *by, how).await,
             Deny { req, by } => self.deny(*req, *by).await,
-            Cancel { req } => self.cancel(*req).await,
+            Cancel { req, by } => self.cancel(*req, *by).await,
             Advance { millis } => {
                 self.clock.advance(Duration::from_millis(*millis));
                 Ok(())
@@ -624,22 +686,19 @@ impl Harness {
                 }
             }
             Kind::Approval(tier) => {
-                let grant = tier
+                let grant = self
+                    .model
                     .grants
-                    .then(|| {
-                        self.model.grants.iter_mut().find(|g| {
-                            g.live(now) && g.run == run && g.class.is_none_or(|gc| gc == c)
-                        })
-                    })
-                    .flatten();
+                    .iter_mut()
+                    .find(|g| g.covers(now, run, tool, c, tier));
                 if let Some(grant) = grant {
                     grant.uses += 1;
-                    let by = grant.by.clone();
+                    let by = grant.authors.iter().map(|(a, _)| a.to_string()).collect();
                     self.model.runs.push(Ran {
                         tool: TOOLS[tool].0.into(),
                         args_hash: self.hashes[c],
                         key: None,
-                        approvers: vec![by],
+                        approvers: by,
                     });
                     Seen::Executed {
                         request: None,
@@ -699,6 +758,7 @@ impl Harness {
                 votes: vec![],
                 edited: None,
                 decided_by: None,
+                consents: vec![],
             });
             return Ok(());
         }
@@ -757,12 +817,13 @@ impl Harness {
                 lifetime,
                 same_args,
                 max_uses,
+                any_tool,
             } => {
                 let got = desk
                     .approve_with_grant(
                         id,
                         &approver,
-                        &grant_spec(*lifetime, *same_args, *max_uses),
+                        &grant_spec(*lifetime, *same_args, *max_uses, *any_tool),
                     )
                     .await;
                 if let Ok((_, Some(grant))) = &got {
@@ -798,6 +859,7 @@ impl Harness {
         }
         let mut votes = r.votes.clone();
         let mut edited = r.edited;
+        let mut rebinds = false;
         match how {
             Edit { args: v } => {
                 // The approval binds to the edited arguments: votes for other arguments
@@ -805,6 +867,7 @@ impl Harness {
                 let c = class(*v);
                 if c != r.approved_class() {
                     votes.clear();
+                    rebinds = true;
                 }
                 edited = (c != r.class).then_some(*v);
             }
@@ -823,32 +886,63 @@ impl Harness {
         }
         votes.push(who.to_owned());
         let approved = votes.len() >= r.tier.quorum;
+        let key: Option<GrantKey> = match how {
+            Grant {
+                lifetime,
+                same_args,
+                max_uses,
+                any_tool,
+            } => Some((*lifetime, *same_args, *max_uses, *any_tool)),
+            _ => None,
+        };
+        // A grant needs as many of the voters to ask for it as the quorum: else this
+        // approval is refused and nothing changes.
+        let authors: Vec<(&'static str, &'static str)> = match key {
+            Some(k) if approved => {
+                let mut authors: Vec<_> = r
+                    .consents
+                    .iter()
+                    .filter(|(a, _, ck)| *ck == k && votes.iter().any(|v| v == a))
+                    .map(|(a, role, _)| (*a, *role))
+                    .collect();
+                authors.push((who, role));
+                if authors.len() < r.tier.quorum {
+                    return Seen::Refused(DeskSeen::GrantRefused);
+                }
+                authors
+            }
+            _ => Vec::new(),
+        };
         r.votes = votes.clone();
         if let Edit { .. } = how {
             r.edited = edited;
+        }
+        if rebinds {
+            // Asked for with a vote on other arguments.
+            r.consents.clear();
         }
         let mut grant = false;
         if approved {
             r.stored = RequestState::Approved;
             r.approval_expires_at = Some(whole(now + secs(r.tier.approval_ttl)));
-            if let Grant {
-                lifetime,
-                same_args,
-                max_uses,
-            } = how
-            {
+            if let Some((lifetime, same_args, max_uses, any_tool)) = key {
                 grant = true;
                 let g = MGrant {
                     id: unknown_grant(),
+                    request: r.id,
                     run: r.run,
                     class: same_args.then_some(r.approved_class()),
-                    by: who.to_owned(),
-                    expires_at: whole(now + secs(*lifetime as i64)),
-                    max_uses: *max_uses,
+                    tool: (!any_tool).then_some(r.tool),
+                    authors,
+                    expires_at: whole(now + secs(lifetime as i64)),
+                    max_uses,
                     uses: 0,
+                    revoked: false,
                 };
                 self.model.grants.push(g);
             }
+        } else if let Some(k) = key {
+            r.consents.push((who, role, k));
         }
         Seen::Decided {
             state: if approved {
@@ -898,30 +992,46 @@ impl Harness {
         compare(&expected, &seen_desk(got.map(|r| (r, false))))
     }
 
-    async fn cancel(&mut self, req: usize) -> Result<(), String> {
+    async fn cancel(&mut self, req: usize, by: usize) -> Result<(), String> {
         let now = self.now();
+        let person = approver(by);
         let Some(i) = self.pick(req) else {
-            let got = self.gate.desk().cancel(unknown_id(), "ops", None).await;
+            let got = self.gate.desk().cancel(unknown_id(), &person, None).await;
             return compare(
                 &Seen::Refused(DeskSeen::NotFound),
                 &seen_desk(got.map(|r| (r, false))),
             );
         };
+        let (who, role) = APPROVERS[by];
         let expected = match self.settled(i, now, true) {
             Some(refused) => refused,
             None => {
                 let r = &mut self.model.reqs[i];
-                r.stored = RequestState::Cancelled;
-                r.decided_by = Some("ops".into());
-                Seen::Decided {
-                    state: RequestState::Cancelled,
-                    approvers: r.votes.clone(),
-                    grant: false,
+                // The requester may withdraw their own call; anyone else needs the tier's
+                // role.
+                if who != REQUESTER && r.tier.role.is_some_and(|needed| needed != role) {
+                    Seen::Refused(DeskSeen::MissingRole)
+                } else {
+                    r.stored = RequestState::Cancelled;
+                    r.decided_by = Some(who.into());
+                    let id = r.id;
+                    let votes = r.votes.clone();
+                    // The grants its approval left end with it.
+                    for g in &mut self.model.grants {
+                        if g.request == id {
+                            g.revoked = true;
+                        }
+                    }
+                    Seen::Decided {
+                        state: RequestState::Cancelled,
+                        approvers: votes,
+                        grant: false,
+                    }
                 }
             }
         };
         let id = self.model.reqs[i].id;
-        let got = self.gate.desk().cancel(id, "ops", None).await;
+        let got = self.gate.desk().cancel(id, &person, None).await;
         compare(&expected, &seen_desk(got.map(|r| (r, false))))
     }
 
@@ -969,11 +1079,15 @@ impl Harness {
                 let run = RUNS[(r.run + 1) % RUNS.len()];
                 (rebuild(&r.call, run, r.call.call_id()), None)
             }
+            ResumeWith::Tenant => (r.call.clone().tenant("globex"), None),
+            ResumeWith::Requester => (r.call.clone().requested_by("mallory"), None),
         };
         let given_class = given.map_or(r.class, class);
         let mismatch = match with {
             ResumeWith::CallId => Some(MismatchField::CallId),
             ResumeWith::Run => Some(MismatchField::RunId),
+            ResumeWith::Tenant => Some(MismatchField::Tenant),
+            ResumeWith::Requester => Some(MismatchField::Requester),
             _ if given_class != r.class && given_class != r.approved_class() => {
                 Some(MismatchField::Args)
             }
@@ -1084,6 +1198,13 @@ impl Harness {
                 "{what}: edited {}, model {:?}",
                 r.is_edited(),
                 m.edited
+            );
+            // Every voter sees what will run: after an edit, the edited arguments.
+            let will_run = m.edited.map_or_else(|| m.call.args().clone(), args);
+            ensure!(
+                *r.shown_args() == will_run,
+                "{what}: shows {}, will run {will_run}",
+                r.shown_args()
             );
             ensure!(
                 r.expires_at() == m.expires_at,
@@ -1267,8 +1388,11 @@ fn approver(by: usize) -> Approver {
     Approver::new(id).role(role).tenant("acme")
 }
 
-fn grant_spec(lifetime: u64, same_args: bool, max_uses: Option<u32>) -> GrantSpec {
+fn grant_spec(lifetime: u64, same_args: bool, max_uses: Option<u32>, any_tool: bool) -> GrantSpec {
     let mut spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(lifetime));
+    if any_tool {
+        spec = spec.tool_pattern("*");
+    }
     if same_args {
         spec = spec.same_args();
     }
@@ -1547,6 +1671,7 @@ fn a_vote_with_a_grant_on_a_tier_without_grants_is_refused() {
                     lifetime: 20,
                     same_args: false,
                     max_uses: None,
+                    any_tool: false,
                 },
             },
         ],
@@ -1632,6 +1757,7 @@ fn a_grant_covers_calls_until_it_lapses() {
                     lifetime: 20,
                     same_args: false,
                     max_uses: None,
+                    any_tool: false,
                 },
             },
             Advance { millis: 19_000 },

@@ -727,7 +727,7 @@ async fn a_failing_sink_leaves_no_secret_in_its_errors() {
     let error = w
         .gate
         .desk()
-        .cancel(id, "ann", Some("changed my mind"))
+        .cancel(id, &Approver::new("ann"), Some("changed my mind"))
         .await
         .unwrap_err();
     assert!(matches!(error, DeskError::Audit(_)), "{error:?}");

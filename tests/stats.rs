@@ -122,7 +122,9 @@ async fn counts_rates_and_times_over_a_window() {
     w.at(200);
     desk.deny(r3, &w.ann, None).await.unwrap(); // 100 s
     w.at(220);
-    desk.cancel(r4, "bob", Some("not needed")).await.unwrap(); // 120 s
+    desk.cancel(r4, &Approver::new("bob"), Some("not needed"))
+        .await
+        .unwrap(); // 120 s
 
     // r5 expired at 400 while pending, r2's approval at 360: the sweep at 450 records
     // both. r5's time to decision is its TTL, 300 s, not the 350 s to the sweep.

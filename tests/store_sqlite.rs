@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use approval_gate::time::OffsetDateTime;
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, ArgsHash, AuditQuery, AuditRecord, Filed, Grant, GrantId,
-    KillScope, ManualClock, RequestId, RequestQuery, RunUsage, SqliteStore, StoreError,
+    ApprovalRequest, ApprovalStore, ArgsHash, AuditQuery, AuditRecord, Decision, Filed, Grant,
+    GrantId, KillScope, ManualClock, RequestId, RequestQuery, RunUsage, SqliteStore, StoreError,
     Subscription, Switches, ToolCall, UsageDelta,
 };
 use async_trait::async_trait;
@@ -137,11 +137,12 @@ impl ApprovalStore for TwoWriters {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         self.next()
-            .use_grant(call, args_hash, policy_version, now)
+            .use_grant(call, args_hash, decision, policy_version, now)
             .await
     }
     async fn revoke_grant(

@@ -4,9 +4,11 @@
 //! the next version of the request, which a store then writes with compare-and-set.
 
 mod approver;
+mod shortfall;
 mod state;
 
 pub use approver::Approver;
+pub use shortfall::ApprovalShortfall;
 pub use state::RequestState;
 
 use std::fmt;
@@ -20,6 +22,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::grant::{GrantConsent, GrantSpec};
 use crate::{ApprovalToken, ArgsHash, Claims, Decision, PolicyVersion, ToolCall};
 
 /// The id of an approval request; also the idempotency key handed to the executor.
@@ -117,12 +120,57 @@ pub enum TransitionError {
         /// The roles that may approve.
         needed: Vec<String>,
     },
+    /// The id is the gate's own ([`GATE_ACTOR`]): no person acts under it, so the trail
+    /// can tell the gate's own withdrawals from people's.
+    #[error("`{approver}` is the gate's own name and cannot act at the desk")]
+    ReservedId {
+        /// The id.
+        approver: String,
+    },
     /// The approver approved this request already; a quorum needs distinct people.
     #[error("`{approver}` approved this request already")]
     AlreadyApproved {
         /// The approver.
         approver: String,
     },
+}
+
+/// The name under which the gate itself acts on the trail (withdrawing a request whose
+/// filing its audit sink refused, or whose approval the policy in force no longer
+/// accepts). Reserved: no person decides, cancels or settles under it.
+pub const GATE_ACTOR: &str = "approval-gate";
+
+fn check_not_reserved(person: &Approver) -> Result<(), TransitionError> {
+    if person.id() == GATE_ACTOR {
+        return Err(TransitionError::ReservedId {
+            approver: person.id().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// What a person found out about a request left in doubt; see
+/// [`ApprovalRequest::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settlement {
+    /// The tool ran and its write happened.
+    Ran,
+    /// The tool ran and failed.
+    Failed,
+    /// The tool never ran (or its write was undone): this approval will not run it.
+    NotRun,
+}
+
+impl Settlement {
+    /// The name on the trail: `ran`, `failed`, `not_run`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Ran => "ran",
+            Settlement::Failed => "failed",
+            Settlement::NotRun => "not_run",
+        }
+    }
 }
 
 /// One call that a policy said needs a person's approval, and everything that happened
@@ -177,6 +225,13 @@ struct Progress {
     decided_by: Option<String>,
     feedback: Option<String>,
     token: Option<ApprovalToken>,
+    /// Who made the edit that `approved_args` holds.
+    edited_by: Option<String>,
+    /// The preview and redacted arguments of the edited call, set with the edit.
+    edited_preview: Option<String>,
+    edited_shown_args: Option<Arc<Value>>,
+    /// The approvers who asked for a standing grant with their vote, and which.
+    grant_consents: Vec<GrantConsent>,
 }
 
 /// The progress of a request no transition touched yet.
@@ -187,6 +242,10 @@ static NO_PROGRESS: Progress = Progress {
     decided_by: None,
     feedback: None,
     token: None,
+    edited_by: None,
+    edited_preview: None,
+    edited_shown_args: None,
+    grant_consents: Vec::new(),
 };
 
 impl Progress {
@@ -197,6 +256,10 @@ impl Progress {
             && self.decided_by.is_none()
             && self.feedback.is_none()
             && self.token.is_none()
+            && self.edited_by.is_none()
+            && self.edited_preview.is_none()
+            && self.edited_shown_args.is_none()
+            && self.grant_consents.is_empty()
     }
 }
 
@@ -259,6 +322,14 @@ struct RequestRef<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     finished_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_preview: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_shown_args: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[GrantConsent]>::is_empty")]
+    grant_consents: &'a [GrantConsent],
 }
 
 fn no_strings(v: &&[String]) -> bool {
@@ -316,6 +387,14 @@ struct RequestRepr {
     token: Option<ApprovalToken>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     finished_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    edited_by: Option<String>,
+    #[serde(default)]
+    edited_preview: Option<String>,
+    #[serde(default)]
+    edited_shown_args: Option<Value>,
+    #[serde(default)]
+    grant_consents: Vec<GrantConsent>,
 }
 
 impl Serialize for ApprovalRequest {
@@ -350,6 +429,10 @@ impl Serialize for ApprovalRequest {
             approval_expires_at: self.approval_expires_at,
             token: p.token.as_ref(),
             finished_at: self.finished_at,
+            edited_by: p.edited_by.as_deref(),
+            edited_preview: p.edited_preview.as_deref(),
+            edited_shown_args: p.edited_shown_args.as_deref(),
+            grant_consents: &p.grant_consents,
         }
         .serialize(s)
     }
@@ -365,6 +448,10 @@ impl<'de> Deserialize<'de> for ApprovalRequest {
             decided_by: r.decided_by,
             feedback: r.feedback,
             token: r.token,
+            edited_by: r.edited_by,
+            edited_preview: r.edited_preview,
+            edited_shown_args: r.edited_shown_args.map(Arc::new),
+            grant_consents: r.grant_consents,
         };
         Ok(ApprovalRequest {
             id: r.id,
@@ -429,6 +516,10 @@ impl fmt::Debug for ApprovalRequest {
             .field("approval_expires_at", &self.approval_expires_at)
             .field("token", &p.token)
             .field("finished_at", &self.finished_at)
+            .field("edited_by", &p.edited_by)
+            .field("edited_preview", &p.edited_preview)
+            .field("edited_shown_args", &p.edited_shown_args.as_deref())
+            .field("grant_consents", &p.grant_consents)
             .finish()
     }
 }
@@ -508,18 +599,78 @@ impl ApprovalRequest {
     }
 
     /// The preview of the action for the person deciding, rendered from the rule's
-    /// template over the redacted arguments.
+    /// template over the redacted arguments: of the arguments that will run, so after an
+    /// approver's edit, of the edited ones (see [`is_edited`](Self::is_edited),
+    /// [`edited_by`](Self::edited_by), [`changed_fields`](Self::changed_fields); the
+    /// model's own is [`filed_preview`](Self::filed_preview)).
     pub fn preview(&self) -> Option<&str> {
+        let p = self.progress();
+        match &p.approved_args {
+            Some(_) => p
+                .edited_preview
+                .as_deref()
+                .or(self.filed.preview.as_deref()),
+            None => self.filed.preview.as_deref(),
+        }
+    }
+
+    /// The preview of the call as the model proposed it, before any edit.
+    pub fn filed_preview(&self) -> Option<&str> {
         self.filed.preview.as_deref()
     }
 
-    /// The arguments as a person may see them: secret fields redacted. Show these, never
-    /// [`call().args()`](ToolCall::args), on an approval surface.
+    /// The arguments as a person may see them, secret fields redacted: those that will
+    /// run, so after an approver's edit, the edited ones. Show these, never
+    /// [`call().args()`](ToolCall::args), on an approval surface, with
+    /// [`approved_args_hash`](Self::approved_args_hash) as their hash.
     pub fn shown_args(&self) -> &Value {
+        let p = self.progress();
+        // A request edited before edits kept their display shows what it showed then.
+        if let Some(edited) = p
+            .approved_args
+            .as_ref()
+            .filter(|_| p.edited_preview.is_some())
+        {
+            return p.edited_shown_args.as_deref().unwrap_or(edited);
+        }
         self.filed
             .shown_args
             .as_ref()
             .unwrap_or(self.filed.call.args())
+    }
+
+    /// Who edited the arguments that will run, when an approver did.
+    pub fn edited_by(&self) -> Option<&str> {
+        self.progress()
+            .approved_args
+            .as_ref()
+            .and(self.progress().edited_by.as_deref())
+    }
+
+    /// What an edit shows a person: the edited call's preview and its arguments with
+    /// secrets redacted (`None` when nothing was redacted). Part of the edit's transition.
+    pub(crate) fn displaying_edit(mut self, preview: String, redacted: Option<Value>) -> Self {
+        let progress = self.progress_mut();
+        if progress.approved_args.is_some() {
+            progress.edited_preview = Some(preview);
+            progress.edited_shown_args = redacted.map(Arc::new);
+        }
+        self
+    }
+
+    /// The approvers who asked for a standing grant with their vote so far, with the
+    /// grant each asked for.
+    pub(crate) fn grant_consents(&self) -> &[GrantConsent] {
+        &self.progress().grant_consents
+    }
+
+    /// Records that `approver`, voting now, asks for the grant `spec`.
+    pub(crate) fn with_grant_consent(mut self, approver: &Approver, spec: &GrantSpec) -> Self {
+        self.progress_mut().grant_consents.push(GrantConsent {
+            approver: approver.clone(),
+            spec: spec.clone(),
+        });
+        self
     }
 
     /// The request's id.
@@ -763,6 +914,10 @@ impl ApprovalRequest {
         let progress = base.progress_mut();
         if rebinds {
             progress.approvers.clear();
+            progress.grant_consents.clear();
+            progress.edited_preview = None;
+            progress.edited_shown_args = None;
+            progress.edited_by = edited.then(|| approver.id().to_owned());
         }
         progress.changed_fields = changed;
         progress.approved_args = edited.then(|| Arc::new(args));
@@ -773,6 +928,7 @@ impl ApprovalRequest {
     }
 
     fn check_approver(&self, approver: &Approver) -> Result<(), TransitionError> {
+        check_not_reserved(approver)?;
         if self.call().requester() == Some(approver.id()) {
             return Err(TransitionError::SelfApproval {
                 approver: approver.id().to_owned(),
@@ -784,14 +940,31 @@ impl ApprovalRequest {
     /// Tenant and role: who may decide this request at all, approving or denying.
     fn check_scope(&self, approver: &Approver) -> Result<(), TransitionError> {
         let id = || approver.id().to_owned();
-        if self.call().tenant_id() != approver.tenant_id() {
-            return Err(TransitionError::WrongTenant { approver: id() });
-        }
+        self.check_tenant(approver)?;
         let roles = self.approver_roles();
         if !roles.is_empty() && !roles.iter().any(|r| approver.has_role(r)) {
             return Err(TransitionError::MissingRole {
                 approver: id(),
                 needed: roles.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `person` may decide this request (deny it, cancel it, settle it, revoke
+    /// the grants it left): not the gate's own name, of the call's tenant, and holding a
+    /// role of its tier when the tier names roles. Approving asks more (see
+    /// [`approve`](Self::approve)).
+    pub fn may_decide(&self, person: &Approver) -> Result<(), TransitionError> {
+        check_not_reserved(person)?;
+        self.check_scope(person)
+    }
+
+    /// Whether `person` belongs to the call's tenant.
+    fn check_tenant(&self, person: &Approver) -> Result<(), TransitionError> {
+        if self.call().tenant_id() != person.tenant_id() {
+            return Err(TransitionError::WrongTenant {
+                approver: person.id().to_owned(),
             });
         }
         Ok(())
@@ -839,6 +1012,7 @@ impl ApprovalRequest {
         now: OffsetDateTime,
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect(RequestState::Pending, now)?;
+        check_not_reserved(approver)?;
         self.check_scope(approver)?;
         let mut next = self.next(RequestState::Denied);
         next.decided_at = Some(now);
@@ -848,21 +1022,88 @@ impl ApprovalRequest {
         Ok(next)
     }
 
-    /// Cancels a pending or approved (not yet used) request.
+    /// Cancels a pending or approved (not yet used) request as `by`: the person who asked
+    /// for the call, or someone who may decide it (of its tenant, with a role of its tier
+    /// when the tier names roles). Refused for anyone else
+    /// ([`WrongTenant`](TransitionError::WrongTenant),
+    /// [`MissingRole`](TransitionError::MissingRole)) and for the gate's own name
+    /// ([`ReservedId`](TransitionError::ReservedId)).
     pub fn cancel(
         &self,
-        by: &str,
+        by: &Approver,
         reason: Option<String>,
         now: OffsetDateTime,
     ) -> Result<ApprovalRequest, TransitionError> {
+        self.expect_open(now)?;
+        check_not_reserved(by)?;
+        if self.is_requester(by) {
+            self.check_tenant(by)?;
+        } else {
+            self.check_scope(by)?;
+        }
+        Ok(self.cancelled(by.id(), reason, now))
+    }
+
+    /// Withdrawn by the gate itself (recorded as cancelled by [`GATE_ACTOR`]): a request
+    /// whose filing its audit sink refused, or whose approval the policy in force no
+    /// longer accepts.
+    pub(crate) fn withdraw(
+        &self,
+        reason: String,
+        now: OffsetDateTime,
+    ) -> Result<ApprovalRequest, TransitionError> {
+        self.expect_open(now)?;
+        Ok(self.cancelled(GATE_ACTOR, Some(reason), now))
+    }
+
+    /// Pending or approved, not yet used, at `now`.
+    fn expect_open(&self, now: OffsetDateTime) -> Result<(), TransitionError> {
         if self.expect(RequestState::Approved, now).is_err() {
             self.expect(RequestState::Pending, now)?;
         }
+        Ok(())
+    }
+
+    fn cancelled(&self, by: &str, reason: Option<String>, now: OffsetDateTime) -> Self {
         let mut next = self.next(RequestState::Cancelled);
         next.decided_at = Some(now);
         let progress = next.progress_mut();
         progress.decided_by = Some(by.to_owned());
         progress.feedback = reason;
+        next
+    }
+
+    /// Whether `person` is the one who asked for the call.
+    fn is_requester(&self, person: &Approver) -> bool {
+        self.call().requester() == Some(person.id())
+    }
+
+    /// Settles a request left in doubt (`Executing`: its `resume` was dropped or its
+    /// process died while the tool ran) as `by`, who may decide it (tenant and tier
+    /// roles, as for a denial), with what they found out: it ran
+    /// ([`Executed`](RequestState::Executed)), it failed
+    /// ([`Failed`](RequestState::Failed)), or it did not run
+    /// ([`Cancelled`](RequestState::Cancelled): it never runs on this approval; a new
+    /// call files a new request). Settling never runs anything.
+    pub fn settle(
+        &self,
+        by: &Approver,
+        outcome: Settlement,
+        note: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<ApprovalRequest, TransitionError> {
+        self.expect(RequestState::Executing, now)?;
+        check_not_reserved(by)?;
+        self.check_scope(by)?;
+        let mut next = self.next(match outcome {
+            Settlement::Ran => RequestState::Executed,
+            Settlement::Failed => RequestState::Failed,
+            Settlement::NotRun => RequestState::Cancelled,
+        });
+        next.finished_at = Some(now);
+        let progress = next.progress_mut();
+        progress.decided_by = Some(by.id().to_owned());
+        progress.feedback = note;
         Ok(next)
     }
 
@@ -1024,7 +1265,7 @@ mod tests {
                 expected: RequestState::Pending
             }
         );
-        assert!(denied.cancel("ann", None, T0).is_err());
+        assert!(denied.cancel(&ann, None, T0).is_err());
         assert!(denied.claim(T0).is_err());
     }
 
@@ -1175,7 +1416,7 @@ mod tests {
     const ALL_FIELDS: &str = r#"{"id":"01234567-89ab-4def-8123-456789abcdef","version":6,"state":"executed","call":{"run_id":"run-1","call_id":"call-1","tool":"payments.refund","args":{"amount":500,"nested":{"a":"é\"\n","b":[1,2.5,null]},"to":"acct-1"},"requested_by":"bob","tenant":"acme","roles":["support","ops"],"mode":"auto"},"args_hash":"f1d580a48c6cfffd07497cc0d34ea725fea43ab2ed059aeb03668c3204649c19","rule_ids":["r"],"reason":"big refund","tier":"t","preview":"refund 500 to acct-1","shown_args":{"amount":500,"to":"***"},"policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:10:00Z","approval_ttl_secs":90,"approver_roles":["finance"],"quorum":2,"grants_allowed":false,"approvers":["cid","ann"],"approved_args":{"amount":50,"to":"acct-1"},"approved_args_hash":"69d567af1bca012b25007280a5035def78141f45f4d1775b3a9d2246a1cbf40e","changed_fields":["args.amount","args.nested"],"decided_at":"2026-01-01T00:00:05Z","decided_by":"dan","feedback":"looks \"fine\"","approval_expires_at":"2026-01-01T00:01:35Z","token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJqdGkiOiIwMTIzNDU2Ny04OWFiLTRkZWYtODEyMy00NTY3ODlhYmNkZWYiLCJydW5faWQiOiJydW4tMSIsImNhbGxfaWQiOiJjYWxsLTEiLCJ0b29sIjoicGF5bWVudHMucmVmdW5kIiwiYXJnc19oYXNoIjoiNjlkNTY3YWYxYmNhMDEyYjI1MDA3MjgwYTUwMzVkZWY3ODE0MWY0NWY0ZDE3NzViM2E5ZDIyNDZhMWNiZjQwZSIsInBvbGljeV92ZXJzaW9uIjoiZmQ0YTYzMTYyNjBiZWM2OGFjNDY1ZWNjMjQ1ZmJlNGE5NmYyNGE0NDM5ZDFhMmMwYjBhNWEyNDJjMTI3NzAxNCIsImFwcHJvdmVycyI6WyJjaWQiLCJhbm4iXSwiaWF0IjoxNzY3MjI1NjA1LCJleHAiOjE3NjcyMjU2OTV9.G1bQdclnAuJ7QNivTdls5HgQ9vmF1UG-2Jbrd3M9nqs","finished_at":"2026-01-01T00:00:07Z"}"#;
 
     /// The JSON of the request [`flow_request`] builds, captured the same way.
-    const FLOW: &str = r#"{"id":"01234567-89ab-4def-8123-456789abcdef","version":6,"state":"executed","call":{"run_id":"run-1","call_id":"call-1","tool":"payments.refund","args":{"amount":500,"nested":{"a":"é\"\n","b":[1,2.5,null]},"to":"acct-1"},"requested_by":"bob","tenant":"acme","roles":["support","ops"],"mode":"auto"},"args_hash":"f1d580a48c6cfffd07497cc0d34ea725fea43ab2ed059aeb03668c3204649c19","rule_ids":["r"],"reason":"big refund","tier":"t","preview":"refund 500 to acct-1","shown_args":{"amount":500,"to":"***"},"policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:10:00Z","approval_ttl_secs":90,"approver_roles":["finance"],"quorum":2,"grants_allowed":false,"approvers":["cid","ann"],"approved_args":{"amount":50,"to":"acct-1"},"approved_args_hash":"69d567af1bca012b25007280a5035def78141f45f4d1775b3a9d2246a1cbf40e","changed_fields":["args.amount","args.nested"],"decided_at":"2026-01-01T00:00:05Z","approval_expires_at":"2026-01-01T00:01:35Z","token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJqdGkiOiIwMTIzNDU2Ny04OWFiLTRkZWYtODEyMy00NTY3ODlhYmNkZWYiLCJydW5faWQiOiJydW4tMSIsImNhbGxfaWQiOiJjYWxsLTEiLCJ0b29sIjoicGF5bWVudHMucmVmdW5kIiwiYXJnc19oYXNoIjoiNjlkNTY3YWYxYmNhMDEyYjI1MDA3MjgwYTUwMzVkZWY3ODE0MWY0NWY0ZDE3NzViM2E5ZDIyNDZhMWNiZjQwZSIsInBvbGljeV92ZXJzaW9uIjoiZmQ0YTYzMTYyNjBiZWM2OGFjNDY1ZWNjMjQ1ZmJlNGE5NmYyNGE0NDM5ZDFhMmMwYjBhNWEyNDJjMTI3NzAxNCIsImFwcHJvdmVycyI6WyJjaWQiLCJhbm4iXSwiaWF0IjoxNzY3MjI1NjA1LCJleHAiOjE3NjcyMjU2OTV9.G1bQdclnAuJ7QNivTdls5HgQ9vmF1UG-2Jbrd3M9nqs","finished_at":"2026-01-01T00:00:07Z"}"#;
+    const FLOW: &str = r#"{"id":"01234567-89ab-4def-8123-456789abcdef","version":6,"state":"executed","call":{"run_id":"run-1","call_id":"call-1","tool":"payments.refund","args":{"amount":500,"nested":{"a":"é\"\n","b":[1,2.5,null]},"to":"acct-1"},"requested_by":"bob","tenant":"acme","roles":["support","ops"],"mode":"auto"},"args_hash":"f1d580a48c6cfffd07497cc0d34ea725fea43ab2ed059aeb03668c3204649c19","rule_ids":["r"],"reason":"big refund","tier":"t","preview":"refund 500 to acct-1","shown_args":{"amount":500,"to":"***"},"policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:10:00Z","approval_ttl_secs":90,"approver_roles":["finance"],"quorum":2,"grants_allowed":false,"approvers":["cid","ann"],"approved_args":{"amount":50,"to":"acct-1"},"approved_args_hash":"69d567af1bca012b25007280a5035def78141f45f4d1775b3a9d2246a1cbf40e","changed_fields":["args.amount","args.nested"],"decided_at":"2026-01-01T00:00:05Z","approval_expires_at":"2026-01-01T00:01:35Z","token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJqdGkiOiIwMTIzNDU2Ny04OWFiLTRkZWYtODEyMy00NTY3ODlhYmNkZWYiLCJydW5faWQiOiJydW4tMSIsImNhbGxfaWQiOiJjYWxsLTEiLCJ0b29sIjoicGF5bWVudHMucmVmdW5kIiwiYXJnc19oYXNoIjoiNjlkNTY3YWYxYmNhMDEyYjI1MDA3MjgwYTUwMzVkZWY3ODE0MWY0NWY0ZDE3NzViM2E5ZDIyNDZhMWNiZjQwZSIsInBvbGljeV92ZXJzaW9uIjoiZmQ0YTYzMTYyNjBiZWM2OGFjNDY1ZWNjMjQ1ZmJlNGE5NmYyNGE0NDM5ZDFhMmMwYjBhNWEyNDJjMTI3NzAxNCIsImFwcHJvdmVycyI6WyJjaWQiLCJhbm4iXSwiaWF0IjoxNzY3MjI1NjA1LCJleHAiOjE3NjcyMjU2OTV9.G1bQdclnAuJ7QNivTdls5HgQ9vmF1UG-2Jbrd3M9nqs","finished_at":"2026-01-01T00:00:07Z","edited_by":"cid"}"#;
 
     /// The JSON of a freshly filed request with no optional field set.
     const FILED: &str = r#"{"id":"00000000-0000-0000-0000-000000000001","version":1,"state":"pending","call":{"run_id":"r","call_id":"c","tool":"x","args":null},"args_hash":"74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b","rule_ids":[],"reason":"no rule allows `x`, and the policy denies what no rule allows","policy_version":"fd4a6316260bec68ac465ecc245fbe4a96f24a4439d1a2c0b0a5a242c1277014","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:05:00Z","approval_ttl_secs":900,"quorum":1,"grants_allowed":true}"#;
@@ -1320,7 +1561,7 @@ mod tests {
             .unwrap();
         let cancelled = denied
             .revert_to(&request())
-            .cancel("cid", None, T0)
+            .cancel(&Approver::new("cid"), None, T0)
             .unwrap();
         assert_eq!(denied.decided_by(), Some("ann"));
         assert_eq!(denied.feedback(), Some("no"));

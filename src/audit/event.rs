@@ -285,6 +285,17 @@ pub enum AuditEvent {
         /// The error as the tool described it.
         error: String,
     },
+    /// A person settled a request left in doubt (`executing`): it ran, it failed, or it
+    /// did not run.
+    ExecutionSettled {
+        /// Who settled it.
+        by: String,
+        /// What they found: `ran`, `failed` or `not_run`.
+        outcome: crate::approval::Settlement,
+        /// What they wrote about it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// A transition was undone because an audit sink beside the store's own trail could
     /// not record it: the request is back where it was, and the step did not happen.
     TransitionReverted {
@@ -314,7 +325,8 @@ impl AuditEvent {
             | AuditEvent::ApprovalDenied { approver, .. } => Some(approver),
             AuditEvent::ApprovalCancelled { by, .. }
             | AuditEvent::GrantCreated { by, .. }
-            | AuditEvent::GrantRevoked { by, .. } => Some(by),
+            | AuditEvent::GrantRevoked { by, .. }
+            | AuditEvent::ExecutionSettled { by, .. } => Some(by),
             _ => None,
         }
     }
@@ -336,6 +348,7 @@ impl AuditEvent {
             AuditEvent::ExecutionStarted { .. } => "execution_started",
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::ExecutionFailed { .. } => "execution_failed",
+            AuditEvent::ExecutionSettled { .. } => "execution_settled",
             AuditEvent::TransitionReverted { .. } => "transition_reverted",
             AuditEvent::Stopped { .. } => "stopped",
         }

@@ -124,7 +124,10 @@ impl<E: ToolExecutor> Gated<E> {
                 if decision.grants_allowed() {
                     let store = self.gate.store();
                     let version = policy.version().as_str();
-                    match store.use_grant(&call, &args_hash, version, now).await {
+                    match store
+                        .use_grant(&call, &args_hash, &decision, version, now)
+                        .await
+                    {
                         Ok(Some(grant)) => {
                             return self.run_granted(call, args_hash, grant, &policy, now).await;
                         }
@@ -170,19 +173,10 @@ impl<E: ToolExecutor> Gated<E> {
                     && let Err(e) = self.gate.mirror(&record).await
                 {
                     // Withdraw the request the sink did not record, so nobody approves it.
-                    let reason = "audit sink failed";
-                    if let Ok(withdrawn) =
-                        filed
-                            .request
-                            .cancel("approval-gate", Some(reason.into()), now)
-                    {
-                        let event = AuditEvent::ApprovalCancelled {
-                            by: "approval-gate".into(),
-                            reason: Some(reason.into()),
-                        };
-                        let record = AuditRecord::for_request(now, &withdrawn, event);
-                        let _ = self.gate.store().update(&withdrawn, &record).await;
-                    }
+                    let _ = self
+                        .gate
+                        .withdraw(&filed.request, "audit sink failed".into(), now)
+                        .await;
                     return Err(e.into());
                 }
                 crate::observe::filed(&span, &filed.request, filed.created);
@@ -334,7 +328,10 @@ impl<E: ToolExecutor> Gated<E> {
             tool: call.tool().to_owned(),
             args_hash,
             policy_version: version.to_owned(),
-            approvers: vec![grant.created_by().to_owned()],
+            approvers: match grant.authors() {
+                [] => vec![grant.created_by().to_owned()],
+                authors => authors.iter().map(|a| a.id().to_owned()).collect(),
+            },
             iat: now.unix_timestamp(),
             exp: grant.expires_at().unix_timestamp(),
         };
@@ -396,8 +393,21 @@ impl<E: ToolExecutor> Gated<E> {
             Some(edit) => call.with_args(edit.args.clone()),
             None => call,
         };
-        // The policy in force now decides whether the approved call may still run.
+        // The policy in force now decides whether the approved call may still run, and
+        // whether the approval it got still suffices.
         let decision = policy.evaluate(&call);
+        if let Some(shortfall) = request.shortfall(&decision) {
+            let reason = StopReason::ApprovalInsufficient { shortfall };
+            // The approval was given under rules that no longer hold: it is withdrawn, so
+            // that a new call files a request the current rules decide.
+            match self.gate.withdraw(&request, reason.to_string(), now).await {
+                Ok(()) | Err(GateError::Store(StoreError::Conflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
+            return self
+                .stop(now, &call, Some(hash), Some(id), policy, reason)
+                .await;
+        }
         if decision.effect() == Effect::Deny {
             let event = AuditEvent::PolicyDenied {
                 rule_ids: rule_ids(&decision),
@@ -564,6 +574,10 @@ fn mismatch(
         Some(MismatchField::CallId)
     } else if request.args_hash() != *args_hash && request.approved_args_hash() != *args_hash {
         Some(MismatchField::Args)
+    } else if approved.tenant_id() != call.tenant_id() {
+        Some(MismatchField::Tenant)
+    } else if approved.requester() != call.requester() {
+        Some(MismatchField::Requester)
     } else {
         None
     }

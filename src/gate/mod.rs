@@ -7,7 +7,7 @@ mod outcome;
 pub use executor::{Execution, ToolExecutor};
 pub use gated::Gated;
 pub use outcome::{
-    ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason,
+    ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason, SwitchSource,
 };
 
 use std::fmt;
@@ -216,6 +216,26 @@ impl Gate {
         }
     }
 
+    /// Withdraws `request` as the gate itself ([`GATE_ACTOR`](crate::GATE_ACTOR)),
+    /// recorded as `approval_cancelled` with `reason`, in the store and then the sink.
+    pub(crate) async fn withdraw(
+        &self,
+        request: &ApprovalRequest,
+        reason: String,
+        now: OffsetDateTime,
+    ) -> Result<(), GateError> {
+        let Ok(withdrawn) = request.withdraw(reason.clone(), now) else {
+            return Ok(());
+        };
+        let event = AuditEvent::ApprovalCancelled {
+            by: crate::approval::GATE_ACTOR.into(),
+            reason: Some(reason),
+        };
+        let record = AuditRecord::for_request(now, &withdrawn, event);
+        self.inner.store.update(&withdrawn, &record).await?;
+        Ok(self.mirror(&record).await?)
+    }
+
     /// Engages (`true`) or releases (`false`) a kill switch, in the store: the next
     /// `call` or `resume` of every worker sharing the store obeys it.
     pub async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), GateError> {
@@ -254,7 +274,9 @@ impl Gate {
             .await?)
     }
 
-    /// What run `run_id` has used so far.
+    /// What run `run_id` has used so far: every `call` of the run (counted whether or not
+    /// the policy sets budgets, and whatever its outcome, before the policy decides),
+    /// and the steps and costs the host reported. A `resume` does not count again.
     pub async fn usage(&self, run_id: &str) -> Result<RunUsage, GateError> {
         let delta = UsageDelta::default();
         Ok(self
@@ -265,7 +287,8 @@ impl Gate {
     }
 
     /// The run controls, checked before the policy on every `call` (which also counts
-    /// itself as a tool call) and `resume`: kill switches, read-only mode, budgets.
+    /// itself as a tool call, whether or not the policy sets budgets) and `resume`: kill
+    /// switches (the config's, then the store's), read-only mode, budgets.
     pub(crate) async fn run_controls(
         &self,
         call: &ToolCall,
@@ -273,17 +296,27 @@ impl Gate {
         counts_as_call: bool,
         now: OffsetDateTime,
     ) -> Result<Option<StopReason>, GateError> {
+        if policy.controls().kill_switch {
+            return Ok(Some(StopReason::KillSwitch {
+                scope: KillScope::Global,
+                source: SwitchSource::Config,
+            }));
+        }
         let switches = self.inner.store.switches().await?;
         if let Some(scope) = switches.kill_switch_for(call) {
             return Ok(Some(StopReason::KillSwitch {
                 scope: scope.clone(),
+                source: SwitchSource::Store,
             }));
         }
         if switches.read_only && !policy.is_read_tool(call.tool()) {
             return Ok(Some(StopReason::ReadOnly));
         }
+        // Every call counts, budgets or not, so that `usage` reads what happened and a
+        // policy that adds budgets later counts from the run's start.
         let budgets = policy.budgets();
-        if *budgets == Budgets::default() {
+        let unbounded = *budgets == Budgets::default();
+        if unbounded && !counts_as_call {
             return Ok(None);
         }
         let delta = UsageDelta {
@@ -295,6 +328,9 @@ impl Gate {
             .store
             .add_usage(call.run_id(), delta, now)
             .await?;
+        if unbounded {
+            return Ok(None);
+        }
         Ok(usage
             .exceeded(budgets, now)
             .map(|(budget, limit, used)| StopReason::BudgetExceeded {

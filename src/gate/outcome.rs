@@ -6,6 +6,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::GateError;
+use crate::approval::ApprovalShortfall;
 use crate::{
     ApprovalRequest, ArgsError, ArgsHash, Budget, Fallback, KillScope, RequestId, RequestState,
     TokenError,
@@ -208,10 +209,22 @@ pub enum StopReason {
         /// The id given.
         id: RequestId,
     },
-    /// A kill switch is engaged for this call.
+    /// A kill switch is engaged for this call: the config's
+    /// (`controls.kill_switch.enabled`, scope [`KillScope::Global`]) or one engaged in the
+    /// store ([`Gate::set_kill_switch`](crate::Gate::set_kill_switch)).
     KillSwitch {
         /// Which switch.
         scope: KillScope,
+        /// Where it was set.
+        source: SwitchSource,
+    },
+    /// The call was approved, but the policy in force now asks more of its approval than
+    /// it got (a larger quorum, other roles): it did not run, and the request was
+    /// withdrawn (cancelled by the gate). Calling again files a new request under the
+    /// policy in force.
+    ApprovalInsufficient {
+        /// What the approval lacks.
+        shortfall: ApprovalShortfall,
     },
     /// Read-only mode is on and the tool is not a read.
     ReadOnly,
@@ -240,6 +253,7 @@ impl StopReason {
             StopReason::InvalidToken(_) => "invalid_token",
             StopReason::UnknownRequest { .. } => "unknown_request",
             StopReason::KillSwitch { .. } => "kill_switch",
+            StopReason::ApprovalInsufficient { .. } => "approval_insufficient",
             StopReason::ReadOnly => "read_only",
             StopReason::BudgetExceeded { .. } => "budget_exceeded",
         }
@@ -271,7 +285,13 @@ impl fmt::Display for StopReason {
             StopReason::InvalidArgs(e) => write!(f, "invalid arguments: {e}"),
             StopReason::InvalidToken(e) => write!(f, "the approval token is invalid: {e}"),
             StopReason::UnknownRequest { id } => write!(f, "no approval request `{id}`"),
-            StopReason::KillSwitch { scope } => write!(f, "the {scope} kill switch is engaged"),
+            StopReason::KillSwitch { scope, source } => match source {
+                SwitchSource::Config => f.write_str("the config's kill switch is on"),
+                SwitchSource::Store => write!(f, "the {scope} kill switch is engaged"),
+            },
+            StopReason::ApprovalInsufficient { shortfall } => {
+                write!(f, "this call's approval no longer suffices: {shortfall}")
+            }
             StopReason::ReadOnly => f.write_str("read-only mode is on and this tool writes"),
             StopReason::BudgetExceeded {
                 budget,
@@ -285,8 +305,18 @@ impl fmt::Display for StopReason {
     }
 }
 
+/// Where a kill switch was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SwitchSource {
+    /// In the policy config: `controls.kill_switch.enabled`.
+    Config,
+    /// In the store, by a person at run time, for every worker sharing it.
+    Store,
+}
+
 /// Which part of a resumed call differs from the approved one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MismatchField {
     /// The tool.
     Tool,
@@ -296,6 +326,10 @@ pub enum MismatchField {
     CallId,
     /// The arguments (their hash).
     Args,
+    /// The tenant: an approval is for the tenant whose call was filed.
+    Tenant,
+    /// Who asked for the call: an approval is for the person whose call was filed.
+    Requester,
 }
 
 impl fmt::Display for MismatchField {
@@ -305,6 +339,8 @@ impl fmt::Display for MismatchField {
             MismatchField::RunId => "run id",
             MismatchField::CallId => "call id",
             MismatchField::Args => "arguments",
+            MismatchField::Tenant => "tenant",
+            MismatchField::Requester => "requester",
         })
     }
 }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::audit::{Keeper, KeptRecord};
 use crate::chunked::Chunked;
+use crate::policy::Decision;
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, ChainHead, Grant, GrantId, KillScope, RequestId,
     RequestState, RunUsage, Switches, ToolCall, UsageDelta,
@@ -254,6 +255,7 @@ impl ApprovalStore for MemoryStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
@@ -261,7 +263,7 @@ impl ApprovalStore for MemoryStore {
         let Some(grant) = inner
             .grants
             .iter_mut()
-            .find(|g| g.covers(call, args_hash, now))
+            .find(|g| g.covers(call, args_hash, decision, now))
         else {
             return Ok(None);
         };
@@ -436,7 +438,11 @@ rules:
         let ok = approved.approve(&lead("ann"), at).expect("approve");
         write(&store, &ok).await;
         write(&store, &denied.deny(&lead("ann"), None, at).expect("deny")).await;
-        write(&store, &cancelled.cancel("ops", None, at).expect("cancel")).await;
+        write(
+            &store,
+            &cancelled.cancel(&lead("ops"), None, at).expect("cancel"),
+        )
+        .await;
 
         // Every decision TTL has passed: only the pending request and the approval,
         // whose own TTL ended at t0 + 70, are due, earliest deadline first.

@@ -29,6 +29,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditEvent, ChainLink, KeptRecord};
+use crate::policy::Decision;
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
     RunUsage, Switches, ToolCall, UsageDelta,
@@ -330,7 +331,8 @@ pub trait ApprovalStore: Send + Sync {
     /// Keeps a new standing grant and appends `record`, its `grant_created`.
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
 
-    /// Finds a live grant covering `call` at `now` and counts one use of it atomically
+    /// Finds a live grant covering `call` at `now` ([`Grant::covers`], given `decision`,
+    /// the policy's verdict on the call now) and counts one use of it atomically
     /// (so a grant of `n` uses covers at most `n` calls across all workers), appending
     /// its [`AuditRecord::grant_used`] (with `policy_version`) in the same transaction;
     /// returns it as used.
@@ -338,6 +340,7 @@ pub trait ApprovalStore: Send + Sync {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError>;

@@ -18,6 +18,7 @@ use super::{
     ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
     Subscription,
 };
+use crate::policy::Decision;
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
     Switches, ToolCall, UsageDelta,
@@ -601,6 +602,7 @@ impl ApprovalStore for PostgresStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
@@ -617,7 +619,7 @@ impl ApprovalStore for PostgresStore {
             let mut candidate = None;
             for row in &rows {
                 let grant = read_grant(row)?;
-                if grant.covers(call, args_hash, now) {
+                if grant.covers(call, args_hash, decision, now) {
                     candidate = Some(grant.id());
                     break;
                 }
@@ -633,7 +635,7 @@ impl ApprovalStore for PostgresStore {
                 .db()?;
             let Some(row) = row else { continue };
             let grant = read_grant(&row)?;
-            if !grant.covers(call, args_hash, now) {
+            if !grant.covers(call, args_hash, decision, now) {
                 continue;
             }
             let used = grant.used();

@@ -25,6 +25,7 @@ use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
     Subscription,
 };
+use crate::policy::Decision;
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
     RunUsage, Switches, ToolCall, UsageDelta,
@@ -975,19 +976,20 @@ impl ApprovalStore for SqliteStore {
         &self,
         call: &ToolCall,
         args_hash: &ArgsHash,
+        decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, StoreError> {
         let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
         let args_hash = *args_hash;
         // Look without the write lock first: most calls have no grant covering them.
-        let (call_owned, look) = (call.clone(), live.clone());
+        let (call_owned, look, wanted) = (call.clone(), live.clone(), decision.clone());
         let covered = self
             .read(move |conn| {
                 let grants = query(conn, &look, &[&nanos(now)], read_grant)?;
                 Ok(grants
                     .iter()
-                    .any(|g| g.covers(&call_owned, &args_hash, now)))
+                    .any(|g| g.covers(&call_owned, &args_hash, &wanted, now)))
             })
             .await?;
         if !covered {
@@ -995,11 +997,12 @@ impl ApprovalStore for SqliteStore {
         }
         // Then again under the lock, where the use is counted.
         let (call, policy_version) = (call.clone(), policy_version.to_owned());
+        let decision = decision.clone();
         self.write(move |tx| {
             let grants = query(tx, &live, &[&nanos(now)], read_grant)?;
             let Some(grant) = grants
                 .into_iter()
-                .find(|g| g.covers(&call, &args_hash, now))
+                .find(|g| g.covers(&call, &args_hash, &decision, now))
             else {
                 return Ok(None);
             };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, AuditEvent, AuditQuery, AuditRecord, Clock,
+    ApprovalRequest, ApprovalStore, Approver, AuditEvent, AuditQuery, AuditRecord, Clock, Decision,
     Execution, Gate, GateOutcome, Gated, Grant, GrantScope, GrantSpec, Key, Keyring, KillScope,
     ManualClock, Policy, RequestId, RequestState, StopReason, StoreError, ToolCall, ToolExecutor,
     UsageDelta,
@@ -152,7 +152,9 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         .map(|i| match i % 3 {
             0 => r.approve(&Approver::new(format!("a{i}")), now).unwrap(),
             1 => r.deny(&Approver::new(format!("d{i}")), None, now).unwrap(),
-            _ => r.cancel(&format!("c{i}"), None, now).unwrap(),
+            _ => r
+                .cancel(&Approver::new(format!("c{i}")), None, now)
+                .unwrap(),
         })
         .collect();
     let results = race(decisions.clone(), |next| {
@@ -192,7 +194,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
     let claims: Vec<ApprovalRequest> = (0..RACERS)
         .map(|i| {
             if i % 4 == 3 {
-                approved.cancel("ops", None, now).unwrap()
+                approved.cancel(&Approver::new("ops"), None, now).unwrap()
             } else {
                 approved.claim(now).unwrap()
             }
@@ -271,7 +273,7 @@ pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) 
         .approve(&Approver::new("ann"), now)
         .unwrap();
     let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(3600)).max_uses(3);
-    let grant = Grant::from_approval(&approved, "ann", &spec, now).unwrap();
+    let grant = Grant::from_approval(&approved, &[Approver::new("ann")], &spec, now).unwrap();
     let record = AuditRecord::for_request(
         now,
         &approved,
@@ -290,7 +292,13 @@ pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) 
     let results = race((0..RACERS).collect(), |_| {
         let store = store.clone();
         let call = call.clone();
-        async move { store.use_grant(&call, &hash, "v", now).await.unwrap() }
+        async move {
+            let wanted = Decision::approval_required("race");
+            store
+                .use_grant(&call, &hash, &wanted, "v", now)
+                .await
+                .unwrap()
+        }
     })
     .await;
     let mut uses: Vec<u32> = results.iter().flatten().map(|g| g.uses()).collect();
@@ -620,7 +628,7 @@ where
         }));
         let desk = gate(store.clone(), &clock).desk();
         tasks.push(Box::pin(async move {
-            let ok = desk.cancel(id, "ops", None).await.is_ok();
+            let ok = desk.cancel(id, &Approver::new("ops"), None).await.is_ok();
             (id, Act::Cancelled(ok))
         }));
         // A look from a worker whose clock is past the deadline records the timeout.
