@@ -1,0 +1,328 @@
+//! `resume` at its edges, through the public API: the filed call's whole identity is
+//! bound, a policy that tightened since the approval asks again, requests left in doubt
+//! are settled at the desk, and every call counts.
+
+use std::sync::{Arc, Mutex};
+
+use approval_gate::{
+    ApprovalShortfall, Approver, AuditQuery, DeskError, Execution, Gate, GateOutcome, Gated, Key,
+    Keyring, ManualClock, MemorySink, MismatchField, Policy, RequestId, RequestState, Settlement,
+    StopReason, ToolCall, ToolExecutor, TransitionError,
+};
+use serde_json::{Value, json};
+
+const POLICY: &str = "\
+tiers:
+  refunds:
+    approvers: [finance]
+rules:
+  - id: refunds
+    tool: payments.refund
+    effect: approval_required
+    tier: refunds
+";
+
+struct World {
+    gate: Gate,
+    ran: Arc<Mutex<Vec<Execution>>>,
+}
+
+impl World {
+    fn new(policy: &str) -> Self {
+        let gate = Gate::builder(
+            Policy::from_yaml_str(policy).unwrap(),
+            Keyring::new(Key::new("k1", [8u8; 32]).unwrap()),
+        )
+        .audit(MemorySink::new())
+        .clock(ManualClock::default())
+        .build();
+        World {
+            gate,
+            ran: Arc::default(),
+        }
+    }
+
+    fn tool(&self) -> Gated<impl ToolExecutor<Output = (), Error = std::io::Error> + use<>> {
+        let ran = self.ran.clone();
+        self.gate.wrap(move |exec: Execution| {
+            let ran = ran.clone();
+            async move {
+                ran.lock().unwrap().push(exec);
+                Ok::<(), std::io::Error>(())
+            }
+        })
+    }
+
+    async fn file(&self, call: ToolCall) -> RequestId {
+        match self.tool().call(call).await.unwrap() {
+            GateOutcome::Pending(p) => p.request_id,
+            other => panic!("expected pending, got {}", other.name()),
+        }
+    }
+
+    async fn resume(&self, id: RequestId, call: ToolCall) -> GateOutcome<(), std::io::Error> {
+        self.tool().resume(id, call).await.unwrap()
+    }
+
+    fn runs(&self) -> usize {
+        self.ran.lock().unwrap().len()
+    }
+}
+
+fn refund() -> ToolCall {
+    ToolCall::new("run-t", "c1", "payments.refund", json!({"amount": 40}))
+        .tenant("acme")
+        .requested_by("bob")
+}
+
+fn finance(id: &str) -> Approver {
+    Approver::new(id).role("finance").tenant("acme")
+}
+
+fn stop_reason(outcome: GateOutcome<(), std::io::Error>) -> StopReason {
+    match outcome {
+        GateOutcome::Stopped(stop) => stop.reason,
+        other => panic!("expected a stop, got {}", other.name()),
+    }
+}
+
+#[tokio::test]
+async fn resume_refuses_another_tenant_or_requester_and_runs_the_filed_identity() {
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+
+    for (changed, field) in [
+        (refund().tenant("globex"), MismatchField::Tenant),
+        (refund().requested_by("mallory"), MismatchField::Requester),
+        (
+            refund().tenant("globex").requested_by("mallory"),
+            MismatchField::Tenant,
+        ),
+    ] {
+        let reason = stop_reason(w.resume(id, changed).await);
+        assert!(
+            matches!(reason, StopReason::ArgsMismatch { field: f } if f == field),
+            "{reason:?}"
+        );
+    }
+    assert_eq!(w.runs(), 0);
+    // Left as it was, and each refusal is on the record.
+    let request = w.gate.desk().show(id).await.unwrap();
+    assert_eq!(request.stored_state(), RequestState::Approved);
+    let refusals = w
+        .gate
+        .store()
+        .audit_records(&AuditQuery::request(id))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event_name() == "stopped")
+        .count();
+    assert_eq!(refusals, 3);
+
+    assert!(w.resume(id, refund()).await.executed().is_some());
+    let ran = &w.ran.lock().unwrap()[0];
+    assert_eq!(ran.call().tenant_id(), Some("acme"));
+    assert_eq!(ran.call().requester(), Some("bob"));
+}
+
+#[tokio::test]
+async fn a_policy_that_now_needs_a_larger_quorum_asks_again() {
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    let stricter = POLICY.replace(
+        "approvers: [finance]",
+        "approvers: [finance]\n    quorum: 2",
+    );
+    w.gate.set_policy(Policy::from_yaml_str(&stricter).unwrap());
+
+    let reason = stop_reason(w.resume(id, refund()).await);
+    assert!(
+        matches!(
+            reason,
+            StopReason::ApprovalInsufficient {
+                shortfall: ApprovalShortfall::Quorum {
+                    needed: 2,
+                    approvals: 1
+                }
+            }
+        ),
+        "{reason:?}"
+    );
+    assert_eq!(w.runs(), 0);
+    // The approval is withdrawn by the gate, on the record; a new call files a request
+    // that the current policy decides (two approvers).
+    let request = w.gate.desk().show(id).await.unwrap();
+    assert_eq!(request.stored_state(), RequestState::Cancelled);
+    assert_eq!(request.decided_by(), Some(approval_gate::GATE_ACTOR));
+    let again = w.file(refund()).await;
+    assert_ne!(again, id);
+    let desk = w.gate.desk();
+    desk.approve(again, &finance("ann")).await.unwrap();
+    desk.approve(again, &finance("cid")).await.unwrap();
+    assert!(w.resume(again, refund()).await.executed().is_some());
+}
+
+#[tokio::test]
+async fn a_policy_that_now_needs_other_roles_asks_again() {
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    let other_role = POLICY.replace("approvers: [finance]", "approvers: [cfo]");
+    w.gate
+        .set_policy(Policy::from_yaml_str(&other_role).unwrap());
+    let reason = stop_reason(w.resume(id, refund()).await);
+    assert!(
+        matches!(
+            reason,
+            StopReason::ApprovalInsufficient {
+                shortfall: ApprovalShortfall::Roles { ref needed }
+            } if needed == &["cfo"]
+        ),
+        "{reason:?}"
+    );
+    assert_eq!(w.runs(), 0);
+}
+
+#[tokio::test]
+async fn a_looser_or_unchanged_policy_runs_as_approved() {
+    // A longer TTL and an added role: looser.
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    let looser = POLICY.replace(
+        "approvers: [finance]",
+        "approvers: [finance, cfo]\n    ttl_seconds: 900",
+    );
+    w.gate.set_policy(Policy::from_yaml_str(&looser).unwrap());
+    assert!(w.resume(id, refund()).await.executed().is_some());
+
+    // A tool that is now allowed outright.
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    w.gate
+        .set_policy(Policy::from_yaml_str("policy:\n  default: allow\n").unwrap());
+    assert!(w.resume(id, refund()).await.executed().is_some());
+}
+
+/// Resumes `id` with an executor that says when it starts and then never finishes, and
+/// drops the resume while the tool runs (as a host's `tokio::time::timeout` would).
+async fn leave_in_doubt(w: &World, id: RequestId) {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Arc::new(Mutex::new(Some(started_tx)));
+    let hanging = w.gate.wrap(move |_exec: Execution| {
+        let started = started.clone();
+        async move {
+            if let Some(tx) = started.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            std::future::pending::<Result<(), std::io::Error>>().await
+        }
+    });
+    let task = tokio::spawn(async move { hanging.resume(id, refund()).await });
+    started_rx.await.unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_request_left_in_doubt_is_settled_at_the_desk() {
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    leave_in_doubt(&w, id).await;
+
+    // In doubt: never run again on its own.
+    let reason = stop_reason(w.resume(id, refund()).await);
+    assert!(matches!(
+        reason,
+        StopReason::ApprovalUsed {
+            state: RequestState::Executing
+        }
+    ));
+    let desk = w.gate.desk();
+    // Only someone who may decide the request settles it.
+    let err = desk
+        .settle(
+            id,
+            &Approver::new("ops").tenant("acme"),
+            Settlement::NotRun,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DeskError::Refused {
+                reason: TransitionError::MissingRole { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let settled = desk
+        .settle(
+            id,
+            &finance("cid"),
+            Settlement::NotRun,
+            Some("the bank has no record of it"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.stored_state(), RequestState::Cancelled);
+    let trail = w
+        .gate
+        .store()
+        .audit_records(&AuditQuery::request(id))
+        .await
+        .unwrap();
+    assert_eq!(trail.last().unwrap().event_name(), "execution_settled");
+    // It does not run on this approval; settling twice is refused.
+    let reason = stop_reason(w.resume(id, refund()).await);
+    assert!(
+        matches!(reason, StopReason::ApprovalCancelled { .. }),
+        "{reason:?}"
+    );
+    assert!(matches!(
+        desk.settle(id, &finance("cid"), Settlement::Ran, None)
+            .await,
+        Err(DeskError::AlreadyDecided { .. })
+    ));
+    assert_eq!(w.runs(), 0);
+}
+
+#[tokio::test]
+async fn a_request_that_ran_is_settled_as_executed() {
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    leave_in_doubt(&w, id).await;
+    let settled = w
+        .gate
+        .desk()
+        .settle(id, &finance("cid"), Settlement::Ran, None)
+        .await
+        .unwrap();
+    assert_eq!(settled.stored_state(), RequestState::Executed);
+    let reason = stop_reason(w.resume(id, refund()).await);
+    assert!(matches!(
+        reason,
+        StopReason::ApprovalUsed {
+            state: RequestState::Executed
+        }
+    ));
+}
+
+#[tokio::test]
+async fn every_call_counts_without_budgets() {
+    let w = World::new("policy:\n  default: allow\n");
+    for n in 0..3 {
+        let call = ToolCall::new("run-u", format!("c{n}"), "crm.read", Value::Null);
+        assert!(w.tool().call(call).await.unwrap().executed().is_some());
+    }
+    assert_eq!(w.gate.usage("run-u").await.unwrap().tool_calls, 3);
+}
