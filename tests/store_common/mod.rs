@@ -345,8 +345,10 @@ pub async fn racing_usage_adds_up(store: Arc<dyn ApprovalStore>) {
     assert!(total.started_at.is_some());
 }
 
-/// Racing resumes of one approval through gates on the same store: the tool runs once,
-/// every other resume stops with `ApprovalUsed`.
+/// Racing resumes of one approval through gates on the same store, some of them for
+/// another tenant or requester: the tool runs once, for the filed call; every other
+/// resume of the filed call stops with `ApprovalUsed`, and every changed one with
+/// `ArgsMismatch`.
 pub async fn racing_resumes_run_the_tool_once<S: ApprovalStore + Clone + 'static>(store: S) {
     let clock = ManualClock::default();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -371,26 +373,36 @@ pub async fn racing_resumes_run_the_tool_once<S: ApprovalStore + Clone + 'static
             email_tool(&gate, runs.clone())
         })
         .collect();
-    let outcomes = race(tools, |tool| {
-        let call = email(&run);
+    let racers: Vec<_> = tools.into_iter().enumerate().collect();
+    let outcomes = race(racers, |(i, tool)| {
+        let call = match i % 3 {
+            0 => email(&run),
+            1 => email(&run).tenant("globex"),
+            _ => email(&run).requested_by("mallory"),
+        };
         async move {
-            match tool.resume(id, call).await.unwrap() {
+            let told = match tool.resume(id, call).await.unwrap() {
                 GateOutcome::Executed(_) => None,
                 GateOutcome::Stopped(stop) => Some(stop.reason.name()),
                 GateOutcome::Pending(_) => Some("pending"),
-            }
+            };
+            (i % 3 == 0, told)
         }
     })
     .await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the tool ran once");
-    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1);
-    assert!(
-        outcomes
-            .iter()
-            .flatten()
-            .all(|reason| *reason == "approval_used"),
-        "{outcomes:?}"
-    );
+    assert_eq!(outcomes.iter().filter(|(_, o)| o.is_none()).count(), 1);
+    for (filed, told) in &outcomes {
+        let expected = if *filed {
+            "approval_used"
+        } else {
+            "args_mismatch"
+        };
+        assert!(
+            told.is_none() && *filed || *told == Some(expected),
+            "{outcomes:?}"
+        );
+    }
 }
 
 /// Files a request, closes the store, reopens it and approves, closes it again, reopens
@@ -637,9 +649,13 @@ where
             desk.show(id).await.unwrap();
             (id, Act::Looked)
         }));
-        for _ in 0..3 {
+        for n in 0..4 {
             let tool = counting_tool(&gate(store.clone(), &clock));
-            let call = email(run);
+            // One resume for another requester, which never runs.
+            let call = match n {
+                3 => email(run).requested_by("mallory"),
+                _ => email(run),
+            };
             tasks.push(Box::pin(async move {
                 let told = match tool.resume(id, call).await.unwrap() {
                     GateOutcome::Executed(_) => "executed",
