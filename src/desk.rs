@@ -115,7 +115,8 @@ impl From<GateError> for DeskError {
 ///
 /// Every decision is a compare-and-set on the store with its audit record: of two people
 /// deciding at once, one wins and the other gets [`DeskError::AlreadyDecided`]; a decision
-/// after the request's TTL gets [`DeskError::Expired`], whether or not anything swept it.
+/// at or after the request's `expires_at` gets [`DeskError::Expired`], whether or not
+/// anything swept it.
 ///
 /// A desk [bound to one person](Self::for_approver) lists, shows and counts only the
 /// requests and grants of that person's tenant, so every surface built on it gets the

@@ -89,7 +89,7 @@ pub use gate::{
     ArgsEdit, Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
     PendingApproval, Stop, StopReason, SwitchSource, ToolExecutor,
 };
-pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec};
+pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec, MAX_GRANT_LIFETIME};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::describe_metrics;

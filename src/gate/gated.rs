@@ -63,6 +63,18 @@ impl<E: ToolExecutor> Gated<E> {
     ///   pending) and records `approval_required` → [`GateOutcome::Pending`].
     ///
     /// Fails only when the store or audit sink fails, and then nothing ran.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future (a host's timeout, a cancelled task) leaves:
+    ///
+    /// - before the request is filed: nothing;
+    /// - after it is filed: a pending request, which a person may decide; the same call
+    ///   again gets it back (`created = false`);
+    /// - after a grant's use is counted: the use, and its `grant_used` record with no
+    ///   result after it; the tool may not have run;
+    /// - while the tool runs (allowed, or covered by a grant): the tool may have run, and
+    ///   its result is not recorded.
     pub async fn call(&self, call: ToolCall) -> Result<Outcome<E>, GateError> {
         let span = crate::observe::call_span(&call);
         crate::observe::traced(span.clone(), self.call_inner(call, span)).await
@@ -217,8 +229,8 @@ impl<E: ToolExecutor> Gated<E> {
     /// Picks up the call filed as `request_id` and runs it if, and only if, it was
     /// approved and everything still holds:
     ///
-    /// - `call` is the call that was approved (same run, call id, tool and args hash),
-    ///   else [`StopReason::ArgsMismatch`];
+    /// - `call` is the call that was approved (same run, call id, tool, args hash, tenant
+    ///   and requester), else [`StopReason::ArgsMismatch`];
     /// - still pending → [`GateOutcome::Pending`] again (never blocks);
     /// - denied, cancelled or timed out (even if nothing swept it) → the matching stop;
     /// - the current policy does not deny the call, else [`StopReason::PolicyDenied`];
@@ -226,7 +238,24 @@ impl<E: ToolExecutor> Gated<E> {
     /// - this resume wins the claim: an approval runs at most once, a second resume gets
     ///   [`StopReason::ApprovalUsed`].
     ///
-    /// The executor gets the verified approval and the request id as idempotency key.
+    /// The executor gets the verified approval and the request id as idempotency key, and
+    /// the call as filed (its tenant and requester: a `call` for another tenant or
+    /// requester stops with [`MismatchField::Tenant`] or [`MismatchField::Requester`]),
+    /// with the approver's edited arguments if any, and the roles and mode given here,
+    /// which the policy's re-evaluation sees. When the policy in force asks more of the
+    /// approval than it got (a larger quorum, other roles), the call stops with
+    /// [`StopReason::ApprovalInsufficient`] and the request is withdrawn.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future leaves:
+    ///
+    /// - before the claim: nothing changed; resume again;
+    /// - after the claim (`execution_started` on the record), before, during or after the
+    ///   tool and before its result is recorded: the request `Executing`, in doubt. It
+    ///   never runs again on its own (every later resume stops with
+    ///   [`StopReason::ApprovalUsed`]); a person who may decide it settles it with
+    ///   [`Desk::settle`](crate::Desk::settle): it ran, it failed, or it did not run.
     pub async fn resume(
         &self,
         request_id: RequestId,
