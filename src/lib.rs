@@ -38,6 +38,7 @@ mod clock;
 mod desk;
 mod gate;
 mod grant;
+mod identity;
 mod observe;
 mod policy;
 mod run;
@@ -89,6 +90,7 @@ pub use gate::{
     PendingApproval, Stop, StopReason, ToolExecutor,
 };
 pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec};
+pub use identity::{IdError, canonical_id};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::describe_metrics;

@@ -123,6 +123,27 @@ pub enum TransitionError {
         /// The approver.
         approver: String,
     },
+    /// The approver's id or tenant is no valid id (empty, padded with spaces, with a
+    /// control or invisible character, mixing scripts): nobody decides under it.
+    #[error("the approver's {what} is refused: {source}")]
+    InvalidIdentity {
+        /// `id` or `tenant`.
+        what: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: crate::identity::IdError,
+    },
+}
+
+/// Refuses an approver whose id or tenant is no valid id.
+fn check_identity(approver: &Approver) -> Result<(), TransitionError> {
+    let fields = [("id", Some(approver.id())), ("tenant", approver.tenant_id())];
+    for (what, value) in fields {
+        if let Some(source) = value.and_then(crate::identity::id_problem) {
+            return Err(TransitionError::InvalidIdentity { what, source });
+        }
+    }
+    Ok(())
 }
 
 /// One call that a policy said needs a person's approval, and everything that happened
@@ -724,7 +745,8 @@ impl ApprovalRequest {
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect(RequestState::Pending, now)?;
         self.check_approver(approver)?;
-        if self.approvers().iter().any(|a| a == approver.id()) {
+        let voted = |a: &String| crate::identity::same_person(a, approver.id());
+        if self.approvers().iter().any(voted) {
             return Err(TransitionError::AlreadyApproved {
                 approver: approver.id().to_owned(),
             });
@@ -772,8 +794,11 @@ impl ApprovalRequest {
         Ok(next)
     }
 
+    /// Nobody approves a call they asked for, under their id or one that looks like it.
     fn check_approver(&self, approver: &Approver) -> Result<(), TransitionError> {
-        if self.call().requester() == Some(approver.id()) {
+        check_identity(approver)?;
+        let requester = self.call().requester();
+        if requester.is_some_and(|r| crate::identity::same_person(r, approver.id())) {
             return Err(TransitionError::SelfApproval {
                 approver: approver.id().to_owned(),
             });
@@ -781,10 +806,12 @@ impl ApprovalRequest {
         self.check_scope(approver)
     }
 
-    /// Tenant and role: who may decide this request at all, approving or denying.
+    /// Identity, tenant (the same canonical id) and role: who may decide this request at
+    /// all, approving or denying.
     fn check_scope(&self, approver: &Approver) -> Result<(), TransitionError> {
+        check_identity(approver)?;
         let id = || approver.id().to_owned();
-        if self.call().tenant_id() != approver.tenant_id() {
+        if !crate::identity::same_tenant(self.call().tenant_id(), approver.tenant_id()) {
             return Err(TransitionError::WrongTenant { approver: id() });
         }
         let roles = self.approver_roles();
