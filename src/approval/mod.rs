@@ -137,7 +137,10 @@ pub enum TransitionError {
 
 /// Refuses an approver whose id or tenant is no valid id.
 fn check_identity(approver: &Approver) -> Result<(), TransitionError> {
-    let fields = [("id", Some(approver.id())), ("tenant", approver.tenant_id())];
+    let fields = [
+        ("id", Some(approver.id())),
+        ("tenant", approver.tenant_id()),
+    ];
     for (what, value) in fields {
         if let Some(source) = value.and_then(crate::identity::id_problem) {
             return Err(TransitionError::InvalidIdentity { what, source });

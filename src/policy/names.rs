@@ -100,7 +100,10 @@ pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
             ));
         }
     }
-    for (what, id) in [("requester", call.requester()), ("tenant", call.tenant_id())] {
+    for (what, id) in [
+        ("requester", call.requester()),
+        ("tenant", call.tenant_id()),
+    ] {
         if let Some(problem) = id.and_then(crate::identity::id_problem) {
             return Some(format!("the {what} is refused: {problem}"));
         }
@@ -393,7 +396,10 @@ mod tests {
     #[test]
     fn calls_from_requesters_or_tenants_that_are_no_ids_are_refused() {
         let call = || crate::ToolCall::new("r", "c", "t", serde_json::json!({}));
-        assert_eq!(call_problem(&call().requested_by("Bob").tenant("ACME")), None);
+        assert_eq!(
+            call_problem(&call().requested_by("Bob").tenant("ACME")),
+            None
+        );
         assert_eq!(call_problem(&call().requested_by("ann lee")), None);
         assert_eq!(
             call_problem(&call().requested_by("")).unwrap(),
