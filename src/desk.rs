@@ -152,7 +152,9 @@ impl Desk {
 
     /// Whether the bound person (if any) may see a request of `tenant`.
     fn sees(&self, tenant: Option<&str>) -> bool {
-        self.viewer.as_ref().is_none_or(|v| v.tenant_id() == tenant)
+        self.viewer
+            .as_ref()
+            .is_none_or(|v| crate::identity::same_tenant(v.tenant_id(), tenant))
     }
 
     /// The requests waiting for a decision now, oldest first.
@@ -389,7 +391,9 @@ impl Desk {
             DeskError::NotFound { .. } => DeskError::GrantNotFound { id: grant_id },
             e => e,
         })?;
-        if !grant.is_author(by.id()) || grant.tenant() != by.tenant_id() {
+        if !grant.is_author(by.id())
+            || !crate::identity::same_tenant(grant.tenant(), by.tenant_id())
+        {
             request
                 .may_decide(by)
                 .map_err(|reason| DeskError::Refused {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::approval::{ApprovalRequest, Approver, RequestId};
 use crate::call::{ArgsHash, ToolCall};
+use crate::identity::{same_id, same_person, same_tenant};
 use crate::policy::{Condition, Decision, Effect, ToolPattern};
 
 /// The longest lifetime a grant may have: ten years.
@@ -306,11 +307,13 @@ impl Grant {
         now: OffsetDateTime,
     ) -> bool {
         self.is_live(now)
-            && call.tenant_id() == self.tenant.as_deref()
+            && same_tenant(call.tenant_id(), self.tenant.as_deref())
             && match self.scope {
                 GrantScope::Run => call.run_id() == self.scope_value,
-                GrantScope::User => call.requester() == Some(self.scope_value.as_str()),
-                GrantScope::Tenant => call.tenant_id() == Some(self.scope_value.as_str()),
+                GrantScope::User => call
+                    .requester()
+                    .is_some_and(|r| same_id(r, &self.scope_value)),
+                GrantScope::Tenant => same_tenant(call.tenant_id(), Some(&self.scope_value)),
             }
             && self.args_hash.is_none_or(|h| h == *args_hash)
             && !call.requester().is_some_and(|r| self.is_author(r))
@@ -338,9 +341,11 @@ impl Grant {
         able >= decision.quorum().max(1) as usize
     }
 
-    /// Whether `person` agreed to the grant (its maker, or another author).
+    /// Whether `person` agreed to the grant (its maker, or another author), under their
+    /// id or one that looks like it (see [`canonical_id`](crate::canonical_id)).
     pub fn is_author(&self, person: &str) -> bool {
-        self.created_by == person || self.authors.iter().any(|a| a.id() == person)
+        same_person(&self.created_by, person)
+            || self.authors.iter().any(|a| same_person(a.id(), person))
     }
 
     /// Everyone who agreed to the grant, with the roles they held then.

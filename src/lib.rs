@@ -38,6 +38,7 @@ mod clock;
 mod desk;
 mod gate;
 mod grant;
+mod identity;
 mod observe;
 mod policy;
 mod run;
@@ -90,6 +91,7 @@ pub use gate::{
     PendingApproval, Stop, StopReason, SwitchSource, ToolExecutor,
 };
 pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec, MAX_GRANT_LIFETIME};
+pub use identity::{IdError, canonical_id};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::describe_metrics;

@@ -6,14 +6,25 @@ use serde::{Deserialize, Serialize};
 /// A tier's `approvers` names the roles that may approve its requests; nobody approves a
 /// call they asked for themselves, and nobody approves across tenants.
 ///
+/// The id and the tenant are kept in their canonical form (see [`canonical_id`]): `Ann`
+/// and `ann` are one approver. An approver whose id or tenant is no valid id (empty,
+/// padded with spaces, with an invisible or control character, mixing scripts) is
+/// refused by every decision ([`TransitionError::InvalidIdentity`]). Roles are kept as
+/// given.
+///
 /// ```
 /// use approval_gate::Approver;
 ///
-/// let ann = Approver::new("ann").role("finance-lead").tenant("acme");
+/// let ann = Approver::new("Ann").role("finance-lead").tenant("ACME");
 /// assert_eq!(ann.id(), "ann");
+/// assert_eq!(ann.tenant_id(), Some("acme"));
 /// assert!(ann.has_role("finance-lead"));
 /// ```
+///
+/// [`canonical_id`]: crate::canonical_id
+/// [`TransitionError::InvalidIdentity`]: crate::TransitionError::InvalidIdentity
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "Fields")]
 pub struct Approver {
     id: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -22,11 +33,32 @@ pub struct Approver {
     tenant: Option<String>,
 }
 
+/// An approver as read, put in canonical form as [`Approver::new`] does.
+#[derive(Deserialize)]
+struct Fields {
+    id: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+impl From<Fields> for Approver {
+    fn from(f: Fields) -> Approver {
+        Approver {
+            id: crate::identity::into_canonical(f.id),
+            roles: f.roles,
+            tenant: f.tenant.map(crate::identity::into_canonical),
+        }
+    }
+}
+
 impl Approver {
-    /// An approver known to the host by `id`, with no roles and no tenant.
+    /// An approver known to the host by `id` (kept in canonical form), with no roles and
+    /// no tenant.
     pub fn new(id: impl Into<String>) -> Self {
         Approver {
-            id: id.into(),
+            id: crate::identity::into_canonical(id.into()),
             roles: Vec::new(),
             tenant: None,
         }
@@ -38,13 +70,13 @@ impl Approver {
         self
     }
 
-    /// Sets the tenant.
+    /// Sets the tenant (kept in canonical form).
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.tenant = Some(crate::identity::into_canonical(tenant.into()));
         self
     }
 
-    /// The approver's id.
+    /// The approver's id, in canonical form.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -54,7 +86,7 @@ impl Approver {
         &self.roles
     }
 
-    /// The approver's tenant.
+    /// The approver's tenant, in canonical form.
     pub fn tenant_id(&self) -> Option<&str> {
         self.tenant.as_deref()
     }

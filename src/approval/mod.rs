@@ -133,6 +133,30 @@ pub enum TransitionError {
         /// The approver.
         approver: String,
     },
+    /// The approver's id or tenant is no valid id (empty, padded with spaces, with a
+    /// control or invisible character, mixing scripts): nobody decides under it.
+    #[error("the approver's {what} is refused: {source}")]
+    InvalidIdentity {
+        /// `id` or `tenant`.
+        what: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: crate::identity::IdError,
+    },
+}
+
+/// Refuses an approver whose id or tenant is no valid id.
+fn check_identity(approver: &Approver) -> Result<(), TransitionError> {
+    let fields = [
+        ("id", Some(approver.id())),
+        ("tenant", approver.tenant_id()),
+    ];
+    for (what, value) in fields {
+        if let Some(source) = value.and_then(crate::identity::id_problem) {
+            return Err(TransitionError::InvalidIdentity { what, source });
+        }
+    }
+    Ok(())
 }
 
 /// The name under which the gate itself acts on the trail (withdrawing a request whose
@@ -875,7 +899,8 @@ impl ApprovalRequest {
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect(RequestState::Pending, now)?;
         self.check_approver(approver)?;
-        if self.approvers().iter().any(|a| a == approver.id()) {
+        let voted = |a: &String| crate::identity::same_person(a, approver.id());
+        if self.approvers().iter().any(voted) {
             return Err(TransitionError::AlreadyApproved {
                 approver: approver.id().to_owned(),
             });
@@ -927,9 +952,12 @@ impl ApprovalRequest {
         Ok(next)
     }
 
+    /// Nobody approves a call they asked for, under their id or one that looks like it.
     fn check_approver(&self, approver: &Approver) -> Result<(), TransitionError> {
         check_not_reserved(approver)?;
-        if self.call().requester() == Some(approver.id()) {
+        check_identity(approver)?;
+        let requester = self.call().requester();
+        if requester.is_some_and(|r| crate::identity::same_person(r, approver.id())) {
             return Err(TransitionError::SelfApproval {
                 approver: approver.id().to_owned(),
             });
@@ -937,8 +965,10 @@ impl ApprovalRequest {
         self.check_scope(approver)
     }
 
-    /// Tenant and role: who may decide this request at all, approving or denying.
+    /// Identity, tenant (the same canonical id) and role: who may decide this request at
+    /// all, approving or denying.
     fn check_scope(&self, approver: &Approver) -> Result<(), TransitionError> {
+        check_identity(approver)?;
         let id = || approver.id().to_owned();
         self.check_tenant(approver)?;
         let roles = self.approver_roles();
@@ -962,7 +992,7 @@ impl ApprovalRequest {
 
     /// Whether `person` belongs to the call's tenant.
     fn check_tenant(&self, person: &Approver) -> Result<(), TransitionError> {
-        if self.call().tenant_id() != person.tenant_id() {
+        if !crate::identity::same_tenant(self.call().tenant_id(), person.tenant_id()) {
             return Err(TransitionError::WrongTenant {
                 approver: person.id().to_owned(),
             });
@@ -1036,6 +1066,7 @@ impl ApprovalRequest {
     ) -> Result<ApprovalRequest, TransitionError> {
         self.expect_open(now)?;
         check_not_reserved(by)?;
+        check_identity(by)?;
         if self.is_requester(by) {
             self.check_tenant(by)?;
         } else {
@@ -1075,7 +1106,9 @@ impl ApprovalRequest {
 
     /// Whether `person` is the one who asked for the call.
     fn is_requester(&self, person: &Approver) -> bool {
-        self.call().requester() == Some(person.id())
+        self.call()
+            .requester()
+            .is_some_and(|r| crate::identity::same_id(r, person.id()))
     }
 
     /// Settles a request left in doubt (`Executing`: its `resume` was dropped or its

@@ -135,15 +135,19 @@ impl ToolCall {
         Arc::make_mut(&mut self.0)
     }
 
-    /// Sets who asked for the call: the end user or service the agent acts for.
+    /// Sets who asked for the call: the end user or service the agent acts for. Kept in
+    /// canonical form (see [`canonical_id`](crate::canonical_id)); the policy denies a
+    /// call whose requester is no valid id (rule id `tool_call`).
     pub fn requested_by(mut self, who: impl Into<String>) -> Self {
-        self.edit().requested_by = Some(who.into());
+        self.edit().requested_by = Some(crate::identity::into_canonical(who.into()));
         self
     }
 
-    /// Sets the tenant the call belongs to.
+    /// Sets the tenant the call belongs to. Kept in canonical form (see
+    /// [`canonical_id`](crate::canonical_id)); the policy denies a call whose tenant is
+    /// no valid id (rule id `tool_call`).
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.edit().tenant = Some(tenant.into());
+        self.edit().tenant = Some(crate::identity::into_canonical(tenant.into()));
         self
     }
 
@@ -188,12 +192,14 @@ impl ToolCall {
         &self.0.args
     }
 
-    /// Who asked for the call, if the host said.
+    /// Who asked for the call, if the host said: in canonical form when set with
+    /// [`requested_by`](Self::requested_by).
     pub fn requester(&self) -> Option<&str> {
         self.0.requested_by.as_deref()
     }
 
-    /// The tenant, if the host said.
+    /// The tenant, if the host said: in canonical form when set with
+    /// [`tenant`](Self::tenant).
     pub fn tenant_id(&self) -> Option<&str> {
         self.0.tenant.as_deref()
     }

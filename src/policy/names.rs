@@ -68,14 +68,21 @@ fn check_name(what: &str, s: &str) -> Result<(), String> {
 }
 
 /// Why `call` cannot be decided, if it cannot: its tool name is no name (see
-/// [`tool_name_problem`]), or its run id or call id is empty, blank or has a control
-/// character. The policy denies such a call whatever its rules say (rule id `tool_call`),
-/// so it never reaches a tool or the approval queue. Allocates only when it refuses.
+/// [`tool_name_problem`]), its run id or call id is empty, blank or has a control
+/// character, or its requester or tenant is no valid id (see
+/// [`id_problem`](crate::identity::id_problem)). The policy denies such a call whatever
+/// its rules say (rule id `tool_call`), so it never reaches a tool or the approval queue.
+/// Allocates only when it refuses, or for a requester or tenant beyond printable ASCII.
 pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
     // The common case, checked byte by byte: printable ASCII without spaces passes every
     // check below.
     let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
-    if plain(call.tool()) && plain(call.run_id()) && plain(call.call_id()) {
+    if plain(call.tool())
+        && plain(call.run_id())
+        && plain(call.call_id())
+        && call.requester().is_none_or(plain)
+        && call.tenant_id().is_none_or(plain)
+    {
         return None;
     }
     if let Some(problem) = tool_name_problem(call.tool()) {
@@ -91,6 +98,14 @@ pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
                 "the {what} `{}` has a control character",
                 shown.escape_debug()
             ));
+        }
+    }
+    for (what, id) in [
+        ("requester", call.requester()),
+        ("tenant", call.tenant_id()),
+    ] {
+        if let Some(problem) = id.and_then(crate::identity::id_problem) {
+            return Some(format!("the {what} is refused: {problem}"));
         }
     }
     None
@@ -376,6 +391,31 @@ mod tests {
         let long = "x".repeat(10_000);
         let problem = call("r", "c", &format!("{long} ")).unwrap();
         assert!(problem.len() < 200, "{problem}");
+    }
+
+    #[test]
+    fn calls_from_requesters_or_tenants_that_are_no_ids_are_refused() {
+        let call = || crate::ToolCall::new("r", "c", "t", serde_json::json!({}));
+        assert_eq!(
+            call_problem(&call().requested_by("Bob").tenant("ACME")),
+            None
+        );
+        assert_eq!(call_problem(&call().requested_by("ann lee")), None);
+        assert_eq!(
+            call_problem(&call().requested_by("")).unwrap(),
+            "the requester is refused: the id is empty"
+        );
+        assert!(
+            call_problem(&call().requested_by("bob\u{200b}"))
+                .unwrap()
+                .starts_with("the requester is refused: the id `bob\\u{200b}` has")
+        );
+        assert!(
+            call_problem(&call().tenant("\u{430}cme"))
+                .unwrap()
+                .starts_with("the tenant is refused: the id `\u{430}cme` mixes")
+        );
+        assert!(call_problem(&call().tenant(" acme")).is_some());
     }
 
     #[test]
