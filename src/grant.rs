@@ -316,7 +316,9 @@ impl Grant {
                 GrantScope::Tenant => same_tenant(call.tenant_id(), Some(&self.scope_value)),
             }
             && self.args_hash.is_none_or(|h| h == *args_hash)
-            && !call.requester().is_some_and(|r| self.is_author(r))
+            && !call
+                .requester()
+                .is_some_and(|r| self.author_or_look_alike(r))
             && self.within_authority(decision)
             && self
                 .constraint
@@ -341,9 +343,15 @@ impl Grant {
         able >= decision.quorum().max(1) as usize
     }
 
-    /// Whether `person` agreed to the grant (its maker, or another author), under their
-    /// id or one that looks like it (see [`canonical_id`](crate::canonical_id)).
+    /// Whether `person` agreed to the grant (its maker, or another author), by their
+    /// canonical id (see [`canonical_id`](crate::canonical_id)).
     pub fn is_author(&self, person: &str) -> bool {
+        same_id(&self.created_by, person) || self.authors.iter().any(|a| same_id(a.id(), person))
+    }
+
+    /// Whether `person` is an author or looks like one: such a person's calls are never
+    /// covered.
+    fn author_or_look_alike(&self, person: &str) -> bool {
         same_person(&self.created_by, person)
             || self.authors.iter().any(|a| same_person(a.id(), person))
     }
