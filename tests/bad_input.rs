@@ -8,7 +8,7 @@ use approval_gate::{
     ApprovalStore, Approver, ArgsError, ArgsHash, ArgsLimits, AuditQuery, AuditRecord, Clock as _,
     DeskError, Effect, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore,
     Policy, PolicyError, RequestId, RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor,
-    parse_args,
+    canonical_json, parse_args,
 };
 use serde_json::{Map, Value, json};
 
@@ -814,6 +814,62 @@ fn non_finite_numbers_and_duplicate_keys_in_text_are_refused_where_they_are() {
         "{err:?}"
     );
     assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn integers_beyond_64_bits_are_refused_and_64_bit_integers_hash_exactly() {
+    // 2^64, -(2^63) - 1 and 2^64 + 1 would be read as doubles: 2^64 and 2^64 + 1 would
+    // hash the same, and unlike the exact integers another language hashes.
+    for (text, column) in [
+        (r#"{"amount": 18446744073709551616}"#, 31),
+        (r#"{"amount": -9223372036854775809}"#, 31),
+        (r#"{"amount": 18446744073709551617}"#, 31),
+    ] {
+        assert_eq!(
+            parse_args(text),
+            Err(ArgsError::NumberOutOfRange { line: 1, column }),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        parse_args("[1,\n 18446744073709551616]")
+            .unwrap_err()
+            .to_string(),
+        "number out of range at line 2 column 21"
+    );
+    // u64::MAX and i64::MIN are read as the exact integers, and hash as them.
+    for (text, canonical) in [
+        (
+            r#"{"amount": 18446744073709551615}"#,
+            r#"{"amount":18446744073709551615}"#,
+        ),
+        (
+            r#"{"amount": -9223372036854775808}"#,
+            r#"{"amount":-9223372036854775808}"#,
+        ),
+    ] {
+        let args = parse_args(text).unwrap();
+        assert_eq!(canonical_json(&args).unwrap(), canonical);
+        let exact: Value = serde_json::from_str(canonical).unwrap();
+        assert!(exact["amount"].is_i64() || exact["amount"].is_u64());
+        assert_eq!(
+            ArgsHash::compute(&args).unwrap(),
+            ArgsHash::compute(&exact).unwrap()
+        );
+    }
+    assert_eq!(
+        parse_args("18446744073709551615").unwrap().as_u64(),
+        Some(u64::MAX)
+    );
+    assert_eq!(
+        parse_args("-9223372036854775808").unwrap().as_i64(),
+        Some(i64::MIN)
+    );
+    // The neighbours below u64::MAX hash apart.
+    assert_ne!(
+        ArgsHash::compute(&parse_args("18446744073709551615").unwrap()).unwrap(),
+        ArgsHash::compute(&parse_args("18446744073709551614").unwrap()).unwrap()
+    );
 }
 
 #[tokio::test]
