@@ -105,6 +105,48 @@ fn not_yaml_at_all() {
 }
 
 #[test]
+fn a_yaml_syntax_error_says_why_and_where_in_its_message() {
+    let cases = [
+        (
+            "approvals:\n\trequired_for: [email.send]\n",
+            "policy config is not valid YAML at line 2 column 1: found character that cannot \
+             start any token, while scanning for the next token",
+        ),
+        (
+            "rules: [a, b\n",
+            "policy config is not valid YAML at line 2 column 1: did not find expected ',' or \
+             ']', while parsing a flow sequence at line 1 column 8",
+        ),
+        (
+            "approvals: *nowhere\n",
+            "policy config is not valid YAML at line 1 column 12: unknown anchor",
+        ),
+        (
+            "approvals: {}\n---\nrules: []\n",
+            "policy config is not valid YAML: deserializing from YAML containing more than one \
+             document is not supported",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let err = Policy::from_yaml_str(yaml).unwrap_err();
+        assert!(matches!(err, PolicyError::Syntax { .. }), "{err:?}");
+        assert_eq!(err.to_string(), want);
+        assert!(std::error::Error::source(&err).is_some());
+    }
+    // Aliases that expand beyond the parser's limit (a billion laughs) have no position.
+    let mut bomb = String::from("a0: &a0 [lol]\n");
+    for i in 1..=9 {
+        let list = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{list}]\n"));
+    }
+    let err = Policy::from_yaml_str(&bomb).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "policy config is not valid YAML: repetition limit exceeded"
+    );
+}
+
+#[test]
 fn a_refused_config_leaves_the_policy_in_force_untouched() {
     let good = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n").unwrap();
     assert!(Policy::from_yaml_str("approvals:\n  required_for: ['']\n").is_err());

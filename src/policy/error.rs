@@ -43,8 +43,14 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
-    /// The text is not YAML at all (or holds more than one document).
-    #[error("policy config is not valid YAML{}", At(*.line, *.column))]
+    /// The text is not YAML at all (or holds more than one document, or expands aliases
+    /// beyond the parser's limit). The message gives the parser's reason, such as `found
+    /// character that cannot start any token` or `repetition limit exceeded`.
+    #[error(
+        "policy config is not valid YAML{}: {}",
+        At(*.line, *.column),
+        SyntaxReason(.source, *.line, *.column)
+    )]
     Syntax {
         /// The line of the problem, counting from 1; 0 when the parser gave none.
         line: usize,
@@ -206,6 +212,20 @@ impl fmt::Display for FieldMessage<'_> {
             f.write_str(self.1)
         } else {
             write!(f, "{}: {}", self.0, self.1)
+        }
+    }
+}
+
+/// The YAML parser's reason, without the position the message already gives.
+struct SyntaxReason<'a>(&'a serde_yaml::Error, usize, usize);
+
+impl fmt::Display for SyntaxReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        let at = format!(" at line {} column {}", self.1, self.2);
+        match text.find(&at) {
+            Some(i) if self.1 > 0 => write!(f, "{}{}", &text[..i], &text[i + at.len()..]),
+            _ => f.write_str(&text),
         }
     }
 }
