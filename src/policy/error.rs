@@ -66,8 +66,10 @@ pub enum PolicyError {
         /// The text that was given.
         text: String,
     },
-    /// The config is too large or too deeply nested to hash into its version.
-    #[error("policy config is too large to hash into its version")]
+    /// The config nests deeper than its version can hash: more than 512 levels in its
+    /// JSON form, which only a config built in code with conditions nested far beyond
+    /// what YAML allows can reach. A config's size is not limited.
+    #[error("policy config {}", HashLimit(.source))]
     TooLarge {
         /// What the hashing refused.
         #[source]
@@ -226,6 +228,25 @@ impl fmt::Display for SyntaxReason<'_> {
         match text.find(&at) {
             Some(i) if self.1 > 0 => write!(f, "{}{}", &text[..i], &text[i + at.len()..]),
             _ => f.write_str(&text),
+        }
+    }
+}
+
+/// The limit that hashing a config into its version ran into, in words about the config.
+struct HashLimit<'a>(&'a crate::ArgsError);
+
+impl fmt::Display for HashLimit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            crate::ArgsError::TooDeep { limit } => write!(
+                f,
+                "nests deeper than the limit of {limit} levels, too deep to hash into its version"
+            ),
+            crate::ArgsError::TooLarge { limit } => write!(
+                f,
+                "is larger than the limit of {limit} bytes, too large to hash into its version"
+            ),
+            other => write!(f, "cannot be hashed into its version: {other}"),
         }
     }
 }
