@@ -288,9 +288,17 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
     let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
     let at = |s: i64| OffsetDateTime::from_unix_timestamp(1_767_225_600 + s).unwrap();
     let call = ToolCall::new("run-new", "call-1", "crm.read", json!({}));
-    let allow = |s| AuditRecord::new(at(s), &call, None, "v1", approval_gate::AuditEvent::Allow {
-        rule_ids: vec!["reads".into()],
-    });
+    let allow = |s| {
+        AuditRecord::new(
+            at(s),
+            &call,
+            None,
+            "v1",
+            approval_gate::AuditEvent::Allow {
+                rule_ids: vec!["reads".into()],
+            },
+        )
+    };
     store.append_audit(&allow(0)).await.unwrap();
     let head = store.audit_records(&AuditQuery::default()).await.unwrap()[0]
         .chain
@@ -322,7 +330,10 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
     // This version's worker appends after it.
     store.append_audit(&allow(10)).await.unwrap();
 
-    let records = store.audit_records(&AuditQuery::run("run-new")).await.unwrap();
+    let records = store
+        .audit_records(&AuditQuery::run("run-new"))
+        .await
+        .unwrap();
     let names: Vec<&str> = records.iter().map(|r| r.event.written_name()).collect();
     assert_eq!(names, ["allow", "approval_escalated", "allow"]);
     assert_eq!(records[1].event_name(), "unknown");
@@ -354,7 +365,10 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
     assert_eq!(verifier.finish().unwrap(), head);
 
     // Queries by actor use what the newer worker wrote; stats leave the event out.
-    let by_ann = store.audit_records(&AuditQuery::actor("ann")).await.unwrap();
+    let by_ann = store
+        .audit_records(&AuditQuery::actor("ann"))
+        .await
+        .unwrap();
     assert_eq!(by_ann.len(), 1);
     assert_eq!(by_ann[0].event.written_name(), "approval_escalated");
     let stats = ApprovalStats::compute(&store, at(0), at(60)).await.unwrap();

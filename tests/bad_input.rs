@@ -1147,3 +1147,45 @@ async fn empty_run_and_call_ids_are_denied_and_huge_ones_never_panic() {
     let call = ToolCall::new(huge.as_str(), huge.as_str(), "email.send", json!({}));
     assert_eq!(w.tool().call(call).await.unwrap().name(), "pending");
 }
+
+#[tokio::test]
+async fn a_clock_moved_to_the_end_of_time_stops_there_and_files_without_panicking() {
+    let w = World::new();
+    // `advance` used to panic past the latest instant `time` holds; it stops there.
+    w.clock.advance(std::time::Duration::MAX);
+    let end = w.clock.now();
+    assert_eq!(end.year(), 9999);
+    w.clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(w.clock.now(), end);
+    // Filing a request there (its TTL beyond the end) used to panic; it expires at the
+    // end, and approving it (its approval TTL beyond the end too) neither panics nor
+    // lets anything run.
+    let call = ToolCall::new("run-1", "c1", "email.send", json!({"to": "bob"}));
+    let pending = match w.tool().call(call.clone()).await.unwrap() {
+        GateOutcome::Pending(p) => p,
+        other => panic!("expected pending, got {}", other.name()),
+    };
+    assert_eq!(pending.expires_at, end);
+    let _ = w
+        .gate
+        .desk()
+        .approve(pending.request_id, &Approver::new("ann"))
+        .await;
+    assert!(w.ran.lock().unwrap().is_empty());
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_busy_timeout_beyond_what_sqlite_counts_is_held_at_its_limit() {
+    use approval_gate::{SqliteOptions, SqliteStore};
+    let dir = std::env::temp_dir().join(format!("approval-gate-it-{}", RequestId::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("busy.db");
+    // Used to panic in the SQLite binding ("too big") when the store opened a connection.
+    let options = SqliteOptions::new(path.to_str().unwrap())
+        .busy_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+    let store = SqliteStore::connect_with(options).await.unwrap();
+    assert!(store.switches().await.is_ok());
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

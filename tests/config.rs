@@ -203,11 +203,8 @@ fn a_config_larger_than_the_args_limit_loads_and_hashes_all_of_itself() {
     assert_eq!(decision.rule_ids().len(), 1);
     assert_eq!(&*decision.rule_ids()[0], "tenant1499.writes");
     // One byte changed in the last rule changes the version.
-    let changed = Policy::from_yaml_str(&yaml.replace(
-        "tenant 1499: xx",
-        "tenant 1499: xy",
-    ))
-    .unwrap();
+    let changed =
+        Policy::from_yaml_str(&yaml.replace("tenant 1499: xx", "tenant 1499: xy")).unwrap();
     assert_ne!(changed.version(), policy.version());
 }
 

@@ -379,7 +379,10 @@ impl<'de> Deserialize<'de> for AuditEvent {
 /// but the name, and sees whether it calls the name an unknown variant.
 fn is_known_event(name: &str) -> bool {
     let probe = de::value::MapDeserializer::<_, TagProbe>::new(std::iter::once(("event", name)));
-    !matches!(AuditEvent::deserialize(probe), Err(TagProbe::UnknownVariant))
+    !matches!(
+        AuditEvent::deserialize(probe),
+        Err(TagProbe::UnknownVariant)
+    )
 }
 
 /// The error of [`is_known_event`]'s probe: whether the tag was an unknown variant.

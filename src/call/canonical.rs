@@ -702,7 +702,10 @@ mod tests {
         assert_eq!(form(Value::from(-42i64)), "-42");
         assert_eq!(form(Value::from(i64::MIN)), "-9223372036854775808");
         assert_eq!(form(Value::from(u64::MAX)), "18446744073709551615");
-        assert_eq!(form(Value::from(9_007_199_254_740_993u64)), "9007199254740993");
+        assert_eq!(
+            form(Value::from(9_007_199_254_740_993u64)),
+            "9007199254740993"
+        );
         // An f64 holding an integer: written as the integer, so `3.0` and `3` agree.
         assert_eq!(form(Value::from(3.0f64)), "3");
         assert_eq!(form(Value::from(-0.0f64)), "0");
@@ -714,8 +717,14 @@ mod tests {
         let two_to_60 = (1u64 << 60) as f64;
         assert_eq!(form(Value::from(two_to_60)), "1152921504606847000");
         assert_eq!(form(Value::from(1u64 << 60)), "1152921504606846976");
-        assert_eq!(form(Value::from(9_007_199_254_740_992.0f64)), "9007199254740992");
-        assert_eq!(form(Value::from(18_446_744_073_709_551_616.0f64)), "18446744073709552000");
+        assert_eq!(
+            form(Value::from(9_007_199_254_740_992.0f64)),
+            "9007199254740992"
+        );
+        assert_eq!(
+            form(Value::from(18_446_744_073_709_551_616.0f64)),
+            "18446744073709552000"
+        );
         assert_eq!(form(Value::from(1e21f64)), "1e+21");
         // A non-finite f64 cannot be a JSON number: `Value::from` and `json!` make it
         // null, and `Number::from_f64` refuses it.

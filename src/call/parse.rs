@@ -132,9 +132,7 @@ impl Fault {
             Fault::TooDeep => ArgsError::TooDeep { limit: max_depth },
             Fault::DuplicateKey(key) => ArgsError::DuplicateKey { key, line, column },
             Fault::NonFinite => ArgsError::NonFiniteNumber { line, column },
-            Fault::IntegerOutOfRange(line, column) => {
-                ArgsError::NumberOutOfRange { line, column }
-            }
+            Fault::IntegerOutOfRange(line, column) => ArgsError::NumberOutOfRange { line, column },
         }
     }
 }
@@ -238,7 +236,10 @@ impl<'t> Numbers<'t> {
             } else if b == b'-' || b.is_ascii_digit() {
                 let start = self.at;
                 while self.at < text.len()
-                    && matches!(text[self.at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    && matches!(
+                        text[self.at],
+                        b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
+                    )
                 {
                     self.at += 1;
                 }
@@ -556,7 +557,11 @@ mod tests {
         for (text, line, column) in [
             ("18446744073709551616", 1, 20),
             ("[1, -9223372036854775809]", 1, 24),
-            ("{\"a\": \"1e5\\\"\", \"b\": [1.5, 2e19,\n  18446744073709551617]}", 2, 22),
+            (
+                "{\"a\": \"1e5\\\"\", \"b\": [1.5, 2e19,\n  18446744073709551617]}",
+                2,
+                22,
+            ),
             (&format!("[1{}]", "0".repeat(300)), 1, 302),
         ] {
             assert_eq!(

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::PolicyError;
 use super::config::PolicyConfig;
 use crate::call::{ArgsHash, ArgsLimits};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The deepest nesting of a config's JSON form that [`PolicyVersion`] hashes: far more
 /// than YAML can give (its reader stops at 128 levels), so only a config built in code
