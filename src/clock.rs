@@ -53,16 +53,29 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`. Past the latest instant the `time` crate holds
+    /// (9999-12-31T23:59:59.999999999Z) it stops there, rather than panicking:
+    /// `advance(Duration::MAX)` is "the end of time".
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
+        *now = saturating_add(*now, by);
     }
 
     /// Sets the clock to `to` (which may be earlier than now).
     pub fn set(&self, to: OffsetDateTime) {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner) = to;
     }
+}
+
+/// The latest instant the `time` crate holds: 9999-12-31T23:59:59.999999999Z.
+pub(crate) const LATEST: OffsetDateTime = time::PrimitiveDateTime::MAX.assume_utc();
+
+/// `at + by`, or [`LATEST`] when that is beyond it (where `+` panics).
+pub(crate) fn saturating_add(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|by| at.checked_add(by))
+        .unwrap_or(LATEST)
 }
 
 impl Default for ManualClock {

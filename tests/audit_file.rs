@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use approval_gate::{
-    Approver, ChainHead, Execution, Gate, GateOutcome, JsonlSink, Key, Keyring, ManualClock,
-    MemoryStore, Policy, ToolCall, TrailFileError, jsonl_trail_files, read_jsonl_files,
-    verify_jsonl_files,
+    Approver, ArgsHash, AuditEvent, AuditRecord, ChainHead, Execution, Gate, GateOutcome,
+    JsonlSink, Key, Keyring, ManualClock, MemoryStore, Policy, ToolCall, TrailFileError,
+    jsonl_trail_files, read_jsonl_files, verify_chain, verify_jsonl_files,
 };
 use serde_json::{Value, json};
 
@@ -160,4 +160,80 @@ async fn a_gate_restarted_on_the_same_trail_continues_its_chain() {
         matches!(err, TrailFileError::Chain { line: 1, .. }),
         "{err:?}"
     );
+}
+
+/// A record of an event this version does not know, as a newer worker writes it, linked
+/// after `head`: its hash computed as the chain documents it (SHA-256 over the canonical
+/// JSON of the record without `hash`), not through this version's record type.
+fn newer_workers_record(head: ChainHead) -> Value {
+    let mut record = json!({
+        "schema": 1,
+        "seq": head.seq + 1,
+        "prev_hash": head.hash.to_string(),
+        "at": "2026-01-01T00:00:05Z",
+        "run_id": "run-1",
+        "call_id": "call-1",
+        "tool": "db.write",
+        "policy_version": "v2",
+        "event": "approval_escalated",
+        "escalated_to": "oncall",
+        "level": 2,
+        "after": {"seconds": 120.5, "reminders": [1, 2]},
+    });
+    let hash = ArgsHash::compute(&record).unwrap();
+    record["hash"] = json!(hash.to_string());
+    record
+}
+
+#[test]
+fn a_newer_workers_event_in_the_file_trail_is_read_verified_and_kept_whole() {
+    let dir = TempDir::new();
+    let live = dir.0.join("trail.jsonl");
+    let allow = |at: i64| {
+        AuditRecord::new(
+            approval_gate::time::OffsetDateTime::from_unix_timestamp(at).unwrap(),
+            &call(),
+            None,
+            "v1",
+            AuditEvent::Allow { rule_ids: vec![] },
+        )
+    };
+    let sink = JsonlSink::open(&live).unwrap();
+    let head = sink.append(&allow(1_767_225_600)).unwrap();
+    drop(sink);
+    // A newer worker appends a record of an event this version does not know.
+    let newer = newer_workers_record(head);
+    let mut text = std::fs::read_to_string(&live).unwrap();
+    text.push_str(&format!("{newer}\n"));
+    std::fs::write(&live, text).unwrap();
+    // This version's sink carries on after it.
+    let sink = JsonlSink::open(&live).unwrap();
+    assert_eq!(sink.head().seq, 2);
+    let head = sink.append(&allow(1_767_225_610)).unwrap();
+    assert_eq!(head.seq, 3);
+
+    let files = jsonl_trail_files(&live).unwrap();
+    assert_eq!(verify_jsonl_files(&files, None).unwrap(), head);
+    let records = read_jsonl_files(&files).unwrap();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[1].event_name(), "unknown");
+    assert_eq!(records[1].event.written_name(), "approval_escalated");
+    let AuditEvent::Unknown { name, fields } = &records[1].event else {
+        panic!("{:?}", records[1].event);
+    };
+    assert_eq!(name, "approval_escalated");
+    assert_eq!(fields["escalated_to"], "oncall");
+    assert_eq!(verify_chain(&records, Some(&head)).unwrap(), head);
+    // Written back out, every record is the line it was read from.
+    let lines: Vec<Value> = std::fs::read_to_string(&live)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let written: Vec<Value> = records
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+    assert_eq!(written, lines);
+    assert_eq!(written[1], newer);
 }

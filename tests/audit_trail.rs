@@ -272,3 +272,109 @@ async fn no_sink_output_holds_a_secret_argument() {
     let mirrored = serde_json::to_string(&w.mirror.records()).unwrap();
     assert!(!mirrored.contains(SECRET), "the sink beside it");
 }
+
+/// A trail in a SQLite store holding a record of an event this version does not know,
+/// written straight into the store's table as a newer worker would, reads, verifies,
+/// exports, filters and counts.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() {
+    use approval_gate::time::OffsetDateTime;
+    use approval_gate::{ApprovalStats, ArgsHash, AuditEvent, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("approval-gate-it-{}", RequestId::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trail.db");
+    let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+    let at = |s: i64| OffsetDateTime::from_unix_timestamp(1_767_225_600 + s).unwrap();
+    let call = ToolCall::new("run-new", "call-1", "crm.read", json!({}));
+    let allow = |s| {
+        AuditRecord::new(
+            at(s),
+            &call,
+            None,
+            "v1",
+            approval_gate::AuditEvent::Allow {
+                rule_ids: vec!["reads".into()],
+            },
+        )
+    };
+    store.append_audit(&allow(0)).await.unwrap();
+    let head = store.audit_records(&AuditQuery::default()).await.unwrap()[0]
+        .chain
+        .unwrap();
+
+    // The newer worker's record, linked and written as the store writes its rows.
+    let mut newer = json!({
+        "schema": 1, "seq": 2, "prev_hash": head.hash.to_string(),
+        "at": "2026-01-01T00:00:05Z", "run_id": "run-new", "call_id": "call-1",
+        "tool": "crm.read", "policy_version": "v2",
+        "event": "approval_escalated", "escalated_to": "oncall", "by": "ann", "level": 2,
+    });
+    let hash = ArgsHash::compute(&newer).unwrap().to_string();
+    newer["hash"] = json!(hash);
+    let db = approval_gate::rusqlite::Connection::open(&path).unwrap();
+    db.execute(
+        "INSERT INTO approval_audit \
+         (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
+         VALUES (2, ?1, ?2, ?3, 'approval_escalated', 'run-new', NULL, 'ann', ?4)",
+        approval_gate::rusqlite::params![
+            head.hash.to_string(),
+            hash,
+            i64::try_from(at(5).unix_timestamp_nanos()).unwrap(),
+            newer.to_string()
+        ],
+    )
+    .unwrap();
+    drop(db);
+    // This version's worker appends after it.
+    store.append_audit(&allow(10)).await.unwrap();
+
+    let records = store
+        .audit_records(&AuditQuery::run("run-new"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.event.written_name()).collect();
+    assert_eq!(names, ["allow", "approval_escalated", "allow"]);
+    assert_eq!(records[1].event_name(), "unknown");
+    assert!(matches!(
+        &records[1].event,
+        AuditEvent::Unknown { name, fields } if name == "approval_escalated" && fields["level"] == 2
+    ));
+    let head = verify_chain(&records, None).unwrap();
+    assert_eq!(head.seq, 3);
+
+    // Exported, the record is the one the newer worker wrote, and the export verifies.
+    let mut out = Vec::new();
+    assert_eq!(
+        export_jsonl(&store, &AuditQuery::default(), &mut out)
+            .await
+            .unwrap(),
+        3
+    );
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[1], newer);
+    let mut verifier = ChainVerifier::new();
+    for line in &lines {
+        verifier.push_value(line).unwrap();
+    }
+    assert_eq!(verifier.finish().unwrap(), head);
+
+    // Queries by actor use what the newer worker wrote; stats leave the event out.
+    let by_ann = store
+        .audit_records(&AuditQuery::actor("ann"))
+        .await
+        .unwrap();
+    assert_eq!(by_ann.len(), 1);
+    assert_eq!(by_ann[0].event.written_name(), "approval_escalated");
+    let stats = ApprovalStats::compute(&store, at(0), at(60)).await.unwrap();
+    assert_eq!(stats.decided, 0);
+    assert_eq!(stats.pending, 0);
+
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,7 @@ use approval_gate::{
     ApprovalStore, Approver, ArgsError, ArgsHash, ArgsLimits, AuditQuery, AuditRecord, Clock as _,
     DeskError, Effect, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore,
     Policy, PolicyError, RequestId, RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor,
-    parse_args,
+    canonical_json, parse_args,
 };
 use serde_json::{Map, Value, json};
 
@@ -816,6 +816,62 @@ fn non_finite_numbers_and_duplicate_keys_in_text_are_refused_where_they_are() {
     assert!(std::error::Error::source(&err).is_some());
 }
 
+#[test]
+fn integers_beyond_64_bits_are_refused_and_64_bit_integers_hash_exactly() {
+    // 2^64, -(2^63) - 1 and 2^64 + 1 would be read as doubles: 2^64 and 2^64 + 1 would
+    // hash the same, and unlike the exact integers another language hashes.
+    for (text, column) in [
+        (r#"{"amount": 18446744073709551616}"#, 31),
+        (r#"{"amount": -9223372036854775809}"#, 31),
+        (r#"{"amount": 18446744073709551617}"#, 31),
+    ] {
+        assert_eq!(
+            parse_args(text),
+            Err(ArgsError::NumberOutOfRange { line: 1, column }),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        parse_args("[1,\n 18446744073709551616]")
+            .unwrap_err()
+            .to_string(),
+        "number out of range at line 2 column 21"
+    );
+    // u64::MAX and i64::MIN are read as the exact integers, and hash as them.
+    for (text, canonical) in [
+        (
+            r#"{"amount": 18446744073709551615}"#,
+            r#"{"amount":18446744073709551615}"#,
+        ),
+        (
+            r#"{"amount": -9223372036854775808}"#,
+            r#"{"amount":-9223372036854775808}"#,
+        ),
+    ] {
+        let args = parse_args(text).unwrap();
+        assert_eq!(canonical_json(&args).unwrap(), canonical);
+        let exact: Value = serde_json::from_str(canonical).unwrap();
+        assert!(exact["amount"].is_i64() || exact["amount"].is_u64());
+        assert_eq!(
+            ArgsHash::compute(&args).unwrap(),
+            ArgsHash::compute(&exact).unwrap()
+        );
+    }
+    assert_eq!(
+        parse_args("18446744073709551615").unwrap().as_u64(),
+        Some(u64::MAX)
+    );
+    assert_eq!(
+        parse_args("-9223372036854775808").unwrap().as_i64(),
+        Some(i64::MIN)
+    );
+    // The neighbours below u64::MAX hash apart.
+    assert_ne!(
+        ArgsHash::compute(&parse_args("18446744073709551615").unwrap()).unwrap(),
+        ArgsHash::compute(&parse_args("18446744073709551614").unwrap()).unwrap()
+    );
+}
+
 #[tokio::test]
 async fn resume_with_a_call_beyond_the_limits_stops_and_leaves_the_request() {
     let w = World::new();
@@ -1092,4 +1148,46 @@ async fn empty_run_and_call_ids_are_denied_and_huge_ones_never_panic() {
     assert_eq!(w.tool().call(call).await.unwrap().name(), "executed");
     let call = ToolCall::new(huge.as_str(), huge.as_str(), "email.send", json!({}));
     assert_eq!(w.tool().call(call).await.unwrap().name(), "pending");
+}
+
+#[tokio::test]
+async fn a_clock_moved_to_the_end_of_time_stops_there_and_files_without_panicking() {
+    let w = World::new();
+    // `advance` used to panic past the latest instant `time` holds; it stops there.
+    w.clock.advance(std::time::Duration::MAX);
+    let end = w.clock.now();
+    assert_eq!(end.year(), 9999);
+    w.clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(w.clock.now(), end);
+    // Filing a request there (its TTL beyond the end) used to panic; it expires at the
+    // end, and approving it (its approval TTL beyond the end too) neither panics nor
+    // lets anything run.
+    let call = ToolCall::new("run-1", "c1", "email.send", json!({"to": "bob"}));
+    let pending = match w.tool().call(call.clone()).await.unwrap() {
+        GateOutcome::Pending(p) => p,
+        other => panic!("expected pending, got {}", other.name()),
+    };
+    assert_eq!(pending.expires_at, end);
+    let _ = w
+        .gate
+        .desk()
+        .approve(pending.request_id, &Approver::new("ann"))
+        .await;
+    assert!(w.ran.lock().unwrap().is_empty());
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_busy_timeout_beyond_what_sqlite_counts_is_held_at_its_limit() {
+    use approval_gate::{SqliteOptions, SqliteStore};
+    let dir = std::env::temp_dir().join(format!("approval-gate-it-{}", RequestId::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("busy.db");
+    // Used to panic in the SQLite binding ("too big") when the store opened a connection.
+    let options = SqliteOptions::new(path.to_str().unwrap())
+        .busy_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+    let store = SqliteStore::connect_with(options).await.unwrap();
+    assert!(store.switches().await.is_ok());
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,9 @@
 //! Bad configs get a typed error naming the field and the line, through the public API.
 
-use approval_gate::{Effect, Policy, PolicyError, ToolCall};
+use approval_gate::{
+    ArgsError, ArgsHash, ArgsLimits, Condition, Effect, Policy, PolicyError, ToolCall,
+    canonical_json,
+};
 use serde_json::json;
 
 /// Loads `yaml`, expecting an error at `field` on `line` whose message holds `words`.
@@ -105,9 +108,122 @@ fn not_yaml_at_all() {
 }
 
 #[test]
+fn a_yaml_syntax_error_says_why_and_where_in_its_message() {
+    let cases = [
+        (
+            "approvals:\n\trequired_for: [email.send]\n",
+            "policy config is not valid YAML at line 2 column 1: found character that cannot \
+             start any token, while scanning for the next token",
+        ),
+        (
+            "rules: [a, b\n",
+            "policy config is not valid YAML at line 2 column 1: did not find expected ',' or \
+             ']', while parsing a flow sequence at line 1 column 8",
+        ),
+        (
+            "approvals: *nowhere\n",
+            "policy config is not valid YAML at line 1 column 12: unknown anchor",
+        ),
+        (
+            "approvals: {}\n---\nrules: []\n",
+            "policy config is not valid YAML: deserializing from YAML containing more than one \
+             document is not supported",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let err = Policy::from_yaml_str(yaml).unwrap_err();
+        assert!(matches!(err, PolicyError::Syntax { .. }), "{err:?}");
+        assert_eq!(err.to_string(), want);
+        assert!(std::error::Error::source(&err).is_some());
+    }
+    // Aliases that expand beyond the parser's limit (a billion laughs) have no position.
+    let mut bomb = String::from("a0: &a0 [lol]\n");
+    for i in 1..=9 {
+        let list = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{list}]\n"));
+    }
+    let err = Policy::from_yaml_str(&bomb).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "policy config is not valid YAML: repetition limit exceeded"
+    );
+}
+
+#[test]
 fn a_refused_config_leaves_the_policy_in_force_untouched() {
     let good = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n").unwrap();
     assert!(Policy::from_yaml_str("approvals:\n  required_for: ['']\n").is_err());
     let call = ToolCall::new("r", "c", "email.send", json!({}));
     assert_eq!(good.evaluate(&call).effect(), Effect::ApprovalRequired);
+}
+
+/// A generated config of `n` rules whose reasons are `reason_len` bytes each.
+fn generated(n: usize, reason_len: usize) -> String {
+    let mut yaml = String::from("tiers:\n  ops: { approvers: [oncall] }\nrules:\n");
+    for i in 0..n {
+        let reason: String = format!("tenant {i}: ")
+            .chars()
+            .chain("x".repeat(reason_len).chars())
+            .take(reason_len)
+            .collect();
+        yaml.push_str(&format!(
+            "  - id: tenant{i}.writes\n    tools: [svc{i}.write, \"svc{i}.bulk.*\"]\n    \
+             effect: approval_required\n    tier: ops\n    reason: \"{reason}\"\n    \
+             when: {{ field: args.amount, gt: {i} }}\n"
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn a_config_larger_than_the_args_limit_loads_and_hashes_all_of_itself() {
+    // 1,500 rules of 3 KB: a canonical form of nearly 5 MB, beyond the 4 MiB that
+    // arguments may have, which used to refuse the config as too large to hash.
+    let yaml = generated(1_500, 3_000);
+    let policy = Policy::from_yaml_str(&yaml).unwrap();
+    assert_eq!(policy.config().rules.len(), 1_500);
+    let value = serde_json::to_value(policy.config()).unwrap();
+    assert_eq!(
+        canonical_json(&value),
+        Err(ArgsError::TooLarge {
+            limit: 4 * 1024 * 1024
+        })
+    );
+    // The version is SHA-256 over the whole canonical form, as for a small config.
+    let whole = ArgsLimits {
+        max_depth: 64,
+        max_bytes: usize::MAX,
+    };
+    let digest = ArgsHash::compute_with_limits(&value, &whole).unwrap();
+    assert_eq!(policy.version().as_str(), digest.to_string());
+    // The last rule decides as written.
+    let call = ToolCall::new("run-1", "c1", "svc1499.write", json!({"amount": 5000}));
+    let decision = policy.evaluate(&call);
+    assert_eq!(decision.effect(), Effect::ApprovalRequired);
+    assert_eq!(decision.rule_ids().len(), 1);
+    assert_eq!(&*decision.rule_ids()[0], "tenant1499.writes");
+    // One byte changed in the last rule changes the version.
+    let changed =
+        Policy::from_yaml_str(&yaml.replace("tenant 1499: xx", "tenant 1499: xy")).unwrap();
+    assert_ne!(changed.version(), policy.version());
+}
+
+#[test]
+fn a_config_nested_beyond_what_its_version_hashes_names_the_limit() {
+    let mut config = Policy::from_yaml_str("rules: [{ id: r, tool: db.write, effect: deny }]")
+        .unwrap()
+        .config()
+        .clone();
+    let mut when = Condition::All(Vec::new());
+    for _ in 0..600 {
+        when = Condition::Not(Box::new(when));
+    }
+    config.rules[0].when = Some(when);
+    let err = Policy::from_config(config).unwrap_err();
+    assert!(matches!(err, PolicyError::TooLarge { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "policy config nests deeper than the limit of 512 levels, too deep to hash into its \
+         version"
+    );
 }

@@ -578,7 +578,7 @@ impl ApprovalRequest {
                 shown_args: None,
                 policy_version,
                 created_at: now,
-                expires_at: now + decision.decision_ttl(),
+                expires_at: crate::clock::saturating_add(now, decision.decision_ttl()),
                 approval_ttl_secs: decision.approval_ttl().as_secs(),
                 approver_roles: decision
                     .approver_roles()
@@ -1028,7 +1028,7 @@ impl ApprovalRequest {
     /// whole second, since the token's `exp` counts whole seconds and must neither
     /// outlive the approval nor end before it.
     pub fn approval_expiry(&self, now: OffsetDateTime) -> OffsetDateTime {
-        let at = now + self.approval_ttl();
+        let at = crate::clock::saturating_add(now, self.approval_ttl());
         at.replace_nanosecond(0).unwrap_or(at)
     }
 

@@ -1,6 +1,11 @@
 //! The audit record: a stable, versioned JSON schema.
 
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::ChainLink;
@@ -149,15 +154,24 @@ impl AuditRecord {
         self
     }
 
-    /// The event's name, as in the JSON: `approval_granted`, `policy_denied`, ….
+    /// The event's name, as in the JSON: `approval_granted`, `policy_denied`, …; `unknown`
+    /// for an event this version does not know (see [`AuditEvent::written_name`]).
     pub fn event_name(&self) -> &'static str {
         self.event.name()
     }
 }
 
 /// What happened, with the facts particular to it. The JSON names are the field's words.
+///
+/// Non-exhaustive: newer versions add events. A record of an event this version does not
+/// know (written into a shared trail by a newer worker) reads as [`AuditEvent::Unknown`],
+/// kept whole, so it writes back as it was read and its chain hash still verifies.
+// `remote = "Self"` makes the derives inherent functions, which the hand-written
+// `Serialize` and `Deserialize` below call for the events this version knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AuditEvent {
     /// The policy allowed the call; it runs next.
     Allow {
@@ -313,6 +327,98 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// An event this version does not know, written by a newer version into a shared
+    /// trail: its name and every other field of its record that this version does not
+    /// read, kept as they were, so the record writes back unchanged. Stats and metrics
+    /// leave it out; it has no [`actor`](AuditEvent::actor).
+    #[serde(skip)]
+    Unknown {
+        /// The event's name, as under `"event"`.
+        name: String,
+        /// The record's other fields that this version does not read, as written.
+        fields: Map<String, Value>,
+    },
+}
+
+impl AuditEvent {
+    /// The event's name as written under `"event"`: the same as [`name`](Self::name) for
+    /// the events this version knows, and the name a newer version gave an
+    /// [`AuditEvent::Unknown`].
+    pub fn written_name(&self) -> &str {
+        match self {
+            AuditEvent::Unknown { name, .. } => name,
+            known => known.name(),
+        }
+    }
+}
+
+impl Serialize for AuditEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AuditEvent::Unknown { name, fields } => {
+                let mut map = s.serialize_map(Some(fields.len() + 1))?;
+                map.serialize_entry("event", name)?;
+                for (key, value) in fields.iter().filter(|(key, _)| *key != "event") {
+                    map.serialize_entry(key, value)?;
+                }
+                map.end()
+            }
+            known => AuditEvent::serialize(known, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditEvent {
+    /// Reads an event this version knows as its variant, and any other as
+    /// [`AuditEvent::Unknown`], keeping every field.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut fields = Map::<String, Value>::deserialize(d)?;
+        let name = match fields.get("event") {
+            Some(Value::String(name)) => name.clone(),
+            Some(_) => return Err(de::Error::custom("the `event` field is not a string")),
+            None => return Err(de::Error::missing_field("event")),
+        };
+        if is_known_event(&name) {
+            return AuditEvent::deserialize(Value::Object(fields)).map_err(de::Error::custom);
+        }
+        fields.remove("event");
+        Ok(AuditEvent::Unknown { name, fields })
+    }
+}
+
+/// Whether this version has an event named `name`: asks the derived reader with nothing
+/// but the name, and sees whether it calls the name an unknown variant.
+fn is_known_event(name: &str) -> bool {
+    let probe = de::value::MapDeserializer::<_, TagProbe>::new(std::iter::once(("event", name)));
+    !matches!(
+        AuditEvent::deserialize(probe),
+        Err(TagProbe::UnknownVariant)
+    )
+}
+
+/// The error of [`is_known_event`]'s probe: whether the tag was an unknown variant.
+#[derive(Debug)]
+enum TagProbe {
+    UnknownVariant,
+    Other,
+}
+
+impl fmt::Display for TagProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("probe")
+    }
+}
+
+impl std::error::Error for TagProbe {}
+
+impl de::Error for TagProbe {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        TagProbe::Other
+    }
+
+    fn unknown_variant(_: &str, _: &'static [&'static str]) -> Self {
+        TagProbe::UnknownVariant
+    }
 }
 
 impl AuditEvent {
@@ -331,9 +437,12 @@ impl AuditEvent {
         }
     }
 
-    /// The event's name, as in the JSON.
+    /// The event's name, as in the JSON: `approval_granted`, `policy_denied`, …; for an
+    /// event this version does not know ([`AuditEvent::Unknown`]), `unknown` (see
+    /// [`written_name`](Self::written_name)).
     pub fn name(&self) -> &'static str {
         match self {
+            AuditEvent::Unknown { .. } => "unknown",
             AuditEvent::Allow { .. } => "allow",
             AuditEvent::PolicyDenied { .. } => "policy_denied",
             AuditEvent::ApprovalRequired { .. } => "approval_required",
@@ -387,5 +496,61 @@ mod tests {
         let back: AuditRecord = serde_json::from_value(v).unwrap();
         assert_eq!(back, record);
         assert_eq!(back.event_name(), "approval_denied");
+    }
+
+    #[test]
+    fn an_event_this_version_does_not_know_is_kept_whole() {
+        let line = json!({
+            "schema": 1, "at": "2026-01-01T00:00:00Z", "run_id": "run-1",
+            "call_id": "call-1", "tool": "email.send", "policy_version": "v1",
+            "seq": 7, "prev_hash": "0".repeat(64), "hash": "1".repeat(64),
+            "event": "approval_escalated", "to": "oncall", "level": 2,
+            "detail": {"after": [1, 2.5, null]}, "newer_top_level": true
+        });
+        let record: AuditRecord = serde_json::from_value(line.clone()).unwrap();
+        assert_eq!(record.event_name(), "unknown");
+        assert_eq!(record.event.written_name(), "approval_escalated");
+        assert_eq!(record.event.actor(), None);
+        assert_eq!(record.chain.map(|c| c.seq), Some(7));
+        let AuditEvent::Unknown { name, fields } = &record.event else {
+            panic!("{:?}", record.event);
+        };
+        assert_eq!(name, "approval_escalated");
+        assert_eq!(fields["level"], 2);
+        assert!(!fields.contains_key("event"));
+        // Written back, it is the line it was read from.
+        assert_eq!(serde_json::to_value(&record).unwrap(), line);
+    }
+
+    #[test]
+    fn known_events_still_read_strictly() {
+        let base = json!({
+            "schema": 1, "at": "2026-01-01T00:00:00Z", "run_id": "run-1",
+            "call_id": "call-1", "tool": "email.send", "policy_version": "v1",
+        });
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<AuditRecord>(v)
+        };
+        let known = with(json!({"event": "approval_timeout", "from": "pending"})).unwrap();
+        assert_eq!(
+            known.event,
+            AuditEvent::ApprovalTimeout {
+                from: "pending".into()
+            }
+        );
+        // A known event with a field missing is an error, not an unknown event.
+        let err = with(json!({"event": "approval_timeout"})).unwrap_err();
+        assert!(err.to_string().contains("missing field `from`"), "{err}");
+        assert!(with(json!({})).is_err());
+        assert!(with(json!({"event": 3})).is_err());
+        assert!(is_known_event("stopped"));
+        assert!(is_known_event("approval_granted"));
+        assert!(!is_known_event("approval_escalated"));
+        assert!(!is_known_event("Unknown"));
+        assert!(!is_known_event("unknown"));
     }
 }

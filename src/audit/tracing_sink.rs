@@ -44,7 +44,7 @@ impl TracingSink {
     pub fn emit(&self, record: &AuditRecord) {
         tracing::info!(
             target: "approval_gate::audit",
-            event = record.event_name(),
+            event = record.event.written_name(),
             run_id = record.run_id.as_str(),
             call_id = record.call_id.as_str(),
             tool = record.tool.as_str(),

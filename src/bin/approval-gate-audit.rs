@@ -202,7 +202,7 @@ fn history_line(record: &AuditRecord, show_request: bool) -> String {
     let seq = record.chain.map_or(0, |link| link.seq);
     let mut line = format!(
         "{at} #{seq} {} tool={} call={}",
-        record.event_name(),
+        record.event.written_name(),
         field_value(&Value::String(record.tool.clone())),
         field_value(&Value::String(record.call_id.clone())),
     );

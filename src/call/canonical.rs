@@ -62,7 +62,10 @@ pub enum ArgsError {
         /// The column just after the second occurrence.
         column: usize,
     },
-    /// A number in the argument text is too large for a double (such as `1e400`).
+    /// A number in the argument text is too large for a double (such as `1e400`), or is
+    /// an integer, written without fraction or exponent, that fits neither `i64` nor
+    /// `u64` (such as `18446744073709551616`, 2^64): held as a double it would hash the
+    /// same as its neighbours, and unlike the exact integer another language hashes.
     #[error("number out of range at line {line} column {column}")]
     NumberOutOfRange {
         /// The line of the number.
@@ -688,5 +691,56 @@ mod tests {
             canonical_json(&json!([9007199254740993u64, -9223372036854775808i64])).unwrap(),
             "[9007199254740993,-9223372036854775808]"
         );
+    }
+
+    /// Every kind of number a host can build with `serde_json::Value`, as the README's
+    /// args-hash section documents it.
+    #[test]
+    fn each_kind_of_number_has_the_documented_form() {
+        let form = |v: Value| canonical_json(&v).unwrap();
+        // i64 and u64: exact decimal, whatever the size.
+        assert_eq!(form(Value::from(-42i64)), "-42");
+        assert_eq!(form(Value::from(i64::MIN)), "-9223372036854775808");
+        assert_eq!(form(Value::from(u64::MAX)), "18446744073709551615");
+        assert_eq!(
+            form(Value::from(9_007_199_254_740_993u64)),
+            "9007199254740993"
+        );
+        // An f64 holding an integer: written as the integer, so `3.0` and `3` agree.
+        assert_eq!(form(Value::from(3.0f64)), "3");
+        assert_eq!(form(Value::from(-0.0f64)), "0");
+        assert_eq!(form(Value::from(3.0f64)), form(Value::from(3u64)));
+        assert_eq!(form(Value::from(1.5f64)), "1.5");
+        // An f64 holding an integer beyond 2^53: the shortest digits that read back as the
+        // same double, padded with zeros, which is not the integer the double holds, and
+        // not what the same integer as u64 gives; from 1e21 on, with an exponent.
+        let two_to_60 = (1u64 << 60) as f64;
+        assert_eq!(form(Value::from(two_to_60)), "1152921504606847000");
+        assert_eq!(form(Value::from(1u64 << 60)), "1152921504606846976");
+        assert_eq!(
+            form(Value::from(9_007_199_254_740_992.0f64)),
+            "9007199254740992"
+        );
+        assert_eq!(
+            form(Value::from(18_446_744_073_709_551_616.0f64)),
+            "18446744073709552000"
+        );
+        assert_eq!(form(Value::from(1e21f64)), "1e+21");
+        // A non-finite f64 cannot be a JSON number: `Value::from` and `json!` make it
+        // null, and `Number::from_f64` refuses it.
+        assert_eq!(form(Value::from(f64::NAN)), "null");
+        assert_eq!(form(Value::from(f64::INFINITY)), "null");
+        assert_eq!(form(json!(f64::NEG_INFINITY)), "null");
+        assert!(serde_json::Number::from_f64(f64::NAN).is_none());
+        // From `parse_args`: integer literals within i64 or u64 are exact integers;
+        // anything with a fraction or exponent is a double; integer literals beyond
+        // 64 bits are refused (see `parse`).
+        let parsed = |t: &str| form(crate::call::parse_args(t).unwrap());
+        assert_eq!(parsed("18446744073709551615"), "18446744073709551615");
+        assert_eq!(parsed("3.0"), "3");
+        assert_eq!(parsed("1e2"), "100");
+        assert_eq!(parsed("1e19"), "10000000000000000000");
+        assert_eq!(parsed("18446744073709551616.0"), "18446744073709552000");
+        assert!(crate::call::parse_args("18446744073709551616").is_err());
     }
 }

@@ -21,6 +21,9 @@ use super::canonical::{ArgsError, ArgsLimits};
 /// that every depth error is [`ArgsError::TooDeep`].
 pub(crate) const MAX_TEXT_DEPTH: usize = 126;
 
+/// 2^63 as a double.
+const TWO_TO_THE_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// Reads tool arguments from JSON text under the default [`ArgsLimits`] (64 levels,
 /// 4 MiB); see [`ArgsLimits::parse`].
 ///
@@ -60,8 +63,12 @@ impl ArgsLimits {
     /// - an object with the same key twice ([`ArgsError::DuplicateKey`]): readers differ on
     ///   which of the two values counts, so what a person approves could differ from what
     ///   a tool reads;
-    /// - a number too large for a double, such as `1e400` ([`ArgsError::NumberOutOfRange`]),
-    ///   and `NaN` or `Infinity`, which JSON does not have ([`ArgsError::NonFiniteNumber`]);
+    /// - a number too large for a double, such as `1e400`, and an integer written without
+    ///   fraction or exponent that fits neither `i64` nor `u64`, such as
+    ///   `18446744073709551616` ([`ArgsError::NumberOutOfRange`]): read as a double, it
+    ///   would hash the same as its neighbours (2^64 and 2^64 + 1 are one double), and
+    ///   unlike the exact integer another language hashes;
+    /// - `NaN` or `Infinity`, which JSON does not have ([`ArgsError::NonFiniteNumber`]);
     /// - anything else that is not one JSON value ([`ArgsError::Invalid`], with the
     ///   reader's error as its source).
     ///
@@ -88,17 +95,20 @@ impl ArgsLimits {
             });
         }
         let max_depth = self.max_depth.min(MAX_TEXT_DEPTH);
-        let fault = RefCell::new(None);
+        let shared = Shared {
+            fault: RefCell::new(None),
+            numbers: RefCell::new(Numbers::new(json)),
+        };
         let mut reader = serde_json::Deserializer::from_str(json);
         let seed = Seed {
             depth: 0,
             max_depth,
-            fault: &fault,
+            shared: &shared,
         };
         let read = seed
             .deserialize(&mut reader)
             .and_then(|value| reader.end().map(|()| value));
-        read.map_err(|e| match fault.into_inner() {
+        read.map_err(|e| match shared.fault.borrow_mut().take() {
             Some(fault) => fault.into_error(max_depth, &e),
             None => reader_error(json, e, max_depth),
         })
@@ -111,6 +121,8 @@ enum Fault {
     TooDeep,
     DuplicateKey(String),
     NonFinite,
+    /// An integer literal beyond `i64` and `u64`, at this line and column.
+    IntegerOutOfRange(usize, usize),
 }
 
 impl Fault {
@@ -120,6 +132,7 @@ impl Fault {
             Fault::TooDeep => ArgsError::TooDeep { limit: max_depth },
             Fault::DuplicateKey(key) => ArgsError::DuplicateKey { key, line, column },
             Fault::NonFinite => ArgsError::NonFiniteNumber { line, column },
+            Fault::IntegerOutOfRange(line, column) => ArgsError::NumberOutOfRange { line, column },
         }
     }
 }
@@ -171,17 +184,97 @@ fn non_finite_at(json: &str, line: usize, column: usize) -> bool {
     )
 }
 
+/// The number tokens of the text, walked in step with the reader: the reader hands the
+/// seed numbers as values, and an integer too large for `i64` and `u64` comes as a double,
+/// like `1e19`. Telling the two apart needs the token's text, which this finds by
+/// counting number tokens outside strings, only when a double could be such an integer.
+struct Numbers<'t> {
+    text: &'t [u8],
+    /// Numbers the seed has been handed so far.
+    seen: usize,
+    /// Number tokens the scan has passed, and the byte where it stopped.
+    scanned: usize,
+    at: usize,
+    /// The line at `at`, counting from 1, and the byte where that line starts.
+    line: usize,
+    line_start: usize,
+}
+
+impl<'t> Numbers<'t> {
+    fn new(text: &'t str) -> Self {
+        Numbers {
+            text: text.as_bytes(),
+            seen: 0,
+            scanned: 0,
+            at: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    /// Where the integer literal just handed to the seed is, when it is one: the line and
+    /// the column after its last byte (where the reader places its own number errors).
+    /// `None` when the token has a fraction or an exponent.
+    fn last_integer_literal(&mut self) -> Option<(usize, usize)> {
+        let text = self.text;
+        while self.at < text.len() {
+            let b = text[self.at];
+            if b == b'"' {
+                // Skip the string, escapes included; the reader has checked it.
+                self.at += 1;
+                while self.at < text.len() && text[self.at] != b'"' {
+                    if text[self.at] == b'\\' {
+                        self.at += 1;
+                    }
+                    self.at += 1;
+                }
+                self.at += 1;
+            } else if b == b'\n' {
+                self.at += 1;
+                self.line += 1;
+                self.line_start = self.at;
+            } else if b == b'-' || b.is_ascii_digit() {
+                let start = self.at;
+                while self.at < text.len()
+                    && matches!(
+                        text[self.at],
+                        b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
+                    )
+                {
+                    self.at += 1;
+                }
+                self.scanned += 1;
+                if self.scanned == self.seen {
+                    let token = &text[start..self.at];
+                    let integer = !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                    return integer.then_some((self.line, self.at - self.line_start));
+                }
+            } else {
+                self.at += 1;
+            }
+        }
+        None
+    }
+}
+
 /// Reads one value at `depth` (the number of arrays and objects around it).
 #[derive(Clone, Copy)]
 struct Seed<'f> {
     depth: usize,
     max_depth: usize,
-    fault: &'f RefCell<Option<Fault>>,
+    shared: &'f Shared<'f>,
+}
+
+/// What the seeds of one read share (behind one reference, so each level of recursion
+/// stays small).
+struct Shared<'t> {
+    fault: RefCell<Option<Fault>>,
+    numbers: RefCell<Numbers<'t>>,
 }
 
 impl Seed<'_> {
     fn fail<E: de::Error>(&self, fault: Fault) -> E {
-        *self.fault.borrow_mut() = Some(fault);
+        *self.shared.fault.borrow_mut() = Some(fault);
         // The reader adds the position to this error; the fault says what it was.
         E::custom("arguments refused")
     }
@@ -222,14 +315,26 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.shared.numbers.borrow_mut().seen += 1;
         Ok(Value::Number(v.into()))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.shared.numbers.borrow_mut().seen += 1;
         Ok(Value::Number(v.into()))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        let mut numbers = self.shared.numbers.borrow_mut();
+        numbers.seen += 1;
+        // An integer literal beyond `i64` and `u64` is below -2^63 or at least 2^64, and
+        // reads as a double at least 2^63 in size; only such a double needs its token.
+        if v.abs() >= TWO_TO_THE_63
+            && let Some((line, column)) = numbers.last_integer_literal()
+        {
+            return Err(self.fail(Fault::IntegerOutOfRange(line, column)));
+        }
+        drop(numbers);
         // The reader refuses overflow itself; this keeps a non-finite double out whatever
         // reader feeds the seed.
         Number::from_f64(v)
@@ -448,6 +553,28 @@ mod tests {
             parse_args("[\"é\", é]"),
             Err(ArgsError::Invalid { .. })
         ));
+        // Integers beyond i64 and u64 would be doubles, 2^64 + 1 the same as 2^64.
+        for (text, line, column) in [
+            ("18446744073709551616", 1, 20),
+            ("[1, -9223372036854775809]", 1, 24),
+            (
+                "{\"a\": \"1e5\\\"\", \"b\": [1.5, 2e19,\n  18446744073709551617]}",
+                2,
+                22,
+            ),
+            (&format!("[1{}]", "0".repeat(300)), 1, 302),
+        ] {
+            assert_eq!(
+                parse_args(text),
+                Err(ArgsError::NumberOutOfRange { line, column }),
+                "{text}"
+            );
+        }
+        // Written with a fraction or an exponent, a number is a double on purpose.
+        assert_eq!(
+            parse_args("[18446744073709551616.0, 1e19, -9.3e18]").unwrap(),
+            json!([18446744073709551616.0, 1e19, -9.3e18])
+        );
         // Tiny numbers round to zero, as everywhere.
         assert_eq!(parse_args("1e-400").unwrap(), json!(0.0));
     }

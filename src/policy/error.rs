@@ -43,8 +43,14 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
-    /// The text is not YAML at all (or holds more than one document).
-    #[error("policy config is not valid YAML{}", At(*.line, *.column))]
+    /// The text is not YAML at all (or holds more than one document, or expands aliases
+    /// beyond the parser's limit). The message gives the parser's reason, such as `found
+    /// character that cannot start any token` or `repetition limit exceeded`.
+    #[error(
+        "policy config is not valid YAML{}: {}",
+        At(*.line, *.column),
+        SyntaxReason(.source, *.line, *.column)
+    )]
     Syntax {
         /// The line of the problem, counting from 1; 0 when the parser gave none.
         line: usize,
@@ -60,8 +66,10 @@ pub enum PolicyError {
         /// The text that was given.
         text: String,
     },
-    /// The config is too large or too deeply nested to hash into its version.
-    #[error("policy config is too large to hash into its version")]
+    /// The config nests deeper than its version can hash: more than 512 levels in its
+    /// JSON form, which only a config built in code with conditions nested far beyond
+    /// what YAML allows can reach. A config's size is not limited.
+    #[error("policy config {}", HashLimit(.source))]
     TooLarge {
         /// What the hashing refused.
         #[source]
@@ -206,6 +214,39 @@ impl fmt::Display for FieldMessage<'_> {
             f.write_str(self.1)
         } else {
             write!(f, "{}: {}", self.0, self.1)
+        }
+    }
+}
+
+/// The YAML parser's reason, without the position the message already gives.
+struct SyntaxReason<'a>(&'a serde_yaml::Error, usize, usize);
+
+impl fmt::Display for SyntaxReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        let at = format!(" at line {} column {}", self.1, self.2);
+        match text.find(&at) {
+            Some(i) if self.1 > 0 => write!(f, "{}{}", &text[..i], &text[i + at.len()..]),
+            _ => f.write_str(&text),
+        }
+    }
+}
+
+/// The limit that hashing a config into its version ran into, in words about the config.
+struct HashLimit<'a>(&'a crate::ArgsError);
+
+impl fmt::Display for HashLimit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            crate::ArgsError::TooDeep { limit } => write!(
+                f,
+                "nests deeper than the limit of {limit} levels, too deep to hash into its version"
+            ),
+            crate::ArgsError::TooLarge { limit } => write!(
+                f,
+                "is larger than the limit of {limit} bytes, too large to hash into its version"
+            ),
+            other => write!(f, "cannot be hashed into its version: {other}"),
         }
     }
 }

@@ -267,29 +267,35 @@ impl<'de> Visitor<'de> for Key<'_> {
 }
 
 /// Pass 2: reads the tier names and `required_for` patterns, ignoring everything else and
-/// giving up quietly on anything malformed (pass 3 reports it properly).
+/// giving up quietly on anything malformed (pass 3 reports it properly). One read of the
+/// text for both: each section is taken as a YAML value first, so a malformed one loses
+/// only its own names.
 fn scan_names(yaml: &str) -> LoadState {
     #[derive(Deserialize)]
-    struct Tiers {
+    struct Names {
         #[serde(default)]
-        tiers: Option<BTreeMap<String, IgnoredAny>>,
-    }
-    #[derive(Deserialize)]
-    struct Approvals {
+        tiers: Option<serde_yaml::Value>,
         #[serde(default)]
-        approvals: Option<RequiredFor>,
+        approvals: Option<serde_yaml::Value>,
     }
     #[derive(Deserialize)]
     struct RequiredFor {
         #[serde(default)]
         required_for: Vec<String>,
     }
-    let tiers = serde_yaml::from_str::<Tiers>(yaml)
-        .ok()
-        .map(|t| t.tiers.unwrap_or_default().into_keys().collect());
-    let required_for = serde_yaml::from_str::<Approvals>(yaml)
-        .ok()
-        .and_then(|a| a.approvals)
+    let Ok(names) = serde_yaml::from_str::<Names>(yaml) else {
+        return LoadState::default();
+    };
+    let tiers = match names.tiers {
+        None => Some(BTreeSet::new()),
+        Some(tiers) => serde_yaml::from_value::<Option<BTreeMap<String, IgnoredAny>>>(tiers)
+            .ok()
+            .map(|t| t.unwrap_or_default().into_keys().collect()),
+    };
+    let required_for = names
+        .approvals
+        .and_then(|a| serde_yaml::from_value::<Option<RequiredFor>>(a).ok())
+        .flatten()
         .map(|a| a.required_for)
         .unwrap_or_default();
     LoadState {

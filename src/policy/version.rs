@@ -3,11 +3,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
-
 use super::PolicyError;
 use super::config::PolicyConfig;
+use crate::call::{ArgsHash, ArgsLimits};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The deepest nesting of a config's JSON form that [`PolicyVersion`] hashes: far more
+/// than YAML can give (its reader stops at 128 levels), so only a config built in code
+/// with conditions nested over a hundred levels deep reaches it.
+pub(crate) const MAX_CONFIG_DEPTH: usize = 512;
 
 /// The version of a policy: SHA-256 over the canonical JSON form (see
 /// [`canonical_json`](crate::canonical_json)) of its [`PolicyConfig`], as 64 lowercase hex
@@ -30,20 +34,20 @@ use super::config::PolicyConfig;
 pub struct PolicyVersion(Box<str>);
 
 impl PolicyVersion {
-    /// Hashes `config`.
+    /// Hashes `config`, however large: the canonical form is streamed into the hash,
+    /// never built whole, and has no size limit. Only nesting deeper than
+    /// [`MAX_CONFIG_DEPTH`] is refused ([`PolicyError::TooLarge`]).
     pub(crate) fn of(config: &PolicyConfig) -> Result<PolicyVersion, PolicyError> {
         let value = serde_json::to_value(config).map_err(|e| {
             PolicyError::config("", format!("the config cannot be written as JSON: {e}"))
         })?;
-        let canonical =
-            crate::canonical_json(&value).map_err(|source| PolicyError::TooLarge { source })?;
-        let digest = Sha256::digest(canonical.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for b in digest.iter() {
-            hex.push(char::from(HEX[usize::from(b >> 4)]));
-            hex.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        Ok(PolicyVersion(hex.into()))
+        let limits = ArgsLimits {
+            max_depth: MAX_CONFIG_DEPTH,
+            max_bytes: usize::MAX,
+        };
+        let digest = ArgsHash::compute_with_limits(&value, &limits)
+            .map_err(|source| PolicyError::TooLarge { source })?;
+        Ok(PolicyVersion(digest.to_string().into()))
     }
 
     /// The 64 hex digits.
@@ -51,8 +55,6 @@ impl PolicyVersion {
         &self.0
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for PolicyVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,6 +119,7 @@ mod tests {
             crate::canonical_json(&value).unwrap(),
             r#"{"approvals":{"approval_ttl_seconds":900,"fallback_when_not_approved":"stop","required_for":[],"ttl_seconds":300},"policy":{"default":"deny"},"rules":[],"tiers":{}}"#
         );
+        use sha2::{Digest, Sha256};
         let digest = Sha256::digest(canonical_default().as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(v.as_str(), hex);

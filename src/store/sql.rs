@@ -194,7 +194,7 @@ pub(crate) struct AuditRow {
     pub prev_hash: String,
     pub hash: String,
     pub at: i64,
-    pub event: &'static str,
+    pub event: String,
     pub run_id: String,
     pub request_id: Option<String>,
     pub actor: Option<String>,
@@ -221,7 +221,8 @@ impl AuditRow {
             prev_hash: head.hash.to_string(),
             hash: next.hash.to_string(),
             at: nanos(linked.at),
-            event: linked.event_name(),
+            // An event this version does not know keeps the name it was written with.
+            event: linked.event.written_name().to_owned(),
             run_id: linked.run_id.clone(),
             request_id: linked.request_id.map(|id| id.to_string()),
             actor: linked.event.actor().map(str::to_owned),

@@ -173,7 +173,9 @@ impl SqliteOptions {
     }
 
     /// How long a connection waits for another connection's lock (another process's
-    /// write, a checkpoint) before failing (default five seconds).
+    /// write, a checkpoint) before failing (default five seconds). SQLite counts it in
+    /// milliseconds in an `i32`: a longer timeout (above about 24.8 days) waits that
+    /// long instead.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -206,7 +208,9 @@ impl SqliteOptions {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         let conn = Connection::open_with_flags(&self.path, flags).db()?;
-        conn.busy_timeout(self.busy_timeout).db()?;
+        // SQLite's limit, past which `busy_timeout` panics.
+        let longest = Duration::from_millis(i32::MAX as u64);
+        conn.busy_timeout(self.busy_timeout.min(longest)).db()?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if reader {
             conn.pragma_update(None, "query_only", true).db()?;
