@@ -237,3 +237,59 @@ fn a_newer_workers_event_in_the_file_trail_is_read_verified_and_kept_whole() {
     assert_eq!(written, lines);
     assert_eq!(written[1], newer);
 }
+
+/// A newer worker's record of an event this version knows, with a field it added since:
+/// read, verified and written back whole.
+#[test]
+fn a_newer_field_on_a_known_event_is_kept_and_verifies() {
+    let dir = TempDir::new();
+    let live = dir.0.join("trail.jsonl");
+    let sink = JsonlSink::open(&live).unwrap();
+    let first = AuditRecord::new(
+        approval_gate::time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(),
+        &call(),
+        None,
+        "v1",
+        AuditEvent::Allow { rule_ids: vec![] },
+    );
+    let head = sink.append(&first).unwrap();
+    drop(sink);
+    let mut newer = json!({
+        "schema": 1,
+        "seq": head.seq + 1,
+        "prev_hash": head.hash.to_string(),
+        "at": "2026-01-01T00:00:05Z",
+        "run_id": "run-1",
+        "call_id": "call-1",
+        "tool": "db.write",
+        "policy_version": "v2",
+        "event": "approval_denied",
+        "approver": "ann",
+        "feedback": "not today",
+        "category": {"code": 7, "label": "risk"},
+        "record_origin": "worker-9",
+    });
+    let hash = ArgsHash::compute(&newer).unwrap();
+    newer["hash"] = json!(hash.to_string());
+    let mut text = std::fs::read_to_string(&live).unwrap();
+    text.push_str(&format!("{newer}\n"));
+    std::fs::write(&live, text).unwrap();
+
+    let files = jsonl_trail_files(&live).unwrap();
+    let records = read_jsonl_files(&files).unwrap();
+    // Read as the event this version knows...
+    assert!(matches!(
+        &records[1].event,
+        AuditEvent::ApprovalDenied { approver, .. } if approver == "ann"
+    ));
+    assert_eq!(records[1].event.actor(), Some("ann"));
+    // ...and the fields it does not know are kept: the chain verifies, the line
+    // writes back as it was read.
+    let head = verify_jsonl_files(&files, None).unwrap();
+    assert_eq!(head.seq, 2);
+    assert_eq!(verify_chain(&records, Some(&head)).unwrap(), head);
+    assert_eq!(serde_json::to_value(&records[1]).unwrap(), newer);
+    // This version's sink carries on after it.
+    let sink = JsonlSink::open(&live).unwrap();
+    assert_eq!(sink.append(&first).unwrap().seq, 3);
+}

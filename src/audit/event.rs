@@ -24,7 +24,11 @@ pub const AUDIT_SCHEMA_VERSION: u32 = 1;
 ///  "run_id":"run-1","call_id":"call-1","tool":"email.send",
 ///  "args_hash":"3f6c…","request_id":"9b1d…","policy_version":"aa01…","approver":"ann"}
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A record written by a newer version may carry fields this version does not know
+/// (a new optional field of a known event): they are kept as read and written back
+/// unchanged, so the record's chain hash still verifies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     /// [`AUDIT_SCHEMA_VERSION`] when written.
     pub schema: u32,
@@ -59,6 +63,70 @@ pub struct AuditRecord {
     /// What happened.
     #[serde(flatten)]
     pub event: AuditEvent,
+    /// Fields of a newer version's record that this version does not know, kept whole.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) extra: Option<Box<Map<String, Value>>>,
+}
+
+/// The fields of an [`AuditRecord`] as read, with the event's and any unknown ones in
+/// `rest`.
+#[derive(Deserialize)]
+struct RecordRepr {
+    schema: u32,
+    #[serde(flatten, default)]
+    chain: Option<ChainLink>,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    run_id: String,
+    call_id: String,
+    tool: String,
+    #[serde(default)]
+    args_hash: Option<ArgsHash>,
+    #[serde(default)]
+    request_id: Option<RequestId>,
+    policy_version: String,
+    #[serde(default)]
+    requested_by: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for AuditRecord {
+    /// Reads the record; fields its event does not have (written by a newer version)
+    /// are kept in the record, to be written back as they were.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RecordRepr::deserialize(d)?;
+        let rest = Value::Object(r.rest);
+        let event = <AuditEvent as Deserialize>::deserialize(&rest).map_err(de::Error::custom)?;
+        let extra = match (&event, rest) {
+            (AuditEvent::Unknown { .. }, _) => None,
+            (_, Value::Object(mut rest)) => {
+                let known = serde_json::to_value(&event).map_err(de::Error::custom)?;
+                if let Value::Object(known) = known {
+                    rest.retain(|k, _| !known.contains_key(k));
+                }
+                (!rest.is_empty()).then(|| Box::new(rest))
+            }
+            _ => None,
+        };
+        Ok(AuditRecord {
+            schema: r.schema,
+            chain: r.chain,
+            at: r.at,
+            run_id: r.run_id,
+            call_id: r.call_id,
+            tool: r.tool,
+            args_hash: r.args_hash,
+            request_id: r.request_id,
+            policy_version: r.policy_version,
+            requested_by: r.requested_by,
+            tenant: r.tenant,
+            event,
+            extra,
+        })
+    }
 }
 
 impl AuditRecord {
@@ -83,6 +151,7 @@ impl AuditRecord {
             requested_by: call.requester().map(str::to_owned),
             tenant: call.tenant_id().map(str::to_owned),
             event,
+            extra: None,
         }
     }
 

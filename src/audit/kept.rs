@@ -35,6 +35,7 @@ pub(crate) struct KeptRecord {
     requested_by: Option<Arc<str>>,
     tenant: Option<Arc<str>>,
     pub(crate) event: AuditEvent,
+    extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl KeptRecord {
@@ -53,6 +54,7 @@ impl KeptRecord {
             requested_by: self.requested_by.as_deref().map(str::to_owned),
             tenant: self.tenant.as_deref().map(str::to_owned),
             event: self.event.clone(),
+            extra: self.extra.clone(),
         }
     }
 
@@ -97,6 +99,7 @@ impl Keeper {
                 .map(|s| share(&mut self.requested_by, s)),
             tenant: record.tenant.as_deref().map(|s| share(&mut self.tenant, s)),
             event: record.event.clone(),
+            extra: record.extra.clone(),
         }
     }
 }
