@@ -898,8 +898,9 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
     assert_eq!(head.seq, trail.len() as u64);
 }
 
-/// A subscriber hears of every committed `update` and sweep, in order, with the
-/// request's new state; a write that lost its compare-and-set tells nothing.
+/// A subscriber hears of every request filed, committed `update` and sweep, in order,
+/// with the request's new state; a `create` that joins an identical pending request and
+/// a write that lost its compare-and-set tell nothing.
 ///
 /// It waits for those notices: a store that never sends them hangs it, so a host's test
 /// harness may want a timeout around it.
@@ -911,6 +912,10 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
     for x in [&r, &other] {
         store.create(x.clone(), &rec(x), now).await.expect("create");
     }
+    let twin = request(r.call().run_id(), "t1", "email.send", json!({}), now);
+    let record = rec(&twin);
+    let joined = store.create(twin, &record, now).await.expect("create");
+    assert!(!joined.created, "joins the pending request");
     let approved = r.approve(&approver("t1"), now).expect("approve");
     store
         .update(&approved, &rec(&approved))
@@ -929,6 +934,8 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
         .expect("sweep");
 
     let expected = [
+        (r.id(), RequestState::Pending),
+        (other.id(), RequestState::Pending),
         (r.id(), RequestState::Approved),
         (r.id(), RequestState::Cancelled),
         (other.id(), RequestState::Expired),

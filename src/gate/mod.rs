@@ -137,7 +137,7 @@ impl Gate {
         &self.inner.store
     }
 
-    /// A subscription to the changes of requests in the store (decisions, claims,
+    /// A subscription to the changes of requests in the store (filings, decisions, claims,
     /// timeouts), to learn when to `resume` without polling; see [`Subscription`].
     pub async fn subscribe(&self) -> Result<Subscription, GateError> {
         Ok(self.inner.store.subscribe().await?)

@@ -129,6 +129,7 @@ impl ApprovalStore for MemoryStore {
         inner.by_call.insert(key, id);
         inner.put(request.clone());
         inner.append(record);
+        self.notify(&request);
         Ok(Filed {
             request,
             created: true,

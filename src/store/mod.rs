@@ -266,7 +266,8 @@ impl AuditQuery {
 ///   disagree.
 /// - [`create`](Self::create) files at most one pending request per run, tool and args
 ///   hash: a second identical call gets the first request back.
-/// - Every committed `update` and sweep is told to the store's
+/// - Every request `create` files (as `pending`; not the identical request it returns
+///   instead), every committed `update` and every sweep is told to the store's
 ///   [`subscribe`](Self::subscribe)rs: in this process at least, across processes where
 ///   the backend carries notices (PostgreSQL).
 /// - Nothing reads a clock: methods that depend on time take `now`.

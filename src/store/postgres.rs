@@ -35,11 +35,23 @@ const MIGRATION_LOCK: i64 = 0x6167_2d6d_6967_7261;
 /// The advisory lock that makes appends to the audit trail take turns ("ag-trail").
 const TRAIL_LOCK: i64 = 0x6167_2d74_7261_696c;
 
-/// The `NOTIFY` channel of stores in the `search_path`'s first schema.
-const CHANNEL: &str = "approval_gate";
+/// The `NOTIFY` channel of the store in the schema a connection works in (its
+/// `current_schema()`), as an SQL expression: `approval_gate_` and the first 16 hex digits
+/// of the SHA-256 of the schema's name (channel names are at most 63 bytes; schema names
+/// may be as long).
+///
+/// Read on the connection that notifies or listens, so that every constructor, a host's
+/// own pool included, uses the channel of the schema its tables are in.
+const CHANNEL: &str =
+    "'approval_gate_' || left(encode(sha256(convert_to(current_schema(), 'UTF8')), 'hex'), 16)";
 
 /// An [`ApprovalStore`] in PostgreSQL: for many workers, and for an approval surface on
 /// other hosts than the agents.
+///
+/// Changes are announced to [`subscribe`](ApprovalStore::subscribe)rs with `NOTIFY` on a
+/// channel of the schema the store works in (`approval_gate_` and 16 hex digits of a
+/// hash of the schema's name), however the store was made: stores in one schema hear
+/// each other, stores in different schemas do not.
 ///
 /// Each transition is a compare-and-set (`UPDATE … WHERE id = $1 AND version = $2`).
 /// `create` holds a transaction-scoped advisory lock keyed on the run, tool and args
@@ -68,8 +80,6 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The schema the pool's `search_path` names, which `migrate` creates if missing.
     schema: Option<String>,
-    /// The `NOTIFY` channel of this store's changes.
-    channel: String,
 }
 
 impl PostgresStore {
@@ -78,8 +88,8 @@ impl PostgresStore {
         self.pool.begin().await.db()
     }
 
-    /// Announces the requests `tx` changed on the store's channel (delivered when, and
-    /// only if, it commits), then commits it.
+    /// Announces the requests `tx` changed on the channel of the schema `tx` works in
+    /// (delivered when, and only if, it commits), then commits it.
     async fn commit_changed(
         &self,
         mut tx: Transaction<'static, Postgres>,
@@ -91,8 +101,7 @@ impl PostgresStore {
                 state: request.stored_state(),
             };
             let payload = serde_json::to_string(&change).map_err(StoreError::backend)?;
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.channel)
+            sqlx::query(&format!("SELECT pg_notify({CHANNEL}, $1)"))
                 .bind(payload)
                 .execute(&mut *tx)
                 .await
@@ -130,20 +139,16 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             schema: Some(schema.to_owned()),
-            channel: schema_channel(schema),
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// A store on a pool the host configured. Does not migrate: call
-    /// [`migrate`](Self::migrate) once before use.
+    /// A store on a pool the host configured, working in the first schema of its
+    /// connections' `search_path` (and notifying on that schema's channel). Does not
+    /// migrate: call [`migrate`](Self::migrate) once before use.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore {
-            pool,
-            schema: None,
-            channel: CHANNEL.to_owned(),
-        }
+        PostgresStore { pool, schema: None }
     }
 
     /// The connection pool, for closing it or for the host's own queries.
@@ -187,17 +192,6 @@ impl PostgresStore {
         }
         tx.commit().await.db()
     }
-}
-
-/// The `NOTIFY` channel of a store in `schema`: `approval_gate_` and 16 hex digits of a
-/// hash of the name (channel names are at most 63 bytes; schema names may be as long).
-fn schema_channel(schema: &str) -> String {
-    let digest = Sha256::digest(schema.as_bytes());
-    let mut channel = format!("{CHANNEL}_");
-    for byte in &digest[..8] {
-        channel.push_str(&format!("{byte:02x}"));
-    }
-    channel
 }
 
 /// A subscription's end: a `LISTEN` on the store's channel.
@@ -407,7 +401,8 @@ impl ApprovalStore for PostgresStore {
             return Err(StoreError::Duplicate { id: request.id() });
         }
         append(&mut tx, record).await?;
-        tx.commit().await.db()?;
+        self.commit_changed(tx, std::slice::from_ref(&request))
+            .await?;
         Ok(Filed {
             request,
             created: true,
@@ -720,7 +715,13 @@ impl ApprovalStore for PostgresStore {
 
     async fn subscribe(&self) -> Result<Subscription, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await.db()?;
-        listener.listen(&self.channel).await.db()?;
+        // The channel of the schema the listening connection works in, which is the one
+        // every connection of the pool works in.
+        let channel: String = sqlx::query_scalar(&format!("SELECT {CHANNEL}"))
+            .fetch_one(&mut listener)
+            .await
+            .db()?;
+        listener.listen(&channel).await.db()?;
         Ok(Subscription::new(Listener { listener }))
     }
 }

@@ -759,7 +759,7 @@ impl ApprovalStore for SqliteStore {
     ) -> Result<Filed, StoreError> {
         let row = RequestRow::of(&request)?;
         let record = record.clone();
-        self.write(move |tx| {
+        self.write_changes(move |tx| {
             // Insert unless an identical call is pending: one statement on the common path.
             let now_n = nanos(now);
             if execute(tx, INSERT_UNLESS_PENDING, &request_values(&row, &now_n))? == 0 {
@@ -770,18 +770,25 @@ impl ApprovalStore for SqliteStore {
                     read_request,
                 )?;
                 return match pending_twin(twins, now) {
-                    Some(existing) => Ok(Filed {
-                        request: existing,
-                        created: false,
-                    }),
+                    Some(existing) => Ok((
+                        Filed {
+                            request: existing,
+                            created: false,
+                        },
+                        Vec::new(),
+                    )),
                     None => Err(StoreError::Duplicate { id: request.id() }),
                 };
             }
             append(tx, &record)?;
-            Ok(Filed {
-                request,
-                created: true,
-            })
+            let changes = vec![change(&request)];
+            Ok((
+                Filed {
+                    request,
+                    created: true,
+                },
+                changes,
+            ))
         })
         .await
     }

@@ -746,10 +746,33 @@ pub async fn a_decision_reaches_another_store(
     worker.create(r.clone(), &rec(&r), now).await.unwrap();
     let approved = r.approve(&Approver::new("ann"), now).unwrap();
     desk.update(&approved, &rec(&approved)).await.unwrap();
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let change = changes.next().await.unwrap();
+        if change.request_id == r.id() {
+            heard.push(change.state);
+        }
+    }
+    assert_eq!(heard, [RequestState::Pending, RequestState::Approved]);
+}
+
+/// A request filed through `worker` is heard by a subscriber of `desk` (another store on
+/// the same data, as another process would hold), as pending.
+pub async fn a_filing_reaches_another_store(worker: &dyn ApprovalStore, desk: &dyn ApprovalStore) {
+    let now = ManualClock::default().now();
+    let mut changes = desk.subscribe().await.unwrap();
+    let r = request(&unique("run"), now);
+    assert!(
+        worker
+            .create(r.clone(), &rec(&r), now)
+            .await
+            .unwrap()
+            .created
+    );
     loop {
         let change = changes.next().await.unwrap();
         if change.request_id == r.id() {
-            assert_eq!(change.state, RequestState::Approved);
+            assert_eq!(change.state, RequestState::Pending);
             break;
         }
     }
