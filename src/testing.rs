@@ -462,21 +462,39 @@ pub async fn sweep_expires_what_is_due(store: &dyn ApprovalStore, clock: &Manual
     );
 }
 
-/// Kill switches and read-only mode round-trip and are idempotent.
-pub async fn switches_round_trip(store: &dyn ApprovalStore, _clock: &ManualClock) {
+/// Kill switches and read-only mode round-trip and are idempotent, and every flip is on
+/// the trail with it, naming who flipped it (found by [`AuditQuery::actor`]).
+pub async fn switches_round_trip(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let who = unique("ops");
     let tool = KillScope::Tool(unique("tool"));
+    let kill = |engaged| {
+        let event = AuditEvent::KillSwitchChanged {
+            by: who.clone(),
+            scope: tool.clone(),
+            engaged,
+        };
+        AuditRecord::control(now, "v", event)
+    };
+    let read_only = |on| {
+        let event = AuditEvent::ReadOnlyChanged {
+            by: who.clone(),
+            on,
+        };
+        AuditRecord::control(now, "v", event)
+    };
     store
-        .set_kill_switch(tool.clone(), true)
+        .set_kill_switch(tool.clone(), true, &kill(true))
         .await
         .expect("kill");
     store
-        .set_kill_switch(tool.clone(), true)
+        .set_kill_switch(tool.clone(), true, &kill(true))
         .await
         .expect("kill twice");
     let s = store.switches().await.expect("switches");
     assert_eq!(s.killed.iter().filter(|k| **k == tool).count(), 1);
     store
-        .set_kill_switch(tool.clone(), false)
+        .set_kill_switch(tool.clone(), false, &kill(false))
         .await
         .expect("release");
     assert!(
@@ -488,9 +506,35 @@ pub async fn switches_round_trip(store: &dyn ApprovalStore, _clock: &ManualClock
             .contains(&tool)
     );
     let before = store.switches().await.expect("switches").read_only;
-    store.set_read_only(!before).await.expect("read only");
+    store
+        .set_read_only(!before, &read_only(!before))
+        .await
+        .expect("read only");
     assert_eq!(store.switches().await.expect("switches").read_only, !before);
-    store.set_read_only(before).await.expect("read only");
+    store
+        .set_read_only(before, &read_only(before))
+        .await
+        .expect("read only");
+
+    let mut trail = store
+        .audit_records(&AuditQuery::actor(who.as_str()))
+        .await
+        .expect("audit records");
+    assert!(trail.iter().all(|x| x.chain.is_some()), "read back linked");
+    for x in &mut trail {
+        x.chain = None;
+    }
+    assert_eq!(
+        trail,
+        [
+            kill(true),
+            kill(true),
+            kill(false),
+            read_only(!before),
+            read_only(before)
+        ],
+        "every flip on the record, as given, under who flipped it"
+    );
 }
 
 /// Usage adds up per run and the run starts at its first counted use.

@@ -190,15 +190,21 @@ impl ApprovalStore for FlakyStore {
     async fn switches(&self) -> Result<Switches, StoreError> {
         self.op("switches", self.inner.switches()).await
     }
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         self.op(
             "set_kill_switch",
-            self.inner.set_kill_switch(scope, engaged),
+            self.inner.set_kill_switch(scope, engaged, record),
         )
         .await
     }
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.op("set_read_only", self.inner.set_read_only(on)).await
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        self.op("set_read_only", self.inner.set_read_only(on, record))
+            .await
     }
     async fn add_usage(
         &self,

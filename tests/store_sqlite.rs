@@ -116,11 +116,16 @@ impl ApprovalStore for TwoWriters {
     async fn switches(&self) -> Result<Switches, StoreError> {
         self.next().switches().await
     }
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
-        self.next().set_kill_switch(scope, engaged).await
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.next().set_kill_switch(scope, engaged, record).await
     }
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.next().set_read_only(on).await
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().set_read_only(on, record).await
     }
     async fn add_usage(
         &self,
@@ -228,7 +233,10 @@ async fn connect_creates_the_file_in_wal_mode_and_reads_urls() {
     let store = SqliteStore::connect(&format!("sqlite://{path}"))
         .await
         .unwrap();
-    store.set_read_only(true).await.unwrap();
+    store
+        .set_read_only(true, &store_common::read_only_changed(true))
+        .await
+        .unwrap();
     store.close().await;
     let store = SqliteStore::connect(&path).await.unwrap();
     assert!(store.switches().await.unwrap().read_only);

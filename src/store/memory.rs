@@ -217,18 +217,26 @@ impl ApprovalStore for MemoryStore {
         Ok(self.lock().switches.clone())
     }
 
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let killed = &mut inner.switches.killed;
         killed.retain(|s| *s != scope);
         if engaged {
             killed.push(scope);
         }
+        inner.append(record);
         Ok(())
     }
 
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.lock().switches.read_only = on;
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.switches.read_only = on;
+        inner.append(record);
         Ok(())
     }
 

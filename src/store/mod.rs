@@ -261,7 +261,8 @@ impl AuditQuery {
 /// - [`update`](Self::update) is compare-and-set: it writes only if the stored version is
 ///   one less than the new one, so of two racing transitions exactly one wins.
 /// - A transition and its audit record are one write: `create`, `update`,
-///   `sweep_expired`, `put_grant`, `use_grant` and `revoke_grant` append their records to the store's
+///   `sweep_expired`, `set_kill_switch`, `set_read_only`, `put_grant`, `use_grant` and
+///   `revoke_grant` append their records to the store's
 ///   trail in the same transaction as the change, so the state and the trail never
 ///   disagree.
 /// - [`create`](Self::create) files at most one pending request per run, tool and args
@@ -313,11 +314,19 @@ pub trait ApprovalStore: Send + Sync {
     /// The run-time switches: engaged kill switches and read-only mode.
     async fn switches(&self) -> Result<Switches, StoreError>;
 
-    /// Engages (`engaged = true`) or releases a kill switch. Idempotent.
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError>;
+    /// Engages (`engaged = true`) or releases a kill switch, and appends `record` (its
+    /// `kill_switch_changed`, naming who flipped it) in the same transaction. Idempotent
+    /// in effect: engaging an engaged switch keeps one, and still appends `record`.
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError>;
 
-    /// Turns read-only mode on or off.
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError>;
+    /// Turns read-only mode on or off, and appends `record` (its `read_only_changed`,
+    /// naming who turned it) in the same transaction.
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// Adds `delta` to the usage of run `run_id` atomically and returns the new totals;
     /// the run's start is recorded at its first use.

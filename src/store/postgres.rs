@@ -515,7 +515,12 @@ impl ApprovalStore for PostgresStore {
         })
     }
 
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let key = scope_key(&scope)?;
         let sql = if engaged {
             // A switch engaged again moves to the end, as if released and engaged.
@@ -524,17 +529,21 @@ impl ApprovalStore for PostgresStore {
         } else {
             "DELETE FROM approval_kill_switches WHERE scope = $1"
         };
-        sqlx::query(sql).bind(&key).execute(&self.pool).await.db()?;
-        Ok(())
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql).bind(&key).execute(&mut *tx).await.db()?;
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
     }
 
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(SET_READ_ONLY)
             .bind(if on { "true" } else { "false" })
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .db()?;
-        Ok(())
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
     }
 
     async fn add_usage(

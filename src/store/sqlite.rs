@@ -917,8 +917,14 @@ impl ApprovalStore for SqliteStore {
         })
     }
 
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let key = scope_key(&scope)?;
+        let record = record.clone();
         self.write(move |tx| {
             execute(
                 tx,
@@ -932,15 +938,16 @@ impl ApprovalStore for SqliteStore {
                     &[&key],
                 )?;
             }
-            Ok(())
+            append(tx, &record)
         })
         .await
     }
 
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        let record = record.clone();
         self.write(move |tx| {
             execute(tx, SET_READ_ONLY, &[&if on { "true" } else { "false" }])?;
-            Ok(())
+            append(tx, &record)
         })
         .await
     }
@@ -1094,6 +1101,15 @@ impl ApprovalStore for SqliteStore {
 mod tests {
     use super::*;
 
+    /// The record of read-only mode turned on.
+    fn read_only_on() -> AuditRecord {
+        let event = crate::audit::AuditEvent::ReadOnlyChanged {
+            by: "ops".into(),
+            on: true,
+        };
+        AuditRecord::control(OffsetDateTime::UNIX_EPOCH, "v", event)
+    }
+
     fn temp_db(name: &str) -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "approval-gate-unit-{name}-{}",
@@ -1143,7 +1159,7 @@ mod tests {
         assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
         // The writer still works, and the panicked write did not stick.
         assert!(!store.switches().await.unwrap().read_only);
-        store.set_read_only(true).await.unwrap();
+        store.set_read_only(true, &read_only_on()).await.unwrap();
         assert!(store.switches().await.unwrap().read_only);
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
@@ -1159,7 +1175,7 @@ mod tests {
             Err(StoreError::Backend { .. })
         ));
         assert!(matches!(
-            store.set_read_only(true).await,
+            store.set_read_only(true, &read_only_on()).await,
             Err(StoreError::Backend { .. })
         ));
         let _ = std::fs::remove_dir_all(dir);

@@ -529,21 +529,44 @@ where
     store.close().await;
 }
 
+/// The record of `ops` engaging or releasing the kill switch of `scope`.
+pub fn kill_switch_changed(scope: &KillScope, engaged: bool) -> AuditRecord {
+    let event = AuditEvent::KillSwitchChanged {
+        by: "ops".into(),
+        scope: scope.clone(),
+        engaged,
+    };
+    AuditRecord::control(ManualClock::default().now(), "v", event)
+}
+
+/// The record of `ops` turning read-only mode on or off.
+pub fn read_only_changed(on: bool) -> AuditRecord {
+    let event = AuditEvent::ReadOnlyChanged {
+        by: "ops".into(),
+        on,
+    };
+    AuditRecord::control(ManualClock::default().now(), "v", event)
+}
+
 /// A switch engaged again moves to the end of the list, as in `MemoryStore`.
 pub async fn kill_switches_keep_their_order(store: &dyn ApprovalStore) {
     let a = KillScope::Tool(unique("a"));
     let b = KillScope::Tenant(unique("b"));
-    store.set_kill_switch(a.clone(), true).await.unwrap();
-    store.set_kill_switch(b.clone(), true).await.unwrap();
-    store
-        .set_kill_switch(KillScope::Global, true)
-        .await
-        .unwrap();
-    store.set_kill_switch(a.clone(), true).await.unwrap();
+    let flip = |scope: KillScope, engaged: bool| async move {
+        let record = kill_switch_changed(&scope, engaged);
+        store
+            .set_kill_switch(scope, engaged, &record)
+            .await
+            .unwrap();
+    };
+    flip(a.clone(), true).await;
+    flip(b.clone(), true).await;
+    flip(KillScope::Global, true).await;
+    flip(a.clone(), true).await;
     let killed = store.switches().await.unwrap().killed;
     assert_eq!(killed, [b.clone(), KillScope::Global, a.clone()]);
     for s in [a, b, KillScope::Global] {
-        store.set_kill_switch(s, false).await.unwrap();
+        flip(s, false).await;
     }
     assert!(store.switches().await.unwrap().killed.is_empty());
 }
