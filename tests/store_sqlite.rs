@@ -199,6 +199,8 @@ mod conformance {
     suite!(
         create_then_get_round_trips,
         create_dedupes_an_identical_pending_call,
+        create_merges_only_the_same_callers_calls,
+        cancelling_ends_the_requests_grants,
         update_is_compare_and_set,
         a_claim_wins_once,
         list_filters_and_orders,

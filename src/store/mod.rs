@@ -96,11 +96,41 @@ impl StoreError {
 /// The answer to [`ApprovalStore::create`].
 #[derive(Debug, Clone)]
 pub struct Filed {
-    /// The request now on file: the new one, or the identical one already pending.
+    /// The request now on file: the new one, or the identical one already pending, which
+    /// the call joined.
     pub request: ApprovalRequest,
     /// `true` when `request` is the new one, `false` when an identical call (same run,
-    /// tool and args hash) was already pending.
+    /// tool, args hash, tenant and requester) was already pending and the call joined it
+    /// (recorded as `approval_merged`).
     pub created: bool,
+}
+
+/// Whether writing `next` ends the grants left on its request: it is now `Cancelled` or
+/// `Denied` (see [`ApprovalStore::update`]).
+pub(crate) fn ends_grants(next: &ApprovalRequest) -> bool {
+    matches!(
+        next.stored_state(),
+        RequestState::Cancelled | RequestState::Denied
+    )
+}
+
+/// `grant`, left on `next`'s request, revoked at `at` because `next` ended it, with its
+/// `grant_revoked` record (by whoever cancelled or denied the request).
+pub(crate) fn end_grant(
+    next: &ApprovalRequest,
+    grant: &Grant,
+    at: OffsetDateTime,
+) -> (Grant, AuditRecord) {
+    let by = next.decided_by().unwrap_or_default();
+    let record = AuditRecord::grant_revoked(at, next, grant.id(), by);
+    (grant.revoked(at), record)
+}
+
+/// Whether `a` and `b` were asked for by the same caller: the same tenant and the same
+/// requester, compared exactly (`None` matches only `None`). Only such calls are merged
+/// by [`ApprovalStore::create`].
+pub(crate) fn same_caller(a: &ToolCall, b: &ToolCall) -> bool {
+    a.tenant_id() == b.tenant_id() && a.requester() == b.requester()
 }
 
 /// Which requests [`ApprovalStore::list`] returns. Every field left `None` matches all.
@@ -265,8 +295,10 @@ impl AuditQuery {
 ///   `revoke_grant` append their records to the store's
 ///   trail in the same transaction as the change, so the state and the trail never
 ///   disagree.
-/// - [`create`](Self::create) files at most one pending request per run, tool and args
-///   hash: a second identical call gets the first request back.
+/// - [`create`](Self::create) files at most one pending request per run, tool, args
+///   hash, tenant and requester: a second identical call from the same caller joins the
+///   first request (and leaves its own `approval_merged` record); a call from another
+///   tenant or requester never gets another caller's request back.
 /// - Every request `create` files (as `pending`; not the identical request it returns
 ///   instead), every committed `update` and every sweep is told to the store's
 ///   [`subscribe`](Self::subscribe)rs: in this process at least, across processes where
@@ -277,9 +309,13 @@ impl AuditQuery {
 /// these promises; a host's own store runs it too.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
-    /// Files `request` and appends `record` (its `approval_required`), unless a request
-    /// for the same run, tool and args hash is pending at `now`; then returns that one
-    /// unchanged and records nothing.
+    /// Files `request` and appends `record` (its `approval_required`), and tells
+    /// subscribers of it, unless a request for the same run, tool, args hash, tenant and
+    /// requester (compared exactly: `None` matches only `None`) is pending at `now`.
+    /// Then the call joins that request: the store returns it unchanged (`created =
+    /// false`), appends [`AuditRecord::merged`]`(now, request.call(),
+    /// request.args_hash(), &joined)` in the same transaction instead of `record`, and
+    /// tells subscribers nothing.
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -294,6 +330,11 @@ pub trait ApprovalStore: Send + Sync {
     /// Replaces the stored request with `next` and appends `record`, the transition's
     /// audit record, if the stored version is `next.version() - 1`; otherwise fails with
     /// [`StoreError::Conflict`] and writes nothing.
+    ///
+    /// A cancel or a denial ends the request's grants: when `next` is stored as
+    /// `Cancelled` or `Denied`, every grant left on the request that is not yet revoked
+    /// is revoked at `record.at`, each with its [`AuditRecord::grant_revoked`] (by
+    /// `next.decided_by()`) appended right after `record`, all in the same transaction.
     async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// The requests matching `query` at `now`, oldest first.

@@ -16,7 +16,7 @@ use super::sql::{
 };
 use super::{
     ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
-    Subscription,
+    Subscription, end_grant, ends_grants,
 };
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
@@ -55,8 +55,8 @@ const CHANNEL: &str =
 ///
 /// Each transition is a compare-and-set (`UPDATE … WHERE id = $1 AND version = $2`).
 /// `create` holds a transaction-scoped advisory lock keyed on the run, tool and args
-/// hash while it looks for an identical pending request, so two workers filing the same
-/// call get one request. Grant uses lock the grant's row; budget counters and sweeps run
+/// hash while it looks for an identical pending request (of the same tenant and
+/// requester), so two workers filing the same call get one request. Grant uses lock the grant's row; budget counters and sweeps run
 /// in one transaction each.
 ///
 /// ```no_run
@@ -387,9 +387,12 @@ impl ApprovalStore for PostgresStore {
             .iter()
             .map(read_request)
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = pending_twin(twins, now) {
+        if let Some(joined) = pending_twin(twins, request.call(), now) {
+            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+            append(&mut tx, &merged).await?;
+            tx.commit().await.db()?;
             return Ok(Filed {
-                request: existing,
+                request: joined,
                 created: false,
             });
         }
@@ -436,7 +439,35 @@ impl ApprovalStore for PostgresStore {
                 found: u64::try_from(found).unwrap_or_default(),
             });
         }
+        // A cancel or a denial ends the request's grants: lock them first (the trail's
+        // lock is taken last, after every row lock), then record the change and each
+        // revocation after it.
+        let mut ended = Vec::new();
+        if ends_grants(next) {
+            let rows = sqlx::query(
+                "SELECT id, body FROM approval_grants WHERE revoked_at IS NULL \
+                 AND body::jsonb ->> 'request_id' = $1 ORDER BY seq FOR UPDATE",
+            )
+            .bind(next.id().to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+            for row in &rows {
+                let grant = read_grant(row)?;
+                if grant.request_id() == next.id() {
+                    ended.push(end_grant(next, &grant, record.at));
+                }
+            }
+        }
         append(&mut tx, record).await?;
+        for (revoked, revocation) in &ended {
+            let row = GrantRow::of(revoked)?;
+            bind_grant(sqlx::query(UPDATE_GRANT), &row)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            append(&mut tx, revocation).await?;
+        }
         self.commit_changed(tx, std::slice::from_ref(next)).await
     }
 

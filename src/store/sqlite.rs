@@ -16,14 +16,15 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT, PENDING_TWINS,
-    Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST,
-    UPSERT_USAGE, audit_query, list_query_ordered, migrations_due, nanos, parse_audit, parse_grant,
-    parse_head, parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
+    AUDIT_HEAD, AuditRow, DUE, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
+    LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
+    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query_ordered, migrations_due,
+    nanos, parse_audit, parse_grant, parse_head, parse_request, parse_scope, pending_twin,
+    scope_key, usage, usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
-    Subscription,
+    Subscription, end_grant, ends_grants,
 };
 use crate::{
     ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
@@ -690,8 +691,10 @@ fn append(tx: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
 }
 
 /// The request in the order of [`RequestRow`]'s binds, unless a request for the same
-/// run, tool and args hash is pending at `$13` (mirrors [`pending_twin`]) or the id is
-/// taken.
+/// run, tool and args hash is pending at `$13` or the id is taken. When it inserts
+/// nothing, `create` looks for the pending request of the same caller ([`pending_twin`])
+/// and, finding none, inserts with [`INSERT_REQUEST`]: calls of one run, tool and args
+/// hash from different callers are rare, so the common path stays one statement.
 ///
 /// `+expires_at` keeps the planner on the dedupe index: without the `+`, it picks the
 /// expiry index (`state = 'pending' AND expires_at > $13`) and reads every pending
@@ -762,23 +765,30 @@ impl ApprovalStore for SqliteStore {
         self.write_changes(move |tx| {
             // Insert unless an identical call is pending: one statement on the common path.
             let now_n = nanos(now);
-            if execute(tx, INSERT_UNLESS_PENDING, &request_values(&row, &now_n))? == 0 {
+            let values = request_values(&row, &now_n);
+            if execute(tx, INSERT_UNLESS_PENDING, &values)? == 0 {
+                // A request of the same run, tool and args hash is pending, or the id is
+                // taken: join the pending request of the same caller, if there is one.
                 let twins = query(
                     tx,
                     PENDING_TWINS,
                     &[&row.run_id, &row.tool, &row.args_hash],
                     read_request,
                 )?;
-                return match pending_twin(twins, now) {
-                    Some(existing) => Ok((
-                        Filed {
-                            request: existing,
-                            created: false,
-                        },
-                        Vec::new(),
-                    )),
-                    None => Err(StoreError::Duplicate { id: request.id() }),
-                };
+                if let Some(joined) = pending_twin(twins, request.call(), now) {
+                    let merged =
+                        AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+                    append(tx, &merged)?;
+                    let filed = Filed {
+                        request: joined,
+                        created: false,
+                    };
+                    return Ok((filed, Vec::new()));
+                }
+                // Only another caller's: file this one beside it.
+                if execute(tx, INSERT_REQUEST, &values[..12])? == 0 {
+                    return Err(StoreError::Duplicate { id: request.id() });
+                }
             }
             append(tx, &record)?;
             let changes = vec![change(&request)];
@@ -825,6 +835,19 @@ impl ApprovalStore for SqliteStore {
                 });
             }
             append(tx, &record)?;
+            if ends_grants(&next) {
+                let unrevoked = query(
+                    tx,
+                    "SELECT id, body FROM approval_grants WHERE revoked_at IS NULL ORDER BY seq",
+                    &[],
+                    read_grant,
+                )?;
+                for grant in unrevoked.iter().filter(|g| g.request_id() == next.id()) {
+                    let (revoked, revocation) = end_grant(&next, grant, record.at);
+                    execute(tx, UPDATE_GRANT, &grant_values(&GrantRow::of(&revoked)?))?;
+                    append(tx, &revocation)?;
+                }
+            }
             Ok(((), vec![change(&next)]))
         })
         .await
