@@ -385,11 +385,15 @@ struct MGrant {
     expires_at: OffsetDateTime,
     max_uses: Option<u32>,
     uses: u32,
+    /// The request it was left on.
+    request: RequestId,
+    /// Revoked when its request was cancelled or denied.
+    revoked: bool,
 }
 
 impl MGrant {
     fn live(&self, now: OffsetDateTime) -> bool {
-        now < self.expires_at && self.max_uses.is_none_or(|m| self.uses < m)
+        !self.revoked && now < self.expires_at && self.max_uses.is_none_or(|m| self.uses < m)
     }
 }
 
@@ -462,6 +466,15 @@ struct Model {
     reqs: Vec<MReq>,
     grants: Vec<MGrant>,
     runs: Vec<Ran>,
+}
+
+impl Model {
+    /// A cancel or a denial of request `id` revokes the grants left on it.
+    fn end_grants(&mut self, id: RequestId) {
+        for g in self.grants.iter_mut().filter(|g| g.request == id) {
+            g.revoked = true;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -846,6 +859,8 @@ impl Harness {
                     expires_at: whole(now + secs(*lifetime as i64)),
                     max_uses: *max_uses,
                     uses: 0,
+                    request: r.id,
+                    revoked: false,
                 };
                 self.model.grants.push(g);
             }
@@ -894,6 +909,9 @@ impl Harness {
             }
         };
         let id = self.model.reqs[i].id;
+        if matches!(expected, Seen::Decided { .. }) {
+            self.model.end_grants(id);
+        }
         let got = self.gate.desk().deny(id, &approver, Some("no")).await;
         compare(&expected, &seen_desk(got.map(|r| (r, false))))
     }
@@ -921,6 +939,9 @@ impl Harness {
             }
         };
         let id = self.model.reqs[i].id;
+        if matches!(expected, Seen::Decided { .. }) {
+            self.model.end_grants(id);
+        }
         let got = self.gate.desk().cancel(id, "ops", None).await;
         compare(&expected, &seen_desk(got.map(|r| (r, false))))
     }
