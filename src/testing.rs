@@ -626,7 +626,8 @@ pub async fn switches_round_trip(store: &dyn ApprovalStore, clock: &ManualClock)
     );
 }
 
-/// Usage adds up per run and the run starts at its first counted use.
+/// Usage adds up per run and the run starts at its first counted use; `usage` reads the
+/// totals without counting or starting anything.
 pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualClock) {
     let now = clock.now();
     let run = unique("run");
@@ -636,6 +637,7 @@ pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualCloc
         .expect("read");
     assert_eq!(read.tool_calls, 0);
     assert_eq!(read.started_at, None);
+    assert_eq!(store.usage(&run).await.expect("usage"), read);
     let delta = UsageDelta {
         steps: 1,
         tool_calls: 2,
@@ -649,6 +651,12 @@ pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualCloc
     assert_eq!((u.steps, u.tool_calls), (2, 4));
     assert!((u.usd - 0.5).abs() < 1e-9);
     assert_eq!(u.started_at, Some(now));
+    assert_eq!(store.usage(&run).await.expect("usage"), u);
+    assert_eq!(
+        store.usage(&run).await.expect("usage"),
+        u,
+        "reading counts nothing"
+    );
     let other = store
         .add_usage(&unique("run"), UsageDelta::default(), now)
         .await

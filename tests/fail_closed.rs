@@ -112,6 +112,9 @@ impl ApprovalStore for SwitchStore {
     ) -> Result<approval_gate::RunUsage, StoreError> {
         self.inner.add_usage(run_id, delta, now).await
     }
+    async fn usage(&self, run_id: &str) -> Result<approval_gate::RunUsage, StoreError> {
+        self.inner.usage(run_id).await
+    }
     async fn put_grant(
         &self,
         grant: &approval_gate::Grant,

@@ -215,6 +215,9 @@ impl ApprovalStore for FlakyStore {
         self.op("add_usage", self.inner.add_usage(run_id, delta, now))
             .await
     }
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        self.op("usage", self.inner.usage(run_id)).await
+    }
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         self.op("put_grant", self.inner.put_grant(grant, record))
             .await
@@ -921,6 +924,7 @@ fn replay(
             }
             (AuditEvent::GrantCreated { .. }, Some(Approved | Executing | Executed | Failed))
             | (AuditEvent::GrantRevoked { .. }, Some(_))
+            | (AuditEvent::ApprovalMerged { .. }, Some(Pending))
             | (AuditEvent::Stopped { .. }, Some(_))
             | (AuditEvent::PolicyDenied { .. }, Some(_)) => true,
             _ => false,

@@ -135,6 +135,9 @@ impl ApprovalStore for TwoWriters {
     ) -> Result<RunUsage, StoreError> {
         self.next().add_usage(run_id, delta, now).await
     }
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        self.next().usage(run_id).await
+    }
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         self.next().put_grant(grant, record).await
     }

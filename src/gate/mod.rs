@@ -291,12 +291,7 @@ impl Gate {
 
     /// What run `run_id` has used so far.
     pub async fn usage(&self, run_id: &str) -> Result<RunUsage, GateError> {
-        let delta = UsageDelta::default();
-        Ok(self
-            .inner
-            .store
-            .add_usage(run_id, delta, self.now())
-            .await?)
+        Ok(self.inner.store.usage(run_id).await?)
     }
 
     /// The run controls, checked before the policy on every `call` (which also counts

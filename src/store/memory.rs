@@ -280,6 +280,10 @@ impl ApprovalStore for MemoryStore {
         Ok(*usage)
     }
 
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        Ok(self.lock().usage.get(run_id).copied().unwrap_or_default())
+    }
+
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.grants.push(grant.clone());

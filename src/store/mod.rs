@@ -378,6 +378,10 @@ pub trait ApprovalStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError>;
 
+    /// What run `run_id` has used so far (all zero for a run never counted): a read,
+    /// which takes no write lock and starts no run.
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError>;
+
     /// Keeps a new standing grant and appends `record`, its `grant_created`.
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
 

@@ -621,6 +621,15 @@ impl ApprovalStore for PostgresStore {
         Ok(next)
     }
 
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        let row = sqlx::query(SELECT_USAGE)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        read_usage(run_id, row.as_ref())
+    }
+
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let row = GrantRow::of(grant)?;
         let mut tx = self.begin_write().await?;

@@ -998,6 +998,11 @@ impl ApprovalStore for SqliteStore {
         .await
     }
 
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| select_usage(conn, &run_id)).await
+    }
+
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         let row = GrantRow::of(grant)?;
         let record = record.clone();
