@@ -229,7 +229,8 @@ impl AuditQuery {
         }
     }
 
-    /// What one person did: votes, approvals, denials, cancels, grants.
+    /// What one person did: votes, approvals, denials, cancels, grants, kill switches and
+    /// read-only mode flipped.
     pub fn actor(id: impl Into<String>) -> Self {
         AuditQuery {
             actor: Some(id.into()),
