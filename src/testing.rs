@@ -56,6 +56,15 @@ fn request(
     request_with_id(RequestId::new(), run, tenant, tool, args, now)
 }
 
+/// A pending request for `call`, filed at `now`.
+fn request_for(call: ToolCall, now: OffsetDateTime) -> ApprovalRequest {
+    let policy = Policy::from_yaml_str(POLICY).expect("the suite's policy loads");
+    let decision = policy.evaluate(&call);
+    let hash = call.args_hash().expect("small args hash");
+    let version = policy.version().clone();
+    ApprovalRequest::new(RequestId::new(), call, hash, &decision, version, now)
+}
+
 /// [`request`] with the id given.
 fn request_with_id(
     id: RequestId,
@@ -172,8 +181,8 @@ pub async fn create_then_get_round_trips(store: &dyn ApprovalStore, clock: &Manu
     assert_eq!(records.len(), 1, "only the first filing is on the record");
 }
 
-/// While an identical call (run, tool, args hash) is pending, `create` returns it; once
-/// it is no longer pending (decided, or its TTL passed even unswept) a new one is filed.
+/// While an identical call (run, tool, args hash) is pending, `create` returns it;
+/// once it is no longer pending (decided, or its TTL passed even unswept) a new one is filed.
 pub async fn create_dedupes_an_identical_pending_call(
     store: &dyn ApprovalStore,
     clock: &ManualClock,
@@ -234,6 +243,86 @@ pub async fn create_dedupes_an_identical_pending_call(
         .expect("create");
     assert!(filed.created);
     assert_eq!(filed.request.id(), fresh.id());
+}
+
+/// Only a call of the same tenant and requester (compared exactly: none matches only
+/// none) joins a pending request: a call from another tenant or requester, with the
+/// same run, tool and args, files its own. A call that joins leaves its own
+/// `approval_merged` record ([`AuditRecord::merged`]) on the trail: its call id,
+/// requester, tenant and args hash, and the request it joined.
+pub async fn create_merges_only_the_same_callers_calls(
+    store: &dyn ApprovalStore,
+    clock: &ManualClock,
+) {
+    let now = clock.now();
+    let run = unique("run");
+    let call = |id: &str, requester: Option<&str>, tenant: Option<&str>| {
+        let mut call = ToolCall::new(run.as_str(), id, "email.send", json!({"to": "a@x"}));
+        if let Some(r) = requester {
+            call = call.requested_by(r);
+        }
+        if let Some(t) = tenant {
+            call = call.tenant(t);
+        }
+        call
+    };
+    let file = |r: ApprovalRequest| async move {
+        let record = rec(&r);
+        store.create(r, &record, now).await.expect("create")
+    };
+    let bob = request_for(call("c-bob", Some("bob"), Some("acme")), now);
+    assert!(file(bob.clone()).await.created);
+
+    // Same run, tool and args from other callers: each files its own.
+    let mut own = Vec::new();
+    for (id, requester, tenant) in [
+        ("c-mallory", Some("mallory"), Some("globex")),
+        ("c-bob-globex", Some("bob"), Some("globex")),
+        ("c-eve", Some("eve"), Some("acme")),
+        ("c-anon", None, Some("acme")),
+        ("c-untenanted", Some("bob"), None),
+        ("c-nobody", None, None),
+    ] {
+        let other = request_for(call(id, requester, tenant), now);
+        let filed = file(other.clone()).await;
+        assert!(filed.created, "{id} gets a request of its own");
+        assert_eq!(filed.request.id(), other.id(), "{id}");
+        own.push(other);
+    }
+
+    // The same caller again, under its own call id: joins, and is on the record.
+    let bob_again = request_for(call("c-bob-2", Some("bob"), Some("acme")), now);
+    let filed = file(bob_again.clone()).await;
+    assert!(!filed.created);
+    assert_eq!(filed.request.id(), bob.id());
+    // None matches none.
+    let nobody_again = request_for(call("c-nobody-2", None, None), now);
+    let filed = file(nobody_again.clone()).await;
+    assert!(!filed.created);
+    assert_eq!(filed.request.id(), own[5].id());
+
+    let mut records = store
+        .audit_records(&AuditQuery::request(bob.id()))
+        .await
+        .expect("audit records");
+    for x in &mut records {
+        x.chain = None;
+    }
+    let merged = AuditRecord::merged(now, bob_again.call(), bob_again.args_hash(), &bob);
+    assert_eq!(records, [rec(&bob), merged.clone()]);
+    assert_eq!(merged.event_name(), "approval_merged");
+    assert_eq!(merged.call_id, "c-bob-2");
+    assert_eq!(merged.requested_by.as_deref(), Some("bob"));
+    assert_eq!(merged.tenant.as_deref(), Some("acme"));
+    assert_eq!(merged.args_hash, Some(bob_again.args_hash()));
+    assert_eq!(merged.request_id, Some(bob.id()));
+    let nobody = store
+        .audit_records(&AuditQuery::request(own[5].id()))
+        .await
+        .expect("audit records");
+    let names: Vec<_> = nobody.iter().map(|r| r.event_name()).collect();
+    assert_eq!(names, ["approval_required", "approval_merged"]);
+    assert_eq!(nobody[1].call_id, "c-nobody-2");
 }
 
 /// `update` writes only over the version it was computed from: of two transitions from
@@ -467,21 +556,39 @@ pub async fn sweep_expires_what_is_due(store: &dyn ApprovalStore, clock: &Manual
     );
 }
 
-/// Kill switches and read-only mode round-trip and are idempotent.
-pub async fn switches_round_trip(store: &dyn ApprovalStore, _clock: &ManualClock) {
+/// Kill switches and read-only mode round-trip and are idempotent, and every flip is on
+/// the trail with it, naming who flipped it (found by [`AuditQuery::actor`]).
+pub async fn switches_round_trip(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let who = unique("ops");
     let tool = KillScope::Tool(unique("tool"));
+    let kill = |engaged| {
+        let event = AuditEvent::KillSwitchChanged {
+            by: who.clone(),
+            scope: tool.clone(),
+            engaged,
+        };
+        AuditRecord::control(now, "v", event)
+    };
+    let read_only = |on| {
+        let event = AuditEvent::ReadOnlyChanged {
+            by: who.clone(),
+            on,
+        };
+        AuditRecord::control(now, "v", event)
+    };
     store
-        .set_kill_switch(tool.clone(), true)
+        .set_kill_switch(tool.clone(), true, &kill(true))
         .await
         .expect("kill");
     store
-        .set_kill_switch(tool.clone(), true)
+        .set_kill_switch(tool.clone(), true, &kill(true))
         .await
         .expect("kill twice");
     let s = store.switches().await.expect("switches");
     assert_eq!(s.killed.iter().filter(|k| **k == tool).count(), 1);
     store
-        .set_kill_switch(tool.clone(), false)
+        .set_kill_switch(tool.clone(), false, &kill(false))
         .await
         .expect("release");
     assert!(
@@ -493,12 +600,39 @@ pub async fn switches_round_trip(store: &dyn ApprovalStore, _clock: &ManualClock
             .contains(&tool)
     );
     let before = store.switches().await.expect("switches").read_only;
-    store.set_read_only(!before).await.expect("read only");
+    store
+        .set_read_only(!before, &read_only(!before))
+        .await
+        .expect("read only");
     assert_eq!(store.switches().await.expect("switches").read_only, !before);
-    store.set_read_only(before).await.expect("read only");
+    store
+        .set_read_only(before, &read_only(before))
+        .await
+        .expect("read only");
+
+    let mut trail = store
+        .audit_records(&AuditQuery::actor(who.as_str()))
+        .await
+        .expect("audit records");
+    assert!(trail.iter().all(|x| x.chain.is_some()), "read back linked");
+    for x in &mut trail {
+        x.chain = None;
+    }
+    assert_eq!(
+        trail,
+        [
+            kill(true),
+            kill(true),
+            kill(false),
+            read_only(!before),
+            read_only(before)
+        ],
+        "every flip on the record, as given, under who flipped it"
+    );
 }
 
-/// Usage adds up per run and the run starts at its first counted use.
+/// Usage adds up per run and the run starts at its first counted use; `usage` reads the
+/// totals without counting or starting anything.
 pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualClock) {
     let now = clock.now();
     let run = unique("run");
@@ -508,6 +642,7 @@ pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualCloc
         .expect("read");
     assert_eq!(read.tool_calls, 0);
     assert_eq!(read.started_at, None);
+    assert_eq!(store.usage(&run).await.expect("usage"), read);
     let delta = UsageDelta {
         steps: 1,
         tool_calls: 2,
@@ -521,6 +656,12 @@ pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualCloc
     assert_eq!((u.steps, u.tool_calls), (2, 4));
     assert!((u.usd - 0.5).abs() < 1e-9);
     assert_eq!(u.started_at, Some(now));
+    assert_eq!(store.usage(&run).await.expect("usage"), u);
+    assert_eq!(
+        store.usage(&run).await.expect("usage"),
+        u,
+        "reading counts nothing"
+    );
     let other = store
         .add_usage(&unique("run"), UsageDelta::default(), now)
         .await
@@ -652,6 +793,96 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     ));
 }
 
+/// A cancel or a denial ends the request's grants: cancelling an approved request that
+/// left a grant revokes the grant in the same write (at the cancel's time, by whoever
+/// cancelled), so it no longer shows in `grants` nor covers a call, and the trail has its
+/// `grant_revoked` right after the `approval_cancelled`. Another request's grant stays.
+pub async fn cancelling_ends_the_requests_grants(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let now = clock.now();
+    let tenant = unique("tenant");
+    let run = unique("run");
+    let file_and_approve = |args: serde_json::Value| {
+        let r = request(&run, &tenant, "email.send", args, now);
+        let tenant = tenant.clone();
+        async move {
+            store
+                .create(r.clone(), &rec(&r), now)
+                .await
+                .expect("create");
+            let approved = r.approve(&approver(&tenant), now).expect("approve");
+            store
+                .update(&approved, &rec(&approved))
+                .await
+                .expect("approve");
+            let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(600));
+            let by = [approver(&tenant)];
+            let grant = Grant::from_approval(&approved, &by, &spec, now).expect("grant");
+            store.put_grant(&grant, &rec(&approved)).await.expect("put");
+            (approved, grant)
+        }
+    };
+    let (approved, grant) = file_and_approve(json!({"to": "a@x"})).await;
+    let (_, kept) = file_and_approve(json!({"to": "b@x"})).await;
+    let call = ToolCall::new(run.as_str(), "c2", "email.send", json!({"to": "a@x"}))
+        .requested_by("requester")
+        .tenant(tenant.as_str());
+    let hash: ArgsHash = call.args_hash().expect("hash");
+
+    let at = now + Duration::from_secs(5);
+    let cancelled = approved
+        .cancel(&approver(&tenant), Some("wrong recipient".into()), at)
+        .expect("cancel");
+    store
+        .update(&cancelled, &rec(&cancelled))
+        .await
+        .expect("cancel");
+
+    let live = store.grants(at).await.expect("grants");
+    assert!(!live.iter().any(|g| g.id() == grant.id()), "revoked");
+    assert!(
+        live.iter().any(|g| g.id() == kept.id()),
+        "another request's grant stays"
+    );
+    let used = store
+        .use_grant(&call, &hash, &suite_decision(), "v", at)
+        .await
+        .expect("use");
+    assert!(
+        used.is_none_or(|g| g.id() != grant.id()),
+        "the revoked grant covers nothing"
+    );
+    let mut trail = store
+        .audit_records(&AuditQuery::request(approved.id()))
+        .await
+        .expect("audit records");
+    for x in &mut trail {
+        x.chain = None;
+    }
+    let at_cancel = trail
+        .iter()
+        .position(|x| x.event_name() == "approval_cancelled")
+        .expect("the cancel is on the record");
+    assert_eq!(
+        trail[at_cancel + 1..],
+        [AuditRecord::grant_revoked(
+            at,
+            &cancelled,
+            grant.id(),
+            "approver"
+        )],
+        "the revocation right after the cancel, and nothing else"
+    );
+    // Once, under who cancelled.
+    let revocations = store
+        .audit_records(&AuditQuery::actor("approver"))
+        .await
+        .expect("audit records")
+        .into_iter()
+        .filter(|x| matches!(&x.event, AuditEvent::GrantRevoked { grant_id, .. } if *grant_id == grant.id()))
+        .count();
+    assert_eq!(revocations, 1);
+}
+
 /// A vote toward a quorum is a write like any other: the request stays pending with the
 /// vote kept, votes racing from one version conflict, and the vote that completes the
 /// quorum approves it, naming both approvers.
@@ -744,8 +975,9 @@ pub async fn ttl_edges_hold_to_the_nanosecond(store: &dyn ApprovalStore, clock: 
     assert!(swept(due).await.contains(&r.id()));
 }
 
-/// Each change's audit record lands in the trail with it, once: `create` (nothing when it
-/// joins a pending twin), `update` (nothing when it conflicts), `sweep_expired` (an
+/// Each change's audit record lands in the trail with it, once: `create` (its
+/// `approval_merged` instead when it joins a pending twin), `update` (nothing when it
+/// conflicts), `sweep_expired` (an
 /// `approval_timeout` each), `put_grant` and `append_audit`. `audit_records` returns the
 /// records as written, in order, by request or by run, up to the limit.
 pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &ManualClock) {
@@ -763,7 +995,10 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
         .expect("create");
     let twin = request(&run, "t1", "email.send", json!({}), now);
     let record = rec(&twin);
-    let filed = store.create(twin, &record, now).await.expect("create");
+    let filed = store
+        .create(twin.clone(), &record, now)
+        .await
+        .expect("create");
     assert!(!filed.created);
     let approved = r.approve(&approver("t1"), now).expect("approve");
     store
@@ -783,10 +1018,11 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
     for x in &mut records {
         x.chain = None;
     }
+    let merged = AuditRecord::merged(now, twin.call(), twin.args_hash(), &r);
     assert_eq!(
         records,
-        [rec(&r), rec(&approved)],
-        "written as given, once each, nothing for the twin or the loser"
+        [rec(&r), merged, rec(&approved)],
+        "written as given, once each, the twin's merge, nothing for the loser"
     );
 
     // A sweep records each timeout, from the state that timed out.
@@ -840,20 +1076,25 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
     );
     store.append_audit(&allow).await.expect("append");
     let events = history(AuditQuery::run(run.as_str())).await;
-    assert_eq!(events.len(), 7, "{events:?}");
+    assert_eq!(events.len(), 8, "{events:?}");
     assert_eq!(
-        events[..3],
-        ["approval_required", "approval_granted", "approval_required"]
+        events[..4],
+        [
+            "approval_required",
+            "approval_merged",
+            "approval_granted",
+            "approval_required"
+        ]
     );
-    assert_eq!(events[3..5], ["approval_timeout", "approval_timeout"]);
-    assert_eq!(events[5..], ["grant_created", "allow"]);
+    assert_eq!(events[4..6], ["approval_timeout", "approval_timeout"]);
+    assert_eq!(events[6..], ["grant_created", "allow"]);
     let first_two = AuditQuery {
         limit: Some(2),
         ..AuditQuery::run(run.as_str())
     };
     assert_eq!(
         history(first_two).await,
-        ["approval_required", "approval_granted"]
+        ["approval_required", "approval_merged"]
     );
     assert!(
         history(AuditQuery::run(unique("run"))).await.is_empty(),
@@ -884,16 +1125,16 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
         })
         .await
         .len(),
-        4
+        5
     );
     let all = store
         .audit_records(&AuditQuery::run(run.as_str()))
         .await
         .expect("audit records");
-    let fifth = all[4].chain.expect("linked").seq;
+    let sixth = all[5].chain.expect("linked").seq;
     assert_eq!(
         history(AuditQuery {
-            after_seq: Some(fifth),
+            after_seq: Some(sixth),
             ..AuditQuery::run(run.as_str())
         })
         .await,
@@ -909,8 +1150,9 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
     assert_eq!(head.seq, trail.len() as u64);
 }
 
-/// A subscriber hears of every committed `update` and sweep, in order, with the
-/// request's new state; a write that lost its compare-and-set tells nothing.
+/// A subscriber hears of every request filed, committed `update` and sweep, in order,
+/// with the request's new state; a `create` that joins an identical pending request and
+/// a write that lost its compare-and-set tell nothing.
 ///
 /// It waits for those notices: a store that never sends them hangs it, so a host's test
 /// harness may want a timeout around it.
@@ -922,6 +1164,10 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
     for x in [&r, &other] {
         store.create(x.clone(), &rec(x), now).await.expect("create");
     }
+    let twin = request(r.call().run_id(), "t1", "email.send", json!({}), now);
+    let record = rec(&twin);
+    let joined = store.create(twin, &record, now).await.expect("create");
+    assert!(!joined.created, "joins the pending request");
     let approved = r.approve(&approver("t1"), now).expect("approve");
     store
         .update(&approved, &rec(&approved))
@@ -940,6 +1186,8 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
         .expect("sweep");
 
     let expected = [
+        (r.id(), RequestState::Pending),
+        (other.id(), RequestState::Pending),
         (r.id(), RequestState::Approved),
         (r.id(), RequestState::Cancelled),
         (other.id(), RequestState::Expired),
@@ -959,6 +1207,7 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
 pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     create_then_get_round_trips(store, clock).await;
     create_dedupes_an_identical_pending_call(store, clock).await;
+    create_merges_only_the_same_callers_calls(store, clock).await;
     update_is_compare_and_set(store, clock).await;
     a_claim_wins_once(store, clock).await;
     list_filters_and_orders(store, clock).await;
@@ -966,6 +1215,7 @@ pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     switches_round_trip(store, clock).await;
     usage_adds_up_per_run(store, clock).await;
     grants_cover_count_and_revoke(store, clock).await;
+    cancelling_ends_the_requests_grants(store, clock).await;
     quorum_votes_are_kept(store, clock).await;
     ttl_edges_hold_to_the_nanosecond(store, clock).await;
     changes_write_their_records(store, clock).await;

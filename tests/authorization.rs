@@ -496,3 +496,41 @@ async fn out_of_range_grant_lifetimes_are_refused_not_panicked() {
         RequestState::Pending
     );
 }
+
+#[tokio::test]
+async fn a_duplicate_merges_only_within_its_tenant_and_requester_and_is_recorded() {
+    let w = World::new();
+    let args = json!({"to": "x@example.com"});
+    let bobs = w.file(call("r1", "c1", "email.send", args.clone())).await;
+    // Same run, tool and args from another tenant's person: her own request.
+    let mallory = ToolCall::new("r1", "c2", "email.send", args.clone())
+        .requested_by("mallory")
+        .tenant("globex");
+    let theirs = w.outcome(mallory).await;
+    let theirs = theirs.pending().expect("pending");
+    assert!(theirs.created);
+    assert_ne!(theirs.request_id, bobs);
+    assert_eq!(theirs.call_id, "c2");
+    // Bob's identical call joins his request, and the trail and the sink say so.
+    let again = w.outcome(call("r1", "c3", "email.send", args)).await;
+    let again = again.pending().expect("pending");
+    assert!(!again.created);
+    assert_eq!(again.request_id, bobs);
+    let merged: Vec<_> = w
+        .gate
+        .store()
+        .audit_records(&AuditQuery::request(bobs))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event_name() == "approval_merged")
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0].call_id, "c3");
+    assert!(
+        w.audit
+            .records()
+            .iter()
+            .any(|r| r.event_name() == "approval_merged" && r.call_id == "c3")
+    );
+}

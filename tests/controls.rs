@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    Approver, Budget, DeskError, Execution, Gate, GateOutcome, Gated, GrantError, GrantScope,
-    GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink, Policy, StopReason, SwitchSource,
-    ToolCall, ToolExecutor,
+    Approver, AuditEvent, AuditQuery, Budget, DeskError, Execution, Gate, GateOutcome, Gated,
+    GrantError, GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink, Policy,
+    StopReason, SwitchSource, ToolCall, ToolExecutor,
 };
 use serde_json::{Value, json};
 
@@ -77,6 +77,11 @@ fn call(run: &str, id: &str, tool: &str, args: Value) -> ToolCall {
         .tenant("acme")
 }
 
+/// An operator of the acme tenant.
+fn ops(id: &str) -> Approver {
+    Approver::new(id).tenant("acme")
+}
+
 fn reason<T, E>(outcome: GateOutcome<T, E>) -> StopReason {
     match outcome {
         GateOutcome::Stopped(stop) => stop.reason,
@@ -107,17 +112,23 @@ async fn kill_switches_stop_calls_and_resumes_until_released() {
         KillScope::Tenant("acme".into()),
         KillScope::Tool("email.send".into()),
     ] {
-        w.gate.set_kill_switch(scope.clone(), true).await.unwrap();
+        w.gate
+            .set_kill_switch(scope.clone(), true, &ops("olga"))
+            .await
+            .unwrap();
         let r = reason(tool.resume(id, email.clone()).await.unwrap());
         assert!(
             matches!(r, StopReason::KillSwitch { scope: ref s, .. } if *s == scope),
             "{scope}"
         );
-        w.gate.set_kill_switch(scope, false).await.unwrap();
+        w.gate
+            .set_kill_switch(scope, false, &ops("olga"))
+            .await
+            .unwrap();
     }
     // Another tenant's switch does not touch this call.
     w.gate
-        .set_kill_switch(KillScope::Tenant("globex".into()), true)
+        .set_kill_switch(KillScope::Tenant("globex".into()), true, &ops("olga"))
         .await
         .unwrap();
     assert!(tool.resume(id, email).await.unwrap().executed().is_some());
@@ -125,10 +136,73 @@ async fn kill_switches_stop_calls_and_resumes_until_released() {
 }
 
 #[tokio::test]
+async fn the_trail_names_who_engaged_and_who_released_a_switch() {
+    let w = World::new();
+    let acme = KillScope::Tenant("acme".into());
+    w.clock.advance(Duration::from_secs(10));
+    w.gate
+        .set_kill_switch(acme.clone(), true, &ops("olga"))
+        .await
+        .unwrap();
+    w.clock.advance(Duration::from_secs(50));
+    w.gate
+        .set_kill_switch(acme.clone(), false, &ops("pete"))
+        .await
+        .unwrap();
+    w.gate.set_read_only(true, &ops("pete")).await.unwrap();
+
+    let did = |who: &'static str| {
+        let gate = w.gate.clone();
+        async move {
+            gate.store()
+                .audit_records(&AuditQuery::actor(who))
+                .await
+                .unwrap()
+        }
+    };
+    let olga = did("olga").await;
+    assert_eq!(olga.len(), 1);
+    assert_eq!(olga[0].at, w.gate.now() - Duration::from_secs(50));
+    assert_eq!(
+        olga[0].event,
+        AuditEvent::KillSwitchChanged {
+            by: "olga".into(),
+            scope: acme.clone(),
+            engaged: true,
+        }
+    );
+    let pete: Vec<AuditEvent> = did("pete").await.into_iter().map(|r| r.event).collect();
+    assert_eq!(
+        pete,
+        [
+            AuditEvent::KillSwitchChanged {
+                by: "pete".into(),
+                scope: acme,
+                engaged: false,
+            },
+            AuditEvent::ReadOnlyChanged {
+                by: "pete".into(),
+                on: true,
+            },
+        ]
+    );
+    // The sink beside the store got the same records.
+    let mirrored: Vec<&str> = w.audit.records().iter().map(|r| r.event_name()).collect();
+    assert_eq!(
+        mirrored,
+        [
+            "kill_switch_changed",
+            "kill_switch_changed",
+            "read_only_changed"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn read_only_mode_denies_every_write_but_not_reads() {
     let w = World::new();
     let tool = w.tool();
-    w.gate.set_read_only(true).await.unwrap();
+    w.gate.set_read_only(true, &ops("olga")).await.unwrap();
     let r = reason(
         tool.call(call("r1", "c1", "crm.note", json!({})))
             .await
@@ -142,7 +216,7 @@ async fn read_only_mode_denies_every_write_but_not_reads() {
             .executed()
             .is_some()
     );
-    w.gate.set_read_only(false).await.unwrap();
+    w.gate.set_read_only(false, &ops("olga")).await.unwrap();
     assert!(
         tool.call(call("r1", "c3", "crm.note", json!({})))
             .await

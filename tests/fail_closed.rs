@@ -97,11 +97,12 @@ impl ApprovalStore for SwitchStore {
         &self,
         scope: approval_gate::KillScope,
         engaged: bool,
+        record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        self.inner.set_kill_switch(scope, engaged).await
+        self.inner.set_kill_switch(scope, engaged, record).await
     }
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.inner.set_read_only(on).await
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        self.inner.set_read_only(on, record).await
     }
     async fn add_usage(
         &self,
@@ -110,6 +111,9 @@ impl ApprovalStore for SwitchStore {
         now: OffsetDateTime,
     ) -> Result<approval_gate::RunUsage, StoreError> {
         self.inner.add_usage(run_id, delta, now).await
+    }
+    async fn usage(&self, run_id: &str) -> Result<approval_gate::RunUsage, StoreError> {
+        self.inner.usage(run_id).await
     }
     async fn put_grant(
         &self,

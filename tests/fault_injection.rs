@@ -190,15 +190,21 @@ impl ApprovalStore for FlakyStore {
     async fn switches(&self) -> Result<Switches, StoreError> {
         self.op("switches", self.inner.switches()).await
     }
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         self.op(
             "set_kill_switch",
-            self.inner.set_kill_switch(scope, engaged),
+            self.inner.set_kill_switch(scope, engaged, record),
         )
         .await
     }
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.op("set_read_only", self.inner.set_read_only(on)).await
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        self.op("set_read_only", self.inner.set_read_only(on, record))
+            .await
     }
     async fn add_usage(
         &self,
@@ -208,6 +214,9 @@ impl ApprovalStore for FlakyStore {
     ) -> Result<RunUsage, StoreError> {
         self.op("add_usage", self.inner.add_usage(run_id, delta, now))
             .await
+    }
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        self.op("usage", self.inner.usage(run_id)).await
     }
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         self.op("put_grant", self.inner.put_grant(grant, record))
@@ -918,6 +927,7 @@ fn replay(
             }
             (AuditEvent::GrantCreated { .. }, Some(Approved | Executing | Executed | Failed))
             | (AuditEvent::GrantRevoked { .. }, Some(_))
+            | (AuditEvent::ApprovalMerged { .. }, Some(Pending))
             | (AuditEvent::Stopped { .. }, Some(_))
             | (AuditEvent::PolicyDenied { .. }, Some(_)) => true,
             _ => false,

@@ -495,7 +495,7 @@ async fn an_identical_pending_call_is_not_filed_twice() {
     assert!(!again.created);
     assert_eq!(again.call_id, "c1", "resume with the first call's id");
     assert_eq!(w.gate.desk().pending().await.unwrap().len(), 1);
-    assert_eq!(w.events(), ["approval_required"]);
+    assert_eq!(w.events(), ["approval_required", "approval_merged"]);
 
     // Once it is no longer pending, the same call files a new request.
     w.gate

@@ -526,6 +526,15 @@ struct Model {
     runs: Vec<Ran>,
 }
 
+impl Model {
+    /// A cancel or a denial of request `id` revokes the grants left on it.
+    fn end_grants(&mut self, id: RequestId) {
+        for g in self.grants.iter_mut().filter(|g| g.request == id) {
+            g.revoked = true;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The harness: the crate and the model side by side.
 // ---------------------------------------------------------------------------------------
@@ -988,6 +997,9 @@ impl Harness {
             }
         };
         let id = self.model.reqs[i].id;
+        if matches!(expected, Seen::Decided { .. }) {
+            self.model.end_grants(id);
+        }
         let got = self.gate.desk().deny(id, &approver, Some("no")).await;
         compare(&expected, &seen_desk(got.map(|r| (r, false))))
     }

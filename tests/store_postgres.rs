@@ -92,6 +92,8 @@ mod conformance {
     suite!(
         create_then_get_round_trips,
         create_dedupes_an_identical_pending_call,
+        create_merges_only_the_same_callers_calls,
+        cancelling_ends_the_requests_grants,
         update_is_compare_and_set,
         a_claim_wins_once,
         list_filters_and_orders,
@@ -281,6 +283,48 @@ async fn a_decision_reaches_a_subscriber_in_another_process() {
         store_common::a_decision_reaches_another_store(&worker, &desk).await;
         store_common::a_decision_reaches_another_store(&probe, &other).await;
         // The first notice `quiet` gets is of its own schema's request.
+        let heard = quiet.next().await.unwrap();
+        assert!(other.get(heard.request_id).await.is_ok());
+        let drop = format!("DROP SCHEMA \"{elsewhere}\" CASCADE");
+        other.pool().execute(drop.as_str()).await.unwrap();
+        for s in [&worker, &desk, &other, &probe] {
+            s.close().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_filing_reaches_a_subscriber_in_another_process() {
+    in_schema(|url, schema| async move {
+        let worker = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        let desk = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        store_common::a_filing_reaches_another_store(&worker, &desk).await;
+        // A host's own pools on the same schema hear each other too.
+        let (a, b) = (pooled(&url, &schema).await, pooled(&url, &schema).await);
+        store_common::a_filing_reaches_another_store(&a, &b).await;
+        for s in [&worker, &desk, &a, &b] {
+            s.close().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stores_from_pools_hear_only_their_own_schema() {
+    in_schema(|url, schema| async move {
+        let elsewhere = format!("{schema}_other");
+        let (worker, desk) = (pooled(&url, &schema).await, pooled(&url, &schema).await);
+        let (other, probe) = (
+            pooled(&url, &elsewhere).await,
+            pooled(&url, &elsewhere).await,
+        );
+        let mut quiet = other.subscribe().await.unwrap();
+        // Same schema: heard.
+        store_common::a_decision_reaches_another_store(&worker, &desk).await;
+        store_common::a_filing_reaches_another_store(&worker, &desk).await;
+        // Another schema: the first notice `quiet` gets is of its own schema's request.
+        store_common::a_filing_reaches_another_store(&probe, &other).await;
         let heard = quiet.next().await.unwrap();
         assert!(other.get(heard.request_id).await.is_ok());
         let drop = format!("DROP SCHEMA \"{elsewhere}\" CASCADE");

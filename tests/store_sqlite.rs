@@ -116,11 +116,16 @@ impl ApprovalStore for TwoWriters {
     async fn switches(&self) -> Result<Switches, StoreError> {
         self.next().switches().await
     }
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
-        self.next().set_kill_switch(scope, engaged).await
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.next().set_kill_switch(scope, engaged, record).await
     }
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.next().set_read_only(on).await
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().set_read_only(on, record).await
     }
     async fn add_usage(
         &self,
@@ -129,6 +134,9 @@ impl ApprovalStore for TwoWriters {
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError> {
         self.next().add_usage(run_id, delta, now).await
+    }
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        self.next().usage(run_id).await
     }
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         self.next().put_grant(grant, record).await
@@ -195,6 +203,8 @@ mod conformance {
     suite!(
         create_then_get_round_trips,
         create_dedupes_an_identical_pending_call,
+        create_merges_only_the_same_callers_calls,
+        cancelling_ends_the_requests_grants,
         update_is_compare_and_set,
         a_claim_wins_once,
         list_filters_and_orders,
@@ -229,7 +239,10 @@ async fn connect_creates_the_file_in_wal_mode_and_reads_urls() {
     let store = SqliteStore::connect(&format!("sqlite://{path}"))
         .await
         .unwrap();
-    store.set_read_only(true).await.unwrap();
+    store
+        .set_read_only(true, &store_common::read_only_changed(true))
+        .await
+        .unwrap();
     store.close().await;
     let store = SqliteStore::connect(&path).await.unwrap();
     assert!(store.switches().await.unwrap().read_only);

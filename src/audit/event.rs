@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::ChainLink;
+use crate::run::KillScope;
 use crate::{ApprovalRequest, ArgsHash, Grant, GrantId, GrantScope, RequestId, ToolCall};
 
 /// The version of the audit record's JSON schema. It changes only when a field changes
@@ -217,6 +218,57 @@ impl AuditRecord {
         AuditRecord::for_request(at, request, event)
     }
 
+    /// A record of `event` that goes with no call (a kill switch engaged or released,
+    /// read-only mode turned on or off) at `at`, under the policy of `policy_version`:
+    /// what a store's [`set_kill_switch`](crate::ApprovalStore::set_kill_switch) and
+    /// [`set_read_only`](crate::ApprovalStore::set_read_only) write.
+    ///
+    /// Its `run_id`, `call_id` and `tool` are empty strings, so that the record keeps
+    /// schema 1, where they are required strings, and every reader of it still parses
+    /// it; it has no args hash, request, requester or tenant. Who acted is in the event
+    /// ([`AuditEvent::actor`]).
+    pub fn control(at: OffsetDateTime, policy_version: &str, event: AuditEvent) -> Self {
+        AuditRecord {
+            schema: AUDIT_SCHEMA_VERSION,
+            chain: None,
+            at,
+            run_id: String::new(),
+            call_id: String::new(),
+            tool: String::new(),
+            args_hash: None,
+            request_id: None,
+            policy_version: policy_version.to_owned(),
+            requested_by: None,
+            tenant: None,
+            event,
+            extra: None,
+        }
+    }
+
+    /// The `approval_merged` record of `call`, which [`create`](crate::ApprovalStore::create)
+    /// joined to `joined`, the identical request already pending, at `at`: the merged
+    /// call's own `call_id`, requester and tenant, its `args_hash`, and the id, policy
+    /// version and expiry of the request it joined. What every store writes when it
+    /// merges a call, and what the gate hands to its sink.
+    pub fn merged(
+        at: OffsetDateTime,
+        call: &ToolCall,
+        args_hash: ArgsHash,
+        joined: &ApprovalRequest,
+    ) -> Self {
+        let event = AuditEvent::ApprovalMerged {
+            expires_at: joined.expires_at(),
+        };
+        AuditRecord::new(
+            at,
+            call,
+            Some(args_hash),
+            joined.policy_version().as_str(),
+            event,
+        )
+        .with_request(joined.id())
+    }
+
     /// Sets the approval request the record belongs to.
     pub fn with_request(mut self, id: RequestId) -> Self {
         self.request_id = Some(id);
@@ -266,6 +318,14 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tier: Option<String>,
         /// When the request expires unless decided.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+    /// A call identical to a pending request (same run, tool, args hash, tenant and
+    /// requester) joined that request instead of filing its own. The record carries the
+    /// merged call's own `call_id` and the `request_id` it joined.
+    ApprovalMerged {
+        /// When the joined request expires unless decided.
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
@@ -387,6 +447,24 @@ pub enum AuditEvent {
         /// Why.
         reason: String,
     },
+    /// A kill switch was engaged or released. A record of no call
+    /// ([`AuditRecord::control`]).
+    KillSwitchChanged {
+        /// Who flipped it.
+        by: String,
+        /// What it stops.
+        scope: KillScope,
+        /// `true`: engaged; `false`: released.
+        engaged: bool,
+    },
+    /// Read-only mode was turned on or off. A record of no call
+    /// ([`AuditRecord::control`]).
+    ReadOnlyChanged {
+        /// Who turned it.
+        by: String,
+        /// Whether it is on now.
+        on: bool,
+    },
     /// The gate stopped the call for a reason not recorded by another event (an args
     /// mismatch at resume, a denied or expired approval met at resume, …).
     Stopped {
@@ -492,7 +570,8 @@ impl de::Error for TagProbe {
 
 impl AuditEvent {
     /// The person who acted, for the events that have one: the approver of a vote, an
-    /// approval or a denial; whoever cancelled a request or made or revoked a grant.
+    /// approval or a denial; whoever cancelled a request, made or revoked a grant, or
+    /// flipped a kill switch or read-only mode.
     pub fn actor(&self) -> Option<&str> {
         match self {
             AuditEvent::ApprovalVote { approver, .. }
@@ -501,7 +580,9 @@ impl AuditEvent {
             AuditEvent::ApprovalCancelled { by, .. }
             | AuditEvent::GrantCreated { by, .. }
             | AuditEvent::GrantRevoked { by, .. }
-            | AuditEvent::ExecutionSettled { by, .. } => Some(by),
+            | AuditEvent::ExecutionSettled { by, .. }
+            | AuditEvent::KillSwitchChanged { by, .. }
+            | AuditEvent::ReadOnlyChanged { by, .. } => Some(by),
             _ => None,
         }
     }
@@ -515,6 +596,7 @@ impl AuditEvent {
             AuditEvent::Allow { .. } => "allow",
             AuditEvent::PolicyDenied { .. } => "policy_denied",
             AuditEvent::ApprovalRequired { .. } => "approval_required",
+            AuditEvent::ApprovalMerged { .. } => "approval_merged",
             AuditEvent::ApprovalVote { .. } => "approval_vote",
             AuditEvent::ApprovalGranted { .. } => "approval_granted",
             AuditEvent::ApprovalDenied { .. } => "approval_denied",
@@ -528,6 +610,8 @@ impl AuditEvent {
             AuditEvent::ExecutionFailed { .. } => "execution_failed",
             AuditEvent::ExecutionSettled { .. } => "execution_settled",
             AuditEvent::TransitionReverted { .. } => "transition_reverted",
+            AuditEvent::KillSwitchChanged { .. } => "kill_switch_changed",
+            AuditEvent::ReadOnlyChanged { .. } => "read_only_changed",
             AuditEvent::Stopped { .. } => "stopped",
         }
     }
@@ -621,5 +705,53 @@ mod tests {
         assert!(!is_known_event("approval_escalated"));
         assert!(!is_known_event("Unknown"));
         assert!(!is_known_event("unknown"));
+    }
+
+    #[test]
+    fn control_records_keep_schema_1_and_name_who_acted() {
+        let at = datetime!(2026-01-01 00:00:00 UTC);
+        for (event, name, fields) in [
+            (
+                AuditEvent::KillSwitchChanged {
+                    by: "ops".into(),
+                    scope: KillScope::Tenant("acme".into()),
+                    engaged: true,
+                },
+                "kill_switch_changed",
+                json!({"scope": {"scope": "tenant", "name": "acme"}, "engaged": true}),
+            ),
+            (
+                AuditEvent::KillSwitchChanged {
+                    by: "ops".into(),
+                    scope: KillScope::Global,
+                    engaged: false,
+                },
+                "kill_switch_changed",
+                json!({"scope": {"scope": "global"}, "engaged": false}),
+            ),
+            (
+                AuditEvent::ReadOnlyChanged {
+                    by: "ops".into(),
+                    on: true,
+                },
+                "read_only_changed",
+                json!({"on": true}),
+            ),
+        ] {
+            let record = AuditRecord::control(at, "v1", event);
+            let mut expected = json!({
+                "schema": 1, "at": "2026-01-01T00:00:00Z", "run_id": "", "call_id": "",
+                "tool": "", "policy_version": "v1", "event": name, "by": "ops"
+            });
+            for (k, v) in fields.as_object().unwrap() {
+                expected[k] = v.clone();
+            }
+            let v = serde_json::to_value(&record).unwrap();
+            assert_eq!(v, expected);
+            let back: AuditRecord = serde_json::from_value(v).unwrap();
+            assert_eq!(back, record);
+            assert_eq!(back.event_name(), name);
+            assert_eq!(back.event.actor(), Some("ops"));
+        }
     }
 }

@@ -180,10 +180,13 @@ impl<E: ToolExecutor> Gated<E> {
                     expires_at: request.expires_at(),
                 };
                 let record = AuditRecord::for_request(now, &request, event);
+                let call = request.call().clone();
                 let filed = self.gate.store().create(request, &record, now).await?;
-                if filed.created
-                    && let Err(e) = self.gate.mirror(&record).await
-                {
+                if !filed.created {
+                    // The store recorded the merge; the sink hears of it too.
+                    let merged = AuditRecord::merged(now, &call, args_hash, &filed.request);
+                    self.gate.mirror(&merged).await?;
+                } else if let Err(e) = self.gate.mirror(&record).await {
                     // Withdraw the request the sink did not record, so nobody approves it.
                     let _ = self
                         .gate

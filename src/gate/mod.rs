@@ -137,7 +137,7 @@ impl Gate {
         &self.inner.store
     }
 
-    /// A subscription to the changes of requests in the store (decisions, claims,
+    /// A subscription to the changes of requests in the store (filings, decisions, claims,
     /// timeouts), to learn when to `resume` without polling; see [`Subscription`].
     pub async fn subscribe(&self) -> Result<Subscription, GateError> {
         Ok(self.inner.store.subscribe().await?)
@@ -236,16 +236,51 @@ impl Gate {
         Ok(self.mirror(&record).await?)
     }
 
-    /// Engages (`true`) or releases (`false`) a kill switch, in the store: the next
-    /// `call` or `resume` of every worker sharing the store obeys it.
-    pub async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), GateError> {
-        Ok(self.inner.store.set_kill_switch(scope, engaged).await?)
+    /// Engages (`true`) or releases (`false`) a kill switch, in the store, on behalf of
+    /// `by`: the next `call` or `resume` of every worker sharing the store obeys it.
+    ///
+    /// The store records the change (`kill_switch_changed`, naming `by.id()`) in the same
+    /// transaction; the record then goes to the audit sink. If the sink fails, the change
+    /// stands (it is in the store and its trail; undoing a switch would re-open what it
+    /// closed) and [`GateError::Audit`] says the sink did not get the record.
+    pub async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        by: &crate::approval::Approver,
+    ) -> Result<(), GateError> {
+        let event = AuditEvent::KillSwitchChanged {
+            by: by.id().to_owned(),
+            scope: scope.clone(),
+            engaged,
+        };
+        let record = AuditRecord::control(self.now(), self.policy().version().as_str(), event);
+        self.inner
+            .store
+            .set_kill_switch(scope, engaged, &record)
+            .await?;
+        Ok(self.mirror(&record).await?)
     }
 
-    /// Turns read-only mode on or off, in the store: while on, every tool that is not a
-    /// read (`policy.read_tools`) is denied, for every worker sharing the store.
-    pub async fn set_read_only(&self, on: bool) -> Result<(), GateError> {
-        Ok(self.inner.store.set_read_only(on).await?)
+    /// Turns read-only mode on or off, in the store, on behalf of `by`: while on, every
+    /// tool that is not a read (`policy.read_tools`) is denied, for every worker sharing
+    /// the store.
+    ///
+    /// Recorded (`read_only_changed`, naming `by.id()`) like
+    /// [`set_kill_switch`](Self::set_kill_switch): if the audit sink fails, the change
+    /// stands and [`GateError::Audit`] says the sink did not get the record.
+    pub async fn set_read_only(
+        &self,
+        on: bool,
+        by: &crate::approval::Approver,
+    ) -> Result<(), GateError> {
+        let event = AuditEvent::ReadOnlyChanged {
+            by: by.id().to_owned(),
+            on,
+        };
+        let record = AuditRecord::control(self.now(), self.policy().version().as_str(), event);
+        self.inner.store.set_read_only(on, &record).await?;
+        Ok(self.mirror(&record).await?)
     }
 
     /// Counts one agent step of run `run_id` against `budgets.max_steps`.
@@ -278,12 +313,7 @@ impl Gate {
     /// the policy sets budgets, and whatever its outcome, before the policy decides),
     /// and the steps and costs the host reported. A `resume` does not count again.
     pub async fn usage(&self, run_id: &str) -> Result<RunUsage, GateError> {
-        let delta = UsageDelta::default();
-        Ok(self
-            .inner
-            .store
-            .add_usage(run_id, delta, self.now())
-            .await?)
+        Ok(self.inner.store.usage(run_id).await?)
     }
 
     /// The run controls, checked before the policy on every `call` (which also counts

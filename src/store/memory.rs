@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
-    Subscription,
+    Subscription, end_grant, ends_grants,
 };
 use crate::audit::{Keeper, KeptRecord};
 use crate::chunked::Chunked;
@@ -34,6 +34,9 @@ pub struct MemoryStore {
     notifier: Notifier,
 }
 
+/// What makes two calls identical for dedupe: run, tool, args hash, tenant, requester.
+type CallKey = (String, String, ArgsHash, Option<String>, Option<String>);
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Boxed, so that the table holds pointers: growing it moves 24 bytes a request
@@ -43,8 +46,9 @@ struct Inner {
     /// ([`ApprovalRequest::deadline`]: pending ones at `expires_at`, approved ones at
     /// `approval_expires_at`), so that a sweep reads only what is due.
     deadlines: BTreeSet<(OffsetDateTime, RequestId)>,
-    /// The last request filed per run, tool and args hash, for dedupe.
-    by_call: HashMap<(String, String, ArgsHash), RequestId>,
+    /// The last request filed per call (run, tool, args hash, tenant and requester),
+    /// for dedupe.
+    by_call: HashMap<CallKey, RequestId>,
     switches: Switches,
     usage: HashMap<String, RunUsage>,
     grants: Vec<Grant>,
@@ -111,6 +115,8 @@ impl ApprovalStore for MemoryStore {
             call.run_id().to_owned(),
             call.tool().to_owned(),
             request.args_hash(),
+            call.tenant_id().map(str::to_owned),
+            call.requester().map(str::to_owned),
         );
         if let Some(existing) = inner
             .by_call
@@ -118,8 +124,15 @@ impl ApprovalStore for MemoryStore {
             .and_then(|id| inner.requests.get(id))
             .filter(|r| r.state_at(now) == RequestState::Pending)
         {
+            let joined = ApprovalRequest::clone(existing);
+            inner.append(&AuditRecord::merged(
+                now,
+                request.call(),
+                request.args_hash(),
+                &joined,
+            ));
             return Ok(Filed {
-                request: ApprovalRequest::clone(existing),
+                request: joined,
                 created: false,
             });
         }
@@ -130,6 +143,7 @@ impl ApprovalStore for MemoryStore {
         inner.by_call.insert(key, id);
         inner.put(request.clone());
         inner.append(record);
+        self.notify(&request);
         Ok(Filed {
             request,
             created: true,
@@ -157,6 +171,21 @@ impl ApprovalStore for MemoryStore {
         }
         inner.put(next.clone());
         inner.append(record);
+        if ends_grants(next) {
+            let Inner { grants, .. } = &mut *inner;
+            let mut records = Vec::new();
+            for grant in grants
+                .iter_mut()
+                .filter(|g| g.request_id() == id && g.revoked_at().is_none())
+            {
+                let (revoked, revocation) = end_grant(next, grant, record.at);
+                *grant = revoked;
+                records.push(revocation);
+            }
+            for revocation in &records {
+                inner.append(revocation);
+            }
+        }
         // Under the lock, so that notices come in the order of the changes.
         self.notify(next);
         Ok(())
@@ -217,18 +246,26 @@ impl ApprovalStore for MemoryStore {
         Ok(self.lock().switches.clone())
     }
 
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let killed = &mut inner.switches.killed;
         killed.retain(|s| *s != scope);
         if engaged {
             killed.push(scope);
         }
+        inner.append(record);
         Ok(())
     }
 
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
-        self.lock().switches.read_only = on;
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.switches.read_only = on;
+        inner.append(record);
         Ok(())
     }
 
@@ -242,6 +279,10 @@ impl ApprovalStore for MemoryStore {
         let usage = inner.usage.entry(run_id.to_owned()).or_default();
         *usage = usage.add(delta, now);
         Ok(*usage)
+    }
+
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        Ok(self.lock().usage.get(run_id).copied().unwrap_or_default())
     }
 
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {

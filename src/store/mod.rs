@@ -97,11 +97,41 @@ impl StoreError {
 /// The answer to [`ApprovalStore::create`].
 #[derive(Debug, Clone)]
 pub struct Filed {
-    /// The request now on file: the new one, or the identical one already pending.
+    /// The request now on file: the new one, or the identical one already pending, which
+    /// the call joined.
     pub request: ApprovalRequest,
     /// `true` when `request` is the new one, `false` when an identical call (same run,
-    /// tool and args hash) was already pending.
+    /// tool, args hash, tenant and requester) was already pending and the call joined it
+    /// (recorded as `approval_merged`).
     pub created: bool,
+}
+
+/// Whether writing `next` ends the grants left on its request: it is now `Cancelled` or
+/// `Denied` (see [`ApprovalStore::update`]).
+pub(crate) fn ends_grants(next: &ApprovalRequest) -> bool {
+    matches!(
+        next.stored_state(),
+        RequestState::Cancelled | RequestState::Denied
+    )
+}
+
+/// `grant`, left on `next`'s request, revoked at `at` because `next` ended it, with its
+/// `grant_revoked` record (by whoever cancelled or denied the request).
+pub(crate) fn end_grant(
+    next: &ApprovalRequest,
+    grant: &Grant,
+    at: OffsetDateTime,
+) -> (Grant, AuditRecord) {
+    let by = next.decided_by().unwrap_or_default();
+    let record = AuditRecord::grant_revoked(at, next, grant.id(), by);
+    (grant.revoked(at), record)
+}
+
+/// Whether `a` and `b` were asked for by the same caller: the same tenant and the same
+/// requester, compared exactly (`None` matches only `None`). Only such calls are merged
+/// by [`ApprovalStore::create`].
+pub(crate) fn same_caller(a: &ToolCall, b: &ToolCall) -> bool {
+    a.tenant_id() == b.tenant_id() && a.requester() == b.requester()
 }
 
 /// Which requests [`ApprovalStore::list`] returns. Every field left `None` matches all.
@@ -200,7 +230,8 @@ impl AuditQuery {
         }
     }
 
-    /// What one person did: votes, approvals, denials, cancels, grants.
+    /// What one person did: votes, approvals, denials, cancels, grants, kill switches and
+    /// read-only mode flipped.
     pub fn actor(id: impl Into<String>) -> Self {
         AuditQuery {
             actor: Some(id.into()),
@@ -262,12 +293,16 @@ impl AuditQuery {
 /// - [`update`](Self::update) is compare-and-set: it writes only if the stored version is
 ///   one less than the new one, so of two racing transitions exactly one wins.
 /// - A transition and its audit record are one write: `create`, `update`,
-///   `sweep_expired`, `put_grant`, `use_grant` and `revoke_grant` append their records to the store's
+///   `sweep_expired`, `set_kill_switch`, `set_read_only`, `put_grant`, `use_grant` and
+///   `revoke_grant` append their records to the store's
 ///   trail in the same transaction as the change, so the state and the trail never
 ///   disagree.
-/// - [`create`](Self::create) files at most one pending request per run, tool and args
-///   hash: a second identical call gets the first request back.
-/// - Every committed `update` and sweep is told to the store's
+/// - [`create`](Self::create) files at most one pending request per run, tool, args
+///   hash, tenant and requester: a second identical call from the same caller joins the
+///   first request (and leaves its own `approval_merged` record); a call from another
+///   tenant or requester never gets another caller's request back.
+/// - Every request `create` files (as `pending`; not the identical request it returns
+///   instead), every committed `update` and every sweep is told to the store's
 ///   [`subscribe`](Self::subscribe)rs: in this process at least, across processes where
 ///   the backend carries notices (PostgreSQL).
 /// - Nothing reads a clock: methods that depend on time take `now`.
@@ -276,9 +311,13 @@ impl AuditQuery {
 /// these promises; a host's own store runs it too.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
-    /// Files `request` and appends `record` (its `approval_required`), unless a request
-    /// for the same run, tool and args hash is pending at `now`; then returns that one
-    /// unchanged and records nothing.
+    /// Files `request` and appends `record` (its `approval_required`), and tells
+    /// subscribers of it, unless a request for the same run, tool, args hash, tenant and
+    /// requester (compared exactly: `None` matches only `None`) is pending at `now`.
+    /// Then the call joins that request: the store returns it unchanged (`created =
+    /// false`), appends [`AuditRecord::merged`]`(now, request.call(),
+    /// request.args_hash(), &joined)` in the same transaction instead of `record`, and
+    /// tells subscribers nothing.
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -293,6 +332,11 @@ pub trait ApprovalStore: Send + Sync {
     /// Replaces the stored request with `next` and appends `record`, the transition's
     /// audit record, if the stored version is `next.version() - 1`; otherwise fails with
     /// [`StoreError::Conflict`] and writes nothing.
+    ///
+    /// A cancel or a denial ends the request's grants: when `next` is stored as
+    /// `Cancelled` or `Denied`, every grant left on the request that is not yet revoked
+    /// is revoked at `record.at`, each with its [`AuditRecord::grant_revoked`] (by
+    /// `next.decided_by()`) appended right after `record`, all in the same transaction.
     async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// The requests matching `query` at `now`, oldest first.
@@ -313,11 +357,19 @@ pub trait ApprovalStore: Send + Sync {
     /// The run-time switches: engaged kill switches and read-only mode.
     async fn switches(&self) -> Result<Switches, StoreError>;
 
-    /// Engages (`engaged = true`) or releases a kill switch. Idempotent.
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError>;
+    /// Engages (`engaged = true`) or releases a kill switch, and appends `record` (its
+    /// `kill_switch_changed`, naming who flipped it) in the same transaction. Idempotent
+    /// in effect: engaging an engaged switch keeps one, and still appends `record`.
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError>;
 
-    /// Turns read-only mode on or off.
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError>;
+    /// Turns read-only mode on or off, and appends `record` (its `read_only_changed`,
+    /// naming who turned it) in the same transaction.
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// Adds `delta` to the usage of run `run_id` atomically and returns the new totals;
     /// the run's start is recorded at its first use.
@@ -327,6 +379,10 @@ pub trait ApprovalStore: Send + Sync {
         delta: UsageDelta,
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError>;
+
+    /// What run `run_id` has used so far (all zero for a run never counted): a read,
+    /// which takes no write lock and starts no run.
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError>;
 
     /// Keeps a new standing grant and appends `record`, its `grant_created`.
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;

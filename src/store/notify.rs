@@ -17,7 +17,7 @@ use crate::{RequestId, RequestState};
 /// it learns of it through [`StoreError::Lagged`]).
 const QUEUE: usize = 1024;
 
-/// A request changed: it was decided, voted on, claimed, finished or expired.
+/// A request changed: it was filed, decided, voted on, claimed, finished or expired.
 ///
 /// A notice, not the request: read it with [`ApprovalStore::get`](super::ApprovalStore::get)
 /// (or simply `resume` the call) for what holds now.

@@ -16,7 +16,7 @@ use super::sql::{
 };
 use super::{
     ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
-    Subscription,
+    Subscription, end_grant, ends_grants,
 };
 use crate::policy::Decision;
 use crate::{
@@ -36,16 +36,28 @@ const MIGRATION_LOCK: i64 = 0x6167_2d6d_6967_7261;
 /// The advisory lock that makes appends to the audit trail take turns ("ag-trail").
 const TRAIL_LOCK: i64 = 0x6167_2d74_7261_696c;
 
-/// The `NOTIFY` channel of stores in the `search_path`'s first schema.
-const CHANNEL: &str = "approval_gate";
+/// The `NOTIFY` channel of the store in the schema a connection works in (its
+/// `current_schema()`), as an SQL expression: `approval_gate_` and the first 16 hex digits
+/// of the SHA-256 of the schema's name (channel names are at most 63 bytes; schema names
+/// may be as long).
+///
+/// Read on the connection that notifies or listens, so that every constructor, a host's
+/// own pool included, uses the channel of the schema its tables are in.
+const CHANNEL: &str =
+    "'approval_gate_' || left(encode(sha256(convert_to(current_schema(), 'UTF8')), 'hex'), 16)";
 
 /// An [`ApprovalStore`] in PostgreSQL: for many workers, and for an approval surface on
 /// other hosts than the agents.
 ///
+/// Changes are announced to [`subscribe`](ApprovalStore::subscribe)rs with `NOTIFY` on a
+/// channel of the schema the store works in (`approval_gate_` and 16 hex digits of a
+/// hash of the schema's name), however the store was made: stores in one schema hear
+/// each other, stores in different schemas do not.
+///
 /// Each transition is a compare-and-set (`UPDATE … WHERE id = $1 AND version = $2`).
 /// `create` holds a transaction-scoped advisory lock keyed on the run, tool and args
-/// hash while it looks for an identical pending request, so two workers filing the same
-/// call get one request. Grant uses lock the grant's row; budget counters and sweeps run
+/// hash while it looks for an identical pending request (of the same tenant and
+/// requester), so two workers filing the same call get one request. Grant uses lock the grant's row; budget counters and sweeps run
 /// in one transaction each.
 ///
 /// ```no_run
@@ -69,8 +81,6 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The schema the pool's `search_path` names, which `migrate` creates if missing.
     schema: Option<String>,
-    /// The `NOTIFY` channel of this store's changes.
-    channel: String,
 }
 
 impl PostgresStore {
@@ -79,8 +89,8 @@ impl PostgresStore {
         self.pool.begin().await.db()
     }
 
-    /// Announces the requests `tx` changed on the store's channel (delivered when, and
-    /// only if, it commits), then commits it.
+    /// Announces the requests `tx` changed on the channel of the schema `tx` works in
+    /// (delivered when, and only if, it commits), then commits it.
     async fn commit_changed(
         &self,
         mut tx: Transaction<'static, Postgres>,
@@ -92,8 +102,7 @@ impl PostgresStore {
                 state: request.stored_state(),
             };
             let payload = serde_json::to_string(&change).map_err(StoreError::backend)?;
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.channel)
+            sqlx::query(&format!("SELECT pg_notify({CHANNEL}, $1)"))
                 .bind(payload)
                 .execute(&mut *tx)
                 .await
@@ -131,20 +140,16 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             schema: Some(schema.to_owned()),
-            channel: schema_channel(schema),
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// A store on a pool the host configured. Does not migrate: call
-    /// [`migrate`](Self::migrate) once before use.
+    /// A store on a pool the host configured, working in the first schema of its
+    /// connections' `search_path` (and notifying on that schema's channel). Does not
+    /// migrate: call [`migrate`](Self::migrate) once before use.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore {
-            pool,
-            schema: None,
-            channel: CHANNEL.to_owned(),
-        }
+        PostgresStore { pool, schema: None }
     }
 
     /// The connection pool, for closing it or for the host's own queries.
@@ -188,17 +193,6 @@ impl PostgresStore {
         }
         tx.commit().await.db()
     }
-}
-
-/// The `NOTIFY` channel of a store in `schema`: `approval_gate_` and 16 hex digits of a
-/// hash of the name (channel names are at most 63 bytes; schema names may be as long).
-fn schema_channel(schema: &str) -> String {
-    let digest = Sha256::digest(schema.as_bytes());
-    let mut channel = format!("{CHANNEL}_");
-    for byte in &digest[..8] {
-        channel.push_str(&format!("{byte:02x}"));
-    }
-    channel
 }
 
 /// A subscription's end: a `LISTEN` on the store's channel.
@@ -394,9 +388,12 @@ impl ApprovalStore for PostgresStore {
             .iter()
             .map(read_request)
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = pending_twin(twins, now) {
+        if let Some(joined) = pending_twin(twins, request.call(), now) {
+            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+            append(&mut tx, &merged).await?;
+            tx.commit().await.db()?;
             return Ok(Filed {
-                request: existing,
+                request: joined,
                 created: false,
             });
         }
@@ -408,7 +405,8 @@ impl ApprovalStore for PostgresStore {
             return Err(StoreError::Duplicate { id: request.id() });
         }
         append(&mut tx, record).await?;
-        tx.commit().await.db()?;
+        self.commit_changed(tx, std::slice::from_ref(&request))
+            .await?;
         Ok(Filed {
             request,
             created: true,
@@ -442,7 +440,35 @@ impl ApprovalStore for PostgresStore {
                 found: u64::try_from(found).unwrap_or_default(),
             });
         }
+        // A cancel or a denial ends the request's grants: lock them first (the trail's
+        // lock is taken last, after every row lock), then record the change and each
+        // revocation after it.
+        let mut ended = Vec::new();
+        if ends_grants(next) {
+            let rows = sqlx::query(
+                "SELECT id, body FROM approval_grants WHERE revoked_at IS NULL \
+                 AND body::jsonb ->> 'request_id' = $1 ORDER BY seq FOR UPDATE",
+            )
+            .bind(next.id().to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+            for row in &rows {
+                let grant = read_grant(row)?;
+                if grant.request_id() == next.id() {
+                    ended.push(end_grant(next, &grant, record.at));
+                }
+            }
+        }
         append(&mut tx, record).await?;
+        for (revoked, revocation) in &ended {
+            let row = GrantRow::of(revoked)?;
+            bind_grant(sqlx::query(UPDATE_GRANT), &row)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            append(&mut tx, revocation).await?;
+        }
         self.commit_changed(tx, std::slice::from_ref(next)).await
     }
 
@@ -521,7 +547,12 @@ impl ApprovalStore for PostgresStore {
         })
     }
 
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let key = scope_key(&scope)?;
         let sql = if engaged {
             // A switch engaged again moves to the end, as if released and engaged.
@@ -530,17 +561,21 @@ impl ApprovalStore for PostgresStore {
         } else {
             "DELETE FROM approval_kill_switches WHERE scope = $1"
         };
-        sqlx::query(sql).bind(&key).execute(&self.pool).await.db()?;
-        Ok(())
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql).bind(&key).execute(&mut *tx).await.db()?;
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
     }
 
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(SET_READ_ONLY)
             .bind(if on { "true" } else { "false" })
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .db()?;
-        Ok(())
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
     }
 
     async fn add_usage(
@@ -585,6 +620,15 @@ impl ApprovalStore for PostgresStore {
             .db()?;
         tx.commit().await.db()?;
         Ok(next)
+    }
+
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        let row = sqlx::query(SELECT_USAGE)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        read_usage(run_id, row.as_ref())
     }
 
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
@@ -722,7 +766,13 @@ impl ApprovalStore for PostgresStore {
 
     async fn subscribe(&self) -> Result<Subscription, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await.db()?;
-        listener.listen(&self.channel).await.db()?;
+        // The channel of the schema the listening connection works in, which is the one
+        // every connection of the pool works in.
+        let channel: String = sqlx::query_scalar(&format!("SELECT {CHANNEL}"))
+            .fetch_one(&mut listener)
+            .await
+            .db()?;
+        listener.listen(&channel).await.db()?;
         Ok(Subscription::new(Listener { listener }))
     }
 }

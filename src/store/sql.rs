@@ -9,8 +9,11 @@ use std::fmt::Write as _;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use super::same_caller;
 use super::{AuditQuery, RequestQuery, StoreError};
-use crate::{ApprovalRequest, AuditRecord, ChainHead, Grant, KillScope, RequestState, RunUsage};
+use crate::{
+    ApprovalRequest, AuditRecord, ChainHead, Grant, KillScope, RequestState, RunUsage, ToolCall,
+};
 
 /// Why stored data could not be read or written. Wrapped in [`StoreError::Backend`].
 #[derive(Debug, Error)]
@@ -331,15 +334,17 @@ pub(crate) fn usage_columns(u: &RunUsage) -> (i64, i64, f64, Option<i64>) {
     )
 }
 
-/// The newest of `candidates` (newest first) still pending at `now`: the request that
-/// an identical call joins instead of filing its own.
+/// The newest of `candidates` (newest first, same run, tool and args hash) still pending
+/// at `now` and asked for by the same tenant and requester as `call`: the request that
+/// `call` joins instead of filing its own.
 pub(crate) fn pending_twin(
     candidates: Vec<ApprovalRequest>,
+    call: &ToolCall,
     now: OffsetDateTime,
 ) -> Option<ApprovalRequest> {
     candidates
         .into_iter()
-        .find(|r| r.state_at(now) == RequestState::Pending)
+        .find(|r| r.state_at(now) == RequestState::Pending && same_caller(r.call(), call))
 }
 
 /// A bound value of a query built at run time.
@@ -486,7 +491,6 @@ pub(crate) const SPENT_GRANT: &str = "(revoked_at IS NULL \
      AND (expires_at <= $1 OR (max_uses IS NOT NULL AND uses >= max_uses)))";
 
 /// The columns of `approval_requests`, in the order of [`RequestRow`]'s binds.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const INSERT_REQUEST: &str = "INSERT INTO approval_requests \
      (id, version, state, run_id, tool, args_hash, tenant, tier, created_at, expires_at, \
       approval_expires_at, body) \
@@ -533,7 +537,8 @@ pub(crate) const UPDATE_REQUEST: &str = "UPDATE approval_requests SET \
      version = $2, state = $3, approval_expires_at = $4, body = $6 \
      WHERE id = $1 AND version = $5";
 
-/// The requests pending for one call (`$1` run, `$2` tool, `$3` args hash), newest first.
+/// The requests pending for one call (`$1` run, `$2` tool, `$3` args hash), newest first,
+/// of any tenant and requester ([`pending_twin`] picks the one of the same caller).
 pub(crate) const PENDING_TWINS: &str = "SELECT id, body FROM approval_requests \
      WHERE run_id = $1 AND tool = $2 AND args_hash = $3 AND state = 'pending' \
      ORDER BY created_at DESC, id DESC";

@@ -16,14 +16,15 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, LIVE_GRANT, PENDING_TWINS,
-    Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST,
-    UPSERT_USAGE, audit_query, list_query_ordered, migrations_due, nanos, parse_audit, parse_grant,
-    parse_head, parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
+    AUDIT_HEAD, AuditRow, DUE, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
+    LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
+    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query_ordered, migrations_due,
+    nanos, parse_audit, parse_grant, parse_head, parse_request, parse_scope, pending_twin,
+    scope_key, usage, usage_columns,
 };
 use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
-    Subscription,
+    Subscription, end_grant, ends_grants,
 };
 use crate::policy::Decision;
 use crate::{
@@ -695,8 +696,10 @@ fn append(tx: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
 }
 
 /// The request in the order of [`RequestRow`]'s binds, unless a request for the same
-/// run, tool and args hash is pending at `$13` (mirrors [`pending_twin`]) or the id is
-/// taken.
+/// run, tool and args hash is pending at `$13` or the id is taken. When it inserts
+/// nothing, `create` looks for the pending request of the same caller ([`pending_twin`])
+/// and, finding none, inserts with [`INSERT_REQUEST`]: calls of one run, tool and args
+/// hash from different callers are rare, so the common path stays one statement.
 ///
 /// `+expires_at` keeps the planner on the dedupe index: without the `+`, it picks the
 /// expiry index (`state = 'pending' AND expires_at > $13`) and reads every pending
@@ -764,29 +767,43 @@ impl ApprovalStore for SqliteStore {
     ) -> Result<Filed, StoreError> {
         let row = RequestRow::of(&request)?;
         let record = record.clone();
-        self.write(move |tx| {
+        self.write_changes(move |tx| {
             // Insert unless an identical call is pending: one statement on the common path.
             let now_n = nanos(now);
-            if execute(tx, INSERT_UNLESS_PENDING, &request_values(&row, &now_n))? == 0 {
+            let values = request_values(&row, &now_n);
+            if execute(tx, INSERT_UNLESS_PENDING, &values)? == 0 {
+                // A request of the same run, tool and args hash is pending, or the id is
+                // taken: join the pending request of the same caller, if there is one.
                 let twins = query(
                     tx,
                     PENDING_TWINS,
                     &[&row.run_id, &row.tool, &row.args_hash],
                     read_request,
                 )?;
-                return match pending_twin(twins, now) {
-                    Some(existing) => Ok(Filed {
-                        request: existing,
+                if let Some(joined) = pending_twin(twins, request.call(), now) {
+                    let merged =
+                        AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+                    append(tx, &merged)?;
+                    let filed = Filed {
+                        request: joined,
                         created: false,
-                    }),
-                    None => Err(StoreError::Duplicate { id: request.id() }),
-                };
+                    };
+                    return Ok((filed, Vec::new()));
+                }
+                // Only another caller's: file this one beside it.
+                if execute(tx, INSERT_REQUEST, &values[..12])? == 0 {
+                    return Err(StoreError::Duplicate { id: request.id() });
+                }
             }
             append(tx, &record)?;
-            Ok(Filed {
-                request,
-                created: true,
-            })
+            let changes = vec![change(&request)];
+            Ok((
+                Filed {
+                    request,
+                    created: true,
+                },
+                changes,
+            ))
         })
         .await
     }
@@ -823,6 +840,19 @@ impl ApprovalStore for SqliteStore {
                 });
             }
             append(tx, &record)?;
+            if ends_grants(&next) {
+                let unrevoked = query(
+                    tx,
+                    "SELECT id, body FROM approval_grants WHERE revoked_at IS NULL ORDER BY seq",
+                    &[],
+                    read_grant,
+                )?;
+                for grant in unrevoked.iter().filter(|g| g.request_id() == next.id()) {
+                    let (revoked, revocation) = end_grant(&next, grant, record.at);
+                    execute(tx, UPDATE_GRANT, &grant_values(&GrantRow::of(&revoked)?))?;
+                    append(tx, &revocation)?;
+                }
+            }
             Ok(((), vec![change(&next)]))
         })
         .await
@@ -915,8 +945,14 @@ impl ApprovalStore for SqliteStore {
         })
     }
 
-    async fn set_kill_switch(&self, scope: KillScope, engaged: bool) -> Result<(), StoreError> {
+    async fn set_kill_switch(
+        &self,
+        scope: KillScope,
+        engaged: bool,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let key = scope_key(&scope)?;
+        let record = record.clone();
         self.write(move |tx| {
             execute(
                 tx,
@@ -930,15 +966,16 @@ impl ApprovalStore for SqliteStore {
                     &[&key],
                 )?;
             }
-            Ok(())
+            append(tx, &record)
         })
         .await
     }
 
-    async fn set_read_only(&self, on: bool) -> Result<(), StoreError> {
+    async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+        let record = record.clone();
         self.write(move |tx| {
             execute(tx, SET_READ_ONLY, &[&if on { "true" } else { "false" }])?;
-            Ok(())
+            append(tx, &record)
         })
         .await
     }
@@ -964,6 +1001,11 @@ impl ApprovalStore for SqliteStore {
             Ok(next)
         })
         .await
+    }
+
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| select_usage(conn, &run_id)).await
     }
 
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
@@ -1094,6 +1136,15 @@ impl ApprovalStore for SqliteStore {
 mod tests {
     use super::*;
 
+    /// The record of read-only mode turned on.
+    fn read_only_on() -> AuditRecord {
+        let event = crate::audit::AuditEvent::ReadOnlyChanged {
+            by: "ops".into(),
+            on: true,
+        };
+        AuditRecord::control(OffsetDateTime::UNIX_EPOCH, "v", event)
+    }
+
     fn temp_db(name: &str) -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "approval-gate-unit-{name}-{}",
@@ -1143,7 +1194,7 @@ mod tests {
         assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
         // The writer still works, and the panicked write did not stick.
         assert!(!store.switches().await.unwrap().read_only);
-        store.set_read_only(true).await.unwrap();
+        store.set_read_only(true, &read_only_on()).await.unwrap();
         assert!(store.switches().await.unwrap().read_only);
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
@@ -1159,7 +1210,7 @@ mod tests {
             Err(StoreError::Backend { .. })
         ));
         assert!(matches!(
-            store.set_read_only(true).await,
+            store.set_read_only(true, &read_only_on()).await,
             Err(StoreError::Backend { .. })
         ));
         let _ = std::fs::remove_dir_all(dir);

@@ -549,21 +549,44 @@ where
     store.close().await;
 }
 
+/// The record of `ops` engaging or releasing the kill switch of `scope`.
+pub fn kill_switch_changed(scope: &KillScope, engaged: bool) -> AuditRecord {
+    let event = AuditEvent::KillSwitchChanged {
+        by: "ops".into(),
+        scope: scope.clone(),
+        engaged,
+    };
+    AuditRecord::control(ManualClock::default().now(), "v", event)
+}
+
+/// The record of `ops` turning read-only mode on or off.
+pub fn read_only_changed(on: bool) -> AuditRecord {
+    let event = AuditEvent::ReadOnlyChanged {
+        by: "ops".into(),
+        on,
+    };
+    AuditRecord::control(ManualClock::default().now(), "v", event)
+}
+
 /// A switch engaged again moves to the end of the list, as in `MemoryStore`.
 pub async fn kill_switches_keep_their_order(store: &dyn ApprovalStore) {
     let a = KillScope::Tool(unique("a"));
     let b = KillScope::Tenant(unique("b"));
-    store.set_kill_switch(a.clone(), true).await.unwrap();
-    store.set_kill_switch(b.clone(), true).await.unwrap();
-    store
-        .set_kill_switch(KillScope::Global, true)
-        .await
-        .unwrap();
-    store.set_kill_switch(a.clone(), true).await.unwrap();
+    let flip = |scope: KillScope, engaged: bool| async move {
+        let record = kill_switch_changed(&scope, engaged);
+        store
+            .set_kill_switch(scope, engaged, &record)
+            .await
+            .unwrap();
+    };
+    flip(a.clone(), true).await;
+    flip(b.clone(), true).await;
+    flip(KillScope::Global, true).await;
+    flip(a.clone(), true).await;
     let killed = store.switches().await.unwrap().killed;
     assert_eq!(killed, [b.clone(), KillScope::Global, a.clone()]);
     for s in [a, b, KillScope::Global] {
-        store.set_kill_switch(s, false).await.unwrap();
+        flip(s, false).await;
     }
     assert!(store.switches().await.unwrap().killed.is_empty());
 }
@@ -770,10 +793,33 @@ pub async fn a_decision_reaches_another_store(
     worker.create(r.clone(), &rec(&r), now).await.unwrap();
     let approved = r.approve(&Approver::new("ann"), now).unwrap();
     desk.update(&approved, &rec(&approved)).await.unwrap();
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let change = changes.next().await.unwrap();
+        if change.request_id == r.id() {
+            heard.push(change.state);
+        }
+    }
+    assert_eq!(heard, [RequestState::Pending, RequestState::Approved]);
+}
+
+/// A request filed through `worker` is heard by a subscriber of `desk` (another store on
+/// the same data, as another process would hold), as pending.
+pub async fn a_filing_reaches_another_store(worker: &dyn ApprovalStore, desk: &dyn ApprovalStore) {
+    let now = ManualClock::default().now();
+    let mut changes = desk.subscribe().await.unwrap();
+    let r = request(&unique("run"), now);
+    assert!(
+        worker
+            .create(r.clone(), &rec(&r), now)
+            .await
+            .unwrap()
+            .created
+    );
     loop {
         let change = changes.next().await.unwrap();
         if change.request_id == r.id() {
-            assert_eq!(change.state, RequestState::Approved);
+            assert_eq!(change.state, RequestState::Pending);
             break;
         }
     }
