@@ -151,7 +151,8 @@ async fn main() -> Result<(), Error> {
     println!("a follow-up email in the same run:");
     report(tools.call(follow_up).await?);
     if let Some(grant) = grant {
-        desk.revoke_grant(grant.id(), &Approver::new("sue")).await?;
+        desk.revoke_grant(grant.id(), &lead("sue", "support-lead"))
+            .await?;
         println!("sue revokes the grant");
     }
     let another = call(

@@ -97,7 +97,7 @@ async fn main() -> Result<(), Error> {
     tools.resume(id, email("c3", "bob@example.com")).await?;
     tools.call(email("c4", "carol@example.com")).await?;
     if let Some(grant) = grant {
-        desk.revoke_grant(grant.id(), &Approver::new("ann")).await?;
+        desk.revoke_grant(grant.id(), &lead("ann")).await?;
     }
 
     // approval_vote, then the second vote grants; the tool fails: execution_failed.
@@ -118,7 +118,7 @@ async fn main() -> Result<(), Error> {
 
     // approval_cancelled.
     let id = pending(tools.call(email("c8", "eve@example.com")).await?)?;
-    desk.cancel(id, &Approver::new("ops"), Some("customer called"))
+    desk.cancel(id, &lead("ops"), Some("customer called"))
         .await?;
 
     // transition_reverted: the sink beside the store fails as ann approves.
