@@ -12,6 +12,39 @@ use crate::{
     StoreError, TransitionError,
 };
 
+/// Why an edit was refused; see [`Desk::approve_with_edits`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EditRefusal {
+    /// The policy denies the edited call.
+    Denied {
+        /// The policy's reason, if it gave one.
+        reason: Option<String>,
+    },
+    /// The edited call needs approval in another risk tier than the request's (whose
+    /// approvers and quorum would then apply), or in none.
+    OtherTier {
+        /// The tier the edited call would need; `None` when it needs no tier.
+        tier: Option<String>,
+    },
+}
+
+impl std::fmt::Display for EditRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EditRefusal::Denied { reason: Some(r) } => f.write_str(r),
+            EditRefusal::Denied { reason: None } => {
+                f.write_str("the policy denies the edited call")
+            }
+            EditRefusal::OtherTier { tier } => write!(
+                f,
+                "the edited call needs approval in tier `{}`, not this request's",
+                tier.as_deref().unwrap_or("none")
+            ),
+        }
+    }
+}
+
 /// A decision could not be made. Nothing changed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -55,7 +88,7 @@ pub enum DeskError {
         /// The request.
         id: RequestId,
         /// Why.
-        reason: String,
+        reason: EditRefusal,
     },
     /// The edited arguments are beyond the gate's [`ArgsLimits`](crate::ArgsLimits)
     /// (too deep or too large). The request stays as it was.
@@ -253,22 +286,18 @@ impl Desk {
             }
         };
         let request = self.get(id).await?;
-        let refused = |reason: String| DeskError::EditRefused { id, reason };
+        let refused = |reason: EditRefusal| DeskError::EditRefused { id, reason };
         let edited = request.call().clone().with_args(args.clone());
         let decision = self.gate.policy().evaluate(&edited);
         if decision.effect() == Effect::Deny {
-            let why = decision
-                .reason()
-                .unwrap_or("the policy denies the edited call");
-            return Err(refused(why.to_owned()));
+            let reason = decision.reason().map(str::to_owned);
+            return Err(refused(EditRefusal::Denied { reason }));
         }
         // An edit must not move the call out of the request's tier: otherwise an approver
         // of a light tier could edit a call into one that needs other roles or a quorum.
         if decision.effect() == Effect::ApprovalRequired && decision.tier() != request.tier() {
-            let tier = decision.tier().unwrap_or("none");
-            return Err(refused(format!(
-                "the edited call needs approval in tier `{tier}`, not this request's"
-            )));
+            let tier = decision.tier().map(str::to_owned);
+            return Err(refused(EditRefusal::OtherTier { tier }));
         }
         // Every later voter sees what will run: the edited call's preview and its
         // arguments with secrets redacted.

@@ -85,7 +85,7 @@ pub use call::{
     ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json, parse_args,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use desk::{Desk, DeskError};
+pub use desk::{Desk, DeskError, EditRefusal};
 pub use gate::{
     ArgsEdit, Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
     PendingApproval, Stop, StopReason, SwitchSource, ToolExecutor,
@@ -99,7 +99,7 @@ pub use policy::{
     ApprovalsConfig, Budgets, Condition, Controls, ControlsConfig, Decision, Effect, Fallback,
     FieldPath, KillSwitchConfig, Op, Policy, PolicyBuilder, PolicyCheck, PolicyConfig, PolicyError,
     PolicySettings, PolicyVersion, PreviewTemplate, RegexPattern, RoleName, Rule, RuleConfig,
-    RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds,
+    RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds, YamlError,
 };
 pub use run::{Budget, KillScope, RunUsage, Switches, UsageDelta};
 pub use stats::{ApprovalStats, OldestPending};

@@ -3,8 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    Approver, DeskError, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock,
-    MemorySink, Policy, RequestId, RequestState, ToolCall, ToolExecutor, TransitionError,
+    Approver, DeskError, EditRefusal, Execution, Gate, GateOutcome, Gated, Key, Keyring,
+    ManualClock, MemorySink, Policy, RequestId, RequestState, ToolCall, ToolExecutor,
+    TransitionError,
 };
 use serde_json::{Value, json};
 
@@ -311,7 +312,7 @@ async fn an_edit_the_policy_would_deny_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, DeskError::EditRefused { ref reason, .. } if reason.contains("domestic")),
+        matches!(err, DeskError::EditRefused { ref reason, .. } if reason.to_string().contains("domestic")),
         "{err}"
     );
     let request = w.gate.desk().show(id).await.unwrap();
@@ -331,7 +332,7 @@ async fn an_edit_cannot_move_a_call_into_a_stricter_tier() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, DeskError::EditRefused { ref reason, .. } if reason.contains("`critical`")),
+        matches!(err, DeskError::EditRefused { ref reason, .. } if matches!(reason, EditRefusal::OtherTier { tier: Some(t) } if t == "critical")),
         "{err}"
     );
     let request = w.gate.desk().show(id).await.unwrap();

@@ -1415,7 +1415,7 @@ fn grant_spec(lifetime: u64, same_args: bool, max_uses: Option<u32>, any_tool: b
 }
 
 fn unknown_id() -> RequestId {
-    RequestId::from(uuid::Uuid::nil())
+    RequestId::from_u128(0)
 }
 
 /// The id of a grant the model expects before the crate names it.

@@ -659,7 +659,7 @@ async fn an_edited_approval_leaves_no_secret_behind() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&refused, DeskError::EditRefused { reason, .. } if reason == "test passwords are not allowed"),
+        matches!(&refused, DeskError::EditRefused { reason, .. } if reason.to_string() == "test passwords are not allowed"),
         "{refused:?}"
     );
     w.show("refused edit", error_texts(&refused));

@@ -36,21 +36,20 @@ impl RequestId {
         RequestId(Uuid::new_v4())
     }
 
-    /// The underlying UUID.
-    pub fn as_uuid(&self) -> &Uuid {
-        &self.0
+    /// The id whose 128 bits are `n` (for fixtures and tests; real ids are random).
+    pub const fn from_u128(n: u128) -> RequestId {
+        RequestId(Uuid::from_u128(n))
+    }
+
+    /// The id as 128 bits.
+    pub const fn as_u128(&self) -> u128 {
+        self.0.as_u128()
     }
 }
 
 impl Default for RequestId {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl From<Uuid> for RequestId {
-    fn from(u: Uuid) -> Self {
-        RequestId(u)
     }
 }
 
@@ -890,8 +889,8 @@ impl ApprovalRequest {
     /// Refused when the approver asked for the call, belongs to another tenant, lacks
     /// every role the tier names, or approved already. The request becomes `Approved` once
     /// [`quorum`](Self::quorum) distinct approvers have approved; until then it stays
-    /// `Pending` with the approvers so far. An approved request needs its token
-    /// ([`with_token`](Self::with_token)) before it can be used.
+    /// `Pending` with the approvers so far. An approved request needs its token, which
+    /// [`Desk::approve`](crate::Desk::approve) signs, before it can be used.
     pub fn approve(
         &self,
         approver: &Approver,
@@ -1002,7 +1001,7 @@ impl ApprovalRequest {
 
     /// The claims of this request's approval token, approved at `now`: bound to the
     /// approved args hash and naming every approver so far.
-    pub fn claims(&self, now: OffsetDateTime) -> Claims {
+    pub(crate) fn claims(&self, now: OffsetDateTime) -> Claims {
         Claims {
             jti: self.id.to_string(),
             run_id: self.call().run_id().to_owned(),
@@ -1019,7 +1018,7 @@ impl ApprovalRequest {
     /// Attaches the signed token of an approved request (see
     /// [`Keyring::sign`](crate::Keyring::sign)); part of the same transition as the
     /// approval that completed the quorum.
-    pub fn with_token(mut self, token: ApprovalToken) -> ApprovalRequest {
+    pub(crate) fn with_token(mut self, token: ApprovalToken) -> ApprovalRequest {
         self.progress_mut().token = Some(token);
         self
     }
@@ -1027,7 +1026,7 @@ impl ApprovalRequest {
     /// When an approval given at `now` would expire: after the approval TTL, cut to the
     /// whole second, since the token's `exp` counts whole seconds and must neither
     /// outlive the approval nor end before it.
-    pub fn approval_expiry(&self, now: OffsetDateTime) -> OffsetDateTime {
+    pub(crate) fn approval_expiry(&self, now: OffsetDateTime) -> OffsetDateTime {
         let at = crate::clock::saturating_add(now, self.approval_ttl());
         at.replace_nanosecond(0).unwrap_or(at)
     }
@@ -1180,7 +1179,7 @@ impl ApprovalRequest {
 
     /// The same content as `previous`, as the version after this one: used to undo a
     /// transition whose audit record could not be written.
-    pub fn revert_to(&self, previous: &ApprovalRequest) -> ApprovalRequest {
+    pub(crate) fn revert_to(&self, previous: &ApprovalRequest) -> ApprovalRequest {
         let mut reverted = previous.clone();
         reverted.version = self.version + 1;
         reverted
@@ -1499,7 +1498,7 @@ mod tests {
         let decision = policy.evaluate(&call);
         let hash = call.args_hash().unwrap();
         let r = ApprovalRequest::new(
-            RequestId::from(Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef)),
+            RequestId::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef),
             call,
             hash,
             &decision,
@@ -1537,7 +1536,7 @@ mod tests {
         let policy = flow_policy();
         let call = ToolCall::new("r", "c", "x", json!(null));
         let filed = ApprovalRequest::new(
-            RequestId::from(Uuid::from_u128(1)),
+            RequestId::from_u128(1),
             call.clone(),
             call.args_hash().unwrap(),
             &policy.evaluate(&call),

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::outcome::{
     ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason,
 };
-use super::{Gate, GateError};
+use super::{Gate, GateError, NotRun, error_chain};
 use crate::{
     ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Claims, Decision, Effect, Execution,
     Expectations, Grant, Policy, RequestId, RequestState, StoreError, ToolCall, ToolExecutor,
@@ -147,14 +147,14 @@ impl<E: ToolExecutor> Gated<E> {
                         Err(e) => {
                             // The store may have counted the use and kept its `grant_used`
                             // all the same (its reply lost): say that the call did not run.
-                            // (`record_not_run` sets the event.)
+                            // Best effort: the caller's error stops the tool anyway.
                             let event = AuditEvent::Stopped {
-                                reason: String::new(),
-                                detail: None,
+                                reason: NotRun::StoreFailed.as_str().into(),
+                                detail: Some(error_chain(&e)),
                             };
                             let record =
                                 AuditRecord::new(now, &call, Some(args_hash), version, event);
-                            self.gate.record_not_run(&record, "store_failed", &e).await;
+                            let _ = self.gate.store().append_audit(&record).await;
                             return Err(e.into());
                         }
                     }

@@ -384,7 +384,7 @@ impl Gate {
     /// a `stopped` record (reason `store_failed`) goes after it, if the store takes it.
     pub(crate) async fn record_before_run(&self, before: &AuditRecord) -> Result<(), GateError> {
         if let Err(e) = self.inner.store.append_audit(before).await {
-            self.record_not_run(before, "store_failed", &e).await;
+            self.record_not_run(before, NotRun::StoreFailed, &e).await;
             return Err(e.into());
         }
         self.mirror_before_run(before).await
@@ -395,14 +395,10 @@ impl Gate {
     pub(crate) async fn record_not_run(
         &self,
         before: &AuditRecord,
-        reason: &str,
+        cause: NotRun,
         error: &(dyn std::error::Error + Send + Sync),
     ) {
-        let mut stopped = before.clone();
-        stopped.event = AuditEvent::Stopped {
-            reason: reason.into(),
-            detail: Some(error_chain(error)),
-        };
+        let stopped = not_run_record(before, cause, error);
         let _ = self.inner.store.append_audit(&stopped).await;
     }
 
@@ -411,7 +407,7 @@ impl Gate {
         let Err(e) = self.mirror(before).await else {
             return Ok(());
         };
-        self.record_not_run(before, "audit_failed", &e).await;
+        self.record_not_run(before, NotRun::AuditFailed, &e).await;
         Err(e.into())
     }
 
@@ -468,8 +464,41 @@ impl Gate {
     }
 }
 
+/// Why a call that was about to run did not: the part of the gate that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotRun {
+    /// The store failed (its reply may have been lost after it kept the step).
+    StoreFailed,
+    /// The audit sink beside the store's trail refused the record.
+    AuditFailed,
+}
+
+impl NotRun {
+    /// The reason's name on the trail's `stopped` record.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            NotRun::StoreFailed => "store_failed",
+            NotRun::AuditFailed => "audit_failed",
+        }
+    }
+}
+
+/// The `stopped` record saying that the call of `before` did not run, because of `error`.
+pub(crate) fn not_run_record(
+    before: &AuditRecord,
+    cause: NotRun,
+    error: &(dyn std::error::Error + Send + Sync),
+) -> AuditRecord {
+    let mut stopped = before.clone();
+    stopped.event = AuditEvent::Stopped {
+        reason: cause.as_str().into(),
+        detail: Some(error_chain(error)),
+    };
+    stopped
+}
+
 /// An error and its sources, one line: `audit sink failed: disk full`.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {

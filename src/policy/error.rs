@@ -58,7 +58,7 @@ pub enum PolicyError {
         column: usize,
         /// The parser's error.
         #[source]
-        source: serde_yaml::Error,
+        source: YamlError,
     },
     /// A policy version is not 64 hex digits.
     #[error("`{text}` is not a policy version, expected 64 lowercase hex digits")]
@@ -133,7 +133,7 @@ impl PolicyError {
         PolicyError::Syntax {
             line,
             column,
-            source,
+            source: YamlError(source),
         }
     }
 
@@ -218,8 +218,27 @@ impl fmt::Display for FieldMessage<'_> {
     }
 }
 
+/// What the YAML parser said of a config that is not YAML: its message, which
+/// [`PolicyError::Syntax`] repeats. Opaque, so that the parser behind it can change
+/// without changing this crate's API.
+pub struct YamlError(serde_yaml::Error);
+
+impl fmt::Debug for YamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for YamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for YamlError {}
+
 /// The YAML parser's reason, without the position the message already gives.
-struct SyntaxReason<'a>(&'a serde_yaml::Error, usize, usize);
+struct SyntaxReason<'a>(&'a YamlError, usize, usize);
 
 impl fmt::Display for SyntaxReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -46,7 +46,7 @@ pub use config::{ApprovalsConfig, PolicyConfig, PolicySettings, RuleConfig, Tier
 pub use controls::{Budgets, Controls, ControlsConfig, KillSwitchConfig};
 pub use decision::Decision;
 pub use effect::{Effect, Fallback};
-pub use error::PolicyError;
+pub use error::{PolicyError, YamlError};
 pub use names::{RoleName, RuleId, TierName, TtlSeconds};
 pub use path::FieldPath;
 pub use pattern::ToolPattern;
