@@ -126,7 +126,7 @@ rules:
     impl Requests {
         fn new() -> Self {
             let policy = Policy::from_yaml_str(POLICY).unwrap();
-            let call = ToolCall::new("run", "c1", "email.send", json!({})).tenant("t1");
+            let call = ToolCall::new("run", "c1", "email.send", json!({})).with_tenant("t1");
             Requests {
                 decision: policy.evaluate(&call),
                 version: policy.version().clone(),
@@ -136,7 +136,7 @@ rules:
 
         /// Request number `n` (its own id and run), filed at `at`.
         fn request(&self, n: u32, at: OffsetDateTime) -> ApprovalRequest {
-            let call = ToolCall::new(run_text(n), "c1", "email.send", json!({})).tenant("t1");
+            let call = ToolCall::new(run_text(n), "c1", "email.send", json!({})).with_tenant("t1");
             let id = RequestId::from_str(&id_text(n)).unwrap();
             ApprovalRequest::new(
                 id,
@@ -359,7 +359,7 @@ rules:
                         .into_iter()
                         .map(Self::id)
                         .collect();
-                    let ann = Approver::new("ann").tenant("t1");
+                    let ann = Approver::new("ann").with_tenant("t1");
                     let started = Instant::now();
                     for id in ids {
                         let r = self.store.get(id).await.unwrap();

@@ -61,11 +61,11 @@ async fn main() -> Result<(), Error> {
         Ok::<Value, std::io::Error>(json!("done"))
     });
     let desk = gate.desk();
-    let lead = |id: &str, role: &str| Approver::new(id).role(role).tenant("acme");
+    let lead = |id: &str, role: &str| Approver::new(id).with_role(role).with_tenant("acme");
     let call = |id: &str, tool: &str, args: Value| {
         ToolCall::new("run-7", id, tool, args)
-            .requested_by("agent-for-bob")
-            .tenant("acme")
+            .with_requester("agent-for-bob")
+            .with_tenant("acme")
     };
 
     println!("== quorum: a wire needs two people ==");

@@ -64,8 +64,8 @@ async fn main() -> Result<(), Error> {
         Ok::<Value, std::io::Error>(json!("done"))
     });
     let desk = gate.desk();
-    let lead = |id: &str| approval_gate::Approver::new(id).role("support-lead");
-    let finance = |id: &str| approval_gate::Approver::new(id).role("finance-lead");
+    let lead = |id: &str| approval_gate::Approver::new(id).with_role("support-lead");
+    let finance = |id: &str| approval_gate::Approver::new(id).with_role("finance-lead");
     let email = |call: &str, to: &str| {
         ToolCall::new(
             "run-1",
@@ -73,7 +73,7 @@ async fn main() -> Result<(), Error> {
             "email.send",
             json!({"to": to, "password": "s3cret"}),
         )
-        .requested_by("agent-for-bob")
+        .with_requester("agent-for-bob")
     };
 
     // allow, executed; policy_denied.

@@ -120,7 +120,7 @@ fn email(run: &str, call: &str) -> ToolCall {
         "email.send",
         json!({"to": "bob@example.com", "subject": "Your refund", "body": "It is on its way."}),
     )
-    .requested_by("support-agent")
+    .with_requester("support-agent")
 }
 
 async fn step_call<E>(

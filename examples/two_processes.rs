@@ -38,7 +38,7 @@ fn the_call() -> ToolCall {
         "email.send",
         json!({"to": "bob@example.com", "subject": "Your refund"}),
     )
-    .requested_by("support-agent")
+    .with_requester("support-agent")
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -93,22 +93,22 @@ fn fixed_calls() -> [ToolCall; 6] {
             "email.send",
             json!({"to": "bob@example.com", "subject": "Hi"}),
         )
-        .requested_by("alice"),
+        .with_requester("alice"),
         ToolCall::new(
             "run-1",
             "c2",
             "payments.refund",
             json!({"amount": 150, "card": {"number": "4111"}}),
         )
-        .role("support")
-        .tenant("acme"),
+        .with_role("support")
+        .with_tenant("acme"),
         ToolCall::new(
             "run-1",
             "c3",
             "db.write",
             json!({"table": "users", "items": [{"sku": "X1"}]}),
         )
-        .mode("prod"),
+        .with_mode("prod"),
         ToolCall::new("run-1", "c4", "crm.read", json!({})),
         ToolCall::new(
             "run-1",
@@ -116,10 +116,10 @@ fn fixed_calls() -> [ToolCall; 6] {
             "payments.refund",
             json!({"amount": "lots", "to": 7}),
         )
-        .role("finance-lead"),
+        .with_role("finance-lead"),
         ToolCall::new("run-2", "c6", "files.write", json!([1, 2.5, null, true]))
-            .tenant("other")
-            .mode("auto"),
+            .with_tenant("other")
+            .with_mode("auto"),
     ]
 }
 

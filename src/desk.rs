@@ -187,7 +187,7 @@ impl Desk {
     fn sees(&self, tenant: Option<&str>) -> bool {
         self.viewer
             .as_ref()
-            .is_none_or(|v| crate::identity::same_tenant(v.tenant_id(), tenant))
+            .is_none_or(|v| crate::identity::same_tenant(v.tenant(), tenant))
     }
 
     /// The requests waiting for a decision now, oldest first.
@@ -201,7 +201,7 @@ impl Desk {
         let Some(viewer) = &self.viewer else {
             return Ok(self.gate.store().list(query, now).await?);
         };
-        if let Some(tenant) = viewer.tenant_id() {
+        if let Some(tenant) = viewer.tenant() {
             if query.tenant.as_deref().is_some_and(|t| t != tenant) {
                 return Ok(Vec::new());
             }
@@ -213,7 +213,7 @@ impl Desk {
         }
         // Without a tenant the person sees only requests without one.
         let mut found = self.gate.store().list(query, now).await?;
-        found.retain(|r| r.call().tenant_id().is_none());
+        found.retain(|r| r.call().tenant().is_none());
         Ok(found)
     }
 
@@ -232,7 +232,7 @@ impl Desk {
     /// The request, if the bound person may see it.
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, DeskError> {
         let request = self.gate.store().get(id).await?;
-        if !self.sees(request.call().tenant_id()) {
+        if !self.sees(request.call().tenant()) {
             return Err(DeskError::NotFound { id });
         }
         Ok(request)
@@ -420,9 +420,7 @@ impl Desk {
             DeskError::NotFound { .. } => DeskError::GrantNotFound { id: grant_id },
             e => e,
         })?;
-        if !grant.is_author(by.id())
-            || !crate::identity::same_tenant(grant.tenant(), by.tenant_id())
-        {
+        if !grant.is_author(by.id()) || !crate::identity::same_tenant(grant.tenant(), by.tenant()) {
             request
                 .may_decide(by)
                 .map_err(|reason| DeskError::Refused {

@@ -251,7 +251,7 @@ impl Grant {
                 .ok_or(GrantError::NoScope("user"))?
                 .to_owned(),
             GrantScope::Tenant => call
-                .tenant_id()
+                .tenant()
                 .ok_or(GrantError::NoScope("tenant"))?
                 .to_owned(),
         };
@@ -275,7 +275,7 @@ impl Grant {
             constraint: spec.constraint.clone(),
             scope: spec.scope,
             scope_value,
-            tenant: call.tenant_id().map(str::to_owned),
+            tenant: call.tenant().map(str::to_owned),
             created_by: last.id().to_owned(),
             authors: authors.to_vec(),
             request_id: request.id(),
@@ -307,13 +307,13 @@ impl Grant {
         now: OffsetDateTime,
     ) -> bool {
         self.is_live(now)
-            && same_tenant(call.tenant_id(), self.tenant.as_deref())
+            && same_tenant(call.tenant(), self.tenant.as_deref())
             && match self.scope {
                 GrantScope::Run => call.run_id() == self.scope_value,
                 GrantScope::User => call
                     .requester()
                     .is_some_and(|r| same_id(r, &self.scope_value)),
-                GrantScope::Tenant => same_tenant(call.tenant_id(), Some(&self.scope_value)),
+                GrantScope::Tenant => same_tenant(call.tenant(), Some(&self.scope_value)),
             }
             && self.args_hash.is_none_or(|h| h == *args_hash)
             && !call

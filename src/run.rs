@@ -27,7 +27,7 @@ impl KillScope {
     pub fn covers(&self, call: &ToolCall) -> bool {
         match self {
             KillScope::Global => true,
-            KillScope::Tenant(t) => call.tenant_id() == Some(t.as_str()),
+            KillScope::Tenant(t) => call.tenant() == Some(t.as_str()),
             KillScope::Tool(t) => call.tool() == t,
         }
     }
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn kill_switches_cover_their_scope_only() {
-        let call = ToolCall::new("r", "c", "email.send", serde_json::json!({})).tenant("acme");
+        let call = ToolCall::new("r", "c", "email.send", serde_json::json!({})).with_tenant("acme");
         assert!(KillScope::Global.covers(&call));
         assert!(KillScope::Tenant("acme".into()).covers(&call));
         assert!(!KillScope::Tenant("globex".into()).covers(&call));

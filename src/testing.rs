@@ -76,8 +76,8 @@ fn request_with_id(
 ) -> ApprovalRequest {
     let policy = Policy::from_yaml_str(POLICY).expect("the suite's policy loads");
     let call = ToolCall::new(run, "call-1", tool, args)
-        .requested_by("requester")
-        .tenant(tenant);
+        .with_requester("requester")
+        .with_tenant(tenant);
     let decision = policy.evaluate(&call);
     let hash = call.args_hash().expect("small args hash");
     ApprovalRequest::new(id, call, hash, &decision, policy.version().clone(), now)
@@ -132,7 +132,9 @@ fn suite_decision() -> crate::Decision {
 }
 
 fn approver(tenant: &str) -> Approver {
-    Approver::new("approver").role("lead").tenant(tenant)
+    Approver::new("approver")
+        .with_role("lead")
+        .with_tenant(tenant)
 }
 
 fn token_for(request: &ApprovalRequest, now: OffsetDateTime) -> crate::ApprovalToken {
@@ -259,10 +261,10 @@ pub async fn create_merges_only_the_same_callers_calls(
     let call = |id: &str, requester: Option<&str>, tenant: Option<&str>| {
         let mut call = ToolCall::new(run.as_str(), id, "email.send", json!({"to": "a@x"}));
         if let Some(r) = requester {
-            call = call.requested_by(r);
+            call = call.with_requester(r);
         }
         if let Some(t) = tenant {
-            call = call.tenant(t);
+            call = call.with_tenant(t);
         }
         call
     };
@@ -690,8 +692,8 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     store.put_grant(&grant, &rec(&approved)).await.expect("put");
 
     let call = ToolCall::new(run.as_str(), "c2", "email.send", json!({"to": "b@x"}))
-        .requested_by("requester")
-        .tenant(tenant.as_str());
+        .with_requester("requester")
+        .with_tenant(tenant.as_str());
     let hash: ArgsHash = call.args_hash().expect("hash");
     let first = store
         .use_grant(&call, &hash, &suite_decision(), "v", now)
@@ -824,8 +826,8 @@ pub async fn cancelling_ends_the_requests_grants(store: &dyn ApprovalStore, cloc
     let (approved, grant) = file_and_approve(json!({"to": "a@x"})).await;
     let (_, kept) = file_and_approve(json!({"to": "b@x"})).await;
     let call = ToolCall::new(run.as_str(), "c2", "email.send", json!({"to": "a@x"}))
-        .requested_by("requester")
-        .tenant(tenant.as_str());
+        .with_requester("requester")
+        .with_tenant(tenant.as_str());
     let hash: ArgsHash = call.args_hash().expect("hash");
 
     let at = now + Duration::from_secs(5);
@@ -894,7 +896,11 @@ pub async fn quorum_votes_are_kept(store: &dyn ApprovalStore, clock: &ManualCloc
         .create(r.clone(), &rec(&r), now)
         .await
         .expect("create");
-    let voter = |id: &str| Approver::new(id).role("lead").tenant(tenant.as_str());
+    let voter = |id: &str| {
+        Approver::new(id)
+            .with_role("lead")
+            .with_tenant(tenant.as_str())
+    };
     let first = r.approve(&voter("a1"), now).expect("vote");
     let racing = r.approve(&voter("a2"), now).expect("vote");
     assert_eq!(

@@ -49,7 +49,7 @@ fn call() -> ToolCall {
         "db.write",
         json!({"table": "users", "user": "bob", "password": SECRET}),
     )
-    .requested_by("agent-user")
+    .with_requester("agent-user")
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ impl World {
             "email.send",
             json!({"to": "bob@example.com", "password": SECRET}),
         )
-        .requested_by("agent")
+        .with_requester("agent")
     }
 
     async fn file(&self, run: &str) -> RequestId {

@@ -95,16 +95,16 @@ impl World {
 
 fn call(run: &str, id: &str, tool: &str, args: Value) -> ToolCall {
     ToolCall::new(run, id, tool, args)
-        .requested_by("bob")
-        .tenant("acme")
+        .with_requester("bob")
+        .with_tenant("acme")
 }
 
 fn person(id: &str) -> Approver {
-    Approver::new(id).tenant("acme")
+    Approver::new(id).with_tenant("acme")
 }
 
 fn lead(id: &str) -> Approver {
-    person(id).role("finance-lead")
+    person(id).with_role("finance-lead")
 }
 
 fn an_hour() -> GrantSpec {
@@ -242,8 +242,8 @@ async fn a_grant_never_covers_a_call_its_author_asked_for() {
         .unwrap();
     // ann's own mail in the tenant waits for someone else.
     let own = ToolCall::new("r2", "c1", "email.send", json!({"to": "y@example.com"}))
-        .requested_by("ann")
-        .tenant("acme");
+        .with_requester("ann")
+        .with_tenant("acme");
     assert!(w.outcome(own).await.pending().is_some());
     // bob's is covered.
     let bobs = call("r3", "c1", "email.send", json!({"to": "z@example.com"}));
@@ -370,9 +370,15 @@ async fn only_those_who_may_decide_cancel_and_revoke() {
         .await;
     // Not of the tenant, no role, an empty name, the gate's own name: refused.
     for (who, expected) in [
-        (Approver::new("mallory").tenant("globex"), "wrong tenant"),
+        (
+            Approver::new("mallory").with_tenant("globex"),
+            "wrong tenant",
+        ),
         (person("ops"), "missing role"),
-        (Approver::new("approval-gate").tenant("acme"), "reserved"),
+        (
+            Approver::new("approval-gate").with_tenant("acme"),
+            "reserved",
+        ),
     ] {
         let err = desk.cancel(wire, &who, Some("audit sink failed")).await;
         assert!(
@@ -407,7 +413,7 @@ async fn only_those_who_may_decide_cancel_and_revoke() {
         .unwrap();
     let grant = grant.unwrap();
     let err = desk
-        .revoke_grant(grant.id(), &Approver::new("mallory").tenant("globex"))
+        .revoke_grant(grant.id(), &Approver::new("mallory").with_tenant("globex"))
         .await
         .unwrap_err();
     assert!(
@@ -434,8 +440,8 @@ async fn a_desk_bound_to_a_person_sees_only_their_tenant() {
     let theirs = w
         .file(
             ToolCall::new("r9", "c1", "crm.note", json!({}))
-                .requested_by("zed")
-                .tenant("globex"),
+                .with_requester("zed")
+                .with_tenant("globex"),
         )
         .await;
     let desk = w.gate.desk().for_approver(person("ann"));
@@ -504,8 +510,8 @@ async fn a_duplicate_merges_only_within_its_tenant_and_requester_and_is_recorded
     let bobs = w.file(call("r1", "c1", "email.send", args.clone())).await;
     // Same run, tool and args from another tenant's person: her own request.
     let mallory = ToolCall::new("r1", "c2", "email.send", args.clone())
-        .requested_by("mallory")
-        .tenant("globex");
+        .with_requester("mallory")
+        .with_tenant("globex");
     let theirs = w.outcome(mallory).await;
     let theirs = theirs.pending().expect("pending");
     assert!(theirs.created);

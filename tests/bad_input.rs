@@ -876,7 +876,7 @@ fn integers_beyond_64_bits_are_refused_and_64_bit_integers_hash_exactly() {
 async fn resume_with_a_call_beyond_the_limits_stops_and_leaves_the_request() {
     let w = World::new();
     let call =
-        ToolCall::new("run-1", "call-1", "email.send", json!({"to": "bob"})).requested_by("bob");
+        ToolCall::new("run-1", "call-1", "email.send", json!({"to": "bob"})).with_requester("bob");
     let id = w.file(call.clone()).await;
     w.gate
         .desk()
@@ -905,7 +905,7 @@ async fn resume_with_a_call_beyond_the_limits_stops_and_leaves_the_request() {
 async fn edits_beyond_the_limits_are_refused_and_leave_the_request_pending() {
     let w = World::new();
     let call =
-        ToolCall::new("run-1", "call-1", "email.send", json!({"to": "bob"})).requested_by("bob");
+        ToolCall::new("run-1", "call-1", "email.send", json!({"to": "bob"})).with_requester("bob");
     let id = w.file(call).await;
     let before = w.snapshot().await;
     let desk = w.gate.desk();
@@ -1072,7 +1072,7 @@ fn request_ids_and_args_hashes_of_the_wrong_form_are_typed_errors() {
 #[tokio::test]
 async fn the_desk_refuses_unknown_ids_and_changes_nothing() {
     let w = World::new();
-    let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).requested_by("bob");
+    let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).with_requester("bob");
     let id = w.file(call).await;
     let before = w.snapshot().await;
     let desk = w.gate.desk();
@@ -1110,7 +1110,7 @@ async fn the_desk_refuses_unknown_ids_and_changes_nothing() {
     );
 
     // Resuming an id nobody filed stops, on the record, and runs nothing.
-    let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).requested_by("bob");
+    let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).with_requester("bob");
     let outcome = w.tool().resume(unknown, call).await.unwrap();
     assert!(matches!(stop_reason(outcome), StopReason::UnknownRequest { id } if id == unknown));
     assert_eq!(w.new_events(&before).await, vec!["\"stopped\""]);

@@ -73,13 +73,13 @@ impl World {
 
 fn call(run: &str, id: &str, tool: &str, args: Value) -> ToolCall {
     ToolCall::new(run, id, tool, args)
-        .requested_by("bob")
-        .tenant("acme")
+        .with_requester("bob")
+        .with_tenant("acme")
 }
 
 /// An operator of the acme tenant.
 fn ops(id: &str) -> Approver {
-    Approver::new(id).tenant("acme")
+    Approver::new(id).with_tenant("acme")
 }
 
 fn reason<T, E>(outcome: GateOutcome<T, E>) -> StopReason {
@@ -103,7 +103,7 @@ async fn kill_switches_stop_calls_and_resumes_until_released() {
         .request_id;
     w.gate
         .desk()
-        .approve(id, &Approver::new("ann").tenant("acme"))
+        .approve(id, &Approver::new("ann").with_tenant("acme"))
         .await
         .unwrap();
 
@@ -313,7 +313,7 @@ async fn a_standing_grant_turns_later_approvals_into_allows_within_its_bounds() 
     let (_, grant) = w
         .gate
         .desk()
-        .approve_with_grant(first, &Approver::new("ann").tenant("acme"), &spec)
+        .approve_with_grant(first, &Approver::new("ann").with_tenant("acme"), &spec)
         .await
         .unwrap();
     let grant = grant.expect("the approval completed the request");
@@ -361,7 +361,7 @@ async fn a_standing_grant_turns_later_approvals_into_allows_within_its_bounds() 
     let (_, g) = w
         .gate
         .desk()
-        .approve_with_grant(id, &Approver::new("ann").tenant("acme"), &spec)
+        .approve_with_grant(id, &Approver::new("ann").with_tenant("acme"), &spec)
         .await
         .unwrap();
     let g = g.unwrap();
@@ -374,7 +374,7 @@ async fn a_standing_grant_turns_later_approvals_into_allows_within_its_bounds() 
     );
     w.gate
         .desk()
-        .revoke_grant(g.id(), &Approver::new("ann").tenant("acme"))
+        .revoke_grant(g.id(), &Approver::new("ann").with_tenant("acme"))
         .await
         .unwrap();
     assert!(
@@ -397,7 +397,7 @@ async fn a_grant_never_lifts_a_deny_and_a_tier_may_forbid_grants() {
     let err = w
         .gate
         .desk()
-        .approve_with_grant(id, &Approver::new("ann").tenant("acme"), &spec)
+        .approve_with_grant(id, &Approver::new("ann").with_tenant("acme"), &spec)
         .await
         .unwrap_err();
     assert!(
@@ -422,7 +422,7 @@ async fn a_grant_never_lifts_a_deny_and_a_tier_may_forbid_grants() {
         .request_id;
     w.gate
         .desk()
-        .approve_with_grant(id, &Approver::new("ann").tenant("acme"), &spec)
+        .approve_with_grant(id, &Approver::new("ann").with_tenant("acme"), &spec)
         .await
         .unwrap();
     let r = reason(
@@ -465,7 +465,7 @@ async fn a_grant_can_be_bound_to_the_same_args_or_to_a_condition_and_never_cross
     let tool = w.tool();
     let email = |run: &str, id: &str, args: Value| call(run, id, "email.send", args);
     let desk = w.gate.desk();
-    let ann = Approver::new("ann").tenant("acme");
+    let ann = Approver::new("ann").with_tenant("acme");
 
     // Same args only.
     let id = tool
@@ -521,8 +521,8 @@ async fn a_grant_can_be_bound_to_the_same_args_or_to_a_condition_and_never_cross
 
     // The same user under another tenant is not covered.
     let other = ToolCall::new("r3", "c3", "email.send", json!({"n": 2}))
-        .requested_by("bob")
-        .tenant("globex");
+        .with_requester("bob")
+        .with_tenant("globex");
     assert!(tool.call(other).await.unwrap().pending().is_some());
 }
 

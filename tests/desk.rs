@@ -88,8 +88,8 @@ fn refund() -> ToolCall {
         "payments.refund",
         json!({"amount": 900, "order": 17}),
     )
-    .requested_by("bob")
-    .tenant("acme")
+    .with_requester("bob")
+    .with_tenant("acme")
 }
 
 fn wire() -> ToolCall {
@@ -99,12 +99,14 @@ fn wire() -> ToolCall {
         "payments.wire",
         json!({"amount": 25000, "iban": "DE89370400440532013000"}),
     )
-    .requested_by("bob")
-    .tenant("acme")
+    .with_requester("bob")
+    .with_tenant("acme")
 }
 
 fn lead(id: &str) -> Approver {
-    Approver::new(id).role("finance-lead").tenant("acme")
+    Approver::new(id)
+        .with_role("finance-lead")
+        .with_tenant("acme")
 }
 
 #[tokio::test]
@@ -115,16 +117,25 @@ async fn who_may_not_approve_is_refused_and_nothing_changes() {
     let cases = [
         // The one who asked, even with the right role.
         (
-            Approver::new("bob").role("finance-lead").tenant("acme"),
+            Approver::new("bob")
+                .with_role("finance-lead")
+                .with_tenant("acme"),
             "self",
         ),
         // Another tenant.
         (
-            Approver::new("eve").role("finance-lead").tenant("globex"),
+            Approver::new("eve")
+                .with_role("finance-lead")
+                .with_tenant("globex"),
             "tenant",
         ),
         // The right tenant, not a role the tier names.
-        (Approver::new("dan").role("support").tenant("acme"), "role"),
+        (
+            Approver::new("dan")
+                .with_role("support")
+                .with_tenant("acme"),
+            "role",
+        ),
     ];
     for (approver, why) in cases {
         let err = desk.approve(id, &approver).await.unwrap_err();
@@ -143,7 +154,9 @@ async fn who_may_not_approve_is_refused_and_nothing_changes() {
     let err = desk
         .deny(
             id,
-            &Approver::new("eve").role("finance-lead").tenant("globex"),
+            &Approver::new("eve")
+                .with_role("finance-lead")
+                .with_tenant("globex"),
             None,
         )
         .await
@@ -196,7 +209,7 @@ async fn a_critical_tier_needs_two_distinct_approvers() {
         }
     ));
 
-    let cfo = Approver::new("carl").role("cfo").tenant("acme");
+    let cfo = Approver::new("carl").with_role("cfo").with_tenant("acme");
     let done = desk.approve(id, &cfo).await.unwrap();
     assert_eq!(done.stored_state(), RequestState::Approved);
 
@@ -234,7 +247,7 @@ async fn one_deny_ends_a_quorum() {
     desk.approve(id, &lead("ann")).await.unwrap();
     desk.deny(
         id,
-        &Approver::new("carl").role("cfo").tenant("acme"),
+        &Approver::new("carl").with_role("cfo").with_tenant("acme"),
         Some("call the customer first"),
     )
     .await

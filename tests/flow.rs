@@ -86,7 +86,7 @@ fn email(call_id: &str) -> ToolCall {
         "email.send",
         json!({"to": "bob@example.com", "subject": "Your refund", "body": "Done."}),
     )
-    .requested_by("agent-user")
+    .with_requester("agent-user")
 }
 
 async fn file<E: ToolExecutor>(tool: &Gated<E>, call: ToolCall) -> RequestId {

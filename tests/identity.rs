@@ -84,18 +84,20 @@ impl World {
 /// A wire in its own run: a request of its own.
 fn wire(run: &str) -> ToolCall {
     ToolCall::new(run, "c1", "payments.wire", json!({"amount": 25000}))
-        .requested_by("bob")
-        .tenant("acme")
+        .with_requester("bob")
+        .with_tenant("acme")
 }
 
 fn refund(requester: &str, tenant: &str) -> ToolCall {
     ToolCall::new("run-1", "c1", "payments.refund", json!({"amount": 90}))
-        .requested_by(requester)
-        .tenant(tenant)
+        .with_requester(requester)
+        .with_tenant(tenant)
 }
 
 fn lead(id: &str) -> Approver {
-    Approver::new(id).role("finance-lead").tenant("acme")
+    Approver::new(id)
+        .with_role("finance-lead")
+        .with_tenant("acme")
 }
 
 fn is_invalid_id(reason: &TransitionError) -> bool {
@@ -163,8 +165,8 @@ async fn empty_and_blank_ids_decide_nothing() {
     );
     // A tenant that is no id is refused the same way.
     let bad_tenant = Approver::new("ann")
-        .role("finance-lead")
-        .tenant("acme\u{200b}");
+        .with_role("finance-lead")
+        .with_tenant("acme\u{200b}");
     assert!(matches!(
         w.refusal(id, &bad_tenant).await,
         TransitionError::InvalidIdentity { what: "tenant", .. }
@@ -216,7 +218,9 @@ async fn tenants_are_the_same_in_any_case_but_look_alikes_are_others() {
     // `Acme` and `acme` are one tenant.
     let w = World::new();
     let id = w.file(refund("bob", "acme")).await;
-    let ann = Approver::new("ann").role("finance-lead").tenant("Acme");
+    let ann = Approver::new("ann")
+        .with_role("finance-lead")
+        .with_tenant("Acme");
     let approved = w.gate.desk().approve(id, &ann).await.unwrap();
     assert_eq!(approved.stored_state(), RequestState::Approved);
 
@@ -229,8 +233,8 @@ async fn tenants_are_the_same_in_any_case_but_look_alikes_are_others() {
     let w = World::new();
     let id = w.file(refund("bob", "ace")).await;
     let look_alike = Approver::new("ann")
-        .role("finance-lead")
-        .tenant("\u{430}\u{441}\u{435}");
+        .with_role("finance-lead")
+        .with_tenant("\u{430}\u{441}\u{435}");
     assert!(matches!(
         w.refusal(id, &look_alike).await,
         TransitionError::WrongTenant { .. }
@@ -263,7 +267,7 @@ async fn calls_from_requesters_or_tenants_that_are_no_ids_are_denied() {
         refund("bob", "\u{430}cme"),
     ];
     for call in calls {
-        let shown = format!("{:?} {:?}", call.requester(), call.tenant_id());
+        let shown = format!("{:?} {:?}", call.requester(), call.tenant());
         match w.tool().call(call).await.unwrap() {
             GateOutcome::Stopped(stop) => match stop.reason {
                 StopReason::PolicyDenied { rule_ids, reason } => {
@@ -284,19 +288,21 @@ async fn calls_from_requesters_or_tenants_that_are_no_ids_are_denied() {
 async fn the_trail_records_canonical_ids() {
     let w = World::new();
     let call = ToolCall::new("run-1", "c1", "payments.wire", json!({"amount": 25000}))
-        .requested_by("Bob")
-        .tenant("ACME");
+        .with_requester("Bob")
+        .with_tenant("ACME");
     let id = w.file(call).await;
     let desk = w.gate.desk();
-    let ann = Approver::new("Ann").role("finance-lead").tenant("Acme");
+    let ann = Approver::new("Ann")
+        .with_role("finance-lead")
+        .with_tenant("Acme");
     let cid = Approver::new("\u{ff23}id")
-        .role("finance-lead")
-        .tenant("acme");
+        .with_role("finance-lead")
+        .with_tenant("acme");
     desk.approve(id, &ann).await.unwrap();
     let done = desk.approve(id, &cid).await.unwrap();
     assert_eq!(done.approvers(), ["ann", "cid"]);
     assert_eq!(done.call().requester(), Some("bob"));
-    assert_eq!(done.call().tenant_id(), Some("acme"));
+    assert_eq!(done.call().tenant(), Some("acme"));
 
     let records = w.audit.records();
     assert_eq!(

@@ -673,8 +673,8 @@ impl Harness {
             TOOLS[tool].0,
             args(v),
         )
-        .requested_by(REQUESTER)
-        .tenant("acme");
+        .with_requester(REQUESTER)
+        .with_tenant("acme");
         let c = class(v);
         let expected = match TOOLS[tool].1 {
             _ if denied(tool, c) => Seen::Stopped {
@@ -1065,8 +1065,8 @@ impl Harness {
         let now = self.now();
         let Some(i) = self.pick(req) else {
             let call = ToolCall::new(RUNS[0], "c0", TOOLS[EMAIL].0, args(0))
-                .requested_by(REQUESTER)
-                .tenant("acme");
+                .with_requester(REQUESTER)
+                .with_tenant("acme");
             let got = self
                 .tool
                 .resume(unknown_id(), call)
@@ -1091,8 +1091,8 @@ impl Harness {
                 let run = RUNS[(r.run + 1) % RUNS.len()];
                 (rebuild(&r.call, run, r.call.call_id()), None)
             }
-            ResumeWith::Tenant => (r.call.clone().tenant("globex"), None),
-            ResumeWith::Requester => (r.call.clone().requested_by("mallory"), None),
+            ResumeWith::Tenant => (r.call.clone().with_tenant("globex"), None),
+            ResumeWith::Requester => (r.call.clone().with_requester("mallory"), None),
         };
         let given_class = given.map_or(r.class, class);
         let mismatch = match with {
@@ -1397,7 +1397,7 @@ fn transition_state(record: &AuditRecord) -> Option<RequestState> {
 
 fn approver(by: usize) -> Approver {
     let (id, role) = APPROVERS[by];
-    Approver::new(id).role(role).tenant("acme")
+    Approver::new(id).with_role(role).with_tenant("acme")
 }
 
 fn grant_spec(lifetime: u64, same_args: bool, max_uses: Option<u32>, any_tool: bool) -> GrantSpec {
@@ -1426,8 +1426,8 @@ fn unknown_grant() -> GrantId {
 /// `call` with another run id or call id.
 fn rebuild(call: &ToolCall, run: &str, call_id: &str) -> ToolCall {
     ToolCall::new(run, call_id, call.tool(), call.args().clone())
-        .requested_by(REQUESTER)
-        .tenant("acme")
+        .with_requester(REQUESTER)
+        .with_tenant("acme")
 }
 
 fn gate_error(e: GateError) -> String {

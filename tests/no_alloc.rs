@@ -81,7 +81,7 @@ rules:
         json!({"amount": 40, "currency": "EUR", "note": "late delivery",
                "customer": {"id": 7, "flags": ["vip"]}}),
     )
-    .role("support");
+    .with_role("support");
     let read = ToolCall::new("run-1", "call-2", "orders.read", json!({"id": 7}));
 
     // Warm up once: the regex engine fills its per-thread cache on first use.

@@ -71,12 +71,12 @@ impl World {
 
 fn refund() -> ToolCall {
     ToolCall::new("run-t", "c1", "payments.refund", json!({"amount": 40}))
-        .tenant("acme")
-        .requested_by("bob")
+        .with_tenant("acme")
+        .with_requester("bob")
 }
 
 fn finance(id: &str) -> Approver {
-    Approver::new(id).role("finance").tenant("acme")
+    Approver::new(id).with_role("finance").with_tenant("acme")
 }
 
 fn stop_reason(outcome: GateOutcome<(), std::io::Error>) -> StopReason {
@@ -93,10 +93,10 @@ async fn resume_refuses_another_tenant_or_requester_and_runs_the_filed_identity(
     w.gate.desk().approve(id, &finance("ann")).await.unwrap();
 
     for (changed, field) in [
-        (refund().tenant("globex"), MismatchField::Tenant),
-        (refund().requested_by("mallory"), MismatchField::Requester),
+        (refund().with_tenant("globex"), MismatchField::Tenant),
+        (refund().with_requester("mallory"), MismatchField::Requester),
         (
-            refund().tenant("globex").requested_by("mallory"),
+            refund().with_tenant("globex").with_requester("mallory"),
             MismatchField::Tenant,
         ),
     ] {
@@ -123,7 +123,7 @@ async fn resume_refuses_another_tenant_or_requester_and_runs_the_filed_identity(
 
     assert!(w.resume(id, refund()).await.executed().is_some());
     let ran = &w.ran.lock().unwrap()[0];
-    assert_eq!(ran.call().tenant_id(), Some("acme"));
+    assert_eq!(ran.call().tenant(), Some("acme"));
     assert_eq!(ran.call().requester(), Some("bob"));
 }
 
@@ -248,7 +248,7 @@ async fn a_request_left_in_doubt_is_settled_at_the_desk() {
     let err = desk
         .settle(
             id,
-            &Approver::new("ops").tenant("acme"),
+            &Approver::new("ops").with_tenant("acme"),
             Settlement::NotRun,
             None,
         )

@@ -513,7 +513,7 @@ fn email(call_id: &str, password: &str) -> ToolCall {
         "email.send",
         json!({"to": "bob@example.com", "subject": "Hi", "password": password}),
     )
-    .requested_by("agent")
+    .with_requester("agent")
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -564,7 +564,7 @@ async fn a_denied_call_leaves_no_secret_behind() {
         "payments.charge",
         json!({"amount": 120, "card": {"number": CARD, "exp": "12/30"}}),
     )
-    .requested_by("agent");
+    .with_requester("agent");
     let id = w.file(charge.clone()).await;
     let preview = w
         .gate

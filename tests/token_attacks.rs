@@ -986,7 +986,7 @@ fn email(call_id: &str, to: &str) -> ToolCall {
         "email.send",
         json!({"to": to, "subject": "Hi"}),
     )
-    .requested_by("agent")
+    .with_requester("agent")
 }
 
 async fn file_and_approve<E: ToolExecutor>(gated: &Gated<E>, call: ToolCall) -> RequestId {

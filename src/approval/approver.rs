@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 /// ```
 /// use approval_gate::Approver;
 ///
-/// let ann = Approver::new("Ann").role("finance-lead").tenant("ACME");
+/// let ann = Approver::new("Ann").with_role("finance-lead").with_tenant("ACME");
 /// assert_eq!(ann.id(), "ann");
-/// assert_eq!(ann.tenant_id(), Some("acme"));
+/// assert_eq!(ann.tenant(), Some("acme"));
 /// assert!(ann.has_role("finance-lead"));
 /// ```
 ///
@@ -65,13 +65,13 @@ impl Approver {
     }
 
     /// Adds a role.
-    pub fn role(mut self, role: impl Into<String>) -> Self {
+    pub fn with_role(mut self, role: impl Into<String>) -> Self {
         self.roles.push(role.into());
         self
     }
 
     /// Sets the tenant (kept in canonical form).
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.tenant = Some(crate::identity::into_canonical(tenant.into()));
         self
     }
@@ -87,7 +87,7 @@ impl Approver {
     }
 
     /// The approver's tenant, in canonical form.
-    pub fn tenant_id(&self) -> Option<&str> {
+    pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
     }
 

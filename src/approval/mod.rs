@@ -146,10 +146,7 @@ pub enum TransitionError {
 
 /// Refuses an approver whose id or tenant is no valid id.
 fn check_identity(approver: &Approver) -> Result<(), TransitionError> {
-    let fields = [
-        ("id", Some(approver.id())),
-        ("tenant", approver.tenant_id()),
-    ];
+    let fields = [("id", Some(approver.id())), ("tenant", approver.tenant())];
     for (what, value) in fields {
         if let Some(source) = value.and_then(crate::identity::id_problem) {
             return Err(TransitionError::InvalidIdentity { what, source });
@@ -991,7 +988,7 @@ impl ApprovalRequest {
 
     /// Whether `person` belongs to the call's tenant.
     fn check_tenant(&self, person: &Approver) -> Result<(), TransitionError> {
-        if !crate::identity::same_tenant(self.call().tenant_id(), person.tenant_id()) {
+        if !crate::identity::same_tenant(self.call().tenant(), person.tenant()) {
             return Err(TransitionError::WrongTenant {
                 approver: person.id().to_owned(),
             });
@@ -1359,15 +1356,19 @@ mod tests {
             "payments.refund",
             json!({"amount": 500, "to": "acct-1"}),
         )
-        .requested_by("bob")
-        .tenant("acme")
+        .with_requester("bob")
+        .with_tenant("acme")
     }
 
     #[test]
     fn a_quorum_needs_that_many_distinct_approvers() {
         let r = request_with("t: { approvers: [finance], quorum: 2 }", refund());
-        let ann = Approver::new("ann").role("finance").tenant("acme");
-        let cid = Approver::new("cid").role("finance").tenant("acme");
+        let ann = Approver::new("ann")
+            .with_role("finance")
+            .with_tenant("acme");
+        let cid = Approver::new("cid")
+            .with_role("finance")
+            .with_tenant("acme");
         let one = r.approve(&ann, T0).unwrap();
         assert_eq!(one.stored_state(), RequestState::Pending);
         assert_eq!(one.approvers(), ["ann"]);
@@ -1387,25 +1388,31 @@ mod tests {
         let r = request_with("t: { approvers: [finance] }", refund());
         let cases = [
             (
-                Approver::new("bob").role("finance").tenant("acme"),
+                Approver::new("bob")
+                    .with_role("finance")
+                    .with_tenant("acme"),
                 TransitionError::SelfApproval {
                     approver: "bob".into(),
                 },
             ),
             (
-                Approver::new("eve").role("finance").tenant("globex"),
+                Approver::new("eve")
+                    .with_role("finance")
+                    .with_tenant("globex"),
                 TransitionError::WrongTenant {
                     approver: "eve".into(),
                 },
             ),
             (
-                Approver::new("eve").role("finance"),
+                Approver::new("eve").with_role("finance"),
                 TransitionError::WrongTenant {
                     approver: "eve".into(),
                 },
             ),
             (
-                Approver::new("dan").role("support").tenant("acme"),
+                Approver::new("dan")
+                    .with_role("support")
+                    .with_tenant("acme"),
                 TransitionError::MissingRole {
                     approver: "dan".into(),
                     needed: vec!["finance".into()],
@@ -1420,8 +1427,8 @@ mod tests {
     #[test]
     fn an_edit_rebinds_the_approval_and_resets_earlier_votes() {
         let r = request_with("t: { quorum: 2 }", refund());
-        let ann = Approver::new("ann").tenant("acme");
-        let cid = Approver::new("cid").tenant("acme");
+        let ann = Approver::new("ann").with_tenant("acme");
+        let cid = Approver::new("cid").with_tenant("acme");
         let voted = r.approve(&ann, T0).unwrap();
         let edited_args = json!({"amount": 50, "to": "acct-1"});
         let hash = ArgsHash::compute(&edited_args).unwrap();
@@ -1509,8 +1516,12 @@ mod tests {
             "refund 500 to acct-1".into(),
             json!({"amount": 500, "to": "***"}),
         );
-        let ann = Approver::new("ann").role("finance").tenant("acme");
-        let cid = Approver::new("cid").role("finance").tenant("acme");
+        let ann = Approver::new("ann")
+            .with_role("finance")
+            .with_tenant("acme");
+        let cid = Approver::new("cid")
+            .with_role("finance")
+            .with_tenant("acme");
         let edited = json!({"amount": 50, "to": "acct-1"});
         let edited_hash = ArgsHash::compute(&edited).unwrap();
         let approved = r
@@ -1557,7 +1568,7 @@ mod tests {
         assert_eq!(r.stored_state(), RequestState::Executed);
         assert_eq!(r.call().requester(), Some("bob"));
         assert_eq!(r.call().roles(), ["support", "ops"]);
-        assert_eq!(r.call().run_mode(), Some("auto"));
+        assert_eq!(r.call().mode(), Some("auto"));
         assert_eq!(r.preview(), Some("refund 500 to acct-1"));
         assert_eq!(r.shown_args(), &json!({"amount": 500, "to": "***"}));
         assert_eq!(r.quorum(), 2);

@@ -150,7 +150,7 @@ impl AuditRecord {
             request_id: None,
             policy_version: policy_version.to_owned(),
             requested_by: call.requester().map(str::to_owned),
-            tenant: call.tenant_id().map(str::to_owned),
+            tenant: call.tenant().map(str::to_owned),
             event,
             extra: None,
         }
@@ -625,7 +625,7 @@ mod tests {
 
     #[test]
     fn serializes_flat_with_the_event_name() {
-        let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).requested_by("bob");
+        let call = ToolCall::new("run-1", "call-1", "email.send", json!({})).with_requester("bob");
         let record = AuditRecord::new(
             datetime!(2026-01-01 00:00:00 UTC),
             &call,

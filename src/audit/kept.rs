@@ -122,10 +122,10 @@ mod tests {
     fn record(run: &str, tool: &str, requester: Option<&str>, tenant: Option<&str>) -> AuditRecord {
         let mut call = ToolCall::new(run, "call-1", tool, json!({"n": 1}));
         if let Some(r) = requester {
-            call = call.requested_by(r);
+            call = call.with_requester(r);
         }
         if let Some(t) = tenant {
-            call = call.tenant(t);
+            call = call.with_tenant(t);
         }
         let hash = ArgsHash::compute(call.args()).unwrap();
         let event = AuditEvent::Allow {

@@ -29,9 +29,9 @@ use serde_json::Value;
 /// use serde_json::json;
 ///
 /// let call = ToolCall::new("run-1", "call-1", "email.send", json!({"to": "bob@example.com"}))
-///     .requested_by("alice")
-///     .tenant("acme")
-///     .role("support");
+///     .with_requester("alice")
+///     .with_tenant("acme")
+///     .with_role("support");
 /// assert_eq!(call.tool(), "email.send");
 /// assert_eq!(call.roles(), ["support"]);
 /// ```
@@ -138,7 +138,7 @@ impl ToolCall {
     /// Sets who asked for the call: the end user or service the agent acts for. Kept in
     /// canonical form (see [`canonical_id`](crate::canonical_id)); the policy denies a
     /// call whose requester is no valid id (rule id `tool_call`).
-    pub fn requested_by(mut self, who: impl Into<String>) -> Self {
+    pub fn with_requester(mut self, who: impl Into<String>) -> Self {
         self.edit().requested_by = Some(crate::identity::into_canonical(who.into()));
         self
     }
@@ -146,19 +146,19 @@ impl ToolCall {
     /// Sets the tenant the call belongs to. Kept in canonical form (see
     /// [`canonical_id`](crate::canonical_id)); the policy denies a call whose tenant is
     /// no valid id (rule id `tool_call`).
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.edit().tenant = Some(crate::identity::into_canonical(tenant.into()));
         self
     }
 
     /// Adds a role of the one who asked; policy conditions can test it (`context.roles`).
-    pub fn role(mut self, role: impl Into<String>) -> Self {
+    pub fn with_role(mut self, role: impl Into<String>) -> Self {
         self.edit().roles.push(role.into());
         self
     }
 
     /// Sets the run's mode (for example `auto` or `plan`); policy conditions can test it.
-    pub fn mode(mut self, mode: impl Into<String>) -> Self {
+    pub fn with_mode(mut self, mode: impl Into<String>) -> Self {
         self.edit().mode = Some(mode.into());
         self
     }
@@ -200,7 +200,7 @@ impl ToolCall {
 
     /// The tenant, if the host said: in canonical form when set with
     /// [`tenant`](Self::tenant).
-    pub fn tenant_id(&self) -> Option<&str> {
+    pub fn tenant(&self) -> Option<&str> {
         self.0.tenant.as_deref()
     }
 
@@ -210,7 +210,7 @@ impl ToolCall {
     }
 
     /// The run's mode, if the host said.
-    pub fn run_mode(&self) -> Option<&str> {
+    pub fn mode(&self) -> Option<&str> {
         self.0.mode.as_deref()
     }
 
@@ -248,11 +248,11 @@ pub(crate) fn every_field() -> ToolCall {
         "payments.refund",
         serde_json::json!({"amount": 500, "to": "acct-1", "nested": {"b": [1, 2.5, null], "a": "é\"\n"}}),
     )
-    .requested_by("bob")
-    .tenant("acme")
-    .role("support")
-    .role("ops")
-    .mode("auto")
+    .with_requester("bob")
+    .with_tenant("acme")
+    .with_role("support")
+    .with_role("ops")
+    .with_mode("auto")
 }
 
 #[cfg(test)]
@@ -291,7 +291,10 @@ mod tests {
             std::ptr::eq(original.args(), copy.args()),
             "clones share the args"
         );
-        let edited = copy.clone().with_args(json!({"amount": 5})).role("finance");
+        let edited = copy
+            .clone()
+            .with_args(json!({"amount": 5}))
+            .with_role("finance");
         assert_eq!(edited.args(), &json!({"amount": 5}));
         assert_eq!(edited.roles(), ["support", "ops", "finance"]);
         assert_eq!(edited.requester(), Some("bob"));

@@ -606,7 +606,7 @@ fn mismatch(
         Some(MismatchField::CallId)
     } else if request.args_hash() != *args_hash && request.approved_args_hash() != *args_hash {
         Some(MismatchField::Args)
-    } else if approved.tenant_id() != call.tenant_id() {
+    } else if approved.tenant() != call.tenant() {
         Some(MismatchField::Tenant)
     } else if approved.requester() != call.requester() {
         Some(MismatchField::Requester)

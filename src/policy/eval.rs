@@ -91,8 +91,8 @@ fn find<'a>(field: &FieldPath, call: &'a ToolCall) -> Found<'a> {
             Some(v) => Found::Json(v),
         },
         Target::Roles => Found::Texts(call.roles()),
-        Target::Tenant => text(call.tenant_id()),
-        Target::Mode => text(call.run_mode()),
+        Target::Tenant => text(call.tenant()),
+        Target::Mode => text(call.mode()),
         Target::RequestedBy => text(call.requester()),
         Target::RunId => Found::Text(call.run_id()),
         Target::Tool => Found::Text(call.tool()),
@@ -221,11 +221,11 @@ mod tests {
 
     fn call(args: Value) -> ToolCall {
         ToolCall::new("run-1", "call-1", "payments.refund", args)
-            .requested_by("alice")
-            .tenant("acme")
-            .role("support")
-            .role("finance")
-            .mode("auto")
+            .with_requester("alice")
+            .with_tenant("acme")
+            .with_role("support")
+            .with_role("finance")
+            .with_mode("auto")
     }
 
     fn holds(yaml: &str, call: &ToolCall) -> Result<bool, String> {

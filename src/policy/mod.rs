@@ -71,9 +71,9 @@ use crate::ToolCall;
 ///
 /// let policy = Policy::from_yaml_str("policy:\n  default: allow\n")?
 ///     .with_check("no-prod", |call: &ToolCall| {
-///         (call.run_mode() == Some("prod")).then(|| Decision::deny("no tools in prod runs"))
+///         (call.mode() == Some("prod")).then(|| Decision::deny("no tools in prod runs"))
 ///     });
-/// let call = ToolCall::new("r", "c", "db.write", serde_json::json!({})).mode("prod");
+/// let call = ToolCall::new("r", "c", "db.write", serde_json::json!({})).with_mode("prod");
 /// assert_eq!(&*policy.evaluate(&call).rule_ids()[0], "check:no-prod");
 /// # Ok::<(), approval_gate::PolicyError>(())
 /// ```
@@ -620,7 +620,7 @@ rules:
             Effect::Deny
         );
         assert!(p.evaluate(&call("mail.send", json!({}))).is_default());
-        let supervised = call("mail.send", json!({})).mode("supervised");
+        let supervised = call("mail.send", json!({})).with_mode("supervised");
         assert_eq!(ids(&p.evaluate(&supervised)), ["fallback"]);
     }
 
@@ -650,20 +650,20 @@ rules:
                 json!({"order": {"lines": [{"amount": amount}]}}),
             )
         };
-        let d = p.evaluate(&refund(250).tenant("acme"));
+        let d = p.evaluate(&refund(250).with_tenant("acme"));
         assert_eq!(d.effect(), Effect::ApprovalRequired);
         assert_eq!(d.tier(), Some("high"));
         assert_eq!(d.decision_ttl(), Duration::from_secs(600));
         assert_eq!(
-            p.evaluate(&refund(50).tenant("acme")).effect(),
+            p.evaluate(&refund(50).with_tenant("acme")).effect(),
             Effect::Allow
         );
         assert_eq!(
-            p.evaluate(&refund(250).tenant("initech")).effect(),
+            p.evaluate(&refund(250).with_tenant("initech")).effect(),
             Effect::Allow
         );
         assert_eq!(
-            p.evaluate(&refund(250).tenant("acme").role("finance-lead"))
+            p.evaluate(&refund(250).with_tenant("acme").with_role("finance-lead"))
                 .effect(),
             Effect::Allow
         );
@@ -908,7 +908,7 @@ rules:
             call("files.read", json!({})),
             call("payments.refund", json!({"amount": 500})),
             call("payments.refund", json!({"amount": 5})),
-            call("db.write", json!({})).mode("prod"),
+            call("db.write", json!({})).with_mode("prod"),
             call("db.write", json!({})),
         ];
         for c in &calls {
@@ -1046,7 +1046,7 @@ rules:
         assert_eq!(big.tier(), Some("high"));
         assert_eq!(big.decision_ttl(), Duration::from_secs(600));
         assert_eq!(
-            p.evaluate(&refund(500).role("finance-lead")).effect(),
+            p.evaluate(&refund(500).with_role("finance-lead")).effect(),
             Effect::Allow
         );
         assert_eq!(p.evaluate(&refund(5)).effect(), Effect::Allow);
@@ -1062,7 +1062,7 @@ rules:
         let write = call("db.write", json!({"table": "users"}));
         assert_eq!(p.evaluate(&write).effect(), Effect::ApprovalRequired);
         assert_eq!(
-            p.evaluate(&write.clone().mode("prod")).effect(),
+            p.evaluate(&write.clone().with_mode("prod")).effect(),
             Effect::Deny
         );
         assert_eq!(

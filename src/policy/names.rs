@@ -81,7 +81,7 @@ pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
         && plain(call.run_id())
         && plain(call.call_id())
         && call.requester().is_none_or(plain)
-        && call.tenant_id().is_none_or(plain)
+        && call.tenant().is_none_or(plain)
     {
         return None;
     }
@@ -100,10 +100,7 @@ pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
             ));
         }
     }
-    for (what, id) in [
-        ("requester", call.requester()),
-        ("tenant", call.tenant_id()),
-    ] {
+    for (what, id) in [("requester", call.requester()), ("tenant", call.tenant())] {
         if let Some(problem) = id.and_then(crate::identity::id_problem) {
             return Some(format!("the {what} is refused: {problem}"));
         }
@@ -397,25 +394,25 @@ mod tests {
     fn calls_from_requesters_or_tenants_that_are_no_ids_are_refused() {
         let call = || crate::ToolCall::new("r", "c", "t", serde_json::json!({}));
         assert_eq!(
-            call_problem(&call().requested_by("Bob").tenant("ACME")),
+            call_problem(&call().with_requester("Bob").with_tenant("ACME")),
             None
         );
-        assert_eq!(call_problem(&call().requested_by("ann lee")), None);
+        assert_eq!(call_problem(&call().with_requester("ann lee")), None);
         assert_eq!(
-            call_problem(&call().requested_by("")).unwrap(),
+            call_problem(&call().with_requester("")).unwrap(),
             "the requester is refused: the id is empty"
         );
         assert!(
-            call_problem(&call().requested_by("bob\u{200b}"))
+            call_problem(&call().with_requester("bob\u{200b}"))
                 .unwrap()
                 .starts_with("the requester is refused: the id `bob\\u{200b}` has")
         );
         assert!(
-            call_problem(&call().tenant("\u{430}cme"))
+            call_problem(&call().with_tenant("\u{430}cme"))
                 .unwrap()
                 .starts_with("the tenant is refused: the id `\u{430}cme` mixes")
         );
-        assert!(call_problem(&call().tenant(" acme")).is_some());
+        assert!(call_problem(&call().with_tenant(" acme")).is_some());
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl ApprovalStore for MemoryStore {
             call.run_id().to_owned(),
             call.tool().to_owned(),
             request.args_hash(),
-            call.tenant_id().map(str::to_owned),
+            call.tenant().map(str::to_owned),
             call.requester().map(str::to_owned),
         );
         if let Some(existing) = inner
@@ -417,7 +417,7 @@ rules:
     /// 60 s once approved.
     fn request(run: &str, tool: &str, now: OffsetDateTime) -> ApprovalRequest {
         let policy = Policy::from_yaml_str(POLICY).expect("policy");
-        let call = ToolCall::new(run, "c1", tool, json!({})).tenant("t1");
+        let call = ToolCall::new(run, "c1", tool, json!({})).with_tenant("t1");
         let decision = policy.evaluate(&call);
         let hash = call.args_hash().expect("hash");
         let version = policy.version().clone();
@@ -435,7 +435,7 @@ rules:
     }
 
     fn lead(id: &str) -> Approver {
-        Approver::new(id).role("lead").tenant("t1")
+        Approver::new(id).with_role("lead").with_tenant("t1")
     }
 
     async fn file(store: &MemoryStore, run: &str, now: OffsetDateTime) -> ApprovalRequest {

@@ -131,7 +131,7 @@ pub(crate) fn end_grant(
 /// requester, compared exactly (`None` matches only `None`). Only such calls are merged
 /// by [`ApprovalStore::create`].
 pub(crate) fn same_caller(a: &ToolCall, b: &ToolCall) -> bool {
-    a.tenant_id() == b.tenant_id() && a.requester() == b.requester()
+    a.tenant() == b.tenant() && a.requester() == b.requester()
 }
 
 /// Which requests [`ApprovalStore::list`] returns. Every field left `None` matches all.
@@ -170,7 +170,7 @@ impl RequestQuery {
             && self
                 .tenant
                 .as_deref()
-                .is_none_or(|t| call.tenant_id() == Some(t))
+                .is_none_or(|t| call.tenant() == Some(t))
             && self.tool.as_deref().is_none_or(|t| call.tool() == t)
             && self
                 .tier

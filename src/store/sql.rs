@@ -151,7 +151,7 @@ impl RequestRow {
             run_id: call.run_id().to_owned(),
             tool: call.tool().to_owned(),
             args_hash: r.args_hash().to_string(),
-            tenant: call.tenant_id().map(str::to_owned),
+            tenant: call.tenant().map(str::to_owned),
             tier: r.tier().map(str::to_owned),
             created_at: nanos(r.created_at()),
             expires_at: nanos(r.expires_at()),

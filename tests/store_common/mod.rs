@@ -87,7 +87,7 @@ fn email(run: &str) -> ToolCall {
         "email.send",
         json!({"to": "bob@example.com", "subject": "Your refund"}),
     )
-    .requested_by("agent-user")
+    .with_requester("agent-user")
 }
 
 fn gate(store: impl ApprovalStore + 'static, clock: &ManualClock) -> Gate {
@@ -377,8 +377,8 @@ pub async fn racing_resumes_run_the_tool_once<S: ApprovalStore + Clone + 'static
     let outcomes = race(racers, |(i, tool)| {
         let call = match i % 3 {
             0 => email(&run),
-            1 => email(&run).tenant("globex"),
-            _ => email(&run).requested_by("mallory"),
+            1 => email(&run).with_tenant("globex"),
+            _ => email(&run).with_requester("mallory"),
         };
         async move {
             let told = match tool.resume(id, call).await.unwrap() {
@@ -676,7 +676,7 @@ where
             let tool = counting_tool(&gate(store.clone(), &clock));
             // One resume for another requester, which never runs.
             let call = match n {
-                3 => email(run).requested_by("mallory"),
+                3 => email(run).with_requester("mallory"),
                 _ => email(run),
             };
             tasks.push(Box::pin(async move {
