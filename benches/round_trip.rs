@@ -25,7 +25,7 @@ use approval_gate::rusqlite::{self, TransactionBehavior};
 use approval_gate::sqlx::Executor as _;
 use approval_gate::{
     ApprovalStore, Approver, ArgsHash, Execution, Gate, GateOutcome, MemorySink, MemoryStore,
-    PostgresStore, SqliteStore, SqliteSynchronous, ToolCall,
+    PostgresStore, SqliteStore, ToolCall, store::SqliteSynchronous,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;

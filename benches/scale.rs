@@ -84,9 +84,11 @@ mod scale {
     use approval_gate::time::OffsetDateTime;
     use approval_gate::time::macros::datetime;
     use approval_gate::{
-        ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditEvent, AuditRecord, ChainHead,
-        Decision, MemoryStore, Policy, PolicyVersion, RequestId, SqliteStore, SqliteSynchronous,
-        ToolCall,
+        ApprovalRequest, ApprovalStore, Approver, ArgsHash, Decision, MemoryStore, Policy,
+        RequestId, SqliteStore, ToolCall,
+        config::PolicyVersion,
+        store::SqliteSynchronous,
+        trail::{AuditEvent, AuditRecord, ChainHead},
     };
     use criterion::{BenchmarkId, Criterion};
     use serde_json::json;

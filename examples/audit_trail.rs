@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    AuditError, AuditQuery, AuditRecord, Execution, FanoutSink, Gate, GateOutcome, GrantScope,
-    GrantSpec, Key, Keyring, ManualClock, MemoryStore, Policy, RequestId, ToolCall, export_jsonl,
-    verify_chain,
+    Execution, Gate, GateOutcome, GrantScope, GrantSpec, Key, Keyring, ManualClock, MemoryStore,
+    Policy, RequestId, ToolCall,
+    trail::{AuditError, AuditQuery, AuditRecord, FanoutSink, export_jsonl, verify_chain},
 };
 use serde_json::{Value, json};
 

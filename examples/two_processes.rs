@@ -13,8 +13,8 @@
 use std::process::{Command, ExitCode};
 
 use approval_gate::{
-    ApprovalStore, Approver, AuditQuery, Execution, Gate, GateOutcome, Key, Keyring, Policy,
-    PostgresStore, RequestId, SqliteStore, ToolCall,
+    ApprovalStore, Approver, Execution, Gate, GateOutcome, Key, Keyring, Policy, PostgresStore,
+    RequestId, SqliteStore, ToolCall, trail::AuditQuery,
 };
 use serde_json::{Value, json};
 

@@ -10,8 +10,10 @@ use std::error::Error as _;
 use approval_gate::serde_json::{self, Value, json};
 use approval_gate::time::OffsetDateTime;
 use approval_gate::{
-    ArgsError, ArgsHash, ArgsLimits, Claims, Expectations, Key, Keyring, Policy, PolicyConfig,
-    PolicyError, TokenError, ToolCall, UnverifiedToken, canonical_json, dangerous, parse_args,
+    ArgsError, ArgsHash, ArgsLimits, Key, Keyring, Policy, PolicyError, ToolCall, canonical_json,
+    config::PolicyConfig,
+    parse_args,
+    token::{Claims, Expectations, TokenError, UnverifiedToken, dangerous},
 };
 
 /// `config`: YAML text → [`Policy::from_yaml_str`].

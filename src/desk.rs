@@ -1,16 +1,22 @@
-//! The human side of the gate: list and show pending requests, approve, deny, cancel.
+//! The human side of the gate: list and show pending requests, approve, deny, cancel,
+//! settle; the desk's refusals and the standing grants it leaves. [`Desk`] and
+//! [`DeskError`] are at the crate root too.
+
+pub use crate::approval::{GATE_ACTOR, ParseRequestIdError, Settlement, TransitionError};
+pub use crate::grant::{Grant, GrantError, GrantId, MAX_GRANT_LIFETIME};
 
 use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::approval::Settlement;
+use crate::approval::{ApprovalRequest, Approver, RequestId, RequestState};
+use crate::audit::{AuditError, AuditEvent, AuditRecord};
+use crate::call::{ArgsError, ArgsHash};
 use crate::clock::Rfc3339Display;
-use crate::{
-    ApprovalRequest, Approver, ArgsError, ArgsHash, AuditError, AuditEvent, AuditRecord, Effect,
-    Gate, GateError, Grant, GrantError, GrantId, GrantSpec, RequestId, RequestQuery, RequestState,
-    StoreError, TransitionError,
-};
+use crate::gate::{Gate, GateError};
+use crate::grant::GrantSpec;
+use crate::policy::Effect;
+use crate::store::{RequestQuery, StoreError};
 
 /// Why an edit was refused; see [`Desk::approve_with_edits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +96,7 @@ pub enum DeskError {
         /// Why.
         reason: EditRefusal,
     },
-    /// The edited arguments are beyond the gate's [`ArgsLimits`](crate::ArgsLimits)
+    /// The edited arguments are beyond the gate's [`ArgsLimits`](crate::call::ArgsLimits)
     /// (too deep or too large). The request stays as it was.
     #[error("approval request `{id}`: edited arguments refused")]
     InvalidArgs {
@@ -464,7 +470,7 @@ impl Desk {
     }
 
     /// Denies a pending request. `feedback` reaches the agent in
-    /// [`StopReason::ApprovalDenied`](crate::StopReason::ApprovalDenied), so the model can
+    /// [`StopReason::ApprovalDenied`](crate::gate::StopReason::ApprovalDenied), so the model can
     /// adjust its next step.
     pub async fn deny(
         &self,
@@ -487,7 +493,7 @@ impl Desk {
     /// Withdraws a pending or approved (not yet used) request as `by`: the person who
     /// asked for the call, or someone who may decide it (its tenant, a role of its tier).
     /// Anyone else is refused ([`DeskError::Refused`]), and so is the gate's own name
-    /// ([`GATE_ACTOR`](crate::GATE_ACTOR)), which marks the gate's withdrawals on the
+    /// ([`GATE_ACTOR`]), which marks the gate's withdrawals on the
     /// trail.
     ///
     /// The standing grants that the request's approval left end with it, recorded as

@@ -344,7 +344,7 @@ impl Grant {
     }
 
     /// Whether `person` agreed to the grant (its maker, or another author), by their
-    /// canonical id (see [`canonical_id`](crate::canonical_id)).
+    /// canonical id (see [`canonical_id`](crate::identity::canonical_id)).
     pub fn is_author(&self, person: &str) -> bool {
         same_id(&self.created_by, person) || self.authors.iter().any(|a| same_id(a.id(), person))
     }

@@ -4,9 +4,19 @@
 //!
 //! - Pure types, no I/O: [`ToolCall`] and [`ArgsHash`]; [`Policy`] and its [`Decision`];
 //!   [`ApprovalRequest`] and its transitions; approval tokens ([`Keyring`],
-//!   [`UnverifiedToken`]); audit records ([`AuditRecord`]).
+//!   [`token::UnverifiedToken`]); audit records ([`trail::AuditRecord`]).
 //! - Effects behind traits: [`Clock`], [`ApprovalStore`], [`AuditSink`].
 //! - Orchestration: [`Gate`], [`Gated`] and the [`Desk`].
+//!
+//! # Where things are
+//!
+//! The root holds what a host needs to gate its tools and decide requests. The rest is
+//! in modules named for who needs it: [`config`] (the policy config as data, for tools
+//! that write or check configs), [`outcome`] (the parts of an outcome), [`desk`] (the
+//! desk's refusals, settlements and standing grants), [`trail`] (reading, verifying and
+//! exporting the audit trail), [`token`] (verifying approval tokens in a tool service),
+//! and [`store`] (writing a store of your own; with [`testing`] behind the `testing`
+//! feature).
 //!
 //! # Cargo features
 //!
@@ -35,7 +45,8 @@ mod audit;
 mod call;
 mod chunked;
 mod clock;
-mod desk;
+pub mod desk;
+mod export;
 mod gate;
 mod grant;
 mod identity;
@@ -43,8 +54,8 @@ mod observe;
 mod policy;
 mod run;
 mod stats;
-mod store;
-mod token;
+pub mod store;
+pub mod token;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -65,55 +76,67 @@ pub use sqlx;
 /// The `time` crate, whose `OffsetDateTime` the API uses, at the version this crate uses.
 pub use time;
 
-pub use approval::{
-    ApprovalRequest, ApprovalShortfall, Approver, GATE_ACTOR, ParseRequestIdError, RequestId,
-    RequestState, Settlement, TransitionError,
-};
-#[cfg(feature = "tracing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
-pub use audit::TracingSink;
-pub use audit::{
-    AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditHash, AuditRecord, AuditSink, ChainError,
-    ChainHead, ChainLink, ChainVerifier, ExportError, FanoutSink, MemorySink, export_jsonl,
-    verify_chain,
-};
-pub use audit::{
-    JsonlSink, JsonlSinkBuilder, TrailFileError, jsonl_trail_files, read_jsonl_files,
-    verify_jsonl_files, verify_jsonl_files_with,
-};
+pub use approval::{ApprovalRequest, Approver, RequestId, RequestState};
+pub use audit::{AuditSink, JsonlSink, MemorySink};
 pub use call::{
     ArgsError, ArgsHash, ArgsLimits, ParseArgsHashError, ToolCall, canonical_json, parse_args,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use desk::{Desk, DeskError, EditRefusal};
+pub use desk::{Desk, DeskError};
 pub use gate::{
-    ArgsEdit, Executed, Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, MismatchField,
-    PendingApproval, Stop, StopReason, SwitchSource, ToolExecutor,
+    Execution, Gate, GateBuilder, GateError, GateOutcome, Gated, StopReason, ToolExecutor,
 };
-pub use grant::{Grant, GrantError, GrantId, GrantScope, GrantSpec, MAX_GRANT_LIFETIME};
+pub use grant::{GrantScope, GrantSpec};
 pub use identity::{IdError, canonical_id};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::describe_metrics;
-pub use policy::{
-    ApprovalsConfig, Budgets, Condition, Controls, ControlsConfig, Decision, Effect, Fallback,
-    FieldPath, KillSwitchConfig, Op, Policy, PolicyBuilder, PolicyCheck, PolicyConfig, PolicyError,
-    PolicySettings, PolicyVersion, PreviewTemplate, RegexPattern, RoleName, Rule, RuleConfig,
-    RuleId, Tier, TierConfig, TierName, ToolPattern, TtlSeconds, YamlError,
-};
-pub use run::{Budget, KillScope, RunUsage, Switches, UsageDelta};
-pub use stats::{ApprovalStats, OldestPending};
+pub use policy::{Decision, Effect, Policy, PolicyError};
+pub use run::KillScope;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::PostgresStore;
-pub use store::{
-    ApprovalStore, AuditQuery, ChangeSource, Filed, MemoryStore, Notifier, RequestChange,
-    RequestQuery, StoreError, Subscription,
-};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use store::{SqliteOptions, SqliteStore, SqliteSynchronous};
-pub use token::{
-    ApprovalToken, Claims, Expectations, Key, KeyProvider, Keyring, TokenError, UnverifiedToken,
-    VerifiedApproval, dangerous,
-};
+pub use store::SqliteStore;
+pub use store::{ApprovalStore, MemoryStore, RequestQuery, StoreError};
+pub use token::{Key, Keyring};
+
+/// The policy config as data, for tools that write or check configs: the serde structs of
+/// the YAML, the typed names in it, and [`PolicyBuilder`](config::PolicyBuilder) for
+/// policies written in code. A host that loads YAML needs only [`Policy`].
+pub mod config {
+    pub use crate::policy::{
+        ApprovalsConfig, Budgets, Condition, Controls, ControlsConfig, Fallback, FieldPath,
+        KillSwitchConfig, Op, PolicyBuilder, PolicyCheck, PolicyConfig, PolicySettings,
+        PolicyVersion, PreviewTemplate, RegexPattern, RoleName, Rule, RuleConfig, RuleId, Tier,
+        TierConfig, TierName, ToolPattern, TtlSeconds, YamlError,
+    };
+}
+
+/// The audit trail, for those who read, verify, export or mirror it: the record and its
+/// events, the hash chain, the JSON-lines file trail, queries, and the figures computed
+/// from a trail. A host that only configures a sink needs the root's [`AuditSink`],
+/// [`MemorySink`] and [`JsonlSink`].
+pub mod trail {
+    #[cfg(feature = "tracing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+    pub use crate::audit::TracingSink;
+    pub use crate::audit::{
+        AUDIT_SCHEMA_VERSION, AuditError, AuditEvent, AuditHash, AuditRecord, ChainError,
+        ChainHead, ChainLink, ChainVerifier, FanoutSink, JsonlSinkBuilder, TrailFileError,
+        jsonl_trail_files, read_jsonl_files, verify_chain, verify_jsonl_files,
+        verify_jsonl_files_with,
+    };
+    pub use crate::export::{ExportError, export_jsonl};
+    pub use crate::stats::{ApprovalStats, OldestPending};
+    pub use crate::store::AuditQuery;
+}
+
+/// The parts of an outcome, for hosts that look inside one: what ran, what waits, why a
+/// call stopped.
+pub mod outcome {
+    pub use crate::approval::ApprovalShortfall;
+    pub use crate::gate::{ArgsEdit, Executed, MismatchField, PendingApproval, Stop, SwitchSource};
+    pub use crate::run::Budget;
+}

@@ -9,7 +9,7 @@
 //!
 //! | name | kind | labels | what |
 //! |------|------|--------|------|
-//! | `approval_gate_decisions_total` | counter | `outcome`, `tool`, `tier` | policy decisions of [`Gated::call`](crate::Gated::call): `outcome` is `allow`, `deny` or `approval_required`; `tier` is `none` without one |
+//! | `approval_gate_decisions_total` | counter | `outcome`, `tool`, `tier` | policy decisions of [`Gated::call`](crate::gate::Gated::call): `outcome` is `allow`, `deny` or `approval_required`; `tier` is `none` without one |
 //! | `approval_gate_approvals_total` | counter | `result` | requests decided: `granted`, `denied`, `timeout` or `cancelled`, each request counted once, at its first decision |
 //! | `approval_gate_time_to_decision_seconds` | histogram | | from filing to that first decision (to the expiry instant for a timeout) |
 //! | `approval_gate_pending_requests` | gauge | | requests filed and not yet decided, as seen by this process |
@@ -18,10 +18,15 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
-use crate::{
-    ApprovalRequest, AuditEvent, AuditRecord, Decision, GateError, GateOutcome, RequestId,
-    RequestState, ToolCall,
-};
+use crate::approval::{ApprovalRequest, RequestId, RequestState};
+
+use crate::audit::{AuditEvent, AuditRecord};
+
+use crate::call::ToolCall;
+
+use crate::gate::{GateError, GateOutcome};
+
+use crate::policy::Decision;
 
 /// The span of one `call` or `resume`: a `tracing::Span` with the feature `tracing`,
 /// nothing without it.
@@ -34,7 +39,7 @@ pub(crate) type Span = tracing::Span;
 #[derive(Debug, Clone)]
 pub(crate) struct Span;
 
-/// The span of [`Gated::call`](crate::Gated::call): `approval_gate.call` with `run_id`,
+/// The span of [`Gated::call`](crate::gate::Gated::call): `approval_gate.call` with `run_id`,
 /// `tool` and `call_id`, and `request_id` once a request is filed (see [`filed`]).
 pub(crate) fn call_span(call: &ToolCall) -> Span {
     #[cfg(feature = "tracing")]
@@ -53,7 +58,7 @@ pub(crate) fn call_span(call: &ToolCall) -> Span {
     }
 }
 
-/// The span of [`Gated::resume`](crate::Gated::resume): `approval_gate.resume` with
+/// The span of [`Gated::resume`](crate::gate::Gated::resume): `approval_gate.resume` with
 /// `run_id`, `tool`, `call_id` and `request_id`.
 pub(crate) fn resume_span(request_id: RequestId, call: &ToolCall) -> Span {
     #[cfg(feature = "tracing")]
@@ -171,7 +176,7 @@ fn first_decision(result: &'static str, request: &ApprovalRequest, at: OffsetDat
 /// The metrics:
 ///
 /// - `approval_gate_decisions_total{outcome, tool, tier}` (counter): the policy's
-///   decisions of [`Gated::call`](crate::Gated::call); `outcome` is `allow`, `deny` or
+///   decisions of [`Gated::call`](crate::gate::Gated::call); `outcome` is `allow`, `deny` or
 ///   `approval_required`, `tier` the risk tier or `none`.
 /// - `approval_gate_approvals_total{result}` (counter): approval requests decided, by
 ///   `result`: `granted`, `denied`, `timeout` or `cancelled`. Each request counts once, at
@@ -183,7 +188,7 @@ fn first_decision(result: &'static str, request: &ApprovalRequest, at: OffsetDat
 ///   waiting for a decision: +1 when this process files a request, -1 when this process
 ///   records a request's first decision. Summed over every process sharing a store it is
 ///   the store's count, as long as none restarted; for an exact figure read the store
-///   with [`ApprovalStats`](crate::ApprovalStats).
+///   with [`ApprovalStats`](crate::stats::ApprovalStats).
 ///
 /// ```
 /// approval_gate::describe_metrics();

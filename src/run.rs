@@ -8,7 +8,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{Budgets, ToolCall};
+use crate::call::ToolCall;
+
+use crate::policy::Budgets;
 
 /// What a kill switch stops: everything, one tenant, or one tool.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

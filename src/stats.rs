@@ -7,12 +7,14 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
-use crate::{
-    ApprovalStore, AuditEvent, AuditQuery, AuditRecord, RequestId, RequestQuery, StoreError,
-};
+use crate::approval::RequestId;
+
+use crate::audit::{AuditEvent, AuditRecord};
+
+use crate::store::{ApprovalStore, AuditQuery, RequestQuery, StoreError};
 
 /// Figures over a time window, computed from a store's audit trail and its pending
-/// requests with [`ApprovalStats::compute`] (or [`Gate::stats`](crate::Gate::stats) for
+/// requests with [`ApprovalStats::compute`] (or [`Gate::stats`](crate::gate::Gate::stats) for
 /// the window ending now), for dashboards and alerts ("more than 20% of approvals time
 /// out", "a request has waited an hour").
 ///
@@ -118,7 +120,7 @@ impl ApprovalStats {
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use std::time::Duration;
-    /// use approval_gate::{ApprovalStats, Clock, ManualClock, MemoryStore};
+    /// use approval_gate::{Clock, ManualClock, MemoryStore, trail::ApprovalStats};
     ///
     /// let store = MemoryStore::new();
     /// let now = ManualClock::default().now();

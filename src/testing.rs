@@ -22,11 +22,23 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditEvent, AuditQuery, AuditRecord, Clock,
-    Grant, GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId,
-    RequestQuery, RequestState, StoreError, ToolCall, UsageDelta,
-};
+use crate::approval::{ApprovalRequest, Approver, RequestId, RequestState};
+
+use crate::audit::{AuditEvent, AuditRecord};
+
+use crate::call::{ArgsHash, ToolCall};
+
+use crate::clock::{Clock, ManualClock};
+
+use crate::grant::{Grant, GrantScope, GrantSpec};
+
+use crate::policy::Policy;
+
+use crate::run::{KillScope, UsageDelta};
+
+use crate::store::{ApprovalStore, AuditQuery, RequestQuery, StoreError};
+
+use crate::token::{Key, Keyring};
 
 const POLICY: &str = "\
 approvals:
@@ -127,8 +139,8 @@ fn rec(r: &ApprovalRequest) -> AuditRecord {
 }
 
 /// What the policy asks of the suite's calls when a grant is used: approval, by anyone.
-fn suite_decision() -> crate::Decision {
-    crate::Decision::approval_required("suite")
+fn suite_decision() -> crate::policy::Decision {
+    crate::policy::Decision::approval_required("suite")
 }
 
 fn approver(tenant: &str) -> Approver {
@@ -137,7 +149,7 @@ fn approver(tenant: &str) -> Approver {
         .with_tenant(tenant)
 }
 
-fn token_for(request: &ApprovalRequest, now: OffsetDateTime) -> crate::ApprovalToken {
+fn token_for(request: &ApprovalRequest, now: OffsetDateTime) -> crate::token::ApprovalToken {
     let keys = Keyring::new(Key::new("suite", [5u8; 32]).expect("valid key"));
     keys.sign(&request.claims(now))
 }
@@ -789,7 +801,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     );
     assert!(matches!(
         store
-            .revoke_grant(crate::GrantId::new(), "approver", now)
+            .revoke_grant(crate::grant::GrantId::new(), "approver", now)
             .await,
         Err(StoreError::GrantNotFound { .. })
     ));
@@ -1152,7 +1164,7 @@ pub async fn changes_write_their_records(store: &dyn ApprovalStore, clock: &Manu
         .audit_records(&AuditQuery::default())
         .await
         .expect("audit records");
-    let head = crate::verify_chain(&trail, None).expect("the trail verifies");
+    let head = crate::audit::verify_chain(&trail, None).expect("the trail verifies");
     assert_eq!(head.seq, trail.len() as u64);
 }
 

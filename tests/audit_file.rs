@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use approval_gate::{
-    Approver, ArgsHash, AuditEvent, AuditRecord, ChainHead, Execution, Gate, GateOutcome,
-    JsonlSink, Key, Keyring, ManualClock, MemoryStore, Policy, ToolCall, TrailFileError,
-    jsonl_trail_files, read_jsonl_files, verify_chain, verify_jsonl_files,
+    Approver, ArgsHash, Execution, Gate, GateOutcome, JsonlSink, Key, Keyring, ManualClock,
+    MemoryStore, Policy, ToolCall,
+    trail::{
+        AuditEvent, AuditRecord, ChainHead, TrailFileError, jsonl_trail_files, read_jsonl_files,
+        verify_chain, verify_jsonl_files,
+    },
 };
 use serde_json::{Value, json};
 

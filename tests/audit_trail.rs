@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalStore, Approver, AuditQuery, AuditRecord, ChainError, ChainVerifier, Execution,
-    FanoutSink, Gate, GateOutcome, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy,
-    RequestId, ToolCall, export_jsonl, verify_chain,
+    ApprovalStore, Approver, Execution, Gate, GateOutcome, Key, Keyring, ManualClock, MemorySink,
+    MemoryStore, Policy, RequestId, ToolCall,
+    trail::{
+        AuditQuery, AuditRecord, ChainError, ChainVerifier, FanoutSink, export_jsonl, verify_chain,
+    },
 };
 use serde_json::{Value, json};
 
@@ -280,7 +282,10 @@ async fn no_sink_output_holds_a_secret_argument() {
 #[tokio::test]
 async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() {
     use approval_gate::time::OffsetDateTime;
-    use approval_gate::{ApprovalStats, ArgsHash, AuditEvent, SqliteStore};
+    use approval_gate::{
+        ArgsHash, SqliteStore,
+        trail::{ApprovalStats, AuditEvent},
+    };
 
     let dir = std::env::temp_dir().join(format!("approval-gate-it-{}", RequestId::new()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -294,7 +299,7 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
             &call,
             None,
             "v1",
-            approval_gate::AuditEvent::Allow {
+            approval_gate::trail::AuditEvent::Allow {
                 rule_ids: vec!["reads".into()],
             },
         )

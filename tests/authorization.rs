@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use approval_gate::{
-    Approver, AuditQuery, DeskError, Execution, Gate, GateOutcome, Gated, GrantError, GrantScope,
-    GrantSpec, Key, Keyring, ManualClock, MemorySink, Policy, RequestId, RequestState, ToolCall,
-    ToolExecutor, TransitionError,
+    Approver, DeskError, Execution, Gate, GateOutcome, Gated, GrantScope, GrantSpec, Key, Keyring,
+    ManualClock, MemorySink, Policy, RequestId, RequestState, ToolCall, ToolExecutor,
+    desk::{GrantError, TransitionError},
+    trail::AuditQuery,
 };
 use serde_json::{Value, json};
 

@@ -5,10 +5,11 @@
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    ApprovalStore, Approver, ArgsError, ArgsHash, ArgsLimits, AuditQuery, AuditRecord, Clock as _,
-    DeskError, Effect, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore,
-    Policy, PolicyError, RequestId, RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor,
+    ApprovalStore, Approver, ArgsError, ArgsHash, ArgsLimits, Clock as _, DeskError, Effect,
+    Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore, Policy,
+    PolicyError, RequestId, RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor,
     canonical_json, parse_args,
+    trail::{AuditQuery, AuditRecord},
 };
 use serde_json::{Map, Value, json};
 
@@ -1179,7 +1180,7 @@ async fn a_clock_moved_to_the_end_of_time_stops_there_and_files_without_panickin
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_sqlite_busy_timeout_beyond_what_sqlite_counts_is_held_at_its_limit() {
-    use approval_gate::{SqliteOptions, SqliteStore};
+    use approval_gate::{SqliteStore, store::SqliteOptions};
     let dir = std::env::temp_dir().join(format!("approval-gate-it-{}", RequestId::new()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("busy.db");

@@ -1,8 +1,8 @@
 //! Bad configs get a typed error naming the field and the line, through the public API.
 
 use approval_gate::{
-    ArgsError, ArgsHash, ArgsLimits, Condition, Effect, Policy, PolicyError, ToolCall,
-    canonical_json,
+    ArgsError, ArgsHash, ArgsLimits, Effect, Policy, PolicyError, ToolCall, canonical_json,
+    config::Condition,
 };
 use serde_json::json;
 

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    Approver, AuditEvent, AuditQuery, Budget, DeskError, Execution, Gate, GateOutcome, Gated,
-    GrantError, GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, MemorySink, Policy,
-    StopReason, SwitchSource, ToolCall, ToolExecutor,
+    Approver, DeskError, Execution, Gate, GateOutcome, Gated, GrantScope, GrantSpec, Key, Keyring,
+    KillScope, ManualClock, MemorySink, Policy, StopReason, ToolCall, ToolExecutor,
+    desk::GrantError,
+    outcome::{Budget, SwitchSource},
+    trail::{AuditEvent, AuditQuery},
 };
 use serde_json::{Value, json};
 
@@ -501,7 +503,8 @@ async fn a_grant_can_be_bound_to_the_same_args_or_to_a_condition_and_never_cross
         .unwrap()
         .request_id;
     let small =
-        approval_gate::Condition::field("args.n", approval_gate::Op::Lte(3.into())).unwrap();
+        approval_gate::config::Condition::field("args.n", approval_gate::config::Op::Lte(3.into()))
+            .unwrap();
     let spec = GrantSpec::new(GrantScope::User, Duration::from_secs(600)).when(small);
     desk.approve_with_grant(id, &ann, &spec).await.unwrap();
     assert!(

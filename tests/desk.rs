@@ -3,9 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    Approver, DeskError, EditRefusal, Execution, Gate, GateOutcome, Gated, Key, Keyring,
-    ManualClock, MemorySink, Policy, RequestId, RequestState, ToolCall, ToolExecutor,
-    TransitionError,
+    Approver, DeskError, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock,
+    MemorySink, Policy, RequestId, RequestState, ToolCall, ToolExecutor,
+    desk::{EditRefusal, TransitionError},
 };
 use serde_json::{Value, json};
 

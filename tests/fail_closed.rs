@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, AuditError, AuditQuery, AuditRecord, AuditSink,
-    Decision, DeskError, Execution, Filed, Gate, GateError, GateOutcome, Key, Keyring, ManualClock,
-    MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState, StoreError,
-    Subscription, ToolCall,
+    ApprovalRequest, ApprovalStore, Approver, AuditSink, Decision, DeskError, Execution, Gate,
+    GateError, GateOutcome, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy, RequestId,
+    RequestQuery, RequestState, StoreError, ToolCall,
+    store::{Filed, Subscription},
+    trail::{AuditError, AuditQuery, AuditRecord},
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -90,7 +91,7 @@ impl ApprovalStore for SwitchStore {
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
         self.inner.sweep_expired(now, limit).await
     }
-    async fn switches(&self) -> Result<approval_gate::Switches, StoreError> {
+    async fn switches(&self) -> Result<approval_gate::store::Switches, StoreError> {
         self.inner.switches().await
     }
     async fn set_kill_switch(
@@ -107,17 +108,17 @@ impl ApprovalStore for SwitchStore {
     async fn add_usage(
         &self,
         run_id: &str,
-        delta: approval_gate::UsageDelta,
+        delta: approval_gate::store::UsageDelta,
         now: OffsetDateTime,
-    ) -> Result<approval_gate::RunUsage, StoreError> {
+    ) -> Result<approval_gate::store::RunUsage, StoreError> {
         self.inner.add_usage(run_id, delta, now).await
     }
-    async fn usage(&self, run_id: &str) -> Result<approval_gate::RunUsage, StoreError> {
+    async fn usage(&self, run_id: &str) -> Result<approval_gate::store::RunUsage, StoreError> {
         self.inner.usage(run_id).await
     }
     async fn put_grant(
         &self,
-        grant: &approval_gate::Grant,
+        grant: &approval_gate::desk::Grant,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
         self.inner.put_grant(grant, record).await
@@ -129,20 +130,23 @@ impl ApprovalStore for SwitchStore {
         decision: &Decision,
         policy_version: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<approval_gate::Grant>, StoreError> {
+    ) -> Result<Option<approval_gate::desk::Grant>, StoreError> {
         self.inner
             .use_grant(call, args_hash, decision, policy_version, now)
             .await
     }
     async fn revoke_grant(
         &self,
-        id: approval_gate::GrantId,
+        id: approval_gate::desk::GrantId,
         by: &str,
         now: OffsetDateTime,
-    ) -> Result<approval_gate::Grant, StoreError> {
+    ) -> Result<approval_gate::desk::Grant, StoreError> {
         self.inner.revoke_grant(id, by, now).await
     }
-    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<approval_gate::Grant>, StoreError> {
+    async fn grants(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<approval_gate::desk::Grant>, StoreError> {
         self.inner.grants(now).await
     }
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
@@ -254,7 +258,7 @@ async fn an_allowed_write_does_not_run_when_the_audit_sink_fails() {
     assert_eq!(events, ["allow", "stopped"]);
     assert!(matches!(
         &trail[1].event,
-        approval_gate::AuditEvent::Stopped { reason, .. } if reason == "audit_failed"
+        approval_gate::trail::AuditEvent::Stopped { reason, .. } if reason == "audit_failed"
     ));
 }
 

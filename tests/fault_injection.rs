@@ -13,11 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditError, AuditEvent, AuditQuery,
-    AuditRecord, AuditSink, Clock, Decision, DeskError, Execution, Filed, Gate, GateError,
-    GateOutcome, Gated, Grant, GrantId, GrantScope, GrantSpec, Key, Keyring, KillScope,
-    ManualClock, MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState, RunUsage,
-    StoreError, Subscription, Switches, ToolCall, ToolExecutor, UsageDelta, verify_chain,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditSink, Clock, Decision, DeskError,
+    Execution, Gate, GateError, GateOutcome, Gated, GrantScope, GrantSpec, Key, Keyring, KillScope,
+    ManualClock, MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState,
+    StoreError, ToolCall, ToolExecutor,
+    desk::{Grant, GrantId},
+    store::{Filed, RunUsage, Subscription, Switches, UsageDelta},
+    trail::{AuditError, AuditEvent, AuditQuery, AuditRecord, verify_chain},
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -531,7 +533,7 @@ impl TempDir {
 async fn sqlite_store(path: &std::path::Path) -> approval_gate::SqliteStore {
     // Durability is not under test here: no fsync, to keep a thousand databases quick.
     let options = approval_gate::SqliteStore::options(path.to_str().unwrap())
-        .synchronous(approval_gate::SqliteSynchronous::Off);
+        .synchronous(approval_gate::store::SqliteSynchronous::Off);
     approval_gate::SqliteStore::connect_with(options)
         .await
         .unwrap()

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    Approver, Clock, DeskError, Execution, Expectations, Gate, GateOutcome, Gated, Key, Keyring,
-    ManualClock, MemorySink, MismatchField, Policy, RequestId, RequestState, StopReason, ToolCall,
-    ToolExecutor, UnverifiedToken,
+    Approver, Clock, DeskError, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock,
+    MemorySink, Policy, RequestId, RequestState, StopReason, ToolCall, ToolExecutor,
+    outcome::MismatchField,
+    token::{Expectations, UnverifiedToken},
 };
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use approval_gate::serde_json::{self, json};
-use approval_gate::{ArgsHash, Claims, Key, ToolCall};
+use approval_gate::{ArgsHash, Key, ToolCall, token::Claims};
 
 /// The files of `fuzz/<kind>/<target>`, sorted; none if the directory does not exist.
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
@@ -72,9 +72,9 @@ fn freshly_minted_tokens_pass_the_token_target() {
     let now = approval_gate::time::OffsetDateTime::from_unix_timestamp(targets::TOKEN_NOW)
         .expect("in range");
     let hash = ArgsHash::compute(&targets::token_args()).expect("small args");
-    let expected = approval_gate::Expectations::new("email.send", &hash, "run-1");
+    let expected = approval_gate::token::Expectations::new("email.send", &hash, "run-1");
     assert!(
-        approval_gate::UnverifiedToken::parse(valid.as_str())
+        approval_gate::token::UnverifiedToken::parse(valid.as_str())
             .and_then(|t| t.verify(&keys, &expected, now))
             .is_ok(),
         "the target's fixed token verifies, so the fuzzer starts from an accepted token"

@@ -3,9 +3,9 @@
 //! letters) never makes a second person, and an id that is no id is refused.
 
 use approval_gate::{
-    Approver, AuditEvent, DeskError, Execution, Gate, GateOutcome, Gated, IdError, Key, Keyring,
-    ManualClock, MemorySink, Policy, RequestId, RequestQuery, RequestState, StopReason, ToolCall,
-    ToolExecutor, TransitionError, canonical_id,
+    Approver, DeskError, Execution, Gate, GateOutcome, Gated, IdError, Key, Keyring, ManualClock,
+    MemorySink, Policy, RequestId, RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor,
+    canonical_id, desk::TransitionError, trail::AuditEvent,
 };
 use serde_json::{Value, json};
 

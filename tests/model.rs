@@ -18,10 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditQuery, AuditRecord, DeskError,
-    Execution, Gate, GateError, GateOutcome, Gated, GrantId, GrantScope, GrantSpec, Key, Keyring,
-    ManualClock, MemoryStore, MismatchField, Policy, RequestId, RequestState, StopReason, ToolCall,
-    ToolExecutor, TransitionError, verify_chain,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, DeskError, Execution, Gate, GateError,
+    GateOutcome, Gated, GrantScope, GrantSpec, Key, Keyring, ManualClock, MemoryStore, Policy,
+    RequestId, RequestState, StopReason, ToolCall, ToolExecutor,
+    desk::{GrantId, TransitionError},
+    outcome::MismatchField,
+    trail::{AuditQuery, AuditRecord, verify_chain},
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};

@@ -5,9 +5,11 @@
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    ApprovalShortfall, Approver, AuditQuery, DeskError, Execution, Gate, GateOutcome, Gated, Key,
-    Keyring, ManualClock, MemorySink, MismatchField, Policy, RequestId, RequestState, Settlement,
-    StopReason, ToolCall, ToolExecutor, TransitionError,
+    Approver, DeskError, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock,
+    MemorySink, Policy, RequestId, RequestState, StopReason, ToolCall, ToolExecutor,
+    desk::{Settlement, TransitionError},
+    outcome::{ApprovalShortfall, MismatchField},
+    trail::AuditQuery,
 };
 use serde_json::{Value, json};
 
@@ -156,7 +158,7 @@ async fn a_policy_that_now_needs_a_larger_quorum_asks_again() {
     // that the current policy decides (two approvers).
     let request = w.gate.desk().show(id).await.unwrap();
     assert_eq!(request.stored_state(), RequestState::Cancelled);
-    assert_eq!(request.decided_by(), Some(approval_gate::GATE_ACTOR));
+    assert_eq!(request.decided_by(), Some(approval_gate::desk::GATE_ACTOR));
     let again = w.file(refund()).await;
     assert_ne!(again, id);
     let desk = w.gate.desk();

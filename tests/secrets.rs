@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditError, AuditQuery, AuditRecord,
-    AuditSink, Claims, DeskError, Execution, Expectations, FanoutSink, Gate, GateError,
-    GateOutcome, Gated, JsonlSink, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy,
-    RequestId, StopReason, TokenError, ToolCall, ToolExecutor, TracingSink, UnverifiedToken,
-    jsonl_trail_files,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditSink, DeskError, Execution, Gate,
+    GateError, GateOutcome, Gated, JsonlSink, Key, Keyring, ManualClock, MemorySink, MemoryStore,
+    Policy, RequestId, StopReason, ToolCall, ToolExecutor,
+    token::{Claims, Expectations, TokenError, UnverifiedToken},
+    trail::{AuditError, AuditQuery, AuditRecord, FanoutSink, TracingSink, jsonl_trail_files},
 };
 use async_trait::async_trait;
 use base64::Engine as _;

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalStats, Approver, Clock, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock,
-    MemoryStore, Policy, RequestId, ToolCall, ToolExecutor,
+    Approver, Clock, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore,
+    Policy, RequestId, ToolCall, ToolExecutor, trail::ApprovalStats,
 };
 use serde_json::{Value, json};
 
@@ -227,7 +227,7 @@ async fn a_decision_undone_because_the_sink_failed_does_not_count() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use approval_gate::{AuditError, AuditRecord};
+    use approval_gate::trail::{AuditError, AuditRecord};
 
     let clock = ManualClock::default();
     let start = clock.now();

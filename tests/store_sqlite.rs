@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use approval_gate::time::OffsetDateTime;
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, ArgsHash, AuditQuery, AuditRecord, Decision, Filed, Grant,
-    GrantId, KillScope, ManualClock, RequestId, RequestQuery, RunUsage, SqliteStore, StoreError,
-    Subscription, Switches, ToolCall, UsageDelta,
+    ApprovalRequest, ApprovalStore, ArgsHash, Decision, KillScope, ManualClock, RequestId,
+    RequestQuery, SqliteStore, StoreError, ToolCall,
+    desk::{Grant, GrantId},
+    store::{Filed, RunUsage, Subscription, Switches, UsageDelta},
+    trail::{AuditQuery, AuditRecord},
 };
 use async_trait::async_trait;
 use store_common::Reopen;
@@ -384,10 +386,10 @@ async fn two_processes_appending_in_turn_keep_one_chain() {
             "crm.read",
             serde_json::json!({}),
         );
-        let event = approval_gate::AuditEvent::Allow {
+        let event = approval_gate::trail::AuditEvent::Allow {
             rule_ids: Vec::new(),
         };
-        approval_gate::AuditRecord::new(
+        approval_gate::trail::AuditRecord::new(
             approval_gate::Clock::now(&ManualClock::default()),
             &call,
             None,
@@ -400,12 +402,12 @@ async fn two_processes_appending_in_turn_keep_one_chain() {
         store.append_audit(&record(n)).await.unwrap();
     }
     let trail = a
-        .audit_records(&approval_gate::AuditQuery::default())
+        .audit_records(&approval_gate::trail::AuditQuery::default())
         .await
         .unwrap();
     let calls: Vec<&str> = trail.iter().map(|r| r.call_id.as_str()).collect();
     assert_eq!(calls, ["c0", "c1", "c2", "c3", "c4", "c5"]);
-    let head = approval_gate::verify_chain(&trail, None).unwrap();
+    let head = approval_gate::trail::verify_chain(&trail, None).unwrap();
     assert_eq!(head.seq, 6);
     a.close().await;
     b.close().await;
@@ -519,6 +521,6 @@ async fn mixed_races_through_two_writers_leave_one_decision_and_at_most_one_run(
     let store = TwoWriters::open(&dir.db()).await;
     store_common::mixed_races_leave_one_decision_and_at_most_one_run(store.clone()).await;
     let trail = store.audit_records(&AuditQuery::default()).await.unwrap();
-    approval_gate::verify_chain(&trail, None).unwrap();
+    approval_gate::trail::verify_chain(&trail, None).unwrap();
     store.close().await;
 }

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditEvent, AuditRecord, Claims, Clock,
-    Execution, Expectations, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore,
-    Policy, RequestId, RequestState, StopReason, TokenError, ToolCall, ToolExecutor,
-    UnverifiedToken, VerifiedApproval,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, Clock, Execution, Gate, GateOutcome, Gated,
+    Key, Keyring, ManualClock, MemoryStore, Policy, RequestId, RequestState, StopReason, ToolCall,
+    ToolExecutor,
+    token::{Claims, Expectations, TokenError, UnverifiedToken, VerifiedApproval},
+    trail::{AuditEvent, AuditRecord},
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -851,7 +852,7 @@ fn payloads_that_are_not_a_claims_object_are_malformed_even_when_signed() {
         // The unverified reader refuses them the same way.
         let parsed = UnverifiedToken::parse(&token).unwrap();
         assert_refused!(
-            approval_gate::dangerous::insecure_claims(&parsed),
+            approval_gate::token::dangerous::insecure_claims(&parsed),
             TokenError::Malformed { .. },
             "{what} (dangerous)"
         );
@@ -955,7 +956,7 @@ impl World {
 
     /// Writes `token` onto the stored request `id`, as a tampering store (or someone with
     /// write access to its database) would: a new version through the public API.
-    async fn put_token(&self, id: RequestId, token: approval_gate::ApprovalToken) {
+    async fn put_token(&self, id: RequestId, token: approval_gate::token::ApprovalToken) {
         let stored = self.store.get(id).await.unwrap();
         // Rewritten in its stored form, as someone with write access to the rows would.
         let mut row = serde_json::to_value(&stored).unwrap();
@@ -975,7 +976,7 @@ impl World {
 }
 
 /// `text` as a stored approval token, whatever it holds.
-fn token_text(text: &str) -> approval_gate::ApprovalToken {
+fn token_text(text: &str) -> approval_gate::token::ApprovalToken {
     serde_json::from_value(json!(text)).unwrap()
 }
 
@@ -1079,7 +1080,7 @@ async fn a_token_moved_onto_a_request_for_other_args_is_refused() {
     // The stop is on the record, with the token's error.
     let trail = w
         .store
-        .audit_records(&approval_gate::AuditQuery::default())
+        .audit_records(&approval_gate::trail::AuditQuery::default())
         .await
         .unwrap();
     let last = trail.last().unwrap();
@@ -1101,7 +1102,7 @@ async fn a_forged_or_extended_token_on_a_request_is_refused() {
     let genuine = stored.token().unwrap().clone();
     let genuine_claims = {
         let parsed = UnverifiedToken::parse(genuine.as_str()).unwrap();
-        approval_gate::dangerous::insecure_claims(&parsed).unwrap()
+        approval_gate::token::dangerous::insecure_claims(&parsed).unwrap()
     };
 
     // The genuine claims, expiry pushed out a day, re-signed with a guessed secret.

@@ -2,7 +2,8 @@
 //! ours verifies its. Uses only the public API, as a tool service in another process would.
 
 use approval_gate::{
-    ArgsHash, Claims, Clock, Expectations, Key, Keyring, SystemClock, TokenError, UnverifiedToken,
+    ArgsHash, Clock, Key, Keyring, SystemClock,
+    token::{Claims, Expectations, TokenError, UnverifiedToken},
 };
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{

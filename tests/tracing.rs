@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use approval_gate::{
     Approver, Execution, Gate, Key, Keyring, ManualClock, MemoryStore, Policy, ToolCall,
-    TracingSink,
+    trail::TracingSink,
 };
 use serde_json::{Value, json};
 use tracing::field::{Field, Visit};

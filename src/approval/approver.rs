@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 /// assert!(ann.has_role("finance-lead"));
 /// ```
 ///
-/// [`canonical_id`]: crate::canonical_id
-/// [`TransitionError::InvalidIdentity`]: crate::TransitionError::InvalidIdentity
+/// [`canonical_id`]: crate::identity::canonical_id
+/// [`TransitionError::InvalidIdentity`]: crate::approval::TransitionError::InvalidIdentity
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "Fields")]
 pub struct Approver {

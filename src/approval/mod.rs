@@ -22,8 +22,10 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::call::{ArgsHash, ToolCall};
 use crate::grant::{GrantConsent, GrantSpec};
-use crate::{ApprovalToken, ArgsHash, Claims, Decision, PolicyVersion, ToolCall};
+use crate::policy::{Decision, PolicyVersion};
+use crate::token::{ApprovalToken, Claims};
 
 /// The id of an approval request; also the idempotency key handed to the executor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -599,8 +601,8 @@ impl ApprovalRequest {
     }
 
     /// Sets what a person is shown: the rendered `preview` and the arguments with the
-    /// fields the config marks secret redacted (see [`Policy::preview`](crate::Policy::preview)
-    /// and [`Policy::redact`](crate::Policy::redact)).
+    /// fields the config marks secret redacted (see [`Policy::preview`](crate::policy::Policy::preview)
+    /// and [`Policy::redact`](crate::policy::Policy::redact)).
     ///
     /// When `shown_args` are the call's own arguments (nothing was redacted), the request
     /// keeps, serializes and stores one copy of them, not two.
@@ -887,7 +889,7 @@ impl ApprovalRequest {
     /// every role the tier names, or approved already. The request becomes `Approved` once
     /// [`quorum`](Self::quorum) distinct approvers have approved; until then it stays
     /// `Pending` with the approvers so far. An approved request needs its token, which
-    /// [`Desk::approve`](crate::Desk::approve) signs, before it can be used.
+    /// [`Desk::approve`](crate::desk::Desk::approve) signs, before it can be used.
     pub fn approve(
         &self,
         approver: &Approver,
@@ -1013,7 +1015,7 @@ impl ApprovalRequest {
     }
 
     /// Attaches the signed token of an approved request (see
-    /// [`Keyring::sign`](crate::Keyring::sign)); part of the same transition as the
+    /// [`Keyring::sign`](crate::token::Keyring::sign)); part of the same transition as the
     /// approval that completed the quorum.
     pub(crate) fn with_token(mut self, token: ApprovalToken) -> ApprovalRequest {
         self.progress_mut().token = Some(token);
@@ -1213,7 +1215,8 @@ fn changed_fields(original: &Value, edited: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Key, Keyring, Policy};
+    use crate::policy::Policy;
+    use crate::token::{Key, Keyring};
     use serde_json::json;
     use time::macros::datetime;
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::AuditRecord;
-use crate::ArgsHash;
+use crate::call::ArgsHash;
 
 /// A SHA-256 digest in a chain, written as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,7 +45,7 @@ impl fmt::Debug for AuditHash {
 }
 
 impl FromStr for AuditHash {
-    type Err = crate::ParseArgsHashError;
+    type Err = crate::call::ParseArgsHashError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(AuditHash(*s.parse::<ArgsHash>()?.as_bytes()))
@@ -70,7 +70,7 @@ impl<'de> Deserialize<'de> for AuditHash {
 /// `hash`.
 ///
 /// `hash` is SHA-256 over the record's JSON object without its `hash` field, in the
-/// canonical form of [`canonical_json`](crate::canonical_json) (RFC 8785 with exact
+/// canonical form of [`canonical_json`](crate::call::canonical_json) (RFC 8785 with exact
 /// integers), which any language can recompute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainLink {
@@ -109,7 +109,7 @@ impl ChainHead {
     /// `record` linked after this head, and the new head.
     ///
     /// ```
-    /// use approval_gate::{AuditEvent, AuditRecord, ChainHead, ToolCall, verify_chain};
+    /// use approval_gate::{ToolCall, trail::{AuditEvent, AuditRecord, ChainHead, verify_chain}};
     /// # use approval_gate::time::OffsetDateTime;
     ///
     /// let call = ToolCall::new("run-1", "call-1", "crm.read", serde_json::json!({}));
@@ -354,7 +354,7 @@ impl ChainVerifier {
 /// inserted or moved records, and a tail cut off or rewritten since `known_head`.
 ///
 /// ```
-/// use approval_gate::{AuditEvent, AuditRecord, ChainError, ChainHead, ToolCall, verify_chain};
+/// use approval_gate::{ToolCall, trail::{AuditEvent, AuditRecord, ChainError, ChainHead, verify_chain}};
 /// # use approval_gate::time::OffsetDateTime;
 ///
 /// let call = ToolCall::new("run-1", "call-1", "email.send", serde_json::json!({}));
@@ -384,7 +384,8 @@ pub fn verify_chain<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuditEvent, ToolCall};
+    use crate::audit::AuditEvent;
+    use crate::call::ToolCall;
     use serde_json::json;
     use time::macros::datetime;
 

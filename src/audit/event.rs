@@ -9,8 +9,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::ChainLink;
+use crate::approval::{ApprovalRequest, RequestId};
+use crate::call::{ArgsHash, ToolCall};
+use crate::grant::{Grant, GrantId, GrantScope};
 use crate::run::KillScope;
-use crate::{ApprovalRequest, ArgsHash, Grant, GrantId, GrantScope, RequestId, ToolCall};
 
 /// The version of the audit record's JSON schema. It changes only when a field changes
 /// meaning or disappears; new optional fields and new events keep it.
@@ -169,7 +171,7 @@ impl AuditRecord {
     }
 
     /// The `approval_timeout` record of `expired`, a request that [`ApprovalRequest::expire`]
-    /// expired at `at`: what a store's [`sweep_expired`](crate::ApprovalStore::sweep_expired)
+    /// expired at `at`: what a store's [`sweep_expired`](crate::store::ApprovalStore::sweep_expired)
     /// writes for each request it expires.
     pub fn timeout(at: OffsetDateTime, expired: &ApprovalRequest) -> Self {
         let from = if expired.approval_expires_at().is_some() {
@@ -185,7 +187,7 @@ impl AuditRecord {
     }
 
     /// The `grant_used` record of `grant` (as used: its count includes this use) covering
-    /// `call` at `at`: what a store's [`use_grant`](crate::ApprovalStore::use_grant)
+    /// `call` at `at`: what a store's [`use_grant`](crate::store::ApprovalStore::use_grant)
     /// writes.
     pub fn grant_used(
         at: OffsetDateTime,
@@ -203,7 +205,7 @@ impl AuditRecord {
     }
 
     /// The `grant_revoked` record of grant `grant_id`, left on `request`, revoked by `by`
-    /// at `at`: what a store's [`revoke_grant`](crate::ApprovalStore::revoke_grant)
+    /// at `at`: what a store's [`revoke_grant`](crate::store::ApprovalStore::revoke_grant)
     /// writes.
     pub fn grant_revoked(
         at: OffsetDateTime,
@@ -220,8 +222,8 @@ impl AuditRecord {
 
     /// A record of `event` that goes with no call (a kill switch engaged or released,
     /// read-only mode turned on or off) at `at`, under the policy of `policy_version`:
-    /// what a store's [`set_kill_switch`](crate::ApprovalStore::set_kill_switch) and
-    /// [`set_read_only`](crate::ApprovalStore::set_read_only) write.
+    /// what a store's [`set_kill_switch`](crate::store::ApprovalStore::set_kill_switch) and
+    /// [`set_read_only`](crate::store::ApprovalStore::set_read_only) write.
     ///
     /// Its `run_id`, `call_id` and `tool` are empty strings, so that the record keeps
     /// schema 1, where they are required strings, and every reader of it still parses
@@ -245,7 +247,7 @@ impl AuditRecord {
         }
     }
 
-    /// The `approval_merged` record of `call`, which [`create`](crate::ApprovalStore::create)
+    /// The `approval_merged` record of `call`, which [`create`](crate::store::ApprovalStore::create)
     /// joined to `joined`, the identical request already pending, at `at`: the merged
     /// call's own `call_id`, requester and tenant, its `args_hash`, and the id, policy
     /// version and expiry of the request it joined. What every store writes when it

@@ -15,7 +15,7 @@ use super::{AuditError, AuditRecord, AuditSink};
 /// not called.
 ///
 /// ```
-/// use approval_gate::{AuditError, AuditRecord, FanoutSink, MemorySink};
+/// use approval_gate::{MemorySink, trail::{AuditError, AuditRecord, FanoutSink}};
 ///
 /// let kept = MemorySink::new();
 /// let sink = FanoutSink::new()
@@ -95,7 +95,8 @@ impl AuditSink for FanoutSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuditEvent, MemorySink, ToolCall};
+    use crate::audit::{AuditEvent, MemorySink};
+    use crate::call::ToolCall;
     use serde_json::json;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use time::OffsetDateTime;

@@ -153,7 +153,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Trai
 /// # Example
 ///
 /// ```no_run
-/// use approval_gate::{Gate, JsonlSink, Key, Keyring, Policy, jsonl_trail_files, verify_jsonl_files};
+/// use approval_gate::{Gate, JsonlSink, Key, Keyring, Policy, trail::{jsonl_trail_files, verify_jsonl_files}};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let policy = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n")?;
@@ -694,9 +694,9 @@ fn for_each_line<P: AsRef<Path>>(
 /// held whole.
 ///
 /// ```no_run
-/// use approval_gate::{jsonl_trail_files, verify_jsonl_files};
+/// use approval_gate::{trail::{jsonl_trail_files, verify_jsonl_files}};
 ///
-/// # fn main() -> Result<(), approval_gate::TrailFileError> {
+/// # fn main() -> Result<(), approval_gate::trail::TrailFileError> {
 /// let head = verify_jsonl_files(&jsonl_trail_files("audit/trail.jsonl")?, None)?;
 /// println!("ok: head {}:{}", head.seq, head.hash);
 /// # Ok(()) }
@@ -765,7 +765,8 @@ pub fn read_jsonl_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<AuditRecord>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuditEvent, ToolCall};
+    use crate::audit::AuditEvent;
+    use crate::call::ToolCall;
     use serde_json::json;
     use time::macros::datetime;
 

@@ -8,15 +8,16 @@
 //! bumps reference counts; a [`KeptRecord`] turns back into the same [`AuditRecord`]
 //! when read.
 //!
-//! [`MemoryStore`]: crate::MemoryStore
-//! [`MemorySink`]: crate::MemorySink
+//! [`MemoryStore`]: crate::store::MemoryStore
+//! [`MemorySink`]: crate::audit::MemorySink
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::{AuditEvent, AuditRecord, ChainLink};
-use crate::{ArgsHash, RequestId};
+use crate::approval::RequestId;
+use crate::call::ArgsHash;
 
 /// An [`AuditRecord`] with its repeated strings shared (see the module docs).
 #[derive(Debug)]
@@ -116,7 +117,8 @@ fn share(last: &mut Option<Arc<str>>, s: &str) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ArgsHash, AuditHash, ToolCall};
+    use crate::audit::AuditHash;
+    use crate::call::{ArgsHash, ToolCall};
     use serde_json::json;
 
     fn record(run: &str, tool: &str, requester: Option<&str>, tenant: Option<&str>) -> AuditRecord {

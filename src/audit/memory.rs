@@ -34,8 +34,8 @@ impl MemorySink {
     /// the oldest.
     ///
     /// ```
-    /// # async fn demo() -> Result<(), approval_gate::AuditError> {
-    /// use approval_gate::{AuditEvent, AuditRecord, AuditSink, MemorySink, ToolCall};
+    /// # async fn demo() -> Result<(), approval_gate::trail::AuditError> {
+    /// use approval_gate::{AuditSink, MemorySink, ToolCall, trail::{AuditEvent, AuditRecord}};
     /// # use approval_gate::time::OffsetDateTime;
     ///
     /// let sink = MemorySink::with_capacity(2);

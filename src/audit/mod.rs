@@ -2,7 +2,6 @@
 
 mod chain;
 mod event;
-mod export;
 mod fanout;
 mod file;
 mod kept;
@@ -12,7 +11,6 @@ mod tracing_sink;
 
 pub use chain::{AuditHash, ChainError, ChainHead, ChainLink, ChainVerifier, verify_chain};
 pub use event::{AUDIT_SCHEMA_VERSION, AuditEvent, AuditRecord};
-pub use export::{ExportError, export_jsonl};
 pub use fanout::FanoutSink;
 pub use file::{
     JsonlSink, JsonlSinkBuilder, TrailFileError, jsonl_trail_files, read_jsonl_files,
@@ -59,7 +57,7 @@ impl AuditError {
 /// `Fn(&AuditRecord) -> Result<(), AuditError>`:
 ///
 /// ```
-/// use approval_gate::{AuditError, AuditRecord, AuditSink};
+/// use approval_gate::{AuditSink, trail::{AuditError, AuditRecord}};
 ///
 /// fn assert_sink(_: impl AuditSink) {}
 /// assert_sink(|record: &AuditRecord| -> Result<(), AuditError> {

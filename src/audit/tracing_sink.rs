@@ -18,10 +18,10 @@ use super::{AuditError, AuditRecord, AuditSink};
 ///
 /// Never fails, so as the gate's only sink it never stops a call: a subscriber may drop
 /// events. Keep the durable trail in the store (or beside this sink in a
-/// [`FanoutSink`](crate::FanoutSink)).
+/// [`FanoutSink`](crate::audit::FanoutSink)).
 ///
 /// ```
-/// use approval_gate::{Gate, Key, Keyring, Policy, TracingSink};
+/// use approval_gate::{Gate, Key, Keyring, Policy, trail::TracingSink};
 ///
 /// let policy = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n").unwrap();
 /// let keys = Keyring::new(Key::new("k1", [42u8; 32]).unwrap());

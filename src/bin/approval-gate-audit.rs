@@ -44,8 +44,11 @@ use std::process::ExitCode;
 use approval_gate::serde_json::Value;
 use approval_gate::time::format_description::well_known::Rfc3339;
 use approval_gate::{
-    AuditHash, AuditRecord, ChainHead, ChainVerifier, RequestId, jsonl_trail_files,
-    read_jsonl_files, verify_jsonl_files_with,
+    RequestId,
+    trail::{
+        AuditHash, AuditRecord, ChainHead, ChainVerifier, jsonl_trail_files, read_jsonl_files,
+        verify_jsonl_files_with,
+    },
 };
 
 const USAGE: &str = "\

@@ -202,7 +202,7 @@ fn shallow(value: &Value, levels: usize) -> bool {
 ///
 /// The defaults (64 levels, 4 MiB) are far above what a model produces and far below what
 /// could exhaust a stack or memory. Set the gate's with
-/// [`GateBuilder::args_limits`](crate::GateBuilder::args_limits).
+/// [`GateBuilder::args_limits`](crate::gate::GateBuilder::args_limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArgsLimits {
     /// The deepest nesting of arrays and objects allowed; a scalar at the top is depth 0.

@@ -12,7 +12,7 @@ use super::canonical::{ArgsError, ArgsLimits, Out, write_canonical};
 /// The SHA-256 hash of a call's arguments in canonical JSON form.
 ///
 /// Two argument values that differ only in key order or in the spelling of a number
-/// (`1.0` and `1`) hash the same; see [`canonical_json`](crate::canonical_json) for the
+/// (`1.0` and `1`) hash the same; see [`canonical_json`](crate::call::canonical_json) for the
 /// exact form. Written as 64 lowercase hex digits.
 ///
 /// ```
@@ -174,7 +174,7 @@ mod tests {
             ),
         ];
         for (v, text, hash) in cases {
-            assert_eq!(crate::canonical_json(&v).unwrap(), text);
+            assert_eq!(crate::call::canonical_json(&v).unwrap(), text);
             assert_eq!(ArgsHash::compute(&v).unwrap().to_string(), hash, "{v}");
         }
     }
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn streaming_hash_equals_hash_of_text_for_large_values() {
         let big = json!({"body": "x".repeat(10_000), "list": (0..500).collect::<Vec<_>>()});
-        let text = crate::canonical_json(&big).unwrap();
+        let text = crate::call::canonical_json(&big).unwrap();
         let direct: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         assert_eq!(
             ArgsHash::compute(&big).unwrap(),

@@ -136,7 +136,7 @@ impl ToolCall {
     }
 
     /// Sets who asked for the call: the end user or service the agent acts for. Kept in
-    /// canonical form (see [`canonical_id`](crate::canonical_id)); the policy denies a
+    /// canonical form (see [`canonical_id`](crate::identity::canonical_id)); the policy denies a
     /// call whose requester is no valid id (rule id `tool_call`).
     pub fn with_requester(mut self, who: impl Into<String>) -> Self {
         self.edit().requested_by = Some(crate::identity::into_canonical(who.into()));
@@ -144,7 +144,7 @@ impl ToolCall {
     }
 
     /// Sets the tenant the call belongs to. Kept in canonical form (see
-    /// [`canonical_id`](crate::canonical_id)); the policy denies a call whose tenant is
+    /// [`canonical_id`](crate::identity::canonical_id)); the policy denies a call whose tenant is
     /// no valid id (rule id `tool_call`).
     pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.edit().tenant = Some(crate::identity::into_canonical(tenant.into()));
@@ -193,7 +193,7 @@ impl ToolCall {
     }
 
     /// Who asked for the call, if the host said: in canonical form when set with
-    /// [`requested_by`](Self::requested_by).
+    /// [`with_requester`](Self::with_requester).
     pub fn requester(&self) -> Option<&str> {
         self.0.requested_by.as_deref()
     }
@@ -229,7 +229,7 @@ impl ToolCall {
 
 /// Whoever drops the last reference to a call's arguments drops them without deep
 /// recursion, so a host that hands in arguments nested far beyond the limits gets
-/// [`StopReason::InvalidArgs`](crate::StopReason::InvalidArgs), not a stack overflow where
+/// [`StopReason::InvalidArgs`](crate::gate::StopReason::InvalidArgs), not a stack overflow where
 /// the gate lets go of the call.
 impl Drop for Call {
     fn drop(&mut self) {

@@ -427,7 +427,7 @@ mod tests {
         assert!(matches!(v, Some(ArgsError::Invalid { .. })), "{v:?}");
         let text = format!("{}{}", "[".repeat(64), "]".repeat(64));
         let v = parse_args(&text).unwrap();
-        assert!(crate::ArgsHash::compute(&v).is_ok());
+        assert!(crate::call::ArgsHash::compute(&v).is_ok());
         let deeper = format!("[{text}]");
         assert_eq!(parse_args(&deeper), Err(ArgsError::TooDeep { limit: 64 }));
     }

@@ -6,7 +6,11 @@ use std::future::Future;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{RequestId, ToolCall, VerifiedApproval};
+use crate::approval::RequestId;
+
+use crate::call::ToolCall;
+
+use crate::token::VerifiedApproval;
 
 /// Runs tools. The gate calls it only for a call the policy allows, or for an approved
 /// call whose approval it has verified and claimed.

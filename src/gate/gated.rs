@@ -8,11 +8,14 @@ use super::outcome::{
     ArgsEdit, Executed, GateOutcome, MismatchField, PendingApproval, Stop, StopReason,
 };
 use super::{Gate, GateError, NotRun, error_chain};
-use crate::{
-    ApprovalRequest, ArgsHash, AuditEvent, AuditRecord, Claims, Decision, Effect, Execution,
-    Expectations, Grant, Policy, RequestId, RequestState, StoreError, ToolCall, ToolExecutor,
-    UnverifiedToken,
-};
+use crate::approval::{ApprovalRequest, RequestId, RequestState};
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::call::{ArgsHash, ToolCall};
+use crate::gate::{Execution, ToolExecutor};
+use crate::grant::Grant;
+use crate::policy::{Decision, Effect, Policy};
+use crate::store::StoreError;
+use crate::token::{Claims, Expectations, UnverifiedToken};
 
 /// A tool executor wrapped by a [`Gate`]: every call is decided by the policy, recorded,
 /// and run only when allowed or approved.
@@ -258,7 +261,7 @@ impl<E: ToolExecutor> Gated<E> {
     ///   tool and before its result is recorded: the request `Executing`, in doubt. It
     ///   never runs again on its own (every later resume stops with
     ///   [`StopReason::ApprovalUsed`]); a person who may decide it settles it with
-    ///   [`Desk::settle`](crate::Desk::settle): it ran, it failed, or it did not run.
+    ///   [`Desk::settle`](crate::desk::Desk::settle): it ran, it failed, or it did not run.
     pub async fn resume(
         &self,
         request_id: RequestId,
@@ -619,13 +622,13 @@ fn verify_token(
     gate: &Gate,
     request: &ApprovalRequest,
     now: OffsetDateTime,
-) -> Result<crate::VerifiedApproval, StopReason> {
-    let token = request
-        .token()
-        .ok_or(StopReason::InvalidToken(crate::TokenError::Malformed {
+) -> Result<crate::token::VerifiedApproval, StopReason> {
+    let token = request.token().ok_or(StopReason::InvalidToken(
+        crate::token::TokenError::Malformed {
             reason: "approved request has no token",
             source: None,
-        }))?;
+        },
+    ))?;
     let call = request.call();
     let id = request.id().to_string();
     let hash = request.approved_args_hash();

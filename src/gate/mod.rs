@@ -17,11 +17,23 @@ use std::time::Duration;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::{
-    ApprovalRequest, ApprovalStore, ArgsLimits, AuditError, AuditEvent, AuditRecord, AuditSink,
-    Budgets, Clock, Desk, Keyring, KillScope, MemoryStore, Policy, RunUsage, StoreError,
-    Subscription, SystemClock, ToolCall, UsageDelta,
-};
+use crate::approval::ApprovalRequest;
+
+use crate::audit::{AuditError, AuditEvent, AuditRecord, AuditSink};
+
+use crate::call::{ArgsLimits, ToolCall};
+
+use crate::clock::{Clock, SystemClock};
+
+use crate::desk::Desk;
+
+use crate::policy::{Budgets, Policy};
+
+use crate::run::{KillScope, RunUsage, UsageDelta};
+
+use crate::store::{ApprovalStore, MemoryStore, StoreError, Subscription};
+
+use crate::token::Keyring;
 
 /// An infrastructure fault: the store or the audit sink failed. Unless the error says
 /// otherwise (see [`Executed::unrecorded`]), nothing ran.
@@ -181,15 +193,15 @@ impl Gate {
     /// Figures of the last `window` of time by the gate's clock, from `now - window`
     /// (inclusive) to now (exclusive: a record made at this very instant counts in the
     /// next window), with the requests pending now; see
-    /// [`ApprovalStats::compute`](crate::ApprovalStats::compute).
-    pub async fn stats(&self, window: Duration) -> Result<crate::ApprovalStats, GateError> {
+    /// [`ApprovalStats::compute`](crate::stats::ApprovalStats::compute).
+    pub async fn stats(&self, window: Duration) -> Result<crate::stats::ApprovalStats, GateError> {
         let until = self.now();
         let from = time::Duration::try_from(window)
             .ok()
             .and_then(|w| until.checked_sub(w))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let store = self.inner.store.as_ref();
-        Ok(crate::ApprovalStats::compute(store, from, until).await?)
+        Ok(crate::stats::ApprovalStats::compute(store, from, until).await?)
     }
 
     /// Records the timeout of `request` if it is due at `now` and not yet recorded.
@@ -216,7 +228,7 @@ impl Gate {
         }
     }
 
-    /// Withdraws `request` as the gate itself ([`GATE_ACTOR`](crate::GATE_ACTOR)),
+    /// Withdraws `request` as the gate itself ([`GATE_ACTOR`](crate::approval::GATE_ACTOR)),
     /// recorded as `approval_cancelled` with `reason`, in the store and then the sink.
     pub(crate) async fn withdraw(
         &self,
@@ -555,7 +567,7 @@ impl GateBuilder {
         self
     }
 
-    /// Reads time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
+    /// Reads time from `clock` (a [`ManualClock`](crate::clock::ManualClock) in tests).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
         self

@@ -7,10 +7,11 @@ use time::OffsetDateTime;
 
 use super::GateError;
 use crate::approval::ApprovalShortfall;
-use crate::{
-    ApprovalRequest, ArgsError, ArgsHash, Budget, Fallback, KillScope, RequestId, RequestState,
-    TokenError,
-};
+use crate::approval::{ApprovalRequest, RequestId, RequestState};
+use crate::call::{ArgsError, ArgsHash};
+use crate::policy::Fallback;
+use crate::run::{Budget, KillScope};
+use crate::token::TokenError;
 
 /// What became of a gated call. A value, not an error: `Err(GateError)` is kept for
 /// infrastructure faults.
@@ -211,7 +212,7 @@ pub enum StopReason {
     },
     /// A kill switch is engaged for this call: the config's
     /// (`controls.kill_switch.enabled`, scope [`KillScope::Global`]) or one engaged in the
-    /// store ([`Gate::set_kill_switch`](crate::Gate::set_kill_switch)).
+    /// store ([`Gate::set_kill_switch`](crate::gate::Gate::set_kill_switch)).
     KillSwitch {
         /// Which switch.
         scope: KillScope,

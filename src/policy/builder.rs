@@ -19,7 +19,7 @@ use super::{Policy, PolicyCheck, PolicyError};
 /// naming the field as the YAML loader would.
 ///
 /// ```
-/// use approval_gate::{Condition, Effect, Op, Policy, Rule, Tier, ToolCall};
+/// use approval_gate::{Effect, Policy, ToolCall, config::{Condition, Op, Rule, Tier}};
 /// use serde_json::json;
 ///
 /// let policy = Policy::builder()

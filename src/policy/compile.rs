@@ -13,7 +13,7 @@ use super::effect::Effect;
 use super::eval::Mismatch;
 use super::matcher::ToolIndex;
 use super::preview::PreviewTemplate;
-use crate::ToolCall;
+use crate::call::ToolCall;
 
 /// One rule, ready to decide.
 #[derive(Debug, Clone)]

@@ -36,7 +36,7 @@ use super::regex_pattern::RegexPattern;
 /// `exists: false` (true).
 ///
 /// ```
-/// use approval_gate::{Condition, Op};
+/// use approval_gate::{config::{Condition, Op}};
 /// use serde_json::json;
 ///
 /// let c = Condition::all([

@@ -24,7 +24,7 @@ use super::validate;
 /// left out.
 ///
 /// ```
-/// use approval_gate::{Effect, PolicyConfig};
+/// use approval_gate::{Effect, config::PolicyConfig};
 ///
 /// let config: PolicyConfig = serde_yaml::from_str("approvals:\n  required_for: [email.send]\n").unwrap();
 /// assert_eq!(config.approvals.required_for[0].as_str(), "email.send");
@@ -70,8 +70,8 @@ pub struct ApprovalsConfig {
     /// Default `stop`.
     pub fallback_when_not_approved: Fallback,
     /// `redact`: paths into the args (`args.password`, `args.card.number`) whose values are
-    /// secret: [`Policy::redact`](crate::Policy::redact) and
-    /// [`Policy::preview`](crate::Policy::preview) show them as `"[redacted]"`. Each path
+    /// secret: [`Policy::redact`](crate::policy::Policy::redact) and
+    /// [`Policy::preview`](crate::policy::Policy::preview) show them as `"[redacted]"`. Each path
     /// is listed once.
     #[serde(
         deserialize_with = "deserialize_redact",
@@ -154,14 +154,14 @@ pub struct TierConfig {
     pub description: Option<String>,
     /// `approvers`: the roles that may approve requests in this tier, each listed once;
     /// empty means any approver role may. Decisions carry it as
-    /// [`Decision::approver_roles`](crate::Decision::approver_roles).
+    /// [`Decision::approver_roles`](crate::policy::Decision::approver_roles).
     #[serde(
         deserialize_with = "deserialize_approvers",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub approvers: Vec<RoleName>,
     /// `quorum`: how many distinct approvers a request in this tier needs, from 1 to 10;
-    /// `None` means 1. Decisions carry it as [`Decision::quorum`](crate::Decision::quorum).
+    /// `None` means 1. Decisions carry it as [`Decision::quorum`](crate::policy::Decision::quorum).
     #[serde(
         deserialize_with = "deserialize_quorum",
         skip_serializing_if = "Option::is_none"
@@ -170,7 +170,7 @@ pub struct TierConfig {
     /// `grants`: whether a standing grant may turn an `approval_required` of this tier
     /// into an allow. Default `true`; `false` makes every call of the tier wait for a
     /// person. Decisions carry it as
-    /// [`Decision::grants_allowed`](crate::Decision::grants_allowed).
+    /// [`Decision::grants_allowed`](crate::policy::Decision::grants_allowed).
     #[serde(skip_serializing_if = "is_true")]
     pub grants: bool,
 }
@@ -220,7 +220,7 @@ pub struct RuleConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_ttl_seconds: Option<TtlSeconds>,
     /// `preview`: what the approver sees of the call, rendered over its redacted args by
-    /// [`Policy::preview`](crate::Policy::preview).
+    /// [`Policy::preview`](crate::policy::Policy::preview).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<PreviewTemplate>,
 }

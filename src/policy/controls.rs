@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// limit. The gate counts against them and stops a run that goes over one.
 ///
 /// ```
-/// use approval_gate::{Budgets, Policy};
+/// use approval_gate::{Policy, config::Budgets};
 ///
 /// let policy = Policy::from_yaml_str("budgets:\n  max_steps: 50\n  max_usd: 5\n")?;
 /// assert_eq!(policy.budgets().max_steps, Some(50));
@@ -226,10 +226,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// The run controls a policy's config sets, resolved: see [`Policy::controls`](crate::Policy::controls).
+/// The run controls a policy's config sets, resolved: see [`Policy::controls`](crate::policy::Policy::controls).
 ///
 /// ```
-/// use approval_gate::{Controls, Policy};
+/// use approval_gate::{Policy, config::Controls};
 ///
 /// let policy = Policy::from_yaml_str("controls:\n  read_only: true\n")?;
 /// assert_eq!(policy.controls(), Controls { kill_switch: false, read_only: true });

@@ -11,7 +11,7 @@ pub(crate) const DEFAULT_DECISION_TTL: Duration = Duration::from_secs(300);
 /// The approval TTL a decision carries when no policy set one (15 minutes).
 pub(crate) const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(900);
 
-/// What a [`Policy`](crate::Policy) decided for one call: the effect, the rules that decided
+/// What a [`Policy`](crate::policy::Policy) decided for one call: the effect, the rules that decided
 /// it, the reason, the risk tier and the two TTLs of an approval.
 ///
 /// Decisions are values, never errors: anything unexpected during evaluation is a
@@ -195,7 +195,7 @@ impl Decision {
     /// The deciding rule's `preview` template as written: for a deny or an approval, the
     /// template of the first winning rule that has one (the deciding rule's when it has
     /// one); `None` when no winning rule has one. Render it with
-    /// [`Policy::preview`](crate::Policy::preview), which redacts secrets first.
+    /// [`Policy::preview`](crate::policy::Policy::preview), which redacts secrets first.
     pub fn preview_template(&self) -> Option<&str> {
         self.preview.as_ref().map(PreviewTemplate::as_str)
     }

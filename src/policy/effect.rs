@@ -54,7 +54,7 @@ impl fmt::Display for Effect {
 /// Set by `approvals.fallback_when_not_approved`; the default is [`Fallback::Stop`].
 ///
 /// ```
-/// use approval_gate::{Fallback, Policy};
+/// use approval_gate::{Policy, config::Fallback};
 ///
 /// let policy = Policy::from_yaml_str("approvals:\n  fallback_when_not_approved: continue\n")?;
 /// assert_eq!(policy.fallback(), Fallback::Continue);

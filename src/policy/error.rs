@@ -73,7 +73,7 @@ pub enum PolicyError {
     TooLarge {
         /// What the hashing refused.
         #[source]
-        source: crate::ArgsError,
+        source: crate::call::ArgsError,
     },
 }
 
@@ -252,16 +252,16 @@ impl fmt::Display for SyntaxReason<'_> {
 }
 
 /// The limit that hashing a config into its version ran into, in words about the config.
-struct HashLimit<'a>(&'a crate::ArgsError);
+struct HashLimit<'a>(&'a crate::call::ArgsError);
 
 impl fmt::Display for HashLimit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            crate::ArgsError::TooDeep { limit } => write!(
+            crate::call::ArgsError::TooDeep { limit } => write!(
                 f,
                 "nests deeper than the limit of {limit} levels, too deep to hash into its version"
             ),
-            crate::ArgsError::TooLarge { limit } => write!(
+            crate::call::ArgsError::TooLarge { limit } => write!(
                 f,
                 "is larger than the limit of {limit} bytes, too large to hash into its version"
             ),

@@ -10,7 +10,7 @@ use serde_json::{Number, Value};
 
 use super::condition::{Condition, Op};
 use super::path::{FieldPath, Target, follow};
-use crate::ToolCall;
+use crate::call::ToolCall;
 
 /// The value a field path finds in a call.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,7 @@
 //!    [`LoadState`] that [`parse_yaml`] sets for the length of this pass and clears when
 //!    the pass ends, by success, error or panic (a drop guard). When no state is set (a
 //!    `PolicyConfig` deserialized by other means) these checks are left to
-//!    [`Policy::from_config`](crate::Policy::from_config), which makes them without lines.
+//!    [`Policy::from_config`](crate::policy::Policy::from_config), which makes them without lines.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -354,7 +354,7 @@ pub(crate) fn admit_rule(rule: &RuleConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Policy;
+    use crate::policy::Policy;
 
     /// Loads `yaml` (a leading newline is dropped, so line 1 is the first written line) and
     /// asserts that it fails at `field` on `line` with a message containing `words`.

@@ -57,7 +57,7 @@ pub use version::PolicyVersion;
 use compile::Compiled;
 use decision::RuleIds;
 
-use crate::ToolCall;
+use crate::call::ToolCall;
 
 /// A check written by the host for what a config cannot say (a customer's spending limit,
 /// a business-hours rule). It sees every call after the rules and returns a decision, or

@@ -73,7 +73,7 @@ fn check_name(what: &str, s: &str) -> Result<(), String> {
 /// [`id_problem`](crate::identity::id_problem)). The policy denies such a call whatever
 /// its rules say (rule id `tool_call`), so it never reaches a tool or the approval queue.
 /// Allocates only when it refuses, or for a requester or tenant beyond printable ASCII.
-pub(crate) fn call_problem(call: &crate::ToolCall) -> Option<String> {
+pub(crate) fn call_problem(call: &crate::call::ToolCall) -> Option<String> {
     // The common case, checked byte by byte: printable ASCII without spaces passes every
     // check below.
     let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
@@ -134,7 +134,7 @@ fn tool_name_problem(tool: &str) -> Option<String> {
 
 /// The id of a rule: unique in its config, made of ASCII letters, digits and `_` `.` `:` `-`.
 ///
-/// Ids appear in [`Decision::rule_ids`](crate::Decision::rule_ids) and on the audit trail.
+/// Ids appear in [`Decision::rule_ids`](crate::policy::Decision::rule_ids) and on the audit trail.
 /// Ids starting with `check:` are kept for host checks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -223,7 +223,7 @@ impl fmt::Display for TierName {
 /// and `_` `.` `:` `-`, at most 128 characters.
 ///
 /// ```
-/// use approval_gate::RoleName;
+/// use approval_gate::config::RoleName;
 ///
 /// assert_eq!(RoleName::new("finance-lead")?.as_str(), "finance-lead");
 /// assert!(RoleName::new("finance lead").is_err());
@@ -267,7 +267,7 @@ impl fmt::Display for RoleName {
 /// A duration in whole seconds, from 1 second to 30 days: the TTLs of the config.
 ///
 /// ```
-/// use approval_gate::TtlSeconds;
+/// use approval_gate::config::TtlSeconds;
 /// use std::time::Duration;
 ///
 /// assert_eq!(TtlSeconds::new(300)?.as_duration(), Duration::from_secs(300));
@@ -366,7 +366,12 @@ mod tests {
     #[test]
     fn calls_with_names_or_ids_of_the_wrong_form_are_refused() {
         let call = |run: &str, id: &str, tool: &str| {
-            call_problem(&crate::ToolCall::new(run, id, tool, serde_json::json!({})))
+            call_problem(&crate::call::ToolCall::new(
+                run,
+                id,
+                tool,
+                serde_json::json!({}),
+            ))
         };
         assert_eq!(call("r", "c", "email.send"), None);
         assert_eq!(call("r", "c", "émail.send"), None);
@@ -392,7 +397,7 @@ mod tests {
 
     #[test]
     fn calls_from_requesters_or_tenants_that_are_no_ids_are_refused() {
-        let call = || crate::ToolCall::new("r", "c", "t", serde_json::json!({}));
+        let call = || crate::call::ToolCall::new("r", "c", "t", serde_json::json!({}));
         assert_eq!(
             call_problem(&call().with_requester("Bob").with_tenant("ACME")),
             None

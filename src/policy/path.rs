@@ -27,7 +27,7 @@ const CONTEXT_FIELDS: [&str; 6] = [
 /// - `tool`: the tool's name.
 ///
 /// ```
-/// use approval_gate::FieldPath;
+/// use approval_gate::config::FieldPath;
 ///
 /// assert!(FieldPath::new("args.items[0].sku").is_ok());
 /// assert!(FieldPath::new("context.roles").is_ok());

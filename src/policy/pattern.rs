@@ -12,7 +12,7 @@ use super::names::checked_str;
 /// special.
 ///
 /// ```
-/// use approval_gate::ToolPattern;
+/// use approval_gate::config::ToolPattern;
 ///
 /// let p = ToolPattern::new("db.*")?;
 /// assert!(p.matches("db.write"));

@@ -29,11 +29,11 @@ pub(crate) const MISSING: &str = "<missing>";
 ///
 /// The template is parsed when the config loads; an unclosed `{`, a lone `}` or an empty
 /// or malformed placeholder is a load error. Rendering (through
-/// [`Policy::preview`](crate::Policy::preview), which redacts secrets first) parses
+/// [`Policy::preview`](crate::policy::Policy::preview), which redacts secrets first) parses
 /// nothing. Cheap to clone.
 ///
 /// ```
-/// use approval_gate::PreviewTemplate;
+/// use approval_gate::config::PreviewTemplate;
 ///
 /// let t = PreviewTemplate::new("Send email to {to}: {subject}")?;
 /// assert_eq!(t.as_str(), "Send email to {to}: {subject}");

@@ -13,7 +13,7 @@ use super::names::checked_str;
 /// `$` to match a whole value.
 ///
 /// ```
-/// use approval_gate::RegexPattern;
+/// use approval_gate::config::RegexPattern;
 ///
 /// let p = RegexPattern::new(r"@example\.com$")?;
 /// assert!(p.is_match("bob@example.com"));

@@ -1,5 +1,5 @@
 //! Checks over a whole config, shared by the YAML loader (which makes them as it reads, to
-//! give lines) and [`Policy::from_config`](crate::Policy::from_config) (which makes them all
+//! give lines) and [`Policy::from_config`](crate::policy::Policy::from_config) (which makes them all
 //! at once, for configs built in code).
 
 use std::collections::{BTreeSet, HashMap};

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub(crate) const MAX_CONFIG_DEPTH: usize = 512;
 
 /// The version of a policy: SHA-256 over the canonical JSON form (see
-/// [`canonical_json`](crate::canonical_json)) of its [`PolicyConfig`], as 64 lowercase hex
+/// [`canonical_json`](crate::call::canonical_json)) of its [`PolicyConfig`], as 64 lowercase hex
 /// digits.
 ///
 /// It hashes what the config means, not how it is written: comments, whitespace, key order,
@@ -116,7 +116,7 @@ mod tests {
         let v = PolicyVersion::of(&PolicyConfig::default()).unwrap();
         let value = serde_json::to_value(PolicyConfig::default()).unwrap();
         assert_eq!(
-            crate::canonical_json(&value).unwrap(),
+            crate::call::canonical_json(&value).unwrap(),
             r#"{"approvals":{"approval_ttl_seconds":900,"fallback_when_not_approved":"stop","required_for":[],"ttl_seconds":300},"policy":{"default":"deny"},"rules":[],"tiers":{}}"#
         );
         use sha2::{Digest, Sha256};

@@ -8,13 +8,14 @@ use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
     Subscription, end_grant, ends_grants,
 };
+use crate::approval::{ApprovalRequest, RequestId, RequestState};
+use crate::audit::{AuditRecord, ChainHead};
 use crate::audit::{Keeper, KeptRecord};
+use crate::call::{ArgsHash, ToolCall};
 use crate::chunked::Chunked;
+use crate::grant::{Grant, GrantId};
 use crate::policy::Decision;
-use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, ChainHead, Grant, GrantId, KillScope, RequestId,
-    RequestState, RunUsage, Switches, ToolCall, UsageDelta,
-};
+use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
 /// An [`ApprovalStore`] in this process's memory: fast, and gone when the process exits.
 ///
@@ -395,7 +396,9 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::{Approver, AuditEvent, Policy};
+    use crate::approval::Approver;
+    use crate::audit::AuditEvent;
+    use crate::policy::Policy;
 
     const POLICY: &str = "\
 approvals:

@@ -15,6 +15,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use crate::run::{RunUsage, Switches, UsageDelta};
 pub use memory::MemoryStore;
 pub use notify::{ChangeSource, Notifier, RequestChange, Subscription};
 #[cfg(feature = "postgres")]
@@ -28,12 +29,13 @@ use async_trait::async_trait;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use crate::approval::{ApprovalRequest, RequestId, RequestState};
+use crate::audit::AuditRecord;
 use crate::audit::{AuditEvent, ChainLink, KeptRecord};
+use crate::call::{ArgsHash, ToolCall};
+use crate::grant::{Grant, GrantId};
 use crate::policy::Decision;
-use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
-    RunUsage, Switches, ToolCall, UsageDelta,
-};
+use crate::run::KillScope;
 
 /// A store could not do what was asked. Nothing changed.
 #[derive(Debug, Error)]
@@ -184,7 +186,7 @@ impl RequestQuery {
 /// matches all.
 ///
 /// ```
-/// use approval_gate::AuditQuery;
+/// use approval_gate::trail::AuditQuery;
 /// # use approval_gate::time::macros::datetime;
 ///
 /// // Everything ann decided in March, oldest first.
@@ -201,7 +203,7 @@ pub struct AuditQuery {
     pub request_id: Option<RequestId>,
     /// Only the records of this run.
     pub run_id: Option<String>,
-    /// Only the records of what this person did ([`AuditEvent::actor`](crate::AuditEvent::actor)).
+    /// Only the records of what this person did ([`AuditEvent::actor`](crate::audit::AuditEvent::actor)).
     pub actor: Option<String>,
     /// Only records at or after this time.
     pub from: Option<OffsetDateTime>,
@@ -418,8 +420,8 @@ pub trait ApprovalStore: Send + Sync {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
 
     /// The records of the trail matching `query`, in the order they were appended, each
-    /// with its [`ChainLink`](crate::ChainLink): the whole trail (`AuditQuery::default()`)
-    /// passes [`verify_chain`](crate::verify_chain).
+    /// with its [`ChainLink`]: the whole trail (`AuditQuery::default()`)
+    /// passes [`verify_chain`](crate::audit::verify_chain).
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// A subscription to the changes committed from now on (see [`Subscription`]).

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::{RequestId, RequestState};
+use crate::approval::{RequestId, RequestState};
 
 /// How many changes a subscriber may leave unread before the oldest are dropped (and
 /// it learns of it through [`StoreError::Lagged`]).
@@ -94,7 +94,7 @@ pub trait ChangeSource: Send {
 }
 
 /// Tells this process's subscribers of the changes a store commits: what
-/// [`MemoryStore`](crate::MemoryStore) and `SqliteStore` use, and what a host's own store
+/// [`MemoryStore`](crate::store::MemoryStore) and `SqliteStore` use, and what a host's own store
 /// can use.
 ///
 /// Clones share the subscribers. Notifying never waits: a subscriber that falls more
@@ -102,7 +102,7 @@ pub trait ChangeSource: Send {
 ///
 /// ```
 /// # async fn demo() -> Result<(), approval_gate::StoreError> {
-/// use approval_gate::{Notifier, RequestChange, RequestId, RequestState};
+/// use approval_gate::{RequestId, RequestState, store::{Notifier, RequestChange}};
 ///
 /// let notifier = Notifier::new();
 /// let mut changes = notifier.subscribe();

@@ -18,11 +18,12 @@ use super::{
     ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
     Subscription, end_grant, ends_grants,
 };
+use crate::approval::{ApprovalRequest, RequestId};
+use crate::audit::AuditRecord;
+use crate::call::{ArgsHash, ToolCall};
+use crate::grant::{Grant, GrantId};
 use crate::policy::Decision;
-use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RunUsage,
-    Switches, ToolCall, UsageDelta,
-};
+use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
 /// The schema migrations, in order: version and SQL.
 const MIGRATIONS: &[(i64, &str)] = &[

@@ -11,9 +11,11 @@ use time::OffsetDateTime;
 
 use super::same_caller;
 use super::{AuditQuery, RequestQuery, StoreError};
-use crate::{
-    ApprovalRequest, AuditRecord, ChainHead, Grant, KillScope, RequestState, RunUsage, ToolCall,
-};
+use crate::approval::{ApprovalRequest, RequestState};
+use crate::audit::{AuditRecord, ChainHead};
+use crate::call::ToolCall;
+use crate::grant::Grant;
+use crate::run::{KillScope, RunUsage};
 
 /// Why stored data could not be read or written. Wrapped in [`StoreError::Backend`].
 #[derive(Debug, Error)]

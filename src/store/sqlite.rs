@@ -26,11 +26,12 @@ use super::{
     ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
     Subscription, end_grant, ends_grants,
 };
+use crate::approval::{ApprovalRequest, RequestId, RequestState};
+use crate::audit::AuditRecord;
+use crate::call::{ArgsHash, ToolCall};
+use crate::grant::{Grant, GrantId};
 use crate::policy::Decision;
-use crate::{
-    ApprovalRequest, ArgsHash, AuditRecord, Grant, GrantId, KillScope, RequestId, RequestState,
-    RunUsage, Switches, ToolCall, UsageDelta,
-};
+use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
 /// The schema migrations, in order: version and SQL.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -108,7 +109,7 @@ impl SqliteSynchronous {
 ///
 /// ```
 /// use std::time::Duration;
-/// use approval_gate::{SqliteStore, SqliteSynchronous};
+/// use approval_gate::{SqliteStore, store::SqliteSynchronous};
 ///
 /// let options = SqliteStore::options("approvals.db")
 ///     .synchronous(SqliteSynchronous::Normal)
@@ -264,7 +265,7 @@ impl SqliteOptions {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), approval_gate::StoreError> {
-/// use approval_gate::{SqliteStore, SqliteSynchronous};
+/// use approval_gate::{SqliteStore, store::SqliteSynchronous};
 ///
 /// let options = SqliteStore::options("approvals.db").synchronous(SqliteSynchronous::Normal);
 /// let store = SqliteStore::connect_with(options).await?;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::ArgsHash;
+use crate::call::ArgsHash;
 
 /// The payload of an approval token: which call was approved, by whom, until when.
 ///
@@ -12,7 +12,7 @@ use crate::ArgsHash;
 /// payload are ignored when it is read.
 ///
 /// ```
-/// use approval_gate::{ArgsHash, Claims};
+/// use approval_gate::{ArgsHash, token::Claims};
 /// use serde_json::json;
 ///
 /// let claims = Claims {

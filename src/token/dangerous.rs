@@ -3,7 +3,7 @@
 //! Nothing here checks the signature, the key or the expiry: anyone can write a token that
 //! says anything. Use it to look at a token (logs, debugging, finding which request a
 //! rejected token was for), never to decide whether to act on it; for that, use
-//! [`UnverifiedToken::verify`](crate::UnverifiedToken::verify).
+//! [`UnverifiedToken::verify`](crate::token::UnverifiedToken::verify).
 
 use super::{Claims, TokenError, UnverifiedToken};
 
@@ -12,7 +12,7 @@ use super::{Claims, TokenError, UnverifiedToken};
 /// Fails with [`TokenError::Malformed`] if the payload is not a claims object.
 ///
 /// ```
-/// use approval_gate::{ArgsHash, Claims, Key, UnverifiedToken, dangerous};
+/// use approval_gate::{ArgsHash, Key, token::{Claims, UnverifiedToken, dangerous}};
 /// use serde_json::json;
 ///
 /// // Signed with a key this verifier does not hold: `verify` would refuse it.

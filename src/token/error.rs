@@ -12,7 +12,7 @@ use crate::clock::Rfc3339Display;
 /// ([`Malformed`](TokenError::Malformed), [`UnsupportedAlgorithm`](TokenError::UnsupportedAlgorithm)),
 /// the key ([`UnknownKeyId`](TokenError::UnknownKeyId)), the signature
 /// ([`BadSignature`](TokenError::BadSignature)), then the claims against the caller's
-/// [`Expectations`](crate::Expectations).
+/// [`Expectations`](crate::token::Expectations).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {

@@ -141,7 +141,7 @@ pub(super) fn is_valid_key_id(id: &str) -> bool {
 /// and closures, so a host can look keys up anywhere:
 ///
 /// ```
-/// use approval_gate::{Key, KeyProvider};
+/// use approval_gate::{Key, token::KeyProvider};
 ///
 /// let key = Key::new("k1", [7u8; 32]).unwrap();
 /// let lookup = move |kid: &str| (kid == "k1").then(|| key.clone());
@@ -187,7 +187,7 @@ where
 /// [`remove`](Keyring::remove) drops it.
 ///
 /// ```
-/// use approval_gate::{Key, Keyring, KeyProvider};
+/// use approval_gate::{Key, Keyring, token::KeyProvider};
 ///
 /// let mut keys = Keyring::new(Key::new("k1", [1u8; 32]).unwrap());
 /// keys.rotate(Key::new("k2", [2u8; 32]).unwrap());

@@ -43,7 +43,7 @@ pub(crate) mod test_support {
     //! Shared fixtures for the token tests.
 
     use super::*;
-    use crate::ArgsHash;
+    use crate::call::ArgsHash;
     use time::OffsetDateTime;
     use time::macros::datetime;
 

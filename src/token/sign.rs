@@ -10,9 +10,9 @@ use super::{B64, Claims, Key};
 
 /// A signed approval token: a JWT in the JWS compact form (`header.payload.signature`).
 ///
-/// Made by [`Keyring::sign`](crate::Keyring::sign); checked by
-/// [`UnverifiedToken::parse`](crate::UnverifiedToken::parse) and
-/// [`verify`](crate::UnverifiedToken::verify). It is a bearer credential until used, so
+/// Made by [`Keyring::sign`](crate::token::Keyring::sign); checked by
+/// [`UnverifiedToken::parse`](crate::token::UnverifiedToken::parse) and
+/// [`verify`](crate::token::UnverifiedToken::verify). It is a bearer credential until used, so
 /// `Debug` shows only its first characters; `Display` and [`as_str`](ApprovalToken::as_str)
 /// give the whole token. Serialized as a plain JSON string; a deserialized token is not
 /// verified.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::key::is_valid_key_id;
 use super::{ALG, ApprovalToken, B64, Claims, KeyProvider, TokenError};
-use crate::{ArgsHash, ToolCall};
+use crate::call::{ArgsHash, ToolCall};
 
 /// The longest token accepted, in bytes.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -27,7 +27,7 @@ const SIGNATURE_B64_LEN: usize = 43;
 /// what happens when it is left at its default.
 ///
 /// ```
-/// use approval_gate::{ArgsHash, Expectations};
+/// use approval_gate::{ArgsHash, token::Expectations};
 /// use serde_json::json;
 /// use std::time::Duration;
 ///
@@ -120,10 +120,10 @@ impl<'a> Expectations<'a> {
 ///
 /// The only way on is [`verify`](UnverifiedToken::verify), which yields a
 /// [`VerifiedApproval`]; the claims cannot be read before that except through
-/// [`dangerous::insecure_claims`](crate::dangerous::insecure_claims).
+/// [`dangerous::insecure_claims`](crate::token::dangerous::insecure_claims).
 ///
 /// ```
-/// use approval_gate::{ArgsHash, Claims, Expectations, Key, Keyring, TokenError, UnverifiedToken};
+/// use approval_gate::{ArgsHash, Key, Keyring, token::{Claims, Expectations, TokenError, UnverifiedToken}};
 /// use serde_json::json;
 /// use time::macros::datetime;
 ///
@@ -311,7 +311,7 @@ impl<'a> UnverifiedToken<'a> {
         })
     }
 
-    /// The decoded payload bytes, for [`dangerous`](crate::dangerous) only.
+    /// The decoded payload bytes, for [`dangerous`](crate::token::dangerous) only.
     pub(super) fn payload(&self) -> &[u8] {
         &self.payload
     }
@@ -429,7 +429,7 @@ mod tests {
     use super::*;
     use crate::token::HmacSha256;
     use crate::token::test_support::{SECRET, args_hash, claims, key, t0};
-    use crate::{Key, Keyring};
+    use crate::token::{Key, Keyring};
     use hmac::KeyInit;
     use std::sync::Arc;
     use time::Duration as TimeDuration;
@@ -821,7 +821,7 @@ mod tests {
         let token = Key::new("k1", [0xAB; 32]).unwrap().sign(&claims());
         let parsed = UnverifiedToken::parse(token.as_str()).unwrap();
         assert_eq!(
-            crate::dangerous::insecure_claims(&parsed).unwrap(),
+            crate::token::dangerous::insecure_claims(&parsed).unwrap(),
             claims()
         );
         assert!(matches!(
@@ -834,7 +834,7 @@ mod tests {
         ));
         let empty = craft(r#"{"alg":"HS256","kid":"k1"}"#, "{}");
         let parsed = UnverifiedToken::parse(&empty).unwrap();
-        assert!(reason(crate::dangerous::insecure_claims(&parsed)).contains("claims"));
+        assert!(reason(crate::token::dangerous::insecure_claims(&parsed)).contains("claims"));
     }
 
     #[test]

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, AuditEvent, AuditQuery, AuditRecord, Clock, Decision,
-    Execution, Gate, GateOutcome, Gated, Grant, GrantScope, GrantSpec, Key, Keyring, KillScope,
-    ManualClock, Policy, RequestId, RequestState, StopReason, StoreError, ToolCall, ToolExecutor,
-    UsageDelta,
+    ApprovalRequest, ApprovalStore, Approver, Clock, Decision, Execution, Gate, GateOutcome, Gated,
+    GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId, RequestState,
+    StopReason, StoreError, ToolCall, ToolExecutor,
+    desk::Grant,
+    store::UsageDelta,
+    trail::{AuditEvent, AuditQuery, AuditRecord},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -777,7 +779,7 @@ where
 
     // Racing writers appended to one unbroken chain.
     let trail = store.audit_records(&AuditQuery::default()).await.unwrap();
-    let head = approval_gate::verify_chain(&trail, None).unwrap();
+    let head = approval_gate::trail::verify_chain(&trail, None).unwrap();
     assert_eq!(head.seq, trail.len() as u64);
 }
 

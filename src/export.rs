@@ -4,7 +4,7 @@ use std::io::Write;
 
 use thiserror::Error;
 
-use crate::{ApprovalStore, AuditQuery, StoreError};
+use crate::store::{ApprovalStore, AuditQuery, StoreError};
 
 /// How many records [`export_jsonl`] reads from the store at a time.
 const PAGE: usize = 1000;
@@ -26,11 +26,11 @@ pub enum ExportError {
 /// a page at a time, so a long time range needs little memory.
 ///
 /// An export of the whole trail (or of a range of it by `after_seq`) verifies with
-/// `approval-gate-audit verify`, or [`ChainVerifier`](crate::ChainVerifier) on the lines.
+/// `approval-gate-audit verify`, or [`ChainVerifier`](crate::audit::ChainVerifier) on the lines.
 ///
 /// ```
-/// # async fn demo(store: &dyn approval_gate::ApprovalStore) -> Result<(), approval_gate::ExportError> {
-/// use approval_gate::{AuditQuery, export_jsonl};
+/// # async fn demo(store: &dyn approval_gate::ApprovalStore) -> Result<(), approval_gate::trail::ExportError> {
+/// use approval_gate::{trail::{AuditQuery, export_jsonl}};
 /// # use approval_gate::time::macros::datetime;
 ///
 /// // March's records, to standard output.
