@@ -183,7 +183,7 @@ async fn show(desk: &approval_gate::Desk, id: RequestId) -> Result<(), Error> {
         "desk: {} | args {} | tier {} | approvers {:?} | quorum {}",
         request.preview().unwrap_or(request.call().tool()),
         request.shown_args(),
-        request.tier().unwrap_or("-"),
+        request.tier().map_or("-", |t| t.as_str()),
         request.approver_roles(),
         request.quorum()
     );

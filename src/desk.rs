@@ -301,7 +301,9 @@ impl Desk {
         }
         // An edit must not move the call out of the request's tier: otherwise an approver
         // of a light tier could edit a call into one that needs other roles or a quorum.
-        if decision.effect() == Effect::ApprovalRequired && decision.tier() != request.tier() {
+        if decision.effect() == Effect::ApprovalRequired
+            && decision.tier() != request.tier().map(AsRef::as_ref)
+        {
             let tier = decision.tier().map(str::to_owned);
             return Err(refused(EditRefusal::OtherTier { tier }));
         }

@@ -103,9 +103,9 @@ fn rec(r: &ApprovalRequest) -> AuditRecord {
         .unwrap_or_else(|| r.created_at());
     let event = match r.stored_state() {
         RequestState::Pending => AuditEvent::ApprovalRequired {
-            rule_ids: r.rule_ids().to_vec(),
+            rule_ids: r.rule_ids().iter().map(ToString::to_string).collect(),
             reason: None,
-            tier: r.tier().map(str::to_owned),
+            tier: r.tier().map(ToString::to_string),
             expires_at: r.expires_at(),
         },
         RequestState::Approved => AuditEvent::ApprovalGranted {

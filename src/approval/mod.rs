@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::call::{ArgsHash, ToolCall};
 use crate::grant::{GrantConsent, GrantSpec};
-use crate::policy::{Decision, PolicyVersion};
+use crate::policy::{Decision, PolicyVersion, RuleId, TierName};
 use crate::token::{ApprovalToken, Claims};
 
 /// The id of an approval request; also the idempotency key handed to the executor.
@@ -223,9 +223,9 @@ pub struct ApprovalRequest {
 struct Filed {
     call: ToolCall,
     args_hash: ArgsHash,
-    rule_ids: Vec<String>,
+    rule_ids: Vec<RuleId>,
     reason: Option<String>,
-    tier: Option<String>,
+    tier: Option<TierName>,
     preview: Option<String>,
     shown_args: Option<Value>,
     policy_version: PolicyVersion,
@@ -296,11 +296,11 @@ struct RequestRef<'a> {
     state: RequestState,
     call: &'a ToolCall,
     args_hash: ArgsHash,
-    rule_ids: &'a [String],
+    rule_ids: &'a [RuleId],
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tier: Option<&'a str>,
+    tier: Option<&'a TierName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     preview: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -431,7 +431,7 @@ impl Serialize for ApprovalRequest {
             args_hash: f.args_hash,
             rule_ids: &f.rule_ids,
             reason: f.reason.as_deref(),
-            tier: f.tier.as_deref(),
+            tier: f.tier.as_ref(),
             preview: f.preview.as_deref(),
             shown_args: f.shown_args.as_ref(),
             policy_version: &f.policy_version,
@@ -486,9 +486,9 @@ impl<'de> Deserialize<'de> for ApprovalRequest {
             filed: Arc::new(Filed {
                 call: r.call,
                 args_hash: r.args_hash,
-                rule_ids: r.rule_ids,
+                rule_ids: r.rule_ids.into_iter().map(RuleId::trusted).collect(),
                 reason: r.reason,
-                tier: r.tier,
+                tier: r.tier.map(TierName::trusted),
                 preview: r.preview,
                 shown_args: r.shown_args,
                 policy_version: r.policy_version,
@@ -569,9 +569,13 @@ impl ApprovalRequest {
             filed: Arc::new(Filed {
                 call,
                 args_hash,
-                rule_ids: decision.rule_ids().iter().map(|r| r.to_string()).collect(),
+                rule_ids: decision
+                    .rule_ids()
+                    .iter()
+                    .map(|r| RuleId::trusted(r.as_ref()))
+                    .collect(),
                 reason: decision.reason().map(str::to_owned),
-                tier: decision.tier().map(str::to_owned),
+                tier: decision.tier().map(TierName::trusted),
                 preview: None,
                 shown_args: None,
                 policy_version,
@@ -734,7 +738,7 @@ impl ApprovalRequest {
     }
 
     /// The ids of the rules that asked for approval.
-    pub fn rule_ids(&self) -> &[String] {
+    pub fn rule_ids(&self) -> &[RuleId] {
         &self.filed.rule_ids
     }
 
@@ -744,8 +748,8 @@ impl ApprovalRequest {
     }
 
     /// The risk tier.
-    pub fn tier(&self) -> Option<&str> {
-        self.filed.tier.as_deref()
+    pub fn tier(&self) -> Option<&TierName> {
+        self.filed.tier.as_ref()
     }
 
     /// The version of the policy that asked for approval.

@@ -13,7 +13,7 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::call::{ArgsHash, ToolCall};
 use crate::gate::{Execution, ToolExecutor};
 use crate::grant::Grant;
-use crate::policy::{Decision, Effect, Policy};
+use crate::policy::{Decision, Effect, Policy, RuleId};
 use crate::store::StoreError;
 use crate::token::{Claims, Expectations, UnverifiedToken};
 
@@ -560,7 +560,11 @@ fn rule_ids(decision: &Decision) -> Vec<String> {
 
 fn denied(decision: &Decision) -> StopReason {
     StopReason::PolicyDenied {
-        rule_ids: rule_ids(decision),
+        rule_ids: decision
+            .rule_ids()
+            .iter()
+            .map(|r| RuleId::trusted(r.as_ref()))
+            .collect(),
         reason: decision.reason().map(str::to_owned),
     }
 }

@@ -10,6 +10,7 @@ use crate::approval::ApprovalShortfall;
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::call::{ArgsError, ArgsHash};
 use crate::policy::Fallback;
+use crate::policy::{RuleId, TierName};
 use crate::run::{Budget, KillScope};
 use crate::token::TokenError;
 
@@ -109,11 +110,11 @@ pub struct PendingApproval {
     /// first call's id: resume with that call.
     pub call_id: String,
     /// The rules that asked for approval.
-    pub rule_ids: Vec<String>,
+    pub rule_ids: Vec<RuleId>,
     /// The policy's reason.
     pub reason: Option<String>,
     /// The risk tier.
-    pub tier: Option<String>,
+    pub tier: Option<TierName>,
     /// `true` when this call filed the request, `false` when an identical call had
     /// already filed it (or when resuming a request still pending).
     pub created: bool,
@@ -128,7 +129,7 @@ impl PendingApproval {
             call_id: request.call().call_id().to_owned(),
             rule_ids: request.rule_ids().to_vec(),
             reason: request.reason().map(str::to_owned),
-            tier: request.tier().map(str::to_owned),
+            tier: request.tier().cloned(),
             created,
         }
     }
@@ -166,7 +167,7 @@ pub enum StopReason {
     /// The policy denies the call.
     PolicyDenied {
         /// The rules that denied it (empty when the config's default did).
-        rule_ids: Vec<String>,
+        rule_ids: Vec<RuleId>,
         /// The policy's reason.
         reason: Option<String>,
     },

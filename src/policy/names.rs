@@ -359,6 +359,41 @@ impl fmt::Display for TtlSeconds {
     }
 }
 
+/// Comparisons with text, the trusted constructor for names the policy made, and the
+/// lenient reading of names stored earlier, for both [`RuleId`] and [`TierName`].
+macro_rules! name_like {
+    ($ty:ident) => {
+        impl $ty {
+            /// A name the policy itself made (a rule id of a host check or a control),
+            /// or one read back from a store: taken as it is.
+            pub(crate) fn trusted(s: impl Into<String>) -> $ty {
+                $ty(s.into())
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_like!(RuleId);
+name_like!(TierName);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -429,7 +429,7 @@ rules:
 
     fn record(r: &ApprovalRequest, at: OffsetDateTime) -> AuditRecord {
         let event = AuditEvent::ApprovalRequired {
-            rule_ids: r.rule_ids().to_vec(),
+            rule_ids: r.rule_ids().iter().map(ToString::to_string).collect(),
             reason: None,
             tier: None,
             expires_at: r.expires_at(),

@@ -177,7 +177,7 @@ impl RequestQuery {
             && self
                 .tier
                 .as_deref()
-                .is_none_or(|t| request.tier() == Some(t))
+                .is_none_or(|t| request.tier().is_some_and(|r| r == t))
             && self.created_before.is_none_or(|t| request.created_at() < t)
     }
 }

@@ -154,7 +154,7 @@ impl RequestRow {
             tool: call.tool().to_owned(),
             args_hash: r.args_hash().to_string(),
             tenant: call.tenant().map(str::to_owned),
-            tier: r.tier().map(str::to_owned),
+            tier: r.tier().map(|t| t.as_str().to_owned()),
             created_at: nanos(r.created_at()),
             expires_at: nanos(r.expires_at()),
             approval_expires_at: r.approval_expires_at().map(nanos),
