@@ -153,7 +153,7 @@ rules:
         /// The `approval_required` record `create` appends with `r`.
         fn filed(r: &ApprovalRequest) -> AuditRecord {
             let event = AuditEvent::ApprovalRequired {
-                rule_ids: r.rule_ids().to_vec(),
+                rule_ids: r.rule_ids().iter().map(ToString::to_string).collect(),
                 reason: None,
                 tier: None,
                 expires_at: r.expires_at(),
