@@ -165,10 +165,10 @@ async fn a_gate_restarted_on_the_same_trail_continues_its_chain() {
     );
 }
 
-/// A record of an event this version does not know, as a newer worker writes it, linked
-/// after `head`: its hash computed as the chain documents it (SHA-256 over the canonical
-/// JSON of the record without `hash`), not through this version's record type.
-fn newer_workers_record(head: ChainHead) -> Value {
+/// A record as a newer worker writes it, linked after `head`, with `event`'s fields: its
+/// hash computed as the chain documents it (SHA-256 over the canonical JSON of the record
+/// without `hash`), not through this version's record type.
+fn newer_workers_line(head: ChainHead, event: Value) -> Value {
     let mut record = json!({
         "schema": 1,
         "seq": head.seq + 1,
@@ -178,14 +178,25 @@ fn newer_workers_record(head: ChainHead) -> Value {
         "call_id": "call-1",
         "tool": "db.write",
         "policy_version": "v2",
-        "event": "approval_escalated",
-        "escalated_to": "oncall",
-        "level": 2,
-        "after": {"seconds": 120.5, "reminders": [1, 2]},
     });
+    let fields = record.as_object_mut().unwrap();
+    fields.extend(event.as_object().unwrap().clone());
     let hash = ArgsHash::compute(&record).unwrap();
     record["hash"] = json!(hash.to_string());
     record
+}
+
+/// A record of an event this version does not know.
+fn newer_workers_record(head: ChainHead) -> Value {
+    newer_workers_line(
+        head,
+        json!({
+            "event": "approval_escalated",
+            "escalated_to": "oncall",
+            "level": 2,
+            "after": {"seconds": 120.5, "reminders": [1, 2]},
+        }),
+    )
 }
 
 #[test]
@@ -257,23 +268,16 @@ fn a_newer_field_on_a_known_event_is_kept_and_verifies() {
     );
     let head = sink.append(&first).unwrap();
     drop(sink);
-    let mut newer = json!({
-        "schema": 1,
-        "seq": head.seq + 1,
-        "prev_hash": head.hash.to_string(),
-        "at": "2026-01-01T00:00:05Z",
-        "run_id": "run-1",
-        "call_id": "call-1",
-        "tool": "db.write",
-        "policy_version": "v2",
-        "event": "approval_denied",
-        "approver": "ann",
-        "feedback": "not today",
-        "category": {"code": 7, "label": "risk"},
-        "record_origin": "worker-9",
-    });
-    let hash = ArgsHash::compute(&newer).unwrap();
-    newer["hash"] = json!(hash.to_string());
+    let newer = newer_workers_line(
+        head,
+        json!({
+            "event": "approval_denied",
+            "approver": "ann",
+            "feedback": "not today",
+            "category": {"code": 7, "label": "risk"},
+            "record_origin": "worker-9",
+        }),
+    );
     let mut text = std::fs::read_to_string(&live).unwrap();
     text.push_str(&format!("{newer}\n"));
     std::fs::write(&live, text).unwrap();
