@@ -132,6 +132,7 @@ pub(crate) fn end_grant(
 /// Whether `a` and `b` were asked for by the same caller: the same tenant and the same
 /// requester, compared exactly (`None` matches only `None`). Only such calls are merged
 /// by [`ApprovalStore::create`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn same_caller(a: &ToolCall, b: &ToolCall) -> bool {
     a.tenant() == b.tenant() && a.requester() == b.requester()
 }

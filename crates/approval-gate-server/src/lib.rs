@@ -1,0 +1,88 @@
+//! The approval-gate console and its JSON API: an axum [`Router`] over a [`Gate`], where
+//! people decide approval requests with the same rules as the library's desk.
+//!
+//! ```no_run
+//! use approval_gate::{Gate, Key, Keyring, Policy};
+//! use approval_gate_server::{AppState, Auth, ProxyHeaders, router};
+//!
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+//! let policy = Policy::from_yaml_str("approvals:\n  required_for: [email.send]\n")?;
+//! let gate = Gate::builder(policy, Keyring::new(Key::generate("k1")?)).build();
+//! // Who decides comes from a trusted proxy's headers, never from a form.
+//! let app = router(AppState::new(gate, Auth::new().trust_proxy(ProxyHeaders::default())));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Routes (all in [`router`]):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | the queue: pending requests the person may see, oldest first, 50 a page |
+//! | `GET /requests/{id}` | a request: preview, redacted arguments, args hash, rules, tier, votes, expiry, history |
+//! | `POST /requests/{id}/approve` | approve (form field `edit`: edited arguments as JSON, optional) |
+//! | `POST /requests/{id}/deny` | deny (form field `feedback`) |
+//! | `POST /requests/{id}/cancel` | cancel (form field `reason`) |
+//! | `GET /api/v1/requests`, `GET /api/v1/requests/{id}` | the same as JSON |
+//! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
+//!
+//! Safe by construction: every value from the model is escaped by the templates
+//! (askama, compiled at build time); a state-changing request made with a proxy's
+//! identity must come from the console's own pages (Fetch Metadata, else `Origin`);
+//! every answer carries a content security policy without inline script, and refuses
+//! framing; the decisions work as plain forms without JavaScript.
+#![forbid(unsafe_code)]
+
+mod act;
+mod api;
+mod auth;
+mod error;
+mod guard;
+mod pages;
+mod view;
+
+pub use auth::{Auth, BearerToken, ProxyHeaders, TokenConfigError};
+pub use error::{ApiError, ConsoleError};
+pub use view::{HistoryLine, RequestView};
+
+use approval_gate::Gate;
+use axum::Router;
+use axum::routing::{get, post};
+
+/// What the console's handlers share: the gate (cheap to clone) and how callers are
+/// known.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    gate: Gate,
+    auth: std::sync::Arc<Auth>,
+}
+
+impl AppState {
+    /// The console of `gate`, knowing callers by `auth`.
+    pub fn new(gate: Gate, auth: Auth) -> Self {
+        AppState {
+            gate,
+            auth: std::sync::Arc::new(auth),
+        }
+    }
+}
+
+/// Every route of the console and its API, in one place; mount it in a host's app or
+/// serve it alone.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::queue))
+        .route("/requests/{id}", get(pages::request))
+        .route("/requests/{id}/approve", post(pages::approve))
+        .route("/requests/{id}/deny", post(pages::deny))
+        .route("/requests/{id}/cancel", post(pages::cancel))
+        .route("/assets/console.css", get(pages::stylesheet))
+        .route("/api/v1/requests", get(api::list))
+        .route("/api/v1/requests/{id}", get(api::show))
+        .route("/api/v1/requests/{id}/approve", post(api::approve))
+        .route("/api/v1/requests/{id}/deny", post(api::deny))
+        .route("/api/v1/requests/{id}/cancel", post(api::cancel))
+        .layer(axum::middleware::from_fn(guard::security_headers))
+        .with_state(state)
+}

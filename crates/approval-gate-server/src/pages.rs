@@ -1,0 +1,255 @@
+//! The console's pages: the queue, a request, and the decisions as plain forms.
+
+use approval_gate::trail::AuditQuery;
+use approval_gate::{RequestId, RequestQuery, RequestState};
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ConsoleError;
+use crate::guard::same_origin;
+use crate::view::{HistoryLine, RequestView, rfc3339};
+
+/// How many requests a page of the queue shows.
+pub(crate) const PAGE: usize = 50;
+
+/// The queue's filters, from the query string.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct QueueFilter {
+    tool: Option<String>,
+    tier: Option<String>,
+    run: Option<String>,
+    /// Show requests filed before this instant (RFC 3339): the next page.
+    before: Option<String>,
+}
+
+impl QueueFilter {
+    pub(crate) fn query(&self, state: Option<RequestState>) -> RequestQuery {
+        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+        RequestQuery {
+            state,
+            tool: nonempty(&self.tool),
+            tier: nonempty(&self.tier),
+            run_id: nonempty(&self.run),
+            created_before: self.before.as_deref().and_then(|t| {
+                approval_gate::time::OffsetDateTime::parse(
+                    t,
+                    &approval_gate::time::format_description::well_known::Rfc3339,
+                )
+                .ok()
+            }),
+            limit: Some(PAGE),
+            ..RequestQuery::default()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    who: String,
+    requests: Vec<RequestView>,
+    next: Option<String>,
+    tool: String,
+    tier: String,
+    run: String,
+}
+
+/// `GET /`: the pending requests the person may see, oldest first, a page at a time.
+pub(crate) async fn queue(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<QueueFilter>,
+) -> Result<Html<String>, ConsoleError> {
+    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let now = app.gate.now();
+    let found = desk
+        .list(&filter.query(Some(RequestState::Pending)))
+        .await?;
+    let next = (found.len() == PAGE)
+        .then(|| found.last().map(|r| rfc3339(r.created_at())))
+        .flatten();
+    let page = QueuePage {
+        who: caller.approver.id().to_owned(),
+        requests: found.iter().map(|r| RequestView::of(r, now)).collect(),
+        next,
+        tool: filter.tool.clone().unwrap_or_default(),
+        tier: filter.tier.clone().unwrap_or_default(),
+        run: filter.run.clone().unwrap_or_default(),
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage {
+    who: String,
+    request: RequestView,
+    history: Vec<HistoryLine>,
+    notice: Option<String>,
+}
+
+pub(crate) fn parse_id(id: &str) -> Result<RequestId, ConsoleError> {
+    id.parse()
+        .map_err(|_| ConsoleError::BadId(id.chars().take(64).collect()))
+}
+
+async fn request_page(
+    app: &AppState,
+    caller: &Caller,
+    id: RequestId,
+    notice: Option<String>,
+) -> Result<String, ConsoleError> {
+    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let request = desk.show(id).await?;
+    let history = app
+        .gate
+        .store()
+        .audit_records(&AuditQuery::request(id))
+        .await
+        .map_err(|e| ConsoleError::Desk(e.into()))?;
+    let page = RequestPage {
+        who: caller.approver.id().to_owned(),
+        request: RequestView::of(&request, app.gate.now()),
+        history: history.iter().map(HistoryLine::of).collect(),
+        notice,
+    };
+    Ok(page.render()?)
+}
+
+/// `GET /requests/{id}`: everything a person sees before deciding, and the history.
+pub(crate) async fn request(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Html<String>, ConsoleError> {
+    let id = parse_id(&id)?;
+    Ok(Html(request_page(&app, &caller, id, None).await?))
+}
+
+/// A refused decision: the request page again, with the refusal as its notice and the
+/// refusal's status; or the error page when the request cannot be shown.
+async fn refused(app: &AppState, caller: &Caller, id: RequestId, error: ConsoleError) -> Response {
+    let status = error.status();
+    if matches!(status, StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED) {
+        return error.into_response();
+    }
+    match request_page(app, caller, id, Some(error.message())).await {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => error.into_response(),
+    }
+}
+
+/// The approve form: optional edited arguments as JSON text.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ApproveForm {
+    #[serde(default)]
+    edit: String,
+}
+
+/// The deny form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DenyForm {
+    #[serde(default)]
+    feedback: String,
+}
+
+/// The cancel form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CancelForm {
+    #[serde(default)]
+    reason: String,
+}
+
+fn text(s: &str) -> Option<&str> {
+    let s = s.trim();
+    (!s.is_empty()).then_some(s)
+}
+
+/// `POST /requests/{id}/approve`.
+pub(crate) async fn approve(
+    State(app): State<AppState>,
+    caller: Caller,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ApproveForm>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let done = async {
+        same_origin(&caller, &method, &headers)?;
+        crate::act::approve(&app, &caller, id, text(&form.edit)).await
+    };
+    match done.await {
+        Ok(()) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused(&app, &caller, id, e).await,
+    }
+}
+
+/// `POST /requests/{id}/deny`.
+pub(crate) async fn deny(
+    State(app): State<AppState>,
+    caller: Caller,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DenyForm>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let done = async {
+        same_origin(&caller, &method, &headers)?;
+        let desk = app.gate.desk().for_approver(caller.approver.clone());
+        desk.deny(id, &caller.approver, text(&form.feedback))
+            .await?;
+        Ok::<(), ConsoleError>(())
+    };
+    match done.await {
+        Ok(()) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused(&app, &caller, id, e).await,
+    }
+}
+
+/// `POST /requests/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(app): State<AppState>,
+    caller: Caller,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CancelForm>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let done = async {
+        same_origin(&caller, &method, &headers)?;
+        let desk = app.gate.desk().for_approver(caller.approver.clone());
+        desk.cancel(id, &caller.approver, text(&form.reason))
+            .await?;
+        Ok::<(), ConsoleError>(())
+    };
+    match done.await {
+        Ok(()) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused(&app, &caller, id, e).await,
+    }
+}
+
+/// `GET /assets/console.css`.
+pub(crate) async fn stylesheet() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/console.css"),
+    )
+}

@@ -1,0 +1,121 @@
+//! What a person sees of a request: the same on the page and in the API, built from
+//! `shown_args` and the preview, never the raw arguments.
+
+use approval_gate::time::OffsetDateTime;
+use approval_gate::time::format_description::well_known::Rfc3339;
+use approval_gate::trail::AuditRecord;
+use approval_gate::{ApprovalRequest, RequestState};
+use serde::Serialize;
+
+/// A request as the console shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    /// The request id.
+    pub id: String,
+    /// The tool.
+    pub tool: String,
+    /// The preview of what will run (of the edited call after an edit).
+    pub preview: String,
+    /// The arguments that will run, secrets redacted, as indented JSON.
+    pub shown_args: String,
+    /// The hash of the arguments that will run.
+    pub args_hash: String,
+    /// The rules that asked for approval.
+    pub rule_ids: Vec<String>,
+    /// The policy's reason.
+    pub reason: Option<String>,
+    /// The risk tier.
+    pub tier: Option<String>,
+    /// Who asked for the call.
+    pub requester: Option<String>,
+    /// The call's tenant.
+    pub tenant: Option<String>,
+    /// The agent run.
+    pub run_id: String,
+    /// Where it stands now.
+    pub state: String,
+    /// Who approved so far.
+    pub approvers: Vec<String>,
+    /// How many approvers it needs.
+    pub quorum: u32,
+    /// When it expires unless decided (RFC 3339).
+    pub expires_at: String,
+    /// Seconds left to decide; `None` unless pending.
+    pub remaining_secs: Option<u64>,
+    /// Who edited the arguments, when someone did.
+    pub edited_by: Option<String>,
+    /// The fields an edit changed.
+    pub changed_fields: Vec<String>,
+    /// Who denied or cancelled it.
+    pub decided_by: Option<String>,
+    /// Their message.
+    pub feedback: Option<String>,
+}
+
+impl RequestView {
+    /// The view of `request` at `now`.
+    pub fn of(request: &ApprovalRequest, now: OffsetDateTime) -> Self {
+        let call = request.call();
+        let state = request.state_at(now);
+        RequestView {
+            id: request.id().to_string(),
+            tool: call.tool().to_owned(),
+            preview: request.preview().unwrap_or(call.tool()).to_owned(),
+            shown_args: serde_json::to_string_pretty(request.shown_args()).unwrap_or_default(),
+            args_hash: request.approved_args_hash().to_string(),
+            rule_ids: request.rule_ids().iter().map(ToString::to_string).collect(),
+            reason: request.reason().map(str::to_owned),
+            tier: request.tier().map(ToString::to_string),
+            requester: call.requester().map(str::to_owned),
+            tenant: call.tenant().map(str::to_owned),
+            run_id: call.run_id().to_owned(),
+            state: state.as_str().to_owned(),
+            approvers: request.approvers().to_vec(),
+            quorum: request.quorum(),
+            expires_at: rfc3339(request.expires_at()),
+            remaining_secs: (state == RequestState::Pending)
+                .then(|| request.remaining(now).map(|d| d.as_secs()))
+                .flatten(),
+            edited_by: request.edited_by().map(str::to_owned),
+            changed_fields: request.changed_fields().to_vec(),
+            decided_by: request.decided_by().map(str::to_owned),
+            feedback: request.feedback().map(str::to_owned),
+        }
+    }
+
+    /// Whether a person may still approve or deny it.
+    pub fn is_pending(&self) -> bool {
+        self.state == "pending"
+    }
+
+    /// Whether it may still be cancelled.
+    pub fn is_open(&self) -> bool {
+        self.state == "pending" || self.state == "approved"
+    }
+}
+
+/// One line of a request's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryLine {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The event's name.
+    pub event: String,
+    /// Who acted, if a person did.
+    pub actor: Option<String>,
+}
+
+impl HistoryLine {
+    /// The line of `record`.
+    pub fn of(record: &AuditRecord) -> Self {
+        HistoryLine {
+            at: rfc3339(record.at),
+            event: record.event.written_name().to_owned(),
+            actor: record.event.actor().map(str::to_owned),
+        }
+    }
+}
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}

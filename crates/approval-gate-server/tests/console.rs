@@ -1,0 +1,367 @@
+//! The console and its API through HTTP requests on the router, as a browser and a bot
+//! send them: identity from the proxy's headers or a bearer token, the desk's rules,
+//! cross-site requests refused, values escaped, secrets redacted.
+
+use std::sync::{Arc, Mutex};
+
+use approval_gate::serde_json::{Value, json};
+use approval_gate::{
+    Approver, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, Policy, RequestId,
+    RequestState, StopReason, ToolCall, ToolExecutor,
+};
+use approval_gate_server::{AppState, Auth, BearerToken, ProxyHeaders, router};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const POLICY: &str = "\
+approvals:
+  redact: [args.api_key]
+tiers:
+  pair:
+    quorum: 2
+rules:
+  - id: mail
+    tool: email.send
+    effect: approval_required
+    preview: 'mail to {to}: {subject}'
+  - id: wires
+    tool: payments.wire
+    effect: approval_required
+    tier: pair
+";
+
+const BOT_TOKEN: &str = "bot-token-0123456789abcdef0123456789abcdef";
+
+struct World {
+    gate: Gate,
+    app: axum::Router,
+    ran: Arc<Mutex<Vec<Execution>>>,
+}
+
+impl World {
+    fn new() -> Self {
+        let gate = Gate::builder(
+            Policy::from_yaml_str(POLICY).unwrap(),
+            Keyring::new(Key::new("k1", [6u8; 32]).unwrap()),
+        )
+        .clock(ManualClock::default())
+        .build();
+        let bot = Approver::new("bot").with_tenant("acme");
+        let auth = Auth::new()
+            .trust_proxy(ProxyHeaders::default())
+            .bearer(BearerToken::from_secret(BOT_TOKEN, bot).unwrap());
+        let app = router(AppState::new(gate.clone(), auth));
+        World {
+            gate,
+            app,
+            ran: Arc::default(),
+        }
+    }
+
+    fn tool(&self) -> Gated<impl ToolExecutor<Output = (), Error = std::io::Error> + use<>> {
+        let ran = self.ran.clone();
+        self.gate.wrap(move |exec: Execution| {
+            let ran = ran.clone();
+            async move {
+                ran.lock().unwrap().push(exec);
+                Ok::<(), std::io::Error>(())
+            }
+        })
+    }
+
+    async fn file(&self, call: ToolCall) -> RequestId {
+        match self.tool().call(call).await.unwrap() {
+            GateOutcome::Pending(p) => p.request_id,
+            other => panic!("expected pending, got {}", other.name()),
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    async fn state(&self, id: RequestId) -> RequestState {
+        self.gate.desk().show(id).await.unwrap().stored_state()
+    }
+}
+
+fn mail(call_id: &str, to: &str, subject: &str) -> ToolCall {
+    ToolCall::new(
+        "run-1",
+        call_id,
+        "email.send",
+        json!({"to": to, "subject": subject, "api_key": "sk-SECRET-1234"}),
+    )
+    .with_requester("bob")
+    .with_tenant("acme")
+}
+
+/// A browser request as the proxy forwards it for `user` of tenant acme.
+fn as_user(user: &str, method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "console.test")
+        .header("x-forwarded-user", user)
+        .header("x-forwarded-tenant", "acme")
+}
+
+/// A form post from the console's own page.
+fn form(user: &str, uri: &str, body: &str) -> Request<Body> {
+    as_user(user, "POST", uri)
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn get(user: &str, uri: &str) -> Request<Body> {
+    as_user(user, "GET", uri).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn a_request_without_identity_gets_401() {
+    let w = World::new();
+    let (status, _, _) = w.send(Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let bad_token = Request::get("/api/v1/requests")
+        .header(
+            header::AUTHORIZATION,
+            "Bearer not-a-known-token-0123456789abcdef",
+        )
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(w.send(bad_token).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_queue_shows_the_tenants_requests_escaped_with_security_headers() {
+    let w = World::new();
+    let id = w
+        .file(mail("c1", "bob@example.com", "<script>alert(1)</script>"))
+        .await;
+    w.file(
+        ToolCall::new(
+            "run-9",
+            "c1",
+            "email.send",
+            json!({"to": "x", "subject": "theirs"}),
+        )
+        .with_requester("zed")
+        .with_tenant("globex"),
+    )
+    .await;
+    let (status, headers, html) = w.send(get("ann", "/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("/requests/{id}")), "{html}");
+    assert!(
+        !html.contains("theirs"),
+        "another tenant's request is shown"
+    );
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("&#60;script&#62;alert(1)"), "{html}");
+    assert!(!html.contains("sk-SECRET-1234"));
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+}
+
+#[tokio::test]
+async fn the_request_page_shows_redacted_arguments_and_its_history() {
+    let w = World::new();
+    let id = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let (status, _, html) = w.send(get("ann", &format!("/requests/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("mail to bob@example.com: Refund"));
+    assert!(html.contains("[redacted]"));
+    assert!(
+        !html.contains("sk-SECRET-1234"),
+        "a redacted secret is in the HTML"
+    );
+    assert!(html.contains("approval_required"));
+    let other = w
+        .send(get("ann", &format!("/requests/{}", RequestId::new())))
+        .await;
+    assert_eq!(other.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn approving_by_form_lets_the_agent_run_the_tool_once() {
+    let w = World::new();
+    let call = mail("c1", "bob@example.com", "Refund");
+    let id = w.file(call.clone()).await;
+    let (status, headers, _) = w
+        .send(form("ann", &format!("/requests/{id}/approve"), ""))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], format!("/requests/{id}"));
+    assert_eq!(w.state(id).await, RequestState::Approved);
+    assert!(
+        w.tool()
+            .resume(id, call.clone())
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+    assert!(w.tool().resume(id, call).await.unwrap().stopped().is_some());
+    assert_eq!(w.ran.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_edit_reaches_the_executor_and_bad_json_is_refused() {
+    let w = World::new();
+    let call = mail("c1", "bob@example.com", "Refund");
+    let id = w.file(call.clone()).await;
+    let uri = format!("/requests/{id}/approve");
+    let (status, _, html) = w.send(form("ann", &uri, "edit=%7Bnot+json")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("not JSON"), "{html}");
+    assert_eq!(w.state(id).await, RequestState::Pending);
+    let edit = "edit=%7B%22to%22%3A%22carol%40example.com%22%2C%22subject%22%3A%22Refund%22%2C%22api_key%22%3A%22sk-SECRET-1234%22%7D";
+    let (status, _, _) = w.send(form("ann", &uri, edit)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let outcome = w.tool().resume(id, call).await.unwrap();
+    let done = outcome.executed().expect("ran");
+    assert!(done.edit.is_some());
+    assert_eq!(w.ran.lock().unwrap()[0].args()["to"], "carol@example.com");
+}
+
+#[tokio::test]
+async fn a_denial_with_feedback_reaches_the_agent() {
+    let w = World::new();
+    let call = mail("c1", "bob@example.com", "Refund");
+    let id = w.file(call.clone()).await;
+    let (status, _, _) = w
+        .send(form(
+            "ann",
+            &format!("/requests/{id}/deny"),
+            "feedback=use+the+template",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let outcome = w.tool().resume(id, call).await.unwrap();
+    let stop = outcome.stopped().expect("stopped");
+    assert!(matches!(
+        &stop.reason,
+        StopReason::ApprovalDenied { feedback: Some(f), .. } if f == "use the template"
+    ));
+}
+
+#[tokio::test]
+async fn refusals_show_a_message_and_change_nothing() {
+    let w = World::new();
+    let id = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    // The requester approving their own call.
+    let (status, _, html) = w
+        .send(form("bob", &format!("/requests/{id}/approve"), ""))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("cannot approve"), "{html}");
+    assert_eq!(w.state(id).await, RequestState::Pending);
+    // A second decision after the first.
+    w.send(form("ann", &format!("/requests/{id}/deny"), ""))
+        .await;
+    let (status, _, _) = w
+        .send(form("cid", &format!("/requests/{id}/approve"), ""))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(w.state(id).await, RequestState::Denied);
+}
+
+#[tokio::test]
+async fn a_quorum_of_two_shows_one_of_two_after_the_first_approver() {
+    let w = World::new();
+    let id = w
+        .file(
+            ToolCall::new("run-1", "c1", "payments.wire", json!({"amount": 10}))
+                .with_requester("bob")
+                .with_tenant("acme"),
+        )
+        .await;
+    w.send(form("ann", &format!("/requests/{id}/approve"), ""))
+        .await;
+    let (_, _, html) = w.send(get("cid", &format!("/requests/{id}"))).await;
+    assert!(html.contains("1 of 2"), "{html}");
+    assert_eq!(w.state(id).await, RequestState::Pending);
+}
+
+#[tokio::test]
+async fn a_cross_site_form_post_is_refused_and_nothing_changes() {
+    let w = World::new();
+    let id = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let uri = format!("/requests/{id}/approve");
+    let cross = as_user("ann", "POST", &uri)
+        .header("sec-fetch-site", "cross-site")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(w.send(cross).await.0, StatusCode::FORBIDDEN);
+    // Without Fetch Metadata, the Origin must be the console's own.
+    let other_origin = as_user("ann", "POST", &uri)
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(w.send(other_origin).await.0, StatusCode::FORBIDDEN);
+    let neither = as_user("ann", "POST", &uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(w.send(neither).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(w.state(id).await, RequestState::Pending);
+    let own_origin = as_user("ann", "POST", &uri)
+        .header(header::ORIGIN, "http://console.test")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(w.send(own_origin).await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_bot_decides_through_the_api_with_its_token() {
+    let w = World::new();
+    let id = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let api = |method: &str, uri: &str, body: Value| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {BOT_TOKEN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, _, body) = w.send(api("GET", "/api/v1/requests", Value::Null)).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: Value = approval_gate::serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["id"], id.to_string());
+    assert!(!body.contains("sk-SECRET-1234"));
+    let (status, _, body) = w
+        .send(api(
+            "POST",
+            &format!("/api/v1/requests/{id}/approve"),
+            json!({}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown: Value = approval_gate::serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["state"], "approved");
+    assert_eq!(shown["approvers"], json!(["bot"]));
+    let (status, _, body) = w
+        .send(api(
+            "POST",
+            &format!("/api/v1/requests/{id}/deny"),
+            json!({"feedback": "late"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let error: Value = approval_gate::serde_json::from_str(&body).unwrap();
+    assert_eq!(error["status"], 409);
+}
