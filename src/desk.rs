@@ -3,7 +3,7 @@
 //! [`DeskError`] are at the crate root too.
 
 pub use crate::approval::{GATE_ACTOR, ParseRequestIdError, Settlement, TransitionError};
-pub use crate::grant::{Grant, GrantError, GrantId, MAX_GRANT_LIFETIME};
+pub use crate::grant::{Grant, GrantError, GrantId, MAX_GRANT_LIFETIME, ParseGrantIdError};
 
 use serde_json::Value;
 use thiserror::Error;

@@ -40,6 +40,21 @@ impl fmt::Display for GrantId {
     }
 }
 
+/// The text was not a grant id (a UUID).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a grant id")]
+pub struct ParseGrantIdError(String);
+
+impl std::str::FromStr for GrantId {
+    type Err = ParseGrantIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(GrantId)
+            .map_err(|_| ParseGrantIdError(s.chars().take(64).collect()))
+    }
+}
+
 impl fmt::Debug for GrantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GrantId({self})")

@@ -24,6 +24,12 @@ pub enum ConsoleError {
     /// The edited arguments are not JSON.
     #[error("the edited arguments are not JSON: {0}")]
     BadEdit(String),
+    /// A form field holds something the form does not take.
+    #[error("{0}")]
+    BadForm(&'static str),
+    /// The page is for the console's administrators only.
+    #[error("only the console's administrators may do this")]
+    NotAdmin,
     /// The desk refused, or the store or audit sink failed.
     #[error(transparent)]
     Desk(#[from] DeskError),
@@ -37,7 +43,8 @@ impl ConsoleError {
     pub fn status(&self) -> StatusCode {
         match self {
             ConsoleError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ConsoleError::CrossSite => StatusCode::FORBIDDEN,
+            ConsoleError::CrossSite | ConsoleError::NotAdmin => StatusCode::FORBIDDEN,
+            ConsoleError::BadForm(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ConsoleError::BadId(_) => StatusCode::BAD_REQUEST,
             ConsoleError::BadEdit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ConsoleError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,

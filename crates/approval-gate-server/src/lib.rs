@@ -24,6 +24,9 @@
 //! | `POST /requests/{id}/approve` | approve (form field `edit`: edited arguments as JSON, optional) |
 //! | `POST /requests/{id}/deny` | deny (form field `feedback`) |
 //! | `POST /requests/{id}/cancel` | cancel (form field `reason`) |
+//! | `GET /grants`, `POST /grants/{id}/revoke` | live standing grants of the person's tenant; revoke |
+//! | `GET /controls`, `POST /controls/kill-switch`, `POST /controls/read-only` | run controls (administrators) |
+//! | `GET /stats` | timeout rate, time to decision, oldest pending (administrators) |
 //! | `GET /api/v1/requests`, `GET /api/v1/requests/{id}` | the same as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
 //!
@@ -35,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod act;
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -56,15 +60,24 @@ use axum::routing::{get, post};
 pub struct AppState {
     gate: Gate,
     auth: std::sync::Arc<Auth>,
+    admin_role: std::sync::Arc<str>,
 }
 
 impl AppState {
-    /// The console of `gate`, knowing callers by `auth`.
+    /// The console of `gate`, knowing callers by `auth`. Its administrators (who see
+    /// the controls and the figures of every tenant) hold the role `approval-admin`.
     pub fn new(gate: Gate, auth: Auth) -> Self {
         AppState {
             gate,
             auth: std::sync::Arc::new(auth),
+            admin_role: "approval-admin".into(),
         }
+    }
+
+    /// Names the role the console's administrators hold.
+    pub fn admin_role(mut self, role: &str) -> Self {
+        self.admin_role = role.into();
+        self
     }
 }
 
@@ -77,6 +90,12 @@ pub fn router(state: AppState) -> Router {
         .route("/requests/{id}/approve", post(pages::approve))
         .route("/requests/{id}/deny", post(pages::deny))
         .route("/requests/{id}/cancel", post(pages::cancel))
+        .route("/grants", get(admin::grants))
+        .route("/grants/{id}/revoke", post(admin::revoke))
+        .route("/controls", get(admin::controls))
+        .route("/controls/kill-switch", post(admin::kill_switch))
+        .route("/controls/read-only", post(admin::read_only))
+        .route("/stats", get(admin::stats))
         .route("/assets/console.css", get(pages::stylesheet))
         .route("/api/v1/requests", get(api::list))
         .route("/api/v1/requests/{id}", get(api::show))

@@ -365,3 +365,75 @@ async fn a_bot_decides_through_the_api_with_its_token() {
     let error: Value = approval_gate::serde_json::from_str(&body).unwrap();
     assert_eq!(error["status"], 409);
 }
+
+#[tokio::test]
+async fn grants_are_listed_for_the_tenant_and_revoked_by_their_author() {
+    let w = World::new();
+    let call = mail("c1", "bob@example.com", "Refund");
+    let id = w.file(call).await;
+    let spec = approval_gate::GrantSpec::new(
+        approval_gate::GrantScope::Run,
+        std::time::Duration::from_secs(3600),
+    );
+    let (_, grant) = w
+        .gate
+        .desk()
+        .approve_with_grant(id, &Approver::new("ann").with_tenant("acme"), &spec)
+        .await
+        .unwrap();
+    let grant = grant.unwrap();
+    let (status, _, html) = w.send(get("ann", "/grants")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&grant.id().to_string()));
+    let uri = format!("/grants/{}/revoke", grant.id());
+    let (status, _, _) = w.send(form("ann", &uri, "")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(w.gate.desk().grants().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn controls_and_stats_are_for_administrators_and_name_who_flipped_a_switch() {
+    let w = World::new();
+    let (status, _, _) = w.send(get("ann", "/controls")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let admin = |method: &str, uri: &str| {
+        as_user("olga", method, uri)
+            .header("x-forwarded-groups", "approval-admin")
+            .header("sec-fetch-site", "same-origin")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+    };
+    let engage = admin("POST", "/controls/kill-switch")
+        .body(Body::from("scope=tool&name=email.send&engaged=on"))
+        .unwrap();
+    assert_eq!(w.send(engage).await.0, StatusCode::SEE_OTHER);
+    let blocked = w
+        .tool()
+        .call(mail("c2", "bob@example.com", "Hi"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        blocked.stopped().map(|s| &s.reason),
+        Some(StopReason::KillSwitch { .. })
+    ));
+    let (status, _, html) = w
+        .send(admin("GET", "/controls").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("email.send"), "{html}");
+    let who = w
+        .gate
+        .store()
+        .audit_records(&approval_gate::trail::AuditQuery::actor("olga"))
+        .await
+        .unwrap();
+    assert_eq!(who[0].event_name(), "kill_switch_changed");
+    let (status, _, html) = w
+        .send(admin("GET", "/stats").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Timeout rate"));
+    let bad = admin("POST", "/controls/read-only")
+        .body(Body::from("on=maybe"))
+        .unwrap();
+    assert_eq!(w.send(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+}
