@@ -181,7 +181,9 @@ fn postgres(c: &mut Criterion) {
         .unwrap();
     let schema = format!("ag_bench_{}", std::process::id());
     let store = rt
-        .block_on(PostgresStore::with_schema(&url, &schema))
+        .block_on(PostgresStore::connect_with(
+            approval_gate::PostgresStore::options(&url).schema(&schema),
+        ))
         .unwrap();
     let gate = gate_on(store.clone());
     let args = common::args_1kib();

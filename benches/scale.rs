@@ -81,6 +81,7 @@ mod scale {
     use std::time::{Duration, Instant};
 
     use approval_gate::rusqlite::{Connection, params};
+    use approval_gate::store::RequestStore;
     use approval_gate::time::OffsetDateTime;
     use approval_gate::time::macros::datetime;
     use approval_gate::{

@@ -387,8 +387,15 @@ impl Desk {
                 Err(e) => {
                     // The sink did not record the grant: withdraw it before it allows
                     // anything.
-                    let store = self.gate.store();
-                    let _ = store.revoke_grant(grant.id(), "approval-gate", now).await;
+                    let store = self.gate.store().as_ref();
+                    let _ = crate::gate::grants::revoke_grant(
+                        store,
+                        grant.id(),
+                        &approved,
+                        "approval-gate",
+                        now,
+                    )
+                    .await;
                     DeskError::Audit(e)
                 }
             },
@@ -436,9 +443,12 @@ impl Desk {
                     reason,
                 })?;
         }
-        let grant = store.revoke_grant(grant_id, by.id(), now).await?;
-        let record = AuditRecord::grant_revoked(now, &request, grant_id, by.id());
-        self.gate.mirror(&record).await.map_err(DeskError::Audit)?;
+        let (grant, record) =
+            crate::gate::grants::revoke_grant(store.as_ref(), grant_id, &request, by.id(), now)
+                .await?;
+        if let Some(record) = record {
+            self.gate.mirror(&record).await.map_err(DeskError::Audit)?;
+        }
         Ok(grant)
     }
 
@@ -512,29 +522,12 @@ impl Desk {
         let next = self
             .decide(&request, request.cancel(by, reason.clone(), now), now)
             .await?;
-        let left: Vec<GrantId> = match request.stored_state() {
-            RequestState::Approved => self
-                .gate
-                .store()
-                .grants(now)
-                .await?
-                .into_iter()
-                .filter(|g| g.request_id() == id)
-                .map(|g| g.id())
-                .collect(),
-            _ => Vec::new(),
-        };
         let event = AuditEvent::ApprovalCancelled {
             by: by.id().to_owned(),
             reason,
         };
-        let cancelled = self.commit(&request, next, event, now).await?;
-        // The store ended them with the cancel; the sink hears of it.
-        for grant_id in left {
-            let record = AuditRecord::grant_revoked(now, &cancelled, grant_id, by.id());
-            self.gate.mirror(&record).await.map_err(DeskError::Audit)?;
-        }
-        Ok(cancelled)
+        // The store ends the request's grants with the cancel; the sink hears of it.
+        self.commit(&request, next, event, now).await
     }
 
     /// Settles a request left in doubt (`executing`: its `resume` was dropped, or its

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use thiserror::Error;
 
-use crate::store::{ApprovalStore, AuditQuery, StoreError};
+use crate::store::{AuditQuery, StoreError, TrailReader};
 
 /// How many records [`export_jsonl`] reads from the store at a time.
 const PAGE: usize = 1000;
@@ -45,7 +45,7 @@ pub enum ExportError {
 /// # }
 /// ```
 pub async fn export_jsonl<W: Write + ?Sized>(
-    store: &dyn ApprovalStore,
+    store: &dyn TrailReader,
     query: &AuditQuery,
     out: &mut W,
 ) -> Result<u64, ExportError> {

@@ -230,6 +230,15 @@ pub struct Grant {
         skip_serializing_if = "Option::is_none"
     )]
     revoked_at: Option<OffsetDateTime>,
+    /// One higher after every change (a use, a revocation); stores compare it to detect
+    /// a lost race. Grants kept before it was recorded read as the first version.
+    #[serde(default = "first_version")]
+    version: u64,
+}
+
+/// The version of a new grant, and of one kept before versions were recorded.
+fn first_version() -> u64 {
+    1
 }
 
 impl Grant {
@@ -300,6 +309,7 @@ impl Grant {
             max_uses: spec.max_uses,
             uses: 0,
             revoked_at: None,
+            version: first_version(),
         })
     }
 
@@ -388,18 +398,28 @@ impl Grant {
             && self.max_uses.is_none_or(|m| self.uses < m)
     }
 
-    /// The grant after one more use.
+    /// The grant after one more use: the next version, which a store writes with
+    /// compare-and-set ([`GrantStore::update_grant`](crate::store::GrantStore::update_grant)).
     pub fn used(&self) -> Grant {
         let mut next = self.clone();
         next.uses = next.uses.saturating_add(1);
+        next.version = next.version.saturating_add(1);
         next
     }
 
-    /// The grant revoked at `now`.
+    /// The grant revoked at `now` (kept revoked at its first revocation): the next
+    /// version, which a store writes with compare-and-set.
     pub fn revoked(&self, now: OffsetDateTime) -> Grant {
         let mut next = self.clone();
         next.revoked_at.get_or_insert(now);
+        next.version = next.version.saturating_add(1);
         next
+    }
+
+    /// The version, one higher after every use and revocation; stores compare it to
+    /// detect a lost race (see [`GrantStore`](crate::store::GrantStore)).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The grant's id.

@@ -8,10 +8,8 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::approval::RequestId;
-
 use crate::audit::{AuditEvent, AuditRecord};
-
-use crate::store::{ApprovalStore, AuditQuery, RequestQuery, StoreError};
+use crate::store::{AuditQuery, RequestQuery, RequestStore, StoreError, TrailReader};
 
 /// Figures over a time window, computed from a store's audit trail and its pending
 /// requests with [`ApprovalStats::compute`] (or [`Gate::stats`](crate::gate::Gate::stats) for
@@ -105,13 +103,13 @@ pub struct OldestPending {
 
 impl ApprovalStats {
     /// Computes the figures of the window from `from` (inclusive) to `until` (exclusive)
-    /// through the public [`ApprovalStore`] API, so it works on every store:
+    /// through the public store API, reads only, so it works on every store:
     ///
-    /// - one [`audit_records`](ApprovalStore::audit_records) query for the window;
+    /// - one [`audit_records`](TrailReader::audit_records) query for the window;
     /// - one more per request decided in the window but filed before it, for its
     ///   `approval_required` record (the start of its time to decision) and to be sure its
     ///   decision in the window is its first;
-    /// - one [`list`](ApprovalStore::list) of the requests pending at `until`.
+    /// - one [`list`](RequestStore::list) of the requests pending at `until`.
     ///
     /// `pending` and `oldest_pending` describe the store as it stands now, with expiry
     /// applied at `until`: pass the present as `until` for them to be meaningful. The
@@ -133,7 +131,7 @@ impl ApprovalStats {
     /// # }).unwrap();
     /// ```
     pub async fn compute(
-        store: &dyn ApprovalStore,
+        store: &(impl RequestStore + TrailReader + ?Sized),
         from: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<ApprovalStats, StoreError> {

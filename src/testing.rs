@@ -16,6 +16,8 @@
 //!
 //! A host that writes its own store runs the same suite against it.
 
+pub mod races;
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -526,7 +528,15 @@ pub async fn sweep_expires_what_is_due(store: &dyn ApprovalStore, clock: &Manual
         .expect("approve");
     store.update(&ok, &rec(&ok)).await.expect("approve");
 
-    let ids = |found: &[ApprovalRequest]| found.iter().map(|r| r.id()).collect::<Vec<_>>();
+    // Each comes back with the `approval_timeout` record the store kept with it.
+    let ids = |found: &[crate::store::Expired]| {
+        for e in found {
+            assert_eq!(e.request.stored_state(), RequestState::Expired);
+            assert_eq!(e.record.request_id, Some(e.request.id()));
+            assert!(matches!(e.record.event, AuditEvent::ApprovalTimeout { .. }));
+        }
+        found.iter().map(|e| e.request.id()).collect::<Vec<_>>()
+    };
     let first = store
         .sweep_expired(t0 + Duration::from_secs(309), usize::MAX)
         .await
@@ -683,6 +693,34 @@ pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualCloc
     assert_eq!(other.tool_calls, 0);
 }
 
+/// One use of a grant covering `call`, decided above the store as the gate does
+/// ([`Grant::covers`], then [`GrantStore::update_grant`](crate::store::GrantStore::update_grant)).
+async fn use_grant(
+    store: &dyn ApprovalStore,
+    call: &ToolCall,
+    hash: &ArgsHash,
+    decision: &crate::Decision,
+    policy_version: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Grant>, StoreError> {
+    let used =
+        crate::gate::grants::use_grant(store, call, hash, decision, policy_version, now).await?;
+    Ok(used.map(|(grant, _)| grant))
+}
+
+/// Revokes grant `id` as `by` at `now`, as the desk does.
+async fn revoke_grant(
+    store: &dyn ApprovalStore,
+    id: crate::desk::GrantId,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<Grant, StoreError> {
+    let grant = store.grant(id).await?;
+    let request = store.get(grant.request_id()).await?;
+    let (grant, _) = crate::gate::grants::revoke_grant(store, id, &request, by, now).await?;
+    Ok(grant)
+}
+
 /// Grants cover what they cover, count uses up to their limit, and stop at revocation
 /// and expiry.
 pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &ManualClock) {
@@ -707,19 +745,16 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
         .with_requester("requester")
         .with_tenant(tenant.as_str());
     let hash: ArgsHash = call.args_hash().expect("hash");
-    let first = store
-        .use_grant(&call, &hash, &suite_decision(), "v", now)
+    let first = use_grant(store, &call, &hash, &suite_decision(), "v", now)
         .await
         .expect("use");
     assert_eq!(first.map(|g| g.uses()), Some(1));
-    let second = store
-        .use_grant(&call, &hash, &suite_decision(), "v", now)
+    let second = use_grant(store, &call, &hash, &suite_decision(), "v", now)
         .await
         .expect("use");
     assert_eq!(second.map(|g| g.uses()), Some(2));
     assert!(
-        store
-            .use_grant(&call, &hash, &suite_decision(), "v", now)
+        use_grant(store, &call, &hash, &suite_decision(), "v", now)
             .await
             .expect("use")
             .is_none(),
@@ -760,15 +795,13 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
     );
     let late = now + Duration::from_secs(60);
     assert!(
-        store
-            .use_grant(&call, &hash, &suite_decision(), "v", late)
+        use_grant(store, &call, &hash, &suite_decision(), "v", late)
             .await
             .expect("use")
             .is_none(),
         "expired"
     );
-    let revoked = store
-        .revoke_grant(grant.id(), "approver", now)
+    let revoked = revoke_grant(store, grant.id(), "approver", now)
         .await
         .expect("revoke");
     assert_eq!(revoked.revoked_at(), Some(now));
@@ -784,8 +817,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
         "the revocation is on the record with it"
     );
     assert!(
-        store
-            .use_grant(&call, &hash, &suite_decision(), "v", now)
+        use_grant(store, &call, &hash, &suite_decision(), "v", now)
             .await
             .expect("use")
             .is_none(),
@@ -800,9 +832,7 @@ pub async fn grants_cover_count_and_revoke(store: &dyn ApprovalStore, clock: &Ma
             .any(|g| g.id() == grant.id())
     );
     assert!(matches!(
-        store
-            .revoke_grant(crate::grant::GrantId::new(), "approver", now)
-            .await,
+        revoke_grant(store, crate::desk::GrantId::new(), "approver", now).await,
         Err(StoreError::GrantNotFound { .. })
     ));
 }
@@ -857,8 +887,7 @@ pub async fn cancelling_ends_the_requests_grants(store: &dyn ApprovalStore, cloc
         live.iter().any(|g| g.id() == kept.id()),
         "another request's grant stays"
     );
-    let used = store
-        .use_grant(&call, &hash, &suite_decision(), "v", at)
+    let used = use_grant(store, &call, &hash, &suite_decision(), "v", at)
         .await
         .expect("use");
     assert!(
@@ -965,7 +994,7 @@ pub async fn ttl_edges_hold_to_the_nanosecond(store: &dyn ApprovalStore, clock: 
     };
     let swept = |at| async move {
         let swept = store.sweep_expired(at, usize::MAX).await.expect("sweep");
-        swept.iter().map(|x| x.id()).collect::<Vec<_>>()
+        swept.iter().map(|x| x.request.id()).collect::<Vec<_>>()
     };
 
     // The approval TTL.

@@ -2,6 +2,7 @@
 //! trail is one verifying chain, exports verify, tampering is found, and no sink's output
 //! holds a secret argument.
 
+use approval_gate::store::{TrailReader, TrailWriter};
 use std::time::Duration;
 
 use approval_gate::{

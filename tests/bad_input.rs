@@ -2,13 +2,13 @@
 //! overflow, and changes nothing: malformed configs, arguments too deep, too large or not
 //! strict JSON, tool names that are no names, and ids of the wrong form.
 
+use approval_gate::store::{ControlStore, RequestStore, TrailReader};
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
-    ApprovalStore, Approver, ArgsError, ArgsHash, ArgsLimits, Clock as _, DeskError, Effect,
-    Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore, Policy,
-    PolicyError, RequestId, RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor,
-    canonical_json, parse_args,
+    Approver, ArgsError, ArgsHash, ArgsLimits, Clock as _, DeskError, Effect, Execution, Gate,
+    GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore, Policy, PolicyError, RequestId,
+    RequestQuery, RequestState, StopReason, ToolCall, ToolExecutor, canonical_json, parse_args,
     trail::{AuditQuery, AuditRecord},
 };
 use serde_json::{Map, Value, json};

@@ -5,10 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, AuditSink, Decision, DeskError, Execution, Gate,
-    GateError, GateOutcome, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy, RequestId,
-    RequestQuery, RequestState, StoreError, ToolCall,
-    store::{Filed, Subscription},
+    ApprovalRequest, Approver, AuditSink, DeskError, Execution, Gate, GateError, GateOutcome, Key,
+    Keyring, ManualClock, MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState,
+    StoreError, ToolCall,
+    desk::{Grant, GrantId},
+    store::{
+        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
+        TrailReader, TrailWriter, UsageDelta,
+    },
     trail::{AuditError, AuditQuery, AuditRecord},
 };
 use async_trait::async_trait;
@@ -56,7 +60,7 @@ fn backend_down() -> StoreError {
 }
 
 #[async_trait]
-impl ApprovalStore for SwitchStore {
+impl RequestStore for SwitchStore {
     async fn create(
         &self,
         r: ApprovalRequest,
@@ -71,7 +75,11 @@ impl ApprovalStore for SwitchStore {
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
         self.inner.get(id).await
     }
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         if self.fail_update.load(Ordering::SeqCst) {
             return Err(backend_down());
         }
@@ -88,10 +96,17 @@ impl ApprovalStore for SwitchStore {
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+    ) -> Result<Vec<Expired>, StoreError> {
         self.inner.sweep_expired(now, limit).await
     }
-    async fn switches(&self) -> Result<approval_gate::store::Switches, StoreError> {
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        self.inner.subscribe().await
+    }
+}
+
+#[async_trait]
+impl ControlStore for SwitchStore {
+    async fn switches(&self) -> Result<Switches, StoreError> {
         self.inner.switches().await
     }
     async fn set_kill_switch(
@@ -108,58 +123,46 @@ impl ApprovalStore for SwitchStore {
     async fn add_usage(
         &self,
         run_id: &str,
-        delta: approval_gate::store::UsageDelta,
+        delta: UsageDelta,
         now: OffsetDateTime,
-    ) -> Result<approval_gate::store::RunUsage, StoreError> {
+    ) -> Result<RunUsage, StoreError> {
         self.inner.add_usage(run_id, delta, now).await
     }
-    async fn usage(&self, run_id: &str) -> Result<approval_gate::store::RunUsage, StoreError> {
+    async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
         self.inner.usage(run_id).await
     }
-    async fn put_grant(
-        &self,
-        grant: &approval_gate::desk::Grant,
-        record: &AuditRecord,
-    ) -> Result<(), StoreError> {
+}
+
+#[async_trait]
+impl GrantStore for SwitchStore {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         self.inner.put_grant(grant, record).await
     }
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &approval_gate::ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<approval_gate::desk::Grant>, StoreError> {
-        self.inner
-            .use_grant(call, args_hash, decision, policy_version, now)
-            .await
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        self.inner.grant(id).await
     }
-    async fn revoke_grant(
-        &self,
-        id: approval_gate::desk::GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<approval_gate::desk::Grant, StoreError> {
-        self.inner.revoke_grant(id, by, now).await
-    }
-    async fn grants(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<Vec<approval_gate::desk::Grant>, StoreError> {
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
         self.inner.grants(now).await
     }
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        self.inner.update_grant(next, record).await
+    }
+}
+
+#[async_trait]
+impl TrailWriter for SwitchStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         if self.fail_trail.load(Ordering::SeqCst) {
             return Err(backend_down());
         }
         self.inner.append_audit(record).await
     }
+}
+
+#[async_trait]
+impl TrailReader for SwitchStore {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_records(query).await
-    }
-    async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        self.inner.subscribe().await
     }
 }
 

@@ -13,12 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditSink, Clock, Decision, DeskError,
-    Execution, Gate, GateError, GateOutcome, Gated, GrantScope, GrantSpec, Key, Keyring, KillScope,
+    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditSink, Clock, DeskError, Execution,
+    Gate, GateError, GateOutcome, Gated, GrantScope, GrantSpec, Key, Keyring, KillScope,
     ManualClock, MemorySink, MemoryStore, Policy, RequestId, RequestQuery, RequestState,
     StoreError, ToolCall, ToolExecutor,
     desk::{Grant, GrantId},
-    store::{Filed, RunUsage, Subscription, Switches, UsageDelta},
+    store::{
+        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
+        TrailReader, TrailWriter, UsageDelta,
+    },
     trail::{AuditError, AuditEvent, AuditQuery, AuditRecord, verify_chain},
 };
 use async_trait::async_trait;
@@ -158,7 +161,7 @@ impl FlakyStore {
 }
 
 #[async_trait]
-impl ApprovalStore for FlakyStore {
+impl RequestStore for FlakyStore {
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -171,7 +174,11 @@ impl ApprovalStore for FlakyStore {
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
         self.op("get", self.inner.get(id)).await
     }
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.op("update", self.inner.update(next, record)).await
     }
     async fn list(
@@ -185,10 +192,17 @@ impl ApprovalStore for FlakyStore {
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+    ) -> Result<Vec<Expired>, StoreError> {
         self.op("sweep_expired", self.inner.sweep_expired(now, limit))
             .await
     }
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        self.op("subscribe", self.inner.subscribe()).await
+    }
+}
+
+#[async_trait]
+impl ControlStore for FlakyStore {
     async fn switches(&self) -> Result<Switches, StoreError> {
         self.op("switches", self.inner.switches()).await
     }
@@ -220,47 +234,39 @@ impl ApprovalStore for FlakyStore {
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
         self.op("usage", self.inner.usage(run_id)).await
     }
+}
+
+#[async_trait]
+impl GrantStore for FlakyStore {
     async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
         self.op("put_grant", self.inner.put_grant(grant, record))
             .await
     }
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Grant>, StoreError> {
-        self.op(
-            "use_grant",
-            self.inner
-                .use_grant(call, args_hash, decision, policy_version, now),
-        )
-        .await
-    }
-    async fn revoke_grant(
-        &self,
-        id: GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<Grant, StoreError> {
-        self.op("revoke_grant", self.inner.revoke_grant(id, by, now))
-            .await
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        self.op("grant", self.inner.grant(id)).await
     }
     async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
         self.op("grants", self.inner.grants(now)).await
     }
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        self.op("update_grant", self.inner.update_grant(next, record))
+            .await
+    }
+}
+
+#[async_trait]
+impl TrailWriter for FlakyStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         self.op("append_audit", self.inner.append_audit(record))
             .await
     }
+}
+
+#[async_trait]
+impl TrailReader for FlakyStore {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.op("audit_records", self.inner.audit_records(query))
             .await
-    }
-    async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        self.op("subscribe", self.inner.subscribe()).await
     }
 }
 
@@ -1304,7 +1310,7 @@ async fn a_grant_use_kept_despite_a_store_error_is_marked_not_run() {
         Told::Desk
     ));
     w.store_trip
-        .arm_only(0, Mode::After, false, Some("use_grant"));
+        .arm_only(0, Mode::After, false, Some("update_grant"));
     assert!(matches!(
         w.step(Step::Call(Call::EmailAgain), 1).await,
         Told::Fault(_)

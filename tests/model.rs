@@ -1548,9 +1548,11 @@ async fn open(backend: Backend) -> (Arc<dyn ApprovalStore>, Opened) {
         Backend::Postgres => {
             let url = postgres_url().expect("checked before");
             let schema = format!("ag_model_{}", uuid::Uuid::new_v4().simple());
-            let store = approval_gate::PostgresStore::with_schema(&url, &schema)
-                .await
-                .unwrap();
+            let store = approval_gate::PostgresStore::connect_with(
+                approval_gate::PostgresStore::options(&url).schema(&schema),
+            )
+            .await
+            .unwrap();
             (
                 Arc::new(store.clone()),
                 Opened::Postgres(store, url, schema),

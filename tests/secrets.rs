@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use approval_gate::store::{RequestStore, TrailReader};
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, AuditSink, DeskError, Execution, Gate,
-    GateError, GateOutcome, Gated, JsonlSink, Key, Keyring, ManualClock, MemorySink, MemoryStore,
-    Policy, RequestId, StopReason, ToolCall, ToolExecutor,
+    ApprovalRequest, Approver, ArgsHash, AuditSink, DeskError, Execution, Gate, GateError,
+    GateOutcome, Gated, JsonlSink, Key, Keyring, ManualClock, MemorySink, MemoryStore, Policy,
+    RequestId, StopReason, ToolCall, ToolExecutor,
     token::{Claims, Expectations, TokenError, UnverifiedToken},
     trail::{AuditError, AuditQuery, AuditRecord, FanoutSink, TracingSink, jsonl_trail_files},
 };

@@ -1,10 +1,10 @@
 //! `MemoryStore`: the conformance suite, and races between tasks.
-
-mod store_common;
+#![cfg(feature = "testing")]
 
 use std::sync::Arc;
 
 use approval_gate::MemoryStore;
+use approval_gate::testing::races as store_common;
 
 #[cfg(feature = "testing")]
 #[tokio::test]

@@ -2,26 +2,18 @@
 //! conformance suite, races between connections, and restarts. Each test works in a
 //! schema of its own (`ag_test_<uuid>`) and drops it at the end, also when it fails.
 //! Without the variable every test says it was skipped and passes.
-#![cfg(feature = "postgres")]
-
-mod store_common;
+#![cfg(all(feature = "postgres", feature = "testing"))]
 
 use std::sync::Arc;
 
-use approval_gate::sqlx::postgres::{PgConnection, PgPoolOptions};
+use approval_gate::sqlx::postgres::PgConnection;
 use approval_gate::sqlx::{Connection as _, Executor as _};
-use approval_gate::{ApprovalStore, ManualClock, PostgresStore, RequestQuery, StoreError};
-use store_common::Reopen;
+use approval_gate::store::RequestStore;
+use approval_gate::testing::races as store_common;
+use approval_gate::{ManualClock, PostgresStore, RequestQuery, StoreError};
 use uuid::Uuid;
 
 const URL_VAR: &str = "APPROVAL_GATE_TEST_POSTGRES_URL";
-
-impl Reopen for PostgresStore {
-    fn close(&self) -> impl Future<Output = ()> + Send {
-        let pool = self.pool().clone();
-        async move { pool.close().await }
-    }
-}
 
 /// Runs `test` with the server's URL and a fresh schema name, then drops the schema,
 /// whether the test passed or panicked. Without a server, says so and returns.
@@ -48,26 +40,13 @@ where
 /// A store in `schema` whose pool keeps several connections, so that racing tasks write
 /// through different connections.
 async fn pooled(url: &str, schema: &str) -> PostgresStore {
-    // `with_schema` creates the schema and tables; a second pool reuses them with its
-    // own connections.
-    PostgresStore::with_schema(url, schema).await.unwrap();
-    let set_path = format!("SET search_path TO \"{schema}\"");
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .min_connections(8)
-        .after_connect(move |conn, _| {
-            let set_path = set_path.clone();
-            Box::pin(async move {
-                conn.execute(set_path.as_str()).await?;
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await
-        .unwrap();
-    let store = PostgresStore::from_pool(pool);
-    store.migrate().await.unwrap();
-    store
+    PostgresStore::connect_with(
+        PostgresStore::options(url)
+            .schema(schema)
+            .max_connections(8),
+    )
+    .await
+    .unwrap()
 }
 
 #[cfg(feature = "testing")]
@@ -80,7 +59,7 @@ mod conformance {
             #[tokio::test]
             async fn $name() {
                 in_schema(|url, schema| async move {
-                    let store = PostgresStore::with_schema(&url, &schema).await.unwrap();
+                    let store = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema)).await.unwrap();
                     testing::$name(&store, &ManualClock::default()).await;
                     store.close().await;
                 })
@@ -113,8 +92,12 @@ mod conformance {
 async fn schemas_keep_stores_apart() {
     in_schema(|url, schema| async move {
         let other = format!("{schema}_other");
-        let a = PostgresStore::with_schema(&url, &schema).await.unwrap();
-        let b = PostgresStore::with_schema(&url, &other).await.unwrap();
+        let a = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
+        let b = PostgresStore::connect_with(PostgresStore::options(&url).schema(&other))
+            .await
+            .unwrap();
         let now = approval_gate::Clock::now(&ManualClock::default());
         let r = store_common::request("run-1", now);
         a.create(r.clone(), &store_common::rec(&r), now)
@@ -140,7 +123,9 @@ async fn migrate_is_idempotent_concurrent_and_refuses_a_newer_schema() {
         let starts: Vec<_> = (0..4)
             .map(|_| {
                 let (url, schema) = (url.clone(), schema.clone());
-                tokio::spawn(async move { PostgresStore::with_schema(&url, &schema).await })
+                tokio::spawn(async move {
+                    PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema)).await
+                })
             })
             .collect();
         let mut stores = Vec::new();
@@ -174,7 +159,9 @@ async fn migrate_is_idempotent_concurrent_and_refuses_a_newer_schema() {
 #[tokio::test]
 async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
     in_schema(|url, schema| async move {
-        let store = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        let store = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
         let now = approval_gate::Clock::now(&ManualClock::default());
         let r = store_common::request("run-1", now);
         store
@@ -201,7 +188,9 @@ async fn a_corrupt_row_is_a_backend_error_not_a_panic() {
 #[tokio::test]
 async fn kill_switches_keep_their_order() {
     in_schema(|url, schema| async move {
-        let store = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        let store = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
         store_common::kill_switches_keep_their_order(&store).await;
         store.close().await;
     })
@@ -272,13 +261,21 @@ async fn mixed_races_leave_one_decision_and_at_most_one_run() {
 async fn a_decision_reaches_a_subscriber_in_another_process() {
     in_schema(|url, schema| async move {
         // Two stores with pools of their own: as two processes, or two hosts, would be.
-        let worker = PostgresStore::with_schema(&url, &schema).await.unwrap();
-        let desk = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        let worker = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
+        let desk = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
         store_common::a_decision_reaches_another_store(&worker, &desk).await;
         // A store in another schema hears nothing of it.
         let elsewhere = format!("{schema}_other");
-        let other = PostgresStore::with_schema(&url, &elsewhere).await.unwrap();
-        let probe = PostgresStore::with_schema(&url, &elsewhere).await.unwrap();
+        let other = PostgresStore::connect_with(PostgresStore::options(&url).schema(&elsewhere))
+            .await
+            .unwrap();
+        let probe = PostgresStore::connect_with(PostgresStore::options(&url).schema(&elsewhere))
+            .await
+            .unwrap();
         let mut quiet = other.subscribe().await.unwrap();
         store_common::a_decision_reaches_another_store(&worker, &desk).await;
         store_common::a_decision_reaches_another_store(&probe, &other).await;
@@ -297,8 +294,12 @@ async fn a_decision_reaches_a_subscriber_in_another_process() {
 #[tokio::test]
 async fn a_filing_reaches_a_subscriber_in_another_process() {
     in_schema(|url, schema| async move {
-        let worker = PostgresStore::with_schema(&url, &schema).await.unwrap();
-        let desk = PostgresStore::with_schema(&url, &schema).await.unwrap();
+        let worker = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
+        let desk = PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+            .await
+            .unwrap();
         store_common::a_filing_reaches_another_store(&worker, &desk).await;
         // A host's own pools on the same schema hear each other too.
         let (a, b) = (pooled(&url, &schema).await, pooled(&url, &schema).await);
@@ -341,7 +342,11 @@ async fn restart_between_steps_runs_the_tool_once() {
     in_schema(|url, schema| async move {
         store_common::restart_between_steps_runs_the_tool_once(|| {
             let (url, schema) = (url.clone(), schema.clone());
-            async move { PostgresStore::with_schema(&url, &schema).await.unwrap() }
+            async move {
+                PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+                    .await
+                    .unwrap()
+            }
         })
         .await;
     })
@@ -353,7 +358,11 @@ async fn in_doubt_after_a_crash_is_not_run_again() {
     in_schema(|url, schema| async move {
         store_common::in_doubt_after_a_crash_is_not_run_again(|| {
             let (url, schema) = (url.clone(), schema.clone());
-            async move { PostgresStore::with_schema(&url, &schema).await.unwrap() }
+            async move {
+                PostgresStore::connect_with(PostgresStore::options(&url).schema(&schema))
+                    .await
+                    .unwrap()
+            }
         })
         .await;
     })

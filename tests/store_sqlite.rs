@@ -1,8 +1,6 @@
 //! `SqliteStore` on temporary files: the conformance suite, races between connections,
 //! and restarts.
-#![cfg(feature = "sqlite")]
-
-mod store_common;
+#![cfg(all(feature = "sqlite", feature = "testing"))]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,16 +8,18 @@ use std::sync::Arc;
 use approval_gate::rusqlite::Connection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use approval_gate::testing::races as store_common;
 use approval_gate::time::OffsetDateTime;
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, ArgsHash, Decision, KillScope, ManualClock, RequestId,
-    RequestQuery, SqliteStore, StoreError, ToolCall,
+    ApprovalRequest, KillScope, ManualClock, RequestId, RequestQuery, SqliteStore, StoreError,
     desk::{Grant, GrantId},
-    store::{Filed, RunUsage, Subscription, Switches, UsageDelta},
+    store::{
+        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
+        TrailReader, TrailWriter, UsageDelta,
+    },
     trail::{AuditQuery, AuditRecord},
 };
 use async_trait::async_trait;
-use store_common::Reopen;
 use uuid::Uuid;
 
 /// A temporary directory, removed when dropped (also when a test panics).
@@ -40,13 +40,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Reopen for SqliteStore {
-    fn close(&self) -> impl Future<Output = ()> + Send {
-        let store = self.clone();
-        async move { SqliteStore::close(&store).await }
     }
 }
 
@@ -86,7 +79,7 @@ impl TwoWriters {
 }
 
 #[async_trait]
-impl ApprovalStore for TwoWriters {
+impl RequestStore for TwoWriters {
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -98,7 +91,11 @@ impl ApprovalStore for TwoWriters {
     async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
         self.next().get(id).await
     }
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.next().update(next, record).await
     }
     async fn list(
@@ -112,9 +109,32 @@ impl ApprovalStore for TwoWriters {
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+    ) -> Result<Vec<Expired>, StoreError> {
         self.next().sweep_expired(now, limit).await
     }
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        self.stores[0].subscribe().await
+    }
+}
+
+#[async_trait]
+impl GrantStore for TwoWriters {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().put_grant(grant, record).await
+    }
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        self.next().grant(id).await
+    }
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        self.next().grants(now).await
+    }
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        self.next().update_grant(next, record).await
+    }
+}
+
+#[async_trait]
+impl ControlStore for TwoWriters {
     async fn switches(&self) -> Result<Switches, StoreError> {
         self.next().switches().await
     }
@@ -140,40 +160,19 @@ impl ApprovalStore for TwoWriters {
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
         self.next().usage(run_id).await
     }
-    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
-        self.next().put_grant(grant, record).await
-    }
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Grant>, StoreError> {
-        self.next()
-            .use_grant(call, args_hash, decision, policy_version, now)
-            .await
-    }
-    async fn revoke_grant(
-        &self,
-        id: GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<Grant, StoreError> {
-        self.next().revoke_grant(id, by, now).await
-    }
-    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
-        self.next().grants(now).await
-    }
+}
+
+#[async_trait]
+impl TrailWriter for TwoWriters {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         self.next().append_audit(record).await
     }
+}
+
+#[async_trait]
+impl TrailReader for TwoWriters {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.next().audit_records(query).await
-    }
-    async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        self.stores[0].subscribe().await
     }
 }
 
@@ -342,7 +341,7 @@ async fn a_version_2_database_migrates_and_keeps_its_requests() {
     // And the sweep finds it once it is due.
     let due = store.sweep_expired(filed.expires_at(), 10).await.unwrap();
     assert_eq!(
-        due.iter().map(ApprovalRequest::id).collect::<Vec<_>>(),
+        due.iter().map(|e| e.request.id()).collect::<Vec<_>>(),
         [filed.id()]
     );
     store.close().await;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use approval_gate::store::{RequestStore, TrailReader};
 use approval_gate::{
-    ApprovalRequest, ApprovalStore, Approver, ArgsHash, Clock, Execution, Gate, GateOutcome, Gated,
-    Key, Keyring, ManualClock, MemoryStore, Policy, RequestId, RequestState, StopReason, ToolCall,
-    ToolExecutor,
+    ApprovalRequest, Approver, ArgsHash, Clock, Execution, Gate, GateOutcome, Gated, Key, Keyring,
+    ManualClock, MemoryStore, Policy, RequestId, RequestState, StopReason, ToolCall, ToolExecutor,
     token::{Claims, Expectations, TokenError, UnverifiedToken, VerifiedApproval},
     trail::{AuditEvent, AuditRecord},
 };

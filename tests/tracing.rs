@@ -2,6 +2,7 @@
 //! test's own (no `tracing-subscriber`), set as this thread's default.
 #![cfg(feature = "tracing")]
 
+use approval_gate::store::TrailReader;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -190,7 +191,7 @@ async fn spans_carry_the_call_and_the_sink_emits_every_record() {
     assert_eq!(span["outcome"], "executed");
 
     // One event per record of the trail, in order, with its fields.
-    use approval_gate::ApprovalStore;
+
     let trail = store.audit_records(&Default::default()).await.unwrap();
     let events = collector.audit_events();
     let names: Vec<&str> = events.iter().map(|(f, _)| f["event"].as_str()).collect();

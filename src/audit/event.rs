@@ -171,7 +171,7 @@ impl AuditRecord {
     }
 
     /// The `approval_timeout` record of `expired`, a request that [`ApprovalRequest::expire`]
-    /// expired at `at`: what a store's [`sweep_expired`](crate::store::ApprovalStore::sweep_expired)
+    /// expired at `at`: what a store's [`sweep_expired`](crate::store::RequestStore::sweep_expired)
     /// writes for each request it expires.
     pub fn timeout(at: OffsetDateTime, expired: &ApprovalRequest) -> Self {
         let from = if expired.approval_expires_at().is_some() {
@@ -187,8 +187,8 @@ impl AuditRecord {
     }
 
     /// The `grant_used` record of `grant` (as used: its count includes this use) covering
-    /// `call` at `at`: what a store's [`use_grant`](crate::store::ApprovalStore::use_grant)
-    /// writes.
+    /// `call` at `at`: what the gate writes with a grant's use
+    /// ([`update_grant`](crate::store::GrantStore::update_grant)).
     pub fn grant_used(
         at: OffsetDateTime,
         call: &ToolCall,
@@ -205,8 +205,8 @@ impl AuditRecord {
     }
 
     /// The `grant_revoked` record of grant `grant_id`, left on `request`, revoked by `by`
-    /// at `at`: what a store's [`revoke_grant`](crate::store::ApprovalStore::revoke_grant)
-    /// writes.
+    /// at `at`: what the desk writes with a revocation, and a store with each grant that a
+    /// cancel or denial ends ([`update`](crate::store::RequestStore::update)).
     pub fn grant_revoked(
         at: OffsetDateTime,
         request: &ApprovalRequest,
@@ -222,8 +222,8 @@ impl AuditRecord {
 
     /// A record of `event` that goes with no call (a kill switch engaged or released,
     /// read-only mode turned on or off) at `at`, under the policy of `policy_version`:
-    /// what a store's [`set_kill_switch`](crate::store::ApprovalStore::set_kill_switch) and
-    /// [`set_read_only`](crate::store::ApprovalStore::set_read_only) write.
+    /// what a store's [`set_kill_switch`](crate::store::ControlStore::set_kill_switch) and
+    /// [`set_read_only`](crate::store::ControlStore::set_read_only) write.
     ///
     /// Its `run_id`, `call_id` and `tool` are empty strings, so that the record keeps
     /// schema 1, where they are required strings, and every reader of it still parses
@@ -247,7 +247,7 @@ impl AuditRecord {
         }
     }
 
-    /// The `approval_merged` record of `call`, which [`create`](crate::store::ApprovalStore::create)
+    /// The `approval_merged` record of `call`, which [`create`](crate::store::RequestStore::create)
     /// joined to `joined`, the identical request already pending, at `at`: the merged
     /// call's own `call_id`, requester and tenant, its `args_hash`, and the id, policy
     /// version and expiry of the request it joined. What every store writes when it

@@ -137,14 +137,17 @@ impl<E: ToolExecutor> Gated<E> {
             }
             Effect::ApprovalRequired => {
                 if decision.grants_allowed() {
-                    let store = self.gate.store();
+                    let store = self.gate.store().as_ref();
                     let version = policy.version().as_str();
-                    match store
-                        .use_grant(&call, &args_hash, &decision, version, now)
-                        .await
+                    match crate::gate::grants::use_grant(
+                        store, &call, &args_hash, &decision, version, now,
+                    )
+                    .await
                     {
-                        Ok(Some(grant)) => {
-                            return self.run_granted(call, args_hash, grant, &policy, now).await;
+                        Ok(Some((grant, record))) => {
+                            return self
+                                .run_granted(call, args_hash, grant, record, &policy, now)
+                                .await;
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -183,13 +186,11 @@ impl<E: ToolExecutor> Gated<E> {
                     expires_at: request.expires_at(),
                 };
                 let record = AuditRecord::for_request(now, &request, event);
-                let call = request.call().clone();
                 let filed = self.gate.store().create(request, &record, now).await?;
                 if !filed.created {
                     // The store recorded the merge; the sink hears of it too.
-                    let merged = AuditRecord::merged(now, &call, args_hash, &filed.request);
-                    self.gate.mirror(&merged).await?;
-                } else if let Err(e) = self.gate.mirror(&record).await {
+                    self.gate.mirror(&filed.record).await?;
+                } else if let Err(e) = self.gate.mirror(&filed.record).await {
                     // Withdraw the request the sink did not record, so nobody approves it.
                     let _ = self
                         .gate
@@ -349,12 +350,12 @@ impl<E: ToolExecutor> Gated<E> {
         call: ToolCall,
         args_hash: ArgsHash,
         grant: Grant,
+        record: AuditRecord,
         policy: &Policy,
         now: OffsetDateTime,
     ) -> Result<Outcome<E>, GateError> {
         let version = policy.version().as_str();
         // The store wrote this record with the use; the sink gets it before the tool runs.
-        let record = AuditRecord::grant_used(now, &call, args_hash, version, &grant);
         self.gate.mirror_before_run(&record).await?;
         let claims = Claims {
             jti: format!("grant:{}:{}", grant.id(), grant.uses()),

@@ -2,6 +2,7 @@
 
 mod executor;
 mod gated;
+pub(crate) mod grants;
 mod outcome;
 
 pub use executor::{Execution, ToolExecutor};
@@ -183,11 +184,13 @@ impl Gate {
     pub async fn sweep_expired(&self, limit: usize) -> Result<Vec<ApprovalRequest>, GateError> {
         let now = self.now();
         let expired = self.inner.store.sweep_expired(now, limit).await?;
-        for request in &expired {
-            self.mirror(&AuditRecord::timeout(now, request)).await?;
-            crate::observe::swept(request);
+        let mut requests = Vec::with_capacity(expired.len());
+        for expired in expired {
+            self.mirror(&expired.record).await?;
+            crate::observe::swept(&expired.request);
+            requests.push(expired.request);
         }
-        Ok(expired)
+        Ok(requests)
     }
 
     /// Figures of the last `window` of time by the gate's clock, from `now - window`
@@ -244,8 +247,10 @@ impl Gate {
             reason: Some(reason),
         };
         let record = AuditRecord::for_request(now, &withdrawn, event);
-        self.inner.store.update(&withdrawn, &record).await?;
-        Ok(self.mirror(&record).await?)
+        for record in self.inner.store.update(&withdrawn, &record).await? {
+            self.mirror(&record).await?;
+        }
+        Ok(())
     }
 
     /// Engages (`true`) or releases (`false`) a kill switch, in the store, on behalf of
@@ -433,7 +438,8 @@ impl Gate {
 
     /// Writes `next` over `prev` (compare-and-set) together with its audit record, then
     /// hands the record to the sink. If the sink fails, puts `prev`'s content back (with a
-    /// `transition_reverted` record) so that the step does not stand, and fails.
+    /// `transition_reverted` record) so that the step does not stand, and fails. The
+    /// records of the grants the store ended with the step then go to the sink too.
     pub(crate) async fn commit(
         &self,
         prev: &ApprovalRequest,
@@ -442,12 +448,17 @@ impl Gate {
         now: OffsetDateTime,
     ) -> Result<(), GateError> {
         let record = AuditRecord::for_request(now, next, event);
-        self.inner.store.update(next, &record).await?;
+        let written = self.inner.store.update(next, &record).await?;
         if let Err(e) = self.mirror(&record).await {
             self.revert(next, prev, &record, &e, now).await;
             return Err(e.into());
         }
         crate::observe::committed(prev, &record);
+        // The grants the step ended (a cancel, a denial): the revocations stand, whatever
+        // the sink says, since undoing them would re-open what they closed.
+        for ended in written.iter().skip(1) {
+            self.mirror(ended).await?;
+        }
         Ok(())
     }
 

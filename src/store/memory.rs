@@ -5,19 +5,18 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
-    Subscription, end_grant, ends_grants,
+    AuditQuery, ControlStore, Expired, Filed, GrantStore, Notifier, RequestChange, RequestQuery,
+    RequestStore, StoreError, Subscription, TrailReader, TrailWriter, end_grant, ends_grants,
 };
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::audit::{AuditRecord, ChainHead};
 use crate::audit::{Keeper, KeptRecord};
-use crate::call::{ArgsHash, ToolCall};
+use crate::call::ArgsHash;
 use crate::chunked::Chunked;
 use crate::grant::{Grant, GrantId};
-use crate::policy::Decision;
 use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
-/// An [`ApprovalStore`] in this process's memory: fast, and gone when the process exits.
+/// An [`ApprovalStore`](crate::ApprovalStore) in this process's memory: fast, and gone when the process exits.
 ///
 /// For tests, examples, and hosts whose approvals never outlive the process. The audit
 /// trail is kept in memory too, every record of it, so a long-lived process that gates
@@ -27,7 +26,7 @@ use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 /// Clones share the same requests and trail, like several handles on one database.
 ///
 /// `create`, `get` and `update` cost the same however many requests it holds, and
-/// [`sweep_expired`](ApprovalStore::sweep_expired) reads only the requests that are due,
+/// [`sweep_expired`](RequestStore::sweep_expired) reads only the requests that are due,
 /// earliest deadline first.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
@@ -103,7 +102,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl ApprovalStore for MemoryStore {
+impl RequestStore for MemoryStore {
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -126,15 +125,12 @@ impl ApprovalStore for MemoryStore {
             .filter(|r| r.state_at(now) == RequestState::Pending)
         {
             let joined = ApprovalRequest::clone(existing);
-            inner.append(&AuditRecord::merged(
-                now,
-                request.call(),
-                request.args_hash(),
-                &joined,
-            ));
+            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+            inner.append(&merged);
             return Ok(Filed {
                 request: joined,
                 created: false,
+                record: merged,
             });
         }
         let id = request.id();
@@ -148,6 +144,7 @@ impl ApprovalStore for MemoryStore {
         Ok(Filed {
             request,
             created: true,
+            record: record.clone(),
         })
     }
 
@@ -159,7 +156,11 @@ impl ApprovalStore for MemoryStore {
             .ok_or(StoreError::NotFound { id })
     }
 
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut inner = self.lock();
         let id = next.id();
         let stored = inner.requests.get(&id).ok_or(StoreError::NotFound { id })?;
@@ -172,9 +173,9 @@ impl ApprovalStore for MemoryStore {
         }
         inner.put(next.clone());
         inner.append(record);
+        let mut records = vec![record.clone()];
         if ends_grants(next) {
             let Inner { grants, .. } = &mut *inner;
-            let mut records = Vec::new();
             for grant in grants
                 .iter_mut()
                 .filter(|g| g.request_id() == id && g.revoked_at().is_none())
@@ -183,13 +184,13 @@ impl ApprovalStore for MemoryStore {
                 *grant = revoked;
                 records.push(revocation);
             }
-            for revocation in &records {
+            for revocation in &records[1..] {
                 inner.append(revocation);
             }
         }
         // Under the lock, so that notices come in the order of the changes.
         self.notify(next);
-        Ok(())
+        Ok(records)
     }
 
     async fn list(
@@ -215,7 +216,7 @@ impl ApprovalStore for MemoryStore {
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+    ) -> Result<Vec<Expired>, StoreError> {
         let mut inner = self.lock();
         // Only the requests due by `now`, earliest deadline first: the cost follows what
         // expires, not what is stored.
@@ -236,13 +237,76 @@ impl ApprovalStore for MemoryStore {
                 continue;
             };
             inner.put(next.clone());
-            inner.append(&AuditRecord::timeout(now, &next));
+            let record = AuditRecord::timeout(now, &next);
+            inner.append(&record);
             self.notify(&next);
-            expired.push(next);
+            expired.push(Expired {
+                request: next,
+                record,
+            });
         }
         Ok(expired)
     }
 
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        Ok(self.notifier.subscribe())
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryStore {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        // Forget the grants that can never cover a call again at the time of `record`
+        // (revoked ones stay, for `grant`): writes prune, so that reads change nothing.
+        let now = record.at;
+        inner
+            .grants
+            .retain(|g| g.is_live(now) || g.revoked_at().is_some());
+        inner.grants.push(grant.clone());
+        inner.append(record);
+        Ok(())
+    }
+
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        let inner = self.lock();
+        let found = inner.grants.iter().find(|g| g.id() == id);
+        found.cloned().ok_or(StoreError::GrantNotFound { id })
+    }
+
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .grants
+            .iter()
+            .filter(|g| g.is_live(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = next.id();
+        let stored = inner
+            .grants
+            .iter_mut()
+            .find(|g| g.id() == id)
+            .ok_or(StoreError::GrantNotFound { id })?;
+        if stored.version().saturating_add(1) != next.version() {
+            return Err(StoreError::GrantConflict {
+                id,
+                expected: next.version().saturating_sub(1),
+                found: stored.version(),
+            });
+        }
+        *stored = next.clone();
+        inner.append(record);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ControlStore for MemoryStore {
     async fn switches(&self) -> Result<Switches, StoreError> {
         Ok(self.lock().switches.clone())
     }
@@ -285,79 +349,18 @@ impl ApprovalStore for MemoryStore {
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
         Ok(self.lock().usage.get(run_id).copied().unwrap_or_default())
     }
+}
 
-    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        inner.grants.push(grant.clone());
-        inner.append(record);
-        Ok(())
-    }
-
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Grant>, StoreError> {
-        let mut inner = self.lock();
-        let Some(grant) = inner
-            .grants
-            .iter_mut()
-            .find(|g| g.covers(call, args_hash, decision, now))
-        else {
-            return Ok(None);
-        };
-        *grant = grant.used();
-        let used = grant.clone();
-        let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
-        inner.append(&record);
-        Ok(Some(used))
-    }
-
-    async fn revoke_grant(
-        &self,
-        id: GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<Grant, StoreError> {
-        let mut inner = self.lock();
-        let at = inner
-            .grants
-            .iter()
-            .position(|g| g.id() == id)
-            .ok_or(StoreError::GrantNotFound { id })?;
-        let request_id = inner.grants[at].request_id();
-        let request = inner
-            .requests
-            .get(&request_id)
-            .ok_or(StoreError::NotFound { id: request_id })?;
-        let record = AuditRecord::grant_revoked(now, request, id, by);
-        let revoked = inner.grants[at].revoked(now);
-        inner.grants[at] = revoked.clone();
-        inner.append(&record);
-        Ok(revoked)
-    }
-
-    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
-        let mut inner = self.lock();
-        inner
-            .grants
-            .retain(|g| g.is_live(now) || g.revoked_at().is_some());
-        Ok(inner
-            .grants
-            .iter()
-            .filter(|g| g.is_live(now))
-            .cloned()
-            .collect())
-    }
-
+#[async_trait]
+impl TrailWriter for MemoryStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         self.lock().append(record);
         Ok(())
     }
+}
 
+#[async_trait]
+impl TrailReader for MemoryStore {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let mut inner = self.lock();
         // The chain is linked when read rather than on every append: the order is
@@ -382,10 +385,6 @@ impl ApprovalStore for MemoryStore {
             .map(KeptRecord::to_record)
             .collect())
     }
-
-    async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        Ok(self.notifier.subscribe())
-    }
 }
 
 #[cfg(test)]
@@ -398,6 +397,7 @@ mod tests {
     use super::*;
     use crate::approval::Approver;
     use crate::audit::AuditEvent;
+    use crate::call::ToolCall;
     use crate::policy::Policy;
 
     const POLICY: &str = "\
@@ -455,8 +455,8 @@ rules:
         store.update(next, &record(next, at)).await.expect("update");
     }
 
-    fn ids(found: &[ApprovalRequest]) -> Vec<RequestId> {
-        found.iter().map(ApprovalRequest::id).collect()
+    fn ids(found: &[Expired]) -> Vec<RequestId> {
+        found.iter().map(|e| e.request.id()).collect()
     }
 
     fn timeouts(store: &MemoryStore) -> Vec<(RequestId, String)> {
@@ -498,7 +498,7 @@ rules:
         assert!(
             swept
                 .iter()
-                .all(|r| r.stored_state() == RequestState::Expired)
+                .all(|e| e.request.stored_state() == RequestState::Expired)
         );
         for (r, state) in [
             (denied, RequestState::Denied),
@@ -605,6 +605,6 @@ rules:
             .await
             .expect("sweep");
         assert_eq!(ids(&swept), [r.id()]);
-        assert_eq!(swept[0].approvers(), ["ann"]);
+        assert_eq!(swept[0].request.approvers(), ["ann"]);
     }
 }

@@ -1,10 +1,13 @@
-//! Where approval requests live: the [`ApprovalStore`] trait, [`MemoryStore`], and the
-//! durable `SqliteStore` and `PostgresStore` behind the features `sqlite` and `postgres`.
+//! Where approval requests live: the store traits, one per concern ([`RequestStore`],
+//! [`GrantStore`], [`ControlStore`], [`TrailWriter`], [`TrailReader`]) and their sum
+//! [`ApprovalStore`]; [`MemoryStore`], and the durable `SqliteStore` and `PostgresStore`
+//! behind the features `sqlite` and `postgres`.
 //!
-//! Stores are dumb on purpose: they keep requests and refuse a write that lost a race
-//! (compare-and-set on [`ApprovalRequest::version`]). Every decision about what may
-//! happen to a request is made by the pure transitions of [`ApprovalRequest`], with the
-//! `now` the gate read from its clock; stores never read a clock.
+//! Stores are dumb on purpose: they keep requests and grants and refuse a write that lost
+//! a race (compare-and-set on [`ApprovalRequest::version`] and [`Grant::version`]). Every
+//! decision about what may happen to a request or a grant is made by the pure
+//! transitions of [`ApprovalRequest`] and [`Grant`], with the `now` the gate read from its
+//! clock; stores never read a clock.
 
 mod memory;
 mod notify;
@@ -19,7 +22,7 @@ pub use crate::run::{RunUsage, Switches, UsageDelta};
 pub use memory::MemoryStore;
 pub use notify::{ChangeSource, Notifier, RequestChange, Subscription};
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous};
 
@@ -32,9 +35,8 @@ use time::OffsetDateTime;
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::audit::AuditRecord;
 use crate::audit::{AuditEvent, ChainLink, KeptRecord};
-use crate::call::{ArgsHash, ToolCall};
+use crate::call::ToolCall;
 use crate::grant::{Grant, GrantId};
-use crate::policy::Decision;
 use crate::run::KillScope;
 
 /// A store could not do what was asked. Nothing changed.
@@ -54,6 +56,17 @@ pub enum StoreError {
     Conflict {
         /// The request.
         id: RequestId,
+        /// The version the write expected to replace.
+        expected: u64,
+        /// The version found.
+        found: u64,
+    },
+    /// The grant write lost a race: the grant changed (used or revoked) since it was
+    /// read.
+    #[error("grant `{id}` changed concurrently (expected version {expected}, found {found})")]
+    GrantConflict {
+        /// The grant.
+        id: GrantId,
         /// The version the write expected to replace.
         expected: u64,
         /// The version found.
@@ -96,7 +109,7 @@ impl StoreError {
     }
 }
 
-/// The answer to [`ApprovalStore::create`].
+/// The answer to [`RequestStore::create`].
 #[derive(Debug, Clone)]
 pub struct Filed {
     /// The request now on file: the new one, or the identical one already pending, which
@@ -106,10 +119,22 @@ pub struct Filed {
     /// tool, args hash, tenant and requester) was already pending and the call joined it
     /// (recorded as `approval_merged`).
     pub created: bool,
+    /// The record the store appended: the `approval_required` it was given when
+    /// `created`, else the call's `approval_merged`.
+    pub record: AuditRecord,
+}
+
+/// A request that [`RequestStore::sweep_expired`] recorded as expired.
+#[derive(Debug, Clone)]
+pub struct Expired {
+    /// The request as written, `Expired`.
+    pub request: ApprovalRequest,
+    /// Its `approval_timeout` record, as appended.
+    pub record: AuditRecord,
 }
 
 /// Whether writing `next` ends the grants left on its request: it is now `Cancelled` or
-/// `Denied` (see [`ApprovalStore::update`]).
+/// `Denied` (see [`RequestStore::update`]).
 pub(crate) fn ends_grants(next: &ApprovalRequest) -> bool {
     matches!(
         next.stored_state(),
@@ -131,13 +156,12 @@ pub(crate) fn end_grant(
 
 /// Whether `a` and `b` were asked for by the same caller: the same tenant and the same
 /// requester, compared exactly (`None` matches only `None`). Only such calls are merged
-/// by [`ApprovalStore::create`].
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// by [`RequestStore::create`].
 pub(crate) fn same_caller(a: &ToolCall, b: &ToolCall) -> bool {
     a.tenant() == b.tenant() && a.requester() == b.requester()
 }
 
-/// Which requests [`ApprovalStore::list`] returns. Every field left `None` matches all.
+/// Which requests [`RequestStore::list`] returns. Every field left `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestQuery {
     /// Only requests in this state at `now` (expiry applied).
@@ -183,7 +207,7 @@ impl RequestQuery {
     }
 }
 
-/// Which audit records [`ApprovalStore::audit_records`] returns. Every field left `None`
+/// Which audit records [`TrailReader::audit_records`] returns. Every field left `None`
 /// matches all.
 ///
 /// ```
@@ -288,39 +312,23 @@ impl AuditQuery {
     }
 }
 
-/// Keeps approval requests and their audit trail. Object-safe: hosts hold it as
-/// `Arc<dyn ApprovalStore>`.
+/// Keeps approval requests: files, reads, writes (compare-and-set), lists and sweeps
+/// them, and tells subscribers of their changes. Part of [`ApprovalStore`]; a surface
+/// that only shows requests needs only their reads ([`get`](Self::get),
+/// [`list`](Self::list), [`subscribe`](Self::subscribe)).
 ///
-/// Every implementation keeps these promises, under any interleaving of callers:
-///
-/// - [`update`](Self::update) is compare-and-set: it writes only if the stored version is
-///   one less than the new one, so of two racing transitions exactly one wins.
-/// - A transition and its audit record are one write: `create`, `update`,
-///   `sweep_expired`, `set_kill_switch`, `set_read_only`, `put_grant`, `use_grant` and
-///   `revoke_grant` append their records to the store's
-///   trail in the same transaction as the change, so the state and the trail never
-///   disagree.
-/// - [`create`](Self::create) files at most one pending request per run, tool, args
-///   hash, tenant and requester: a second identical call from the same caller joins the
-///   first request (and leaves its own `approval_merged` record); a call from another
-///   tenant or requester never gets another caller's request back.
-/// - Every request `create` files (as `pending`; not the identical request it returns
-///   instead), every committed `update` and every sweep is told to the store's
-///   [`subscribe`](Self::subscribe)rs: in this process at least, across processes where
-///   the backend carries notices (PostgreSQL).
-/// - Nothing reads a clock: methods that depend on time take `now`.
-///
-/// The [`testing`](crate#features) module (feature `testing`) holds the suite that checks
-/// these promises; a host's own store runs it too.
+/// Every write appends its audit records to the store's trail in the same transaction as
+/// the change, and answers with the records it appended, so that the gate hands the sink
+/// beside the store exactly what the store kept.
 #[async_trait]
-pub trait ApprovalStore: Send + Sync {
+pub trait RequestStore: Send + Sync {
     /// Files `request` and appends `record` (its `approval_required`), and tells
     /// subscribers of it, unless a request for the same run, tool, args hash, tenant and
     /// requester (compared exactly: `None` matches only `None`) is pending at `now`.
     /// Then the call joins that request: the store returns it unchanged (`created =
     /// false`), appends [`AuditRecord::merged`]`(now, request.call(),
     /// request.args_hash(), &joined)` in the same transaction instead of `record`, and
-    /// tells subscribers nothing.
+    /// tells subscribers nothing. [`Filed::record`] is the record appended.
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -334,13 +342,19 @@ pub trait ApprovalStore: Send + Sync {
 
     /// Replaces the stored request with `next` and appends `record`, the transition's
     /// audit record, if the stored version is `next.version() - 1`; otherwise fails with
-    /// [`StoreError::Conflict`] and writes nothing.
+    /// [`StoreError::Conflict`] and writes nothing. Returns the records appended, in
+    /// order: `record` first.
     ///
     /// A cancel or a denial ends the request's grants: when `next` is stored as
     /// `Cancelled` or `Denied`, every grant left on the request that is not yet revoked
-    /// is revoked at `record.at`, each with its [`AuditRecord::grant_revoked`] (by
-    /// `next.decided_by()`) appended right after `record`, all in the same transaction.
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError>;
+    /// is revoked at `record.at` ([`Grant::revoked`], one version higher), each with its
+    /// [`AuditRecord::grant_revoked`] (by `next.decided_by()`) appended right after
+    /// `record`, all in the same transaction.
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// The requests matching `query` at `now`, oldest first.
     async fn list(
@@ -350,13 +364,50 @@ pub trait ApprovalStore: Send + Sync {
     ) -> Result<Vec<ApprovalRequest>, StoreError>;
 
     /// Records as `Expired` up to `limit` requests whose time ran out by `now`, each with
-    /// its [`AuditRecord::timeout`], and returns them as written.
+    /// its [`AuditRecord::timeout`]`(now, &expired)` in the same transaction, and returns
+    /// them as written, each with the record appended.
     async fn sweep_expired(
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError>;
+    ) -> Result<Vec<Expired>, StoreError>;
 
+    /// A subscription to the changes committed from now on (see [`Subscription`]).
+    async fn subscribe(&self) -> Result<Subscription, StoreError>;
+}
+
+/// Keeps standing grants. Part of [`ApprovalStore`].
+///
+/// Stores only keep grants: which grant covers a call ([`Grant::covers`]), counting a
+/// use ([`Grant::used`]) and revoking ([`Grant::revoked`]) are decided above them, and
+/// written with [`update_grant`](Self::update_grant), compare-and-set on
+/// [`Grant::version`] like requests, so that a grant of `n` uses covers at most `n`
+/// calls across all workers.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Keeps a new standing grant and appends `record`, its `grant_created`, in the same
+    /// transaction.
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// The grant with this id, live or not (a store may forget grants that can never
+    /// cover a call again and were not revoked); [`StoreError::GrantNotFound`] otherwise.
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError>;
+
+    /// The grants live at `now` ([`Grant::is_live`]), oldest first. A read: it changes
+    /// nothing.
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError>;
+
+    /// Replaces the stored grant with `next` and appends `record` (its `grant_used` or
+    /// `grant_revoked`) in the same transaction, if the stored version is
+    /// `next.version() - 1`; otherwise fails with [`StoreError::GrantConflict`] (or
+    /// [`StoreError::GrantNotFound`]) and writes nothing.
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
+}
+
+/// Keeps the run-time controls: kill switches, read-only mode and the usage of runs.
+/// Part of [`ApprovalStore`].
+#[async_trait]
+pub trait ControlStore: Send + Sync {
     /// The run-time switches: engaged kill switches and read-only mode.
     async fn switches(&self) -> Result<Switches, StoreError>;
 
@@ -386,45 +437,63 @@ pub trait ApprovalStore: Send + Sync {
     /// What run `run_id` has used so far (all zero for a run never counted): a read,
     /// which takes no write lock and starts no run.
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError>;
+}
 
-    /// Keeps a new standing grant and appends `record`, its `grant_created`.
-    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
-
-    /// Finds a live grant covering `call` at `now` ([`Grant::covers`], given `decision`,
-    /// the policy's verdict on the call now) and counts one use of it atomically
-    /// (so a grant of `n` uses covers at most `n` calls across all workers), appending
-    /// its [`AuditRecord::grant_used`] (with `policy_version`) in the same transaction;
-    /// returns it as used.
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Grant>, StoreError>;
-
-    /// Revokes a grant at `now` and appends its `grant_revoked` record (by `by`, about
-    /// the request the grant was left on) in the same transaction; returns it as revoked.
-    async fn revoke_grant(
-        &self,
-        id: GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<Grant, StoreError>;
-
-    /// The grants still live at `now`.
-    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError>;
-
+/// Appends to the store's audit trail. Part of [`ApprovalStore`].
+#[async_trait]
+pub trait TrailWriter: Send + Sync {
     /// Appends a record that goes with no change of state (`allow`, `policy_denied`,
     /// `stopped`, a tool's result after an allowed call, …) to the trail.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+}
 
+/// Reads the store's audit trail. Part of [`ApprovalStore`]; what a console, a notifier
+/// tailing the trail, [`export_jsonl`](crate::trail::export_jsonl) or
+/// [`ApprovalStats`](crate::trail::ApprovalStats) need.
+#[async_trait]
+pub trait TrailReader: Send + Sync {
     /// The records of the trail matching `query`, in the order they were appended, each
     /// with its [`ChainLink`]: the whole trail (`AuditQuery::default()`)
     /// passes [`verify_chain`](crate::audit::verify_chain).
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+}
 
-    /// A subscription to the changes committed from now on (see [`Subscription`]).
-    async fn subscribe(&self) -> Result<Subscription, StoreError>;
+/// A whole store: requests, grants, controls and the audit trail. Object-safe: hosts
+/// hold it as `Arc<dyn ApprovalStore>`, and hand a part of it where only that part is
+/// needed (`&*store as &dyn TrailReader`).
+///
+/// Implemented for every type that implements its five parts ([`RequestStore`],
+/// [`GrantStore`], [`ControlStore`], [`TrailWriter`], [`TrailReader`]); a host writes
+/// those, never this.
+///
+/// Every implementation keeps these promises, under any interleaving of callers:
+///
+/// - [`update`](RequestStore::update) and [`update_grant`](GrantStore::update_grant) are
+///   compare-and-set: they write only if the stored version is one less than the new
+///   one, so of two racing writes exactly one wins.
+/// - A change and its audit records are one write: every method that changes state
+///   appends its records to the store's trail in the same transaction as the change,
+///   so the state and the trail never disagree. The records come from the caller, or,
+///   where the store decides what changes (a merge, a sweep, grants ended by a cancel),
+///   are returned to it.
+/// - [`create`](RequestStore::create) files at most one pending request per run, tool,
+///   args hash, tenant and requester: a second identical call from the same caller joins
+///   the first request (and leaves its own `approval_merged` record); a call from
+///   another tenant or requester never gets another caller's request back.
+/// - Every request `create` files (as `pending`; not the identical request it returns
+///   instead), every committed `update` and every sweep is told to the store's
+///   [`subscribe`](RequestStore::subscribe)rs: in this process at least, across
+///   processes where the backend carries notices (PostgreSQL).
+/// - Nothing reads a clock: methods that depend on time take `now`.
+///
+/// The [`testing`](crate#features) module (feature `testing`) holds the suite that checks
+/// these promises, races included; a host's own store runs it too.
+pub trait ApprovalStore:
+    RequestStore + GrantStore + ControlStore + TrailWriter + TrailReader
+{
+}
+
+impl<T> ApprovalStore for T where
+    T: RequestStore + GrantStore + ControlStore + TrailWriter + TrailReader + ?Sized
+{
 }

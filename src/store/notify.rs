@@ -19,7 +19,7 @@ const QUEUE: usize = 1024;
 
 /// A request changed: it was filed, decided, voted on, claimed, finished or expired.
 ///
-/// A notice, not the request: read it with [`ApprovalStore::get`](super::ApprovalStore::get)
+/// A notice, not the request: read it with [`RequestStore::get`](super::RequestStore::get)
 /// (or simply `resume` the call) for what holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestChange {
@@ -30,7 +30,7 @@ pub struct RequestChange {
 }
 
 /// A stream of [`RequestChange`]s from a store, from
-/// [`ApprovalStore::subscribe`](super::ApprovalStore::subscribe).
+/// [`RequestStore::subscribe`](super::RequestStore::subscribe).
 ///
 /// Lets a host learn that a decision was made without polling in a loop:
 ///

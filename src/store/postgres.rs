@@ -1,5 +1,7 @@
 //! [`PostgresStore`]: approval requests in PostgreSQL, shared by many workers and hosts.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgArguments, PgListener, PgPool, PgPoolOptions, PgRow};
@@ -8,27 +10,27 @@ use sqlx::{Executor as _, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
-    LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
-    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, migrations_due, nanos,
-    parse_audit, parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key,
-    usage, usage_columns,
+    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT, INSERT_GRANT,
+    INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT, SELECT_LIVE_GRANTS,
+    SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE,
+    audit_query, list_query, migrations_due, nanos, parse_audit, parse_grant, parse_head,
+    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
-    ApprovalStore, AuditQuery, ChangeSource, Filed, RequestChange, RequestQuery, StoreError,
-    Subscription, end_grant, ends_grants,
+    AuditQuery, ChangeSource, ControlStore, Expired, Filed, GrantStore, RequestChange,
+    RequestQuery, RequestStore, StoreError, Subscription, TrailReader, TrailWriter, end_grant,
+    ends_grants,
 };
 use crate::approval::{ApprovalRequest, RequestId};
 use crate::audit::AuditRecord;
-use crate::call::{ArgsHash, ToolCall};
 use crate::grant::{Grant, GrantId};
-use crate::policy::Decision;
 use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
 /// The schema migrations, in order: version and SQL.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres_1.sql")),
     (2, include_str!("migrations/postgres_2.sql")),
+    (3, include_str!("migrations/postgres_3.sql")),
 ];
 
 /// The advisory lock that makes concurrent migrations take turns ("ag-migra").
@@ -50,7 +52,7 @@ const CHANNEL: &str =
 /// An [`ApprovalStore`] in PostgreSQL: for many workers, and for an approval surface on
 /// other hosts than the agents.
 ///
-/// Changes are announced to [`subscribe`](ApprovalStore::subscribe)rs with `NOTIFY` on a
+/// Changes are announced to [`subscribe`](super::RequestStore::subscribe)rs with `NOTIFY` on a
 /// channel of the schema the store works in (`approval_gate_` and 16 hex digits of a
 /// hash of the schema's name), however the store was made: stores in one schema hear
 /// each other, stores in different schemas do not.
@@ -67,8 +69,12 @@ const CHANNEL: &str =
 ///
 /// // Connects and brings the schema up to date.
 /// let store = PostgresStore::connect("postgres://app@db.internal/app").await?;
-/// // Or keep the tables in a schema of their own.
-/// let store = PostgresStore::with_schema("postgres://app@db.internal/app", "approvals").await?;
+/// // Or keep the tables in a schema of their own, with at most 20 connections.
+/// let options = PostgresStore::options("postgres://app@db.internal/app")
+///     .schema("approvals")
+///     .max_connections(20);
+/// let store = PostgresStore::connect_with(options).await?;
+/// store.close().await;
 /// # let _ = store;
 /// # Ok(())
 /// # }
@@ -82,6 +88,52 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The schema the pool's `search_path` names, which `migrate` creates if missing.
     schema: Option<String>,
+}
+
+/// How [`PostgresStore::connect_with`] connects: the database, the schema the tables go
+/// in, and the pool's size. Made by [`PostgresStore::options`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    url: String,
+    schema: Option<String>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// The options of a store on the database at `url`: tables in the first schema of
+    /// the server's `search_path`, at most 10 pooled connections, and 30 seconds to
+    /// wait for one.
+    pub fn new(url: &str) -> Self {
+        PostgresOptions {
+            url: url.to_owned(),
+            schema: None,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Keeps the tables in `schema` (created if missing), and hears notices of that
+    /// schema only. Any name PostgreSQL takes as a quoted identifier: it is quoted, never
+    /// pasted into SQL.
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_owned());
+        self
+    }
+
+    /// At most `n` pooled connections (at least 1). A subscription takes a connection of
+    /// its own, outside the pool.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a call waits for a pooled connection before it fails with a backend
+    /// error.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
 }
 
 impl PostgresStore {
@@ -112,38 +164,52 @@ impl PostgresStore {
         tx.commit().await.db()
     }
 
-    /// Connects to the database at `url` (`postgres://user:password@host/database`) and
-    /// brings its schema up to date ([`migrate`](Self::migrate)). The tables go into the
-    /// first schema of the server's `search_path` (usually `public`).
+    /// Connects to the database at `url` (`postgres://user:password@host/database`) with
+    /// the default [`PostgresOptions`] and brings its schema up to date
+    /// ([`migrate`](Self::migrate)). The tables go into the first schema of the server's
+    /// `search_path` (usually `public`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPool::connect(url).await.db()?;
-        let store = Self::from_pool(pool);
-        store.migrate().await?;
-        Ok(store)
+        Self::connect_with(Self::options(url)).await
     }
 
-    /// Connects to the database at `url` with every pooled connection's `search_path`
-    /// set to `schema` only, creates that schema if it is missing, and brings the tables
-    /// in it up to date. Lets several hosts, or tests, share a database apart.
-    pub async fn with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let set_path = format!("SET search_path TO {}", quote_ident(schema)?);
-        let pool = PgPoolOptions::new()
-            .after_connect(move |conn, _meta| {
+    /// The options of a store on the database at `url`, to change before
+    /// [`connect_with`](Self::connect_with).
+    pub fn options(url: &str) -> PostgresOptions {
+        PostgresOptions::new(url)
+    }
+
+    /// Connects as `options` say and brings the tables up to date
+    /// ([`migrate`](Self::migrate)). With [`PostgresOptions::schema`], every pooled
+    /// connection's `search_path` is that schema only, and the schema is created if it
+    /// is missing: several hosts, or tests, share a database apart.
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self, StoreError> {
+        let mut pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout);
+        if let Some(schema) = &options.schema {
+            let set_path = format!("SET search_path TO {}", quote_ident(schema)?);
+            pool = pool.after_connect(move |conn, _meta| {
                 let set_path = set_path.clone();
                 Box::pin(async move {
                     conn.execute(set_path.as_str()).await?;
                     Ok(())
                 })
-            })
-            .connect(url)
-            .await
-            .db()?;
+            });
+        }
+        let pool = pool.connect(&options.url).await.db()?;
         let store = PostgresStore {
             pool,
-            schema: Some(schema.to_owned()),
+            schema: options.schema,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Closes the pool: waits for the connections in use to come back, then closes them
+    /// all. Later calls on this store, or its clones, fail with a backend error. A
+    /// subscription already open keeps its own connection until it is dropped.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// A store on a pool the host configured, working in the first schema of its
@@ -153,13 +219,13 @@ impl PostgresStore {
         PostgresStore { pool, schema: None }
     }
 
-    /// The connection pool, for closing it or for the host's own queries.
+    /// The connection pool, for the host's own queries.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Creates the tables and indexes this store needs (and the schema given to
-    /// [`with_schema`](Self::with_schema)), or brings them up to date. Idempotent, and
+    /// Creates the tables and indexes this store needs (and the schema named by
+    /// [`PostgresOptions::schema`]), or brings them up to date. Idempotent, and
     /// safe to run from several processes at once: migrations take turns on an advisory
     /// lock. Fails, changing nothing, on a database migrated by a newer version of this
     /// crate.
@@ -265,6 +331,7 @@ fn bind_grant<'q>(q: PgQuery<'q>, g: &'q GrantRow) -> PgQuery<'q> {
         .bind(g.uses)
         .bind(g.revoked_at)
         .bind(&g.body)
+        .bind(g.version)
 }
 
 fn read_request(row: &PgRow) -> Result<ApprovalRequest, StoreError> {
@@ -363,7 +430,7 @@ async fn write_over(
 }
 
 #[async_trait]
-impl ApprovalStore for PostgresStore {
+impl RequestStore for PostgresStore {
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -396,6 +463,7 @@ impl ApprovalStore for PostgresStore {
             return Ok(Filed {
                 request: joined,
                 created: false,
+                record: merged,
             });
         }
         let done = bind_request(sqlx::query(INSERT_REQUEST), &row)
@@ -411,6 +479,7 @@ impl ApprovalStore for PostgresStore {
         Ok(Filed {
             request,
             created: true,
+            record: record.clone(),
         })
     }
 
@@ -424,7 +493,11 @@ impl ApprovalStore for PostgresStore {
         read_request(&row)
     }
 
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
         if !write_over(&mut tx, next).await? {
             let id = next.id();
@@ -462,15 +535,18 @@ impl ApprovalStore for PostgresStore {
             }
         }
         append(&mut tx, record).await?;
-        for (revoked, revocation) in &ended {
-            let row = GrantRow::of(revoked)?;
+        let mut records = vec![record.clone()];
+        for (revoked, revocation) in ended {
+            let row = GrantRow::of(&revoked)?;
             bind_grant(sqlx::query(UPDATE_GRANT), &row)
                 .execute(&mut *tx)
                 .await
                 .db()?;
-            append(&mut tx, revocation).await?;
+            append(&mut tx, &revocation).await?;
+            records.push(revocation);
         }
-        self.commit_changed(tx, std::slice::from_ref(next)).await
+        self.commit_changed(tx, std::slice::from_ref(next)).await?;
+        Ok(records)
     }
 
     async fn list(
@@ -493,7 +569,7 @@ impl ApprovalStore for PostgresStore {
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+    ) -> Result<Vec<Expired>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -508,19 +584,113 @@ impl ApprovalStore for PostgresStore {
         .await
         .db()?;
         let mut expired = Vec::with_capacity(rows.len());
+        let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             let Ok(next) = read_request(row)?.expire(now) else {
                 continue;
             };
             if write_over(&mut tx, &next).await? {
-                append(&mut tx, &AuditRecord::timeout(now, &next)).await?;
+                let record = AuditRecord::timeout(now, &next);
+                append(&mut tx, &record).await?;
                 expired.push(next);
+                records.push(record);
             }
         }
         self.commit_changed(tx, &expired).await?;
-        Ok(expired)
+        Ok(expired
+            .into_iter()
+            .zip(records)
+            .map(|(request, record)| Expired { request, record })
+            .collect())
     }
 
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await.db()?;
+        // The channel of the schema the listening connection works in, which is the one
+        // every connection of the pool works in.
+        let channel: String = sqlx::query_scalar(&format!("SELECT {CHANNEL}"))
+            .fetch_one(&mut listener)
+            .await
+            .db()?;
+        listener.listen(&channel).await.db()?;
+        Ok(Subscription::new(Listener { listener }))
+    }
+}
+
+#[async_trait]
+impl GrantStore for PostgresStore {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let row = GrantRow::of(grant)?;
+        let mut tx = self.begin_write().await?;
+        // Forget the grants that can never cover a call again at the time of `record`
+        // (revoked ones stay): writes prune, so that reads change nothing.
+        sqlx::query(&format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"))
+            .bind(nanos(record.at))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        bind_grant(sqlx::query(INSERT_GRANT), &row)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
+    }
+
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        let row = sqlx::query(SELECT_GRANT)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .ok_or(StoreError::GrantNotFound { id })?;
+        read_grant(&row)
+    }
+
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(SELECT_LIVE_GRANTS)
+            .bind(nanos(now))
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        let mut live = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let grant = read_grant(row)?;
+            if grant.is_live(now) {
+                live.push(grant);
+            }
+        }
+        Ok(live)
+    }
+
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let row = GrantRow::of(next)?;
+        let id = next.id();
+        let mut tx = self.begin_write().await?;
+        let done = bind_grant(sqlx::query(UPDATE_GRANT), &row)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            let found: i64 = sqlx::query_scalar(GRANT_VERSION)
+                .bind(&row.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?
+                .ok_or(StoreError::GrantNotFound { id })?;
+            return Err(StoreError::GrantConflict {
+                id,
+                expected: next.version().saturating_sub(1),
+                found: u64::try_from(found).unwrap_or_default(),
+            });
+        }
+        append(&mut tx, record).await?;
+        tx.commit().await.db()
+    }
+}
+
+#[async_trait]
+impl ControlStore for PostgresStore {
     async fn switches(&self) -> Result<Switches, StoreError> {
         // One snapshot for both reads.
         let mut tx = self
@@ -631,150 +801,22 @@ impl ApprovalStore for PostgresStore {
             .db()?;
         read_usage(run_id, row.as_ref())
     }
+}
 
-    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
-        let row = GrantRow::of(grant)?;
-        let mut tx = self.begin_write().await?;
-        bind_grant(sqlx::query(INSERT_GRANT), &row)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        append(&mut tx, record).await?;
-        tx.commit().await.db()
-    }
-
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Grant>, StoreError> {
-        let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
-        // Find the first covering grant without locks, then lock its row and check again.
-        // A grant that stopped covering the call in between (used up, revoked) never
-        // covers it again at this `now`, so each retry rules one out for good.
-        loop {
-            let rows = sqlx::query(&live)
-                .bind(nanos(now))
-                .fetch_all(&self.pool)
-                .await
-                .db()?;
-            let mut candidate = None;
-            for row in &rows {
-                let grant = read_grant(row)?;
-                if grant.covers(call, args_hash, decision, now) {
-                    candidate = Some(grant.id());
-                    break;
-                }
-            }
-            let Some(id) = candidate else {
-                return Ok(None);
-            };
-            let mut tx = self.pool.begin().await.db()?;
-            let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1 FOR UPDATE")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-            let Some(row) = row else { continue };
-            let grant = read_grant(&row)?;
-            if !grant.covers(call, args_hash, decision, now) {
-                continue;
-            }
-            let used = grant.used();
-            let row = GrantRow::of(&used)?;
-            bind_grant(sqlx::query(UPDATE_GRANT), &row)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-            let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
-            append(&mut tx, &record).await?;
-            tx.commit().await.db()?;
-            return Ok(Some(used));
-        }
-    }
-
-    async fn revoke_grant(
-        &self,
-        id: GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<Grant, StoreError> {
-        let mut tx = self.pool.begin().await.db()?;
-        let row = sqlx::query("SELECT id, body FROM approval_grants WHERE id = $1 FOR UPDATE")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
-            .ok_or(StoreError::GrantNotFound { id })?;
-        let revoked = read_grant(&row)?.revoked(now);
-        let row = GrantRow::of(&revoked)?;
-        bind_grant(sqlx::query(UPDATE_GRANT), &row)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let request_id = revoked.request_id();
-        let request = sqlx::query("SELECT id, body FROM approval_requests WHERE id = $1")
-            .bind(request_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
-            .ok_or(StoreError::NotFound { id: request_id })?;
-        let record = AuditRecord::grant_revoked(now, &read_request(&request)?, id, by);
-        append(&mut tx, &record).await?;
-        tx.commit().await.db()?;
-        Ok(revoked)
-    }
-
-    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
-        let now_n = nanos(now);
-        let mut tx = self.pool.begin().await.db()?;
-        sqlx::query(&format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"))
-            .bind(now_n)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let rows = sqlx::query(&format!(
-            "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
-        ))
-        .bind(now_n)
-        .fetch_all(&mut *tx)
-        .await
-        .db()?;
-        tx.commit().await.db()?;
-        let mut live = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let grant = read_grant(row)?;
-            if grant.is_live(now) {
-                live.push(grant);
-            }
-        }
-        Ok(live)
-    }
-
+#[async_trait]
+impl TrailWriter for PostgresStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         append(&mut tx, record).await?;
         tx.commit().await.db()
     }
+}
 
+#[async_trait]
+impl TrailReader for PostgresStore {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = fetch(&self.pool, &audit_query(query)).await?;
         rows.iter().map(read_audit).collect()
-    }
-
-    async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await.db()?;
-        // The channel of the schema the listening connection works in, which is the one
-        // every connection of the pool works in.
-        let channel: String = sqlx::query_scalar(&format!("SELECT {CHANNEL}"))
-            .fetch_one(&mut listener)
-            .await
-            .db()?;
-        listener.listen(&channel).await.db()?;
-        Ok(Subscription::new(Listener { listener }))
     }
 }
 

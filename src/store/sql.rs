@@ -172,6 +172,7 @@ pub(crate) struct GrantRow {
     pub uses: i64,
     pub revoked_at: Option<i64>,
     pub body: String,
+    pub version: i64,
 }
 
 impl GrantRow {
@@ -189,6 +190,11 @@ impl GrantRow {
             uses: i64::from(g.uses()),
             revoked_at: g.revoked_at().map(nanos),
             body,
+            version: i64::try_from(g.version()).map_err(|_| DataError::OutOfRange {
+                what: "grant",
+                key: g.id().to_string(),
+                column: "version",
+            })?,
         })
     }
 }
@@ -385,7 +391,7 @@ impl Sql {
     }
 }
 
-/// The query behind [`ApprovalStore::list`](super::ApprovalStore::list): `id, body` of
+/// The query behind [`RequestStore::list`](super::RequestStore::list): `id, body` of
 /// the matching requests, oldest first. Mirrors [`RequestQuery::matches`], expiry included.
 #[cfg(feature = "postgres")]
 pub(crate) fn list_query(query: &RequestQuery, now: OffsetDateTime) -> Sql {
@@ -449,7 +455,7 @@ pub(crate) fn list_query_ordered(query: &RequestQuery, now: OffsetDateTime, orde
     sql
 }
 
-/// The query behind [`ApprovalStore::audit_records`](super::ApprovalStore::audit_records):
+/// The query behind [`TrailReader::audit_records`](super::TrailReader::audit_records):
 /// `seq, body` of the matching records, in order.
 pub(crate) fn audit_query(query: &AuditQuery) -> Sql {
     let mut sql = Sql::new("SELECT seq, body FROM approval_audit WHERE TRUE");
@@ -483,10 +489,6 @@ pub(crate) fn audit_query(query: &AuditQuery) -> Sql {
 pub(crate) const DUE: &str = "((state = 'pending' AND expires_at <= $1) \
      OR (state = 'approved' AND approval_expires_at <= $1))";
 
-/// `WHERE` condition: the grants live at `$1` (mirrors [`Grant::is_live`]).
-pub(crate) const LIVE_GRANT: &str =
-    "(revoked_at IS NULL AND expires_at > $1 AND (max_uses IS NULL OR uses < max_uses))";
-
 /// `WHERE` condition: the grants that can never cover a call again at `$1` and were not
 /// revoked, which nothing needs any more.
 pub(crate) const SPENT_GRANT: &str = "(revoked_at IS NULL \
@@ -500,11 +502,25 @@ pub(crate) const INSERT_REQUEST: &str = "INSERT INTO approval_requests \
 
 /// The columns of `approval_grants`, in the order of [`GrantRow`]'s binds.
 pub(crate) const INSERT_GRANT: &str = "INSERT INTO approval_grants \
-     (id, expires_at, max_uses, uses, revoked_at, body) VALUES ($1, $2, $3, $4, $5, $6)";
+     (id, expires_at, max_uses, uses, revoked_at, body, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Writes the grant whose id is `$1`.
+/// Writes the grant whose id is `$1` at version `$7` over the version before it
+/// (compare-and-set: it writes no row when the stored version is another).
 pub(crate) const UPDATE_GRANT: &str = "UPDATE approval_grants SET \
-     expires_at = $2, max_uses = $3, uses = $4, revoked_at = $5, body = $6 WHERE id = $1";
+     expires_at = $2, max_uses = $3, uses = $4, revoked_at = $5, body = $6, version = $7 \
+     WHERE id = $1 AND version = $7 - 1";
+
+/// The grants live at `$1`, oldest first (mirrors [`Grant::is_live`]).
+pub(crate) const SELECT_LIVE_GRANTS: &str = "SELECT id, body FROM approval_grants WHERE \
+     revoked_at IS NULL AND expires_at > $1 AND (max_uses IS NULL OR uses < max_uses) \
+     ORDER BY seq";
+
+/// The grant whose id is `$1`.
+pub(crate) const SELECT_GRANT: &str = "SELECT id, body FROM approval_grants WHERE id = $1";
+
+/// The stored version of the grant whose id is `$1`.
+pub(crate) const GRANT_VERSION: &str = "SELECT version FROM approval_grants WHERE id = $1";
 
 /// Turns read-only mode on (`$1` = `true`) or off.
 pub(crate) const SET_READ_ONLY: &str = "INSERT INTO approval_settings (name, value) \

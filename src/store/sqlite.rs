@@ -16,21 +16,19 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, Db, GrantRow, INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST,
-    LIVE_GRANT, PENDING_TWINS, Param, RequestRow, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql,
-    UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query_ordered, migrations_due,
-    nanos, parse_audit, parse_grant, parse_head, parse_request, parse_scope, pending_twin,
-    scope_key, usage, usage_columns,
+    AUDIT_HEAD, AuditRow, DUE, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT, INSERT_GRANT,
+    INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT, SELECT_LIVE_GRANTS,
+    SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE,
+    audit_query, list_query_ordered, migrations_due, nanos, parse_audit, parse_grant, parse_head,
+    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
-    ApprovalStore, AuditQuery, Filed, Notifier, RequestChange, RequestQuery, StoreError,
-    Subscription, end_grant, ends_grants,
+    AuditQuery, ControlStore, Expired, Filed, GrantStore, Notifier, RequestChange, RequestQuery,
+    RequestStore, StoreError, Subscription, TrailReader, TrailWriter, end_grant, ends_grants,
 };
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::audit::AuditRecord;
-use crate::call::{ArgsHash, ToolCall};
 use crate::grant::{Grant, GrantId};
-use crate::policy::Decision;
 use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
 /// The schema migrations, in order: version and SQL.
@@ -38,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite_1.sql")),
     (2, include_str!("migrations/sqlite_2.sql")),
     (3, include_str!("migrations/sqlite_3.sql")),
+    (4, include_str!("migrations/sqlite_4.sql")),
 ];
 
 /// How long a connection waits for another one's write lock before failing.
@@ -228,7 +227,7 @@ impl SqliteOptions {
     }
 }
 
-/// An [`ApprovalStore`] in one SQLite file: the durable default on one machine.
+/// An [`ApprovalStore`](crate::ApprovalStore) in one SQLite file: the durable default on one machine.
 ///
 /// Several processes on the same machine may open the same file: each transition is a
 /// compare-and-set, and every write that reads first (`create` with its dedupe, grant
@@ -627,7 +626,7 @@ fn request_values<'a>(r: &'a RequestRow, extra: &'a dyn ToSql) -> [&'a dyn ToSql
     ]
 }
 
-fn grant_values(g: &GrantRow) -> [&dyn ToSql; 6] {
+fn grant_values(g: &GrantRow) -> [&dyn ToSql; 7] {
     [
         &g.id,
         &g.expires_at,
@@ -635,6 +634,7 @@ fn grant_values(g: &GrantRow) -> [&dyn ToSql; 6] {
         &g.uses,
         &g.revoked_at,
         &g.body,
+        &g.version,
     ]
 }
 
@@ -713,7 +713,7 @@ const INSERT_UNLESS_PENDING: &str = "INSERT INTO approval_requests \
        AND args_hash = $6 AND state = 'pending' AND +expires_at > $13) \
      ON CONFLICT (id) DO NOTHING";
 
-/// The query behind [`ApprovalStore::list`] on SQLite.
+/// The query behind [`RequestStore::list`](super::RequestStore::list) on SQLite.
 ///
 /// The pending and the approved requests have partial indexes of their own; ordering by
 /// `+created_at, +id` keeps the planner on them. Without the `+`, it walks the whole
@@ -759,7 +759,7 @@ fn write_over(tx: &Connection, next: &ApprovalRequest) -> Result<bool, StoreErro
 }
 
 #[async_trait]
-impl ApprovalStore for SqliteStore {
+impl RequestStore for SqliteStore {
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -788,6 +788,7 @@ impl ApprovalStore for SqliteStore {
                     let filed = Filed {
                         request: joined,
                         created: false,
+                        record: merged,
                     };
                     return Ok((filed, Vec::new()));
                 }
@@ -802,6 +803,7 @@ impl ApprovalStore for SqliteStore {
                 Filed {
                     request,
                     created: true,
+                    record,
                 },
                 changes,
             ))
@@ -822,7 +824,11 @@ impl ApprovalStore for SqliteStore {
         .await
     }
 
-    async fn update(&self, next: &ApprovalRequest, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        next: &ApprovalRequest,
+        record: &AuditRecord,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let (next, record) = (next.clone(), record.clone());
         self.write_changes(move |tx| {
             if !write_over(tx, &next)? {
@@ -841,6 +847,8 @@ impl ApprovalStore for SqliteStore {
                 });
             }
             append(tx, &record)?;
+            let at = record.at;
+            let mut records = vec![record];
             if ends_grants(&next) {
                 let unrevoked = query(
                     tx,
@@ -849,12 +857,13 @@ impl ApprovalStore for SqliteStore {
                     read_grant,
                 )?;
                 for grant in unrevoked.iter().filter(|g| g.request_id() == next.id()) {
-                    let (revoked, revocation) = end_grant(&next, grant, record.at);
+                    let (revoked, revocation) = end_grant(&next, grant, at);
                     execute(tx, UPDATE_GRANT, &grant_values(&GrantRow::of(&revoked)?))?;
                     append(tx, &revocation)?;
+                    records.push(revocation);
                 }
             }
-            Ok(((), vec![change(&next)]))
+            Ok((records, vec![change(&next)]))
         })
         .await
     }
@@ -883,7 +892,7 @@ impl ApprovalStore for SqliteStore {
         &self,
         now: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+    ) -> Result<Vec<Expired>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -900,16 +909,81 @@ impl ApprovalStore for SqliteStore {
                     continue;
                 };
                 if write_over(tx, &next)? {
-                    append(tx, &AuditRecord::timeout(now, &next))?;
-                    expired.push(next);
+                    let record = AuditRecord::timeout(now, &next);
+                    append(tx, &record)?;
+                    expired.push(Expired {
+                        request: next,
+                        record,
+                    });
                 }
             }
-            let changes = expired.iter().map(change).collect();
+            let changes = expired.iter().map(|e| change(&e.request)).collect();
             Ok((expired, changes))
         })
         .await
     }
 
+    async fn subscribe(&self) -> Result<Subscription, StoreError> {
+        Ok(self.notifier.subscribe())
+    }
+}
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let row = GrantRow::of(grant)?;
+        let record = record.clone();
+        self.write(move |tx| {
+            // Forget the grants that can never cover a call again at the time of
+            // `record` (revoked ones stay): writes prune, so that reads change nothing.
+            execute(
+                tx,
+                &format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"),
+                &[&nanos(record.at)],
+            )?;
+            execute(tx, INSERT_GRANT, &grant_values(&row))?;
+            append(tx, &record)
+        })
+        .await
+    }
+
+    async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        self.read(move |conn| {
+            query_opt(conn, SELECT_GRANT, &[&id.to_string()], read_grant)?
+                .ok_or(StoreError::GrantNotFound { id })
+        })
+        .await
+    }
+
+    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+        let grants = self
+            .read(move |conn| query(conn, SELECT_LIVE_GRANTS, &[&nanos(now)], read_grant))
+            .await?;
+        Ok(grants.into_iter().filter(|g| g.is_live(now)).collect())
+    }
+
+    async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+        let row = GrantRow::of(next)?;
+        let record = record.clone();
+        let (id, version) = (next.id(), next.version());
+        self.write(move |tx| {
+            if execute(tx, UPDATE_GRANT, &grant_values(&row))? == 0 {
+                let found: i64 = query_opt(tx, GRANT_VERSION, &[&row.id], |r| r.get(0).db())?
+                    .ok_or(StoreError::GrantNotFound { id })?;
+                return Err(StoreError::GrantConflict {
+                    id,
+                    expected: version.saturating_sub(1),
+                    found: u64::try_from(found).unwrap_or_default(),
+                });
+            }
+            append(tx, &record)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ControlStore for SqliteStore {
     async fn switches(&self) -> Result<Switches, StoreError> {
         let rows = self
             .read(|conn| {
@@ -1008,128 +1082,21 @@ impl ApprovalStore for SqliteStore {
         let run_id = run_id.to_owned();
         self.read(move |conn| select_usage(conn, &run_id)).await
     }
+}
 
-    async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
-        let row = GrantRow::of(grant)?;
-        let record = record.clone();
-        self.write(move |tx| {
-            execute(tx, INSERT_GRANT, &grant_values(&row))?;
-            append(tx, &record)
-        })
-        .await
-    }
-
-    async fn use_grant(
-        &self,
-        call: &ToolCall,
-        args_hash: &ArgsHash,
-        decision: &Decision,
-        policy_version: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Grant>, StoreError> {
-        let live = format!("SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq");
-        let args_hash = *args_hash;
-        // Look without the write lock first: most calls have no grant covering them.
-        let (call_owned, look, wanted) = (call.clone(), live.clone(), decision.clone());
-        let covered = self
-            .read(move |conn| {
-                let grants = query(conn, &look, &[&nanos(now)], read_grant)?;
-                Ok(grants
-                    .iter()
-                    .any(|g| g.covers(&call_owned, &args_hash, &wanted, now)))
-            })
-            .await?;
-        if !covered {
-            return Ok(None);
-        }
-        // Then again under the lock, where the use is counted.
-        let (call, policy_version) = (call.clone(), policy_version.to_owned());
-        let decision = decision.clone();
-        self.write(move |tx| {
-            let grants = query(tx, &live, &[&nanos(now)], read_grant)?;
-            let Some(grant) = grants
-                .into_iter()
-                .find(|g| g.covers(&call, &args_hash, &decision, now))
-            else {
-                return Ok(None);
-            };
-            let used = grant.used();
-            let row = GrantRow::of(&used)?;
-            execute(tx, UPDATE_GRANT, &grant_values(&row))?;
-            let record = AuditRecord::grant_used(now, &call, args_hash, &policy_version, &used);
-            append(tx, &record)?;
-            Ok(Some(used))
-        })
-        .await
-    }
-
-    async fn revoke_grant(
-        &self,
-        id: GrantId,
-        by: &str,
-        now: OffsetDateTime,
-    ) -> Result<Grant, StoreError> {
-        let by = by.to_owned();
-        self.write(move |tx| {
-            let grant = query_opt(
-                tx,
-                "SELECT id, body FROM approval_grants WHERE id = $1",
-                &[&id.to_string()],
-                read_grant,
-            )?
-            .ok_or(StoreError::GrantNotFound { id })?;
-            let revoked = grant.revoked(now);
-            let row = GrantRow::of(&revoked)?;
-            execute(tx, UPDATE_GRANT, &grant_values(&row))?;
-            let request_id = revoked.request_id();
-            let request = query_opt(
-                tx,
-                "SELECT id, body FROM approval_requests WHERE id = $1",
-                &[&request_id.to_string()],
-                read_request,
-            )?
-            .ok_or(StoreError::NotFound { id: request_id })?;
-            let record = AuditRecord::grant_revoked(now, &request, id, &by);
-            append(tx, &record)?;
-            Ok(revoked)
-        })
-        .await
-    }
-
-    async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
-        let grants = self
-            .write(move |tx| {
-                let now_n = nanos(now);
-                execute(
-                    tx,
-                    &format!("DELETE FROM approval_grants WHERE {SPENT_GRANT}"),
-                    &[&now_n],
-                )?;
-                query(
-                    tx,
-                    &format!(
-                        "SELECT id, body FROM approval_grants WHERE {LIVE_GRANT} ORDER BY seq"
-                    ),
-                    &[&now_n],
-                    read_grant,
-                )
-            })
-            .await?;
-        Ok(grants.into_iter().filter(|g| g.is_live(now)).collect())
-    }
-
+#[async_trait]
+impl TrailWriter for SqliteStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.write(move |tx| append(tx, &record)).await
     }
+}
 
+#[async_trait]
+impl TrailReader for SqliteStore {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let sql = audit_query(query);
         self.read(move |conn| fetch(conn, &sql, read_audit)).await
-    }
-
-    async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        Ok(self.notifier.subscribe())
     }
 }
 

@@ -55,7 +55,9 @@ fn chromium() -> Option<PathBuf> {
 
 /// One page of a headless browser, spoken to over the DevTools Protocol.
 struct Page {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next_id: u64,
     events: Vec<String>,
     _browser: tokio::process::Child,
@@ -107,8 +109,12 @@ impl Page {
         // Keep reading what chromium prints, so that it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let (mut control, _) = tokio_tungstenite::connect_async(&browser_ws).await.unwrap();
-        let create = json!({"id": 1, "method": "Target.createTarget", "params": {"url": "about:blank"}});
-        control.send(Message::text(create.to_string())).await.unwrap();
+        let create =
+            json!({"id": 1, "method": "Target.createTarget", "params": {"url": "about:blank"}});
+        control
+            .send(Message::text(create.to_string()))
+            .await
+            .unwrap();
         let target = loop {
             let msg = control.next().await.unwrap().unwrap();
             let v: Value = approval_gate::serde_json::from_str(msg.to_text().unwrap()).unwrap();
@@ -184,17 +190,28 @@ impl Page {
 
     async fn eval(&mut self, expression: &str) -> Value {
         let r = self
-            .call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true}))
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
             .await;
         r["result"]["value"].clone()
     }
 
     async fn text(&mut self) -> String {
-        self.eval("document.body.innerText").await.as_str().unwrap_or_default().to_owned()
+        self.eval("document.body.innerText")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     async fn html(&mut self) -> String {
-        self.eval("document.documentElement.outerHTML").await.as_str().unwrap_or_default().to_owned()
+        self.eval("document.documentElement.outerHTML")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Clicks the element `selector` names and waits for the page it leads to.
@@ -213,7 +230,9 @@ impl Page {
             return;
         };
         use base64::Engine;
-        let shot = self.call("Page.captureScreenshot", json!({"format": "png"})).await;
+        let shot = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().unwrap())
             .unwrap();
@@ -298,33 +317,63 @@ async fn a_person_decides_in_a_real_browser() {
         other => panic!("{}", other.name()),
     };
     page.goto(&format!("{base}/")).await;
-    assert!(page.text().await.contains("mail to bob@example.com: Your refund"));
+    assert!(
+        page.text()
+            .await
+            .contains("mail to bob@example.com: Your refund")
+    );
     page.screenshot("queue.png").await;
 
     // The request page: redacted, escaped; approving runs the tool once.
     page.click(&format!("a[href='/requests/{id}']")).await;
     assert!(page.text().await.contains("[redacted]"));
-    assert!(!page.html().await.contains("sk-SECRET-42"), "a redacted secret is in the page");
+    assert!(
+        !page.html().await.contains("sk-SECRET-42"),
+        "a redacted secret is in the page"
+    );
     page.screenshot("request.png").await;
     page.click("button[name=approve]").await;
     assert!(page.text().await.contains("approved"));
-    assert!(tool.resume(id, call.clone()).await.unwrap().executed().is_some());
+    assert!(
+        tool.resume(id, call.clone())
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
     assert!(tool.resume(id, call).await.unwrap().stopped().is_some());
     assert_eq!(ran.lock().unwrap().len(), 1);
 
     // A preview holding a script shows as text, and no script runs.
     let script = file("c2", "<script>window.pwned = 1</script>");
-    let sid = tool.call(script).await.unwrap().pending().unwrap().request_id;
+    let sid = tool
+        .call(script)
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
     page.goto(&format!("{base}/requests/{sid}")).await;
-    assert!(page.text().await.contains("<script>window.pwned = 1</script>"));
+    assert!(
+        page.text()
+            .await
+            .contains("<script>window.pwned = 1</script>")
+    );
     assert_eq!(page.eval("typeof window.pwned").await, json!("undefined"));
 
     // The requester's own approval is refused with a message, and nothing changes.
     signed_in.set("bob");
     page.goto(&format!("{base}/requests/{sid}")).await;
     page.click("button[name=approve]").await;
-    assert!(page.text().await.contains("cannot approve"), "{}", page.text().await);
-    assert_eq!(gate.desk().show(sid).await.unwrap().stored_state(), RequestState::Pending);
+    assert!(
+        page.text().await.contains("cannot approve"),
+        "{}",
+        page.text().await
+    );
+    assert_eq!(
+        gate.desk().show(sid).await.unwrap().stored_state(),
+        RequestState::Pending
+    );
 
     // A page on another origin that auto-submits an approve form gets 403.
     signed_in.set("ann");
@@ -341,11 +390,23 @@ async fn a_person_decides_in_a_real_browser() {
     ))
     .await;
     page.goto(&format!("{evil}/")).await;
-    if page.eval("location.href").await.as_str().is_some_and(|h| h.starts_with(&evil)) {
+    if page
+        .eval("location.href")
+        .await
+        .as_str()
+        .is_some_and(|h| h.starts_with(&evil))
+    {
         page.loaded().await;
     }
-    assert!(page.text().await.contains("did not come from the console"), "{}", page.text().await);
-    assert_eq!(gate.desk().show(sid).await.unwrap().stored_state(), RequestState::Pending);
+    assert!(
+        page.text().await.contains("did not come from the console"),
+        "{}",
+        page.text().await
+    );
+    assert_eq!(
+        gate.desk().show(sid).await.unwrap().stored_state(),
+        RequestState::Pending
+    );
 
     // A quorum of two shows 1 of 2 after the first approver.
     let wire = ToolCall::new("run-1", "c3", "payments.wire", json!({"amount": 10}))
@@ -354,17 +415,32 @@ async fn a_person_decides_in_a_real_browser() {
     let wid = tool.call(wire).await.unwrap().pending().unwrap().request_id;
     page.goto(&format!("{base}/requests/{wid}")).await;
     page.click("button[name=approve]").await;
-    assert!(page.text().await.contains("1 of 2"), "{}", page.text().await);
+    assert!(
+        page.text().await.contains("1 of 2"),
+        "{}",
+        page.text().await
+    );
 
     // Deny with feedback: the agent sees it.
     let denied = file("c4", "Another one");
-    let did = tool.call(denied.clone()).await.unwrap().pending().unwrap().request_id;
+    let did = tool
+        .call(denied.clone())
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
     page.goto(&format!("{base}/requests/{did}")).await;
-    page.eval("document.querySelector('input[name=feedback]').value = 'use the template'").await;
+    page.eval("document.querySelector('input[name=feedback]').value = 'use the template'")
+        .await;
     page.click("button[name=deny]").await;
     let outcome = tool.resume(did, denied).await.unwrap();
     assert!(
-        outcome.stopped().unwrap().message().contains("use the template"),
+        outcome
+            .stopped()
+            .unwrap()
+            .message()
+            .contains("use the template"),
         "{}",
         outcome.stopped().unwrap().message()
     );

@@ -1,12 +1,24 @@
-//! Scenarios both SQL stores run: races between workers, and restarts between steps.
-#![allow(dead_code)]
+//! Races between workers and restarts between steps: scenarios every store runs
+//! besides the rest of the suite, each with tasks racing on a Tokio runtime (run them on
+//! a multi-threaded one, as `#[tokio::test(flavor = "multi_thread")]` does).
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! use std::sync::Arc;
+//!
+//! use approval_gate::{MemoryStore, testing::races};
+//!
+//! races::racing_grant_uses_stop_at_the_limit(Arc::new(MemoryStore::new())).await;
+//! # }
+//! ```
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use approval_gate::{
+use crate::{
     ApprovalRequest, ApprovalStore, Approver, Clock, Decision, Execution, Gate, GateOutcome, Gated,
     GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId, RequestState,
     StopReason, StoreError, ToolCall, ToolExecutor,
@@ -28,9 +40,27 @@ approvals:
 ";
 
 /// A store the restart scenarios can close, as a process does when it exits.
+/// Implemented here for `SqliteStore` and `PostgresStore`; a host implements it for its
+/// own store.
 pub trait Reopen: ApprovalStore + Clone + 'static {
     /// Closes every connection.
     fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+#[cfg(feature = "sqlite")]
+impl Reopen for crate::store::SqliteStore {
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        let store = self.clone();
+        async move { crate::store::SqliteStore::close(&store).await }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Reopen for crate::store::PostgresStore {
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        let store = self.clone();
+        async move { crate::store::PostgresStore::close(&store).await }
+    }
 }
 
 fn unique(prefix: &str) -> String {
@@ -161,7 +191,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         .collect();
     let results = race(decisions.clone(), |next| {
         let store = store.clone();
-        async move { store.update(&next, &rec(&next)).await }
+        async move { store.update(&next, &rec(&next)).await.map(|_| ()) }
     })
     .await;
     let winner = one_winner(&results);
@@ -204,7 +234,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
         .collect();
     let results = race(claims.clone(), |next| {
         let store = store.clone();
-        async move { store.update(&next, &rec(&next)).await }
+        async move { store.update(&next, &rec(&next)).await.map(|_| ()) }
     })
     .await;
     let winner = one_winner(&results);
@@ -218,7 +248,7 @@ pub async fn racing_updates_write_one_per_version(store: Arc<dyn ApprovalStore>)
             .collect();
         let results = race(finishes, |next| {
             let store = store.clone();
-            async move { store.update(&next, &rec(&next)).await }
+            async move { store.update(&next, &rec(&next)).await.map(|_| ()) }
         })
         .await;
         one_winner(&results);
@@ -260,7 +290,7 @@ pub async fn racing_creates_file_one_request(store: Arc<dyn ApprovalStore>) {
     assert_eq!(results.iter().filter(|f| f.created).count(), 1);
     let id = results[0].request.id();
     assert!(results.iter().all(|f| f.request.id() == id));
-    let query = approval_gate::RequestQuery {
+    let query = crate::RequestQuery {
         run_id: Some(run),
         ..Default::default()
     };
@@ -296,10 +326,8 @@ pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) 
         let call = call.clone();
         async move {
             let wanted = Decision::approval_required("race");
-            store
-                .use_grant(&call, &hash, &wanted, "v", now)
-                .await
-                .unwrap()
+            let used = crate::gate::grants::use_grant(&*store, &call, &hash, &wanted, "v", now);
+            used.await.unwrap().map(|(grant, _)| grant)
         }
     })
     .await;
@@ -779,7 +807,7 @@ where
 
     // Racing writers appended to one unbroken chain.
     let trail = store.audit_records(&AuditQuery::default()).await.unwrap();
-    let head = approval_gate::trail::verify_chain(&trail, None).unwrap();
+    let head = crate::trail::verify_chain(&trail, None).unwrap();
     assert_eq!(head.seq, trail.len() as u64);
 }
 

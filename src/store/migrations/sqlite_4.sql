@@ -1,0 +1,6 @@
+-- approval-gate schema version 4 (SQLite): a grant's version, for compare-and-set.
+--
+-- Which grant covers a call, counting its use and revoking it are decided above the
+-- store, which writes the grant only if its stored version is the one before.
+
+ALTER TABLE approval_grants ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
