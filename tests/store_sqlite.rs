@@ -264,7 +264,7 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 
     conn.execute(
         "INSERT INTO approval_schema_version (version) VALUES (99)",
@@ -304,7 +304,8 @@ async fn a_version_2_database_migrates_and_keeps_its_requests() {
          CREATE INDEX approval_requests_approval_expiry ON approval_requests (state, approval_expires_at); \
          CREATE INDEX approval_audit_request ON approval_audit (request_id, seq); \
          CREATE INDEX approval_audit_actor ON approval_audit (actor, seq); \
-         DELETE FROM approval_schema_version WHERE version = 3;",
+         ALTER TABLE approval_grants DROP COLUMN version; \
+         DELETE FROM approval_schema_version WHERE version IN (3, 4);",
     )
     .unwrap();
     drop(conn);

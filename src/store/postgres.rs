@@ -49,7 +49,7 @@ const TRAIL_LOCK: i64 = 0x6167_2d74_7261_696c;
 const CHANNEL: &str =
     "'approval_gate_' || left(encode(sha256(convert_to(current_schema(), 'UTF8')), 'hex'), 16)";
 
-/// An [`ApprovalStore`] in PostgreSQL: for many workers, and for an approval surface on
+/// An [`ApprovalStore`](super::ApprovalStore) in PostgreSQL: for many workers, and for an approval surface on
 /// other hosts than the agents.
 ///
 /// Changes are announced to [`subscribe`](super::RequestStore::subscribe)rs with `NOTIFY` on a

@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::{
-    ApprovalRequest, ApprovalStore, Approver, Clock, Decision, Execution, Gate, GateOutcome, Gated,
-    GrantScope, GrantSpec, Key, Keyring, KillScope, ManualClock, Policy, RequestId, RequestState,
-    StopReason, StoreError, ToolCall, ToolExecutor,
-    desk::Grant,
-    store::UsageDelta,
-    trail::{AuditEvent, AuditQuery, AuditRecord},
-};
+use crate::approval::{ApprovalRequest, Approver, RequestId, RequestState};
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::call::ToolCall;
+use crate::clock::{Clock, ManualClock};
+use crate::gate::{Execution, Gate, GateOutcome, Gated, StopReason, ToolExecutor};
+use crate::grant::{Grant, GrantScope, GrantSpec};
+use crate::policy::{Decision, Policy};
+use crate::run::{KillScope, UsageDelta};
+use crate::store::{ApprovalStore, AuditQuery, StoreError};
+use crate::token::{Key, Keyring};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
