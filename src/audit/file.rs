@@ -3,9 +3,12 @@
 //! back and check its chain.
 
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -129,11 +132,13 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Trai
 /// - **Restart.** Opening a trail that has records continues its chain from the last
 ///   line of its newest file. A partial last line (a write cut short) is refused with
 ///   [`TrailFileError::Torn`], which says how to recover.
-/// - **Concurrency.** `record` may be called from many tasks: a mutex keeps lines whole
-///   and in chain order. Clones share the one trail. The I/O is blocking `std::fs`, as
-///   with any std file I/O in an `async fn` it holds the calling task (and its worker
-///   thread) for the write and the sync. Only one sink, in one process, may write a
-///   trail at a time; nothing enforces this across processes.
+/// - **Concurrency without stalling.** `record` may be called from many tasks: one writer
+///   thread per sink (clones share it) writes the lines whole and in chain order, and a
+///   task waits for its record without holding its runtime's thread, on any executor.
+///   Records that arrive while a sync is under way are written together and share the
+///   next sync (group commit), so many concurrent callers pay for one `fsync`, not one
+///   each, and each is answered only once its line is synced. Only one sink, in one
+///   process, may write a trail at a time; nothing enforces this across processes.
 /// - **Fails closed.** After a failed write the sink refuses every later record
 ///   ([`TrailFileError::Failed`]), since the end of its file is unknown; the gate then
 ///   runs nothing that needs a record. Opening the sink again checks the end.
@@ -170,7 +175,112 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Trai
 #[derive(Debug, Clone)]
 pub struct JsonlSink {
     inner: Arc<Inner>,
+    writer: Arc<Writer>,
 }
+
+/// The queue to the sink's writer thread; the thread ends when the last clone of the
+/// sink is dropped.
+#[derive(Debug)]
+struct Writer {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+/// A record waiting for the writer thread, with the slot its result goes to. Dropped
+/// without an answer (the thread ended), it answers `Failed`: nobody waits forever.
+struct Job {
+    record: AuditRecord,
+    reply: Arc<Slot<Result<ChainHead, TrailFileError>>>,
+    live: PathBuf,
+}
+
+impl Job {
+    fn answer(mut self, result: Result<ChainHead, TrailFileError>) {
+        self.reply.put(result);
+        // Answered: the drop below has nothing left to say.
+        self.live = PathBuf::new();
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if !self.live.as_os_str().is_empty() {
+            self.reply.put(Err(TrailFileError::Failed {
+                path: std::mem::take(&mut self.live),
+            }));
+        }
+    }
+}
+
+/// A one-shot slot for a result, awaited by a task ([`SlotWait`]) or waited on by a
+/// thread ([`Slot::wait`]).
+struct Slot<T> {
+    value: Mutex<(Option<T>, Option<Waker>)>,
+    ready: Condvar,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Self {
+        Slot {
+            value: Mutex::new((None, None)),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Option<T>, Option<Waker>)> {
+        self.value.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps the first value put; wakes whoever waits.
+    fn put(&self, value: T) {
+        let waker = {
+            let mut slot = self.lock();
+            if slot.0.is_some() {
+                return;
+            }
+            slot.0 = Some(value);
+            slot.1.take()
+        };
+        self.ready.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Blocks the thread until a value is put.
+    fn wait(&self) -> T {
+        let mut slot = self.lock();
+        loop {
+            if let Some(value) = slot.0.take() {
+                return value;
+            }
+            slot = self
+                .ready
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A task's wait for a [`Slot`].
+struct SlotWait<T>(Arc<Slot<T>>);
+
+impl<T> Future for SlotWait<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.0.lock();
+        match slot.0.take() {
+            Some(value) => Poll::Ready(value),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// How many queued records the writer thread writes before one sync at most.
+const BATCH: usize = 256;
 
 #[derive(Debug)]
 struct Inner {
@@ -260,19 +370,29 @@ impl JsonlSinkBuilder {
         if !live_exists && self.sync_each_record {
             sync_dir(&self.live)?;
         }
+        let inner = Arc::new(Inner {
+            live: self.live,
+            name,
+            max_bytes: self.max_bytes,
+            sync_each_record: self.sync_each_record,
+            state: Mutex::new(State {
+                file: Some(file),
+                len,
+                head,
+                rotated,
+                next_index,
+            }),
+        });
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let writing = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name("approval-gate-jsonl".to_owned())
+            .spawn(move || writing.write_queued(&queue))
+            .map_err(io_error("starting the writer of", &inner.live))?;
         Ok(JsonlSink {
-            inner: Arc::new(Inner {
-                live: self.live,
-                name,
-                max_bytes: self.max_bytes,
-                sync_each_record: self.sync_each_record,
-                state: Mutex::new(State {
-                    file: Some(file),
-                    len,
-                    head,
-                    rotated,
-                    next_index,
-                }),
+            inner,
+            writer: Arc::new(Writer {
+                jobs: Mutex::new(jobs),
             }),
         })
     }
@@ -316,40 +436,29 @@ impl JsonlSink {
     }
 
     /// Links `record` after the head, appends it as one line (rotating first when the
-    /// live file would pass its limit) and returns the new head. This is what
-    /// [`AuditSink::record`] does, for callers outside async code. Blocks for the write
-    /// and, by default, the sync.
+    /// live file would pass its limit) and returns the new head: what
+    /// [`AuditSink::record`] does, for callers outside async code. Blocks the calling
+    /// thread until the writer thread has written and, by default, synced it.
     pub fn append(&self, record: &AuditRecord) -> Result<ChainHead, TrailFileError> {
-        let inner = &*self.inner;
-        let mut state = self.lock();
-        if state.file.is_none() {
-            return Err(TrailFileError::Failed {
-                path: inner.live.clone(),
-            });
-        }
-        let (linked, next) = state.head.link(record);
-        let mut line = serde_json::to_vec(&linked).map_err(|e| TrailFileError::Io {
-            action: "writing",
-            path: inner.live.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })?;
-        line.push(b'\n');
-        let line_len = line.len() as u64;
-        if let Some(max) = inner.max_bytes
-            && state.len > 0
-            && state.len.saturating_add(line_len) > max
-        {
-            // A failure leaves no live file open: the sink is then failed.
-            inner.rotate(&mut state)?;
-        }
-        let result = inner.write_line(&mut state, &line);
-        if result.is_err() {
-            state.file = None;
-        }
-        result?;
-        state.len += line_len;
-        state.head = next;
-        Ok(next)
+        self.enqueue(record).wait()
+    }
+
+    /// Hands `record` to the writer thread; the slot gets its result.
+    fn enqueue(&self, record: &AuditRecord) -> Arc<Slot<Result<ChainHead, TrailFileError>>> {
+        let reply = Arc::new(Slot::new());
+        let job = Job {
+            record: record.clone(),
+            reply: Arc::clone(&reply),
+            live: self.inner.live.clone(),
+        };
+        let jobs = self
+            .writer
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A send fails only when the thread has ended; the job, dropped, answers `Failed`.
+        let _ = jobs.send(job);
+        reply
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -361,6 +470,111 @@ impl JsonlSink {
 }
 
 impl Inner {
+    /// The writer thread: takes the queued records in batches, writes each batch's lines
+    /// and syncs once for all of them (group commit), then answers each record. Ends
+    /// when every sender is gone.
+    fn write_queued(&self, queue: &mpsc::Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut state = self.lock();
+            let results = self.write_batch(&mut state, &batch);
+            drop(state);
+            for (job, result) in batch.into_iter().zip(results) {
+                job.answer(result);
+            }
+        }
+    }
+
+    /// Writes the batch's records in order, then syncs once. A record is acknowledged
+    /// only once synced (when the sink syncs); after any failure every record of the
+    /// batch fails, and the sink is failed.
+    fn write_batch(
+        &self,
+        state: &mut State,
+        batch: &[Job],
+    ) -> Vec<Result<ChainHead, TrailFileError>> {
+        let mut heads = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for job in batch {
+            match self.write_one(state, &job.record) {
+                Ok(head) => heads.push(head),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if failure.is_none()
+            && self.sync_each_record
+            && !heads.is_empty()
+            && let Some(file) = state.file.as_mut()
+            && let Err(e) = file.sync_data()
+        {
+            failure = Some(io_error("syncing", &self.live)(e));
+        }
+        match failure {
+            None => heads.into_iter().map(Ok).collect(),
+            Some(first) => {
+                state.file = None;
+                let mut results = Vec::with_capacity(batch.len());
+                results.push(Err(first));
+                results.resize_with(batch.len(), || {
+                    Err(TrailFileError::Failed {
+                        path: self.live.clone(),
+                    })
+                });
+                results
+            }
+        }
+    }
+
+    /// Links `record` after the head and writes it as one line, rotating first when the
+    /// live file would pass its limit. Does not sync.
+    fn write_one(
+        &self,
+        state: &mut State,
+        record: &AuditRecord,
+    ) -> Result<ChainHead, TrailFileError> {
+        if state.file.is_none() {
+            return Err(TrailFileError::Failed {
+                path: self.live.clone(),
+            });
+        }
+        let (linked, next) = state.head.link(record);
+        let mut line = serde_json::to_vec(&linked).map_err(|e| TrailFileError::Io {
+            action: "writing",
+            path: self.live.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
+        line.push(b'\n');
+        let line_len = line.len() as u64;
+        if let Some(max) = self.max_bytes
+            && state.len > 0
+            && state.len.saturating_add(line_len) > max
+        {
+            // A failure leaves no live file open: the sink is then failed.
+            self.rotate(state)?;
+        }
+        let result = self.write_line(state, &line);
+        if result.is_err() {
+            state.file = None;
+        }
+        result?;
+        state.len += line_len;
+        state.head = next;
+        Ok(next)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn write_line(&self, state: &mut State, line: &[u8]) -> Result<(), TrailFileError> {
         let Some(file) = state.file.as_mut() else {
             return Err(TrailFileError::Failed {
@@ -370,11 +584,8 @@ impl Inner {
         // One write of the whole line; the file is unbuffered, so this is the flush.
         file.write_all(line)
             .and_then(|()| file.flush())
-            .map_err(io_error("writing", &self.live))?;
-        if self.sync_each_record {
-            file.sync_data().map_err(io_error("syncing", &self.live))?;
-        }
-        Ok(())
+            .map_err(io_error("writing", &self.live))
+        // The batch syncs once, after its last line (`write_batch`).
     }
 
     /// Syncs and closes the live file, renames it to the next rotated name and opens a
@@ -412,10 +623,13 @@ impl Inner {
 
 #[async_trait]
 impl AuditSink for JsonlSink {
-    /// Appends the record; see [`JsonlSink::append`]. Blocks the calling task for the
-    /// write and the sync.
+    /// Appends the record; see [`JsonlSink::append`]. The sink's writer thread does the
+    /// write and the sync; the task waits without holding its runtime's thread.
     async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        self.append(record).map(|_| ()).map_err(AuditError::backend)
+        SlotWait(self.enqueue(record))
+            .await
+            .map(|_| ())
+            .map_err(AuditError::backend)
     }
 }
 
@@ -1133,6 +1347,42 @@ mod tests {
         rt.block_on(sink.record(&record(4)))
             .unwrap_err()
             .to_string()
+    }
+
+    /// On a runtime of one thread, a record waiting for the disk leaves the thread to
+    /// other tasks: the writer is held here (by taking its lock) while another task runs.
+    #[tokio::test(flavor = "current_thread")]
+    #[allow(
+        clippy::await_holding_lock,
+        reason = "the test holds the writer on purpose"
+    )]
+    async fn a_record_waits_without_holding_the_runtime() {
+        let dir = TempDir::new();
+        let sink = JsonlSink::open(dir.live()).unwrap();
+        let held = sink.inner.lock();
+        let writing = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.record(&record(1)).await }
+        });
+        let other = tokio::spawn(async { "ran" });
+        assert_eq!(other.await.unwrap(), "ran");
+        assert!(!writing.is_finished());
+        drop(held);
+        writing.await.unwrap().unwrap();
+        assert_eq!(sink.head().seq, 1);
+        assert_eq!(lines(&dir.live()).len(), 1);
+    }
+
+    /// Clones write through one writer: dropping one leaves the others working.
+    #[test]
+    fn clones_share_one_writer() {
+        let dir = TempDir::new();
+        let sink = JsonlSink::open(dir.live()).unwrap();
+        let clone = sink.clone();
+        sink.append(&record(1)).unwrap();
+        drop(sink);
+        clone.append(&record(2)).unwrap();
+        assert_eq!(clone.head().seq, 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
