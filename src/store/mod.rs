@@ -35,7 +35,6 @@ use time::OffsetDateTime;
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::audit::AuditRecord;
 use crate::audit::{AuditEvent, ChainLink, KeptRecord};
-use crate::call::ToolCall;
 use crate::grant::{Grant, GrantId};
 use crate::run::KillScope;
 
@@ -157,7 +156,8 @@ pub(crate) fn end_grant(
 /// Whether `a` and `b` were asked for by the same caller: the same tenant and the same
 /// requester, compared exactly (`None` matches only `None`). Only such calls are merged
 /// by [`RequestStore::create`].
-pub(crate) fn same_caller(a: &ToolCall, b: &ToolCall) -> bool {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn same_caller(a: &crate::call::ToolCall, b: &crate::call::ToolCall) -> bool {
     a.tenant() == b.tenant() && a.requester() == b.requester()
 }
 

@@ -62,6 +62,9 @@ pub(crate) struct ApproveBody {
     /// The edited arguments, if any.
     #[serde(default)]
     edit: Option<Value>,
+    /// A standing grant to leave with the approval, if any.
+    #[serde(default)]
+    grant: Option<crate::act::GrantAsk>,
 }
 
 /// The body of `POST /api/v1/requests/{id}/deny`.
@@ -90,7 +93,8 @@ async fn answer(
     Ok(Json(RequestView::of(&request, app.gate.now())))
 }
 
-/// `POST /api/v1/requests/{id}/approve`: `{}` or `{"edit": {...}}`.
+/// `POST /api/v1/requests/{id}/approve`: `{}`, `{"edit": {...}}` or `{"grant": {"scope":
+/// "run", "minutes": 60, "max_uses": 3, "same_args": true}}`.
 pub(crate) async fn approve(
     State(app): State<AppState>,
     caller: Caller,
@@ -101,14 +105,7 @@ pub(crate) async fn approve(
 ) -> Result<Json<RequestView>, ApiError> {
     same_origin(&caller, &method, &headers)?;
     let id = parse_id(&id)?;
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
-    match body.edit {
-        None => desk.approve(id, &caller.approver).await.map(drop)?,
-        Some(args) => desk
-            .approve_with_edits(id, &caller.approver, args)
-            .await
-            .map(drop)?,
-    }
+    crate::act::approve(&app, &caller, id, body.edit, body.grant.as_ref()).await?;
     answer(&app, &caller, id).await
 }
 

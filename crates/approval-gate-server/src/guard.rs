@@ -9,8 +9,9 @@ use crate::auth::{Caller, Via};
 use crate::error::ConsoleError;
 
 /// The content security policy: nothing from elsewhere, no inline script, no framing.
-pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+     style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 /// Refuses a state-changing request that a browser sent from another site.
 ///

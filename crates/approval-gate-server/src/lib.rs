@@ -21,12 +21,13 @@
 //! | --- | --- |
 //! | `GET /` | the queue: pending requests the person may see, oldest first, 50 a page |
 //! | `GET /requests/{id}` | a request: preview, redacted arguments, args hash, rules, tier, votes, expiry, history |
-//! | `POST /requests/{id}/approve` | approve (form field `edit`: edited arguments as JSON, optional) |
+//! | `POST /requests/{id}/approve` | approve (form field `edit`: edited arguments as JSON; or `grant_scope`, `grant_minutes`, `grant_max_uses`, `grant_same_args`: a standing grant) |
 //! | `POST /requests/{id}/deny` | deny (form field `feedback`) |
 //! | `POST /requests/{id}/cancel` | cancel (form field `reason`) |
 //! | `GET /grants`, `POST /grants/{id}/revoke` | live standing grants of the person's tenant; revoke |
 //! | `GET /controls`, `POST /controls/kill-switch`, `POST /controls/read-only` | run controls (administrators) |
 //! | `GET /stats` | timeout rate, time to decision, oldest pending (administrators) |
+//! | `GET /events` | server-sent events: `queue` each time the person's queue changes |
 //! | `GET /api/v1/requests`, `GET /api/v1/requests/{id}` | the same as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
 //!
@@ -34,7 +35,8 @@
 //! (askama, compiled at build time); a state-changing request made with a proxy's
 //! identity must come from the console's own pages (Fetch Metadata, else `Origin`);
 //! every answer carries a content security policy without inline script, and refuses
-//! framing; the decisions work as plain forms without JavaScript.
+//! framing; the decisions work as plain forms without JavaScript, which only adds live
+//! updates, the countdown and the JSON editor's checks.
 #![forbid(unsafe_code)]
 
 mod act;
@@ -43,6 +45,7 @@ mod api;
 mod auth;
 mod error;
 mod guard;
+mod live;
 mod pages;
 mod view;
 
@@ -96,7 +99,9 @@ pub fn router(state: AppState) -> Router {
         .route("/controls/kill-switch", post(admin::kill_switch))
         .route("/controls/read-only", post(admin::read_only))
         .route("/stats", get(admin::stats))
+        .route("/events", get(live::events))
         .route("/assets/console.css", get(pages::stylesheet))
+        .route("/assets/console.js", get(pages::script))
         .route("/api/v1/requests", get(api::list))
         .route("/api/v1/requests/{id}", get(api::show))
         .route("/api/v1/requests/{id}/approve", post(api::approve))

@@ -145,11 +145,41 @@ async fn refused(app: &AppState, caller: &Caller, id: RequestId, error: ConsoleE
     }
 }
 
-/// The approve form: optional edited arguments as JSON text.
+/// The approve form: optional edited arguments as JSON text, or an optional standing
+/// grant (`grant_scope` `run`, `user` or `tenant`; `grant_minutes`; `grant_max_uses`;
+/// `grant_same_args`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct ApproveForm {
     #[serde(default)]
     edit: String,
+    #[serde(default)]
+    grant_scope: String,
+    #[serde(default)]
+    grant_minutes: String,
+    #[serde(default)]
+    grant_max_uses: String,
+    #[serde(default)]
+    grant_same_args: Option<String>,
+}
+
+impl ApproveForm {
+    /// The grant the form asks for, if any.
+    fn grant(&self) -> Result<Option<crate::act::GrantAsk>, ConsoleError> {
+        let Some(scope) = text(&self.grant_scope) else {
+            return Ok(None);
+        };
+        let number = |s: &str, what| match text(s) {
+            None => Ok(None),
+            Some(n) => n.parse().map(Some).map_err(|_| ConsoleError::BadForm(what)),
+        };
+        Ok(Some(crate::act::GrantAsk {
+            scope: scope.to_owned(),
+            minutes: number(&self.grant_minutes, "a grant's minutes are a whole number")?,
+            max_uses: number(&self.grant_max_uses, "a grant's uses are a whole number")?
+                .map(|n: u64| u32::try_from(n).unwrap_or(u32::MAX)),
+            same_args: self.grant_same_args.is_some(),
+        }))
+    }
 }
 
 /// The deny form.
@@ -186,7 +216,9 @@ pub(crate) async fn approve(
     };
     let done = async {
         same_origin(&caller, &method, &headers)?;
-        crate::act::approve(&app, &caller, id, text(&form.edit)).await
+        let edit = text(&form.edit).map(crate::act::parse_edit).transpose()?;
+        let grant = form.grant()?;
+        crate::act::approve(&app, &caller, id, edit, grant.as_ref()).await
     };
     match done.await {
         Ok(()) => Redirect::to(&format!("/requests/{id}")).into_response(),
@@ -244,6 +276,18 @@ pub(crate) async fn cancel(
         Ok(()) => Redirect::to(&format!("/requests/{id}")).into_response(),
         Err(e) => refused(&app, &caller, id, e).await,
     }
+}
+
+/// `GET /assets/console.js`: live updates, the countdown and the JSON editor's checks;
+/// every page works without it.
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        include_str!("../assets/console.js"),
+    )
 }
 
 /// `GET /assets/console.css`.

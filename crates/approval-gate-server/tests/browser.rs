@@ -198,6 +198,28 @@ impl Page {
         r["result"]["value"].clone()
     }
 
+    /// Waits, without a timer, until `text` is in the page: a promise in the page
+    /// resolves when a change to the document brings it (the hang guard stops a wait
+    /// that never ends).
+    async fn wait_for_text(&mut self, text: &str) {
+        let text = approval_gate::serde_json::to_string(text).unwrap();
+        let expression = format!(
+            "new Promise((resolve) => {{ \
+               const ok = () => document.body.innerText.includes({text}); \
+               if (ok()) return resolve(true); \
+               const watch = new MutationObserver(() => {{ if (ok()) {{ watch.disconnect(); resolve(true); }} }}); \
+               watch.observe(document.body, {{ childList: true, subtree: true, characterData: true }}); \
+             }})"
+        );
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        assert_eq!(r["result"]["value"], json!(true), "{r}");
+    }
+
     async fn text(&mut self) -> String {
         self.eval("document.body.innerText")
             .await
@@ -444,4 +466,56 @@ async fn a_person_decides_in_a_real_browser() {
         "{}",
         outcome.stopped().unwrap().message()
     );
+
+    // A request filed while the queue is open appears without a reload.
+    page.goto(&format!("{base}/")).await;
+    assert!(!page.text().await.contains("Quarterly numbers"));
+    page.eval("window.sameDocument = true").await;
+    let later = file("c5", "Quarterly numbers");
+    let lid = tool
+        .call(later.clone())
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    page.wait_for_text("mail to bob@example.com: Quarterly numbers")
+        .await;
+    assert_eq!(page.eval("window.sameDocument").await, json!(true));
+
+    // The JSON editor refuses invalid JSON before it is sent, and says what changed.
+    page.goto(&format!("{base}/requests/{lid}")).await;
+    let set_edit = |json: &str| {
+        format!(
+            "(() => {{ const e = document.querySelector('textarea[name=edit]'); \
+             e.value = {}; e.dispatchEvent(new Event('input')); \
+             return [document.getElementById('edit-status').textContent, \
+                     document.querySelector('button[name=approve-edited]').disabled]; }})()",
+            approval_gate::serde_json::to_string(json).unwrap()
+        )
+    };
+    let invalid = page.eval(&set_edit("{\"to\": ")).await;
+    assert!(
+        invalid[0].as_str().unwrap().starts_with("Not valid JSON"),
+        "{invalid}"
+    );
+    assert_eq!(invalid[1], json!(true));
+    let edited =
+        r#"{"to": "carol@example.com", "subject": "Quarterly numbers", "api_key": "[redacted]"}"#;
+    let valid = page.eval(&set_edit(edited)).await;
+    assert_eq!(valid[0], json!("Changes: to"), "{valid}");
+    assert_eq!(valid[1], json!(false));
+
+    // Approved with the edit, the executor gets the edited arguments, and the secret the
+    // person never saw is the filed one, not the placeholder.
+    page.click("button[name=approve-edited]").await;
+    assert!(
+        page.text().await.contains("approved"),
+        "{}",
+        page.text().await
+    );
+    assert!(tool.resume(lid, later).await.unwrap().executed().is_some());
+    let last = ran.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last["to"], json!("carol@example.com"));
+    assert_eq!(last["api_key"], json!("sk-SECRET-42"));
 }
