@@ -341,9 +341,14 @@ impl ControlStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError> {
         let mut inner = self.lock();
-        let usage = inner.usage.entry(run_id.to_owned()).or_default();
-        *usage = usage.add(delta, now);
-        Ok(*usage)
+        // A run counted before needs no new key: no allocation on the path of every call.
+        if let Some(usage) = inner.usage.get_mut(run_id) {
+            *usage = usage.add(delta, now);
+            return Ok(*usage);
+        }
+        let usage = RunUsage::default().add(delta, now);
+        inner.usage.insert(run_id.to_owned(), usage);
+        Ok(usage)
     }
 
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
