@@ -295,7 +295,10 @@ pub async fn open_store(
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (base, from_url) = split_schema(url);
-        let mut options = PostgresStore::options(&base);
+        // A command should not hang on a server that is down: 10 s, not the pool's 30.
+        let mut options = PostgresStore::options(&base)
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10));
         if let Some(schema) = schema.map(str::to_owned).or(from_url) {
             options = options.schema(&schema);
         }

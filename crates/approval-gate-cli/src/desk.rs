@@ -50,18 +50,21 @@ impl Identity {
     }
 }
 
-/// The person acting: `--as`, else $USER.
+/// The person acting: `--as`, else $USER, else $LOGNAME.
 pub fn person(id: Option<&str>) -> Result<String, CliError> {
     if let Some(id) = id.filter(|id| !id.trim().is_empty()) {
         return Ok(id.to_owned());
     }
-    match std::env::var("USER") {
-        Ok(user) if !user.trim().is_empty() => Ok(user),
-        _ => Err(CliError::usage(
-            "who is acting is not known",
-            "pass `--as ID` (or set APPROVAL_GATE_AS)",
-        )),
-    }
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|user| !user.trim().is_empty())
+        .ok_or_else(|| {
+            CliError::usage(
+                "who is acting is not known",
+                "pass `--as ID` or set APPROVAL_GATE_AS",
+            )
+        })
 }
 
 /// Parses a request id.

@@ -191,6 +191,8 @@ impl CliError {
                 "check `--store` (sqlite:PATH or postgres://…), or create one with `approval-gate init DIR`".into()
             }
             CliError::Policy { .. } => "fix the policy; `approval-gate policy check FILE` lists the problem".into(),
+            // A message that says what to do already needs no hint.
+            CliError::Key { message, .. } if message.contains("chmod") => return None,
             CliError::Key { .. } => {
                 "point `--key-file` at a key file (`approval-gate init DIR` writes one)".into()
             }

@@ -47,6 +47,9 @@ pub async fn init(dir: &Path, out: &Out) -> Result<(), CliError> {
         path: dir.to_owned(),
         source,
     })?;
+    // Absolute, so that the printed next commands work from anywhere.
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let dir = dir.as_path();
     let config = dir.join(CONFIG_FILE);
     let policy = dir.join(POLICY_FILE);
     let key_file = dir.join(KEY_FILE);

@@ -388,3 +388,160 @@ fn missing_settings_are_usage_errors_that_say_what_to_do() {
     assert!(out.stderr.contains("init"), "{}", out.stderr);
     run(&["no-such-command"]).code(2);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_edited_approval_runs_the_edited_arguments_and_a_grant_can_be_revoked() {
+    let scratch = Scratch::new("edit");
+    let config = init(&scratch);
+    let gate = host(&scratch).await;
+    let (tool, runs) = mail_tool(&gate);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+
+    let call = mail("call-5", "bob@example.com");
+    let id = tool
+        .call(call.clone())
+        .await
+        .unwrap()
+        .pending()
+        .unwrap()
+        .request_id;
+    let edited = r#"{"to": "carol@example.com", "subject": "Hi"}"#;
+    cli(&[
+        "approve",
+        &id.to_string(),
+        "--as",
+        "ann",
+        "--edit",
+        "{not json",
+    ])
+    .code(2);
+    let approved = cli(&[
+        "approve",
+        &id.to_string(),
+        "--as",
+        "ann",
+        "--edit",
+        edited,
+        "--format",
+        "json",
+    ])
+    .ok()
+    .json_lines();
+    assert_eq!(approved[0]["state"], "approved");
+    assert_eq!(approved[0]["changed_fields"][0], "args.to");
+    let done = tool.resume(id, call).await.unwrap();
+    let executed = done.executed().expect("the edited call runs");
+    assert_eq!(
+        executed.result.as_ref().unwrap()["sent_to"],
+        "carol@example.com"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // A standing grant, listed and revoked.
+    let call = mail("call-6", "dave@example.com");
+    let id = tool.call(call).await.unwrap().pending().unwrap().request_id;
+    let approved = cli(&[
+        "approve",
+        &id.to_string(),
+        "--as",
+        "ann",
+        "--grant",
+        "run",
+        "--grant-for",
+        "1h",
+        "--format",
+        "json",
+    ])
+    .ok()
+    .json_lines();
+    let grant = approved[0]["grant"]["id"].as_str().unwrap().to_owned();
+    let listed = cli(&["grants", "--as", "ann", "--format", "json"])
+        .ok()
+        .json_lines();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], grant.as_str());
+    cli(&["revoke", &grant, "--as", "ann"]).ok();
+    cli(&["revoke", &grant, "--as", "ann"]).code(3);
+    let listed = cli(&["grants", "--as", "ann", "--format", "json"])
+        .ok()
+        .json_lines();
+    assert!(listed.is_empty());
+}
+
+#[test]
+fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    let scratch = Scratch::new("serve");
+    let config = init(&scratch);
+    // Without a way to know people, the console does not start.
+    let refused = run(&["--config", &config, "serve", "--listen", "127.0.0.1:0"]).code(2);
+    assert!(
+        refused.stderr.contains("serve.tokens"),
+        "{}",
+        refused.stderr
+    );
+
+    let token = "a-bearer-token-of-at-least-32-characters";
+    let mut hasher = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"))
+        .arg("token-hash")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    hasher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let hashed = hasher.wait_with_output().unwrap();
+    let sha256 = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    assert_eq!(sha256.len(), 64);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "serve:\n  tokens:\n    - sha256: {sha256}\n      as: ann\n      roles: [approver]\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"))
+        .args(["--config", &config, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line says where it listens, once it does.
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let get = |auth: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let auth = auth
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET /api/v1/requests HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let known = get(Some(token));
+    let unknown = get(None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(known.starts_with("HTTP/1.1 200"), "{known}");
+    assert!(unknown.starts_with("HTTP/1.1 401"), "{unknown}");
+}

@@ -158,7 +158,7 @@ pub fn gate_on(dir: &Path, store: impl approval_gate::ApprovalStore + 'static) -
 pub fn mail_tool(
     gate: &Gate,
 ) -> (
-    Gated<impl ToolExecutor<Output = Value> + use<>>,
+    Gated<impl ToolExecutor<Output = Value, Error = std::io::Error> + use<>>,
     Arc<AtomicUsize>,
 ) {
     let runs = Arc::new(AtomicUsize::new(0));
