@@ -273,6 +273,30 @@ async fn a_person_decides_from_the_terminal_and_the_host_resumes() {
         "{}",
         history.stdout
     );
+
+    // Exported as JSON lines, the trail verifies as a file, as `approval-gate-audit` did.
+    let file = scratch.path("trail.jsonl");
+    let file = file.to_str().unwrap();
+    cli(&["audit", "export", "--out", file]).ok();
+    let verified = run(&["audit", "verify", file]).ok();
+    assert!(verified.stdout.starts_with("ok: "), "{}", verified.stdout);
+    assert!(verified.stdout.contains("in 1 file"), "{}", verified.stdout);
+    let history = run(&["audit", "history", file, &id]).ok();
+    assert!(
+        history.stdout.contains("approval_granted"),
+        "{}",
+        history.stdout
+    );
+    let runs_history = run(&["audit", "run", file, "run-1", "--format", "json"]).ok();
+    assert!(runs_history.json_lines().len() >= 4);
+    run(&["audit", "history", file, &missing]).code(3);
+    // A record changed after the fact breaks the chain: the check fails (exit 1).
+    let text = std::fs::read_to_string(file).unwrap();
+    let forged = text.replacen("\"approver\":\"ann\"", "\"approver\":\"eve\"", 1);
+    assert_ne!(forged, text);
+    std::fs::write(file, forged).unwrap();
+    let broken = run(&["audit", "verify", file]).code(1);
+    assert!(broken.stderr.contains("line"), "{}", broken.stderr);
 }
 
 #[tokio::test(flavor = "current_thread")]
