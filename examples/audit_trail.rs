@@ -1,5 +1,5 @@
 //! The audit trail: one record of every event, the hash chain that links them, and a
-//! JSON-lines export that `approval-gate-audit verify` checks.
+//! JSON-lines export that `approval-gate audit verify` checks.
 //!
 //! Run it with `cargo run --example audit_trail [-- TRAIL.jsonl]`; the trail is written
 //! to the path given, or to `audit-trail.jsonl` in the system's temporary directory.
@@ -142,7 +142,7 @@ async fn main() -> Result<(), Error> {
     }
     println!("\n{} events: {}", seen.len(), seen.join(", "));
 
-    // The chain: verify it here, and export it for `approval-gate-audit verify`.
+    // The chain: verify it here, and export it for `approval-gate audit verify`.
     let head = verify_chain(&trail, None)?;
     let mut file = std::fs::File::create(&path)?;
     let lines = export_jsonl(&store, &AuditQuery::default(), &mut file).await?;

@@ -26,7 +26,7 @@ pub enum ExportError {
 /// a page at a time, so a long time range needs little memory.
 ///
 /// An export of the whole trail (or of a range of it by `after_seq`) verifies with
-/// `approval-gate-audit verify`, or [`ChainVerifier`](crate::audit::ChainVerifier) on the lines.
+/// `approval-gate audit verify`, or [`ChainVerifier`](crate::audit::ChainVerifier) on the lines.
 ///
 /// ```
 /// # async fn demo(store: &dyn approval_gate::ApprovalStore) -> Result<(), approval_gate::trail::ExportError> {

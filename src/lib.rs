@@ -28,8 +28,6 @@
 //! - `tracing`: spans `approval_gate.call` and `approval_gate.resume`, and `TracingSink`.
 //! - `metrics`: counters, a histogram and a gauge through the `metrics` facade; see
 //!   `describe_metrics`.
-//! - `cli`: the `approval-gate-audit` command (verify a JSON-lines trail, print a
-//!   request's or a run's history); adds no dependencies.
 //!
 //! `sqlite` re-exports [`rusqlite`](https://docs.rs/rusqlite/0.32) as
 //! `approval_gate::rusqlite`; `postgres` re-exports [`sqlx`](https://docs.rs/sqlx/0.8) as
