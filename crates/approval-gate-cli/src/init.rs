@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use approval_gate::Key;
 use approval_gate::time::OffsetDateTime;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::deploy::{key_file_text, load_policy, open_store};
 use crate::error::CliError;
@@ -38,6 +39,26 @@ struct Initialized {
     policy: String,
     key_file: String,
     store: String,
+    /// Who the console token signs in.
+    console_user: String,
+    /// The console token: shown once, kept nowhere but as its hash.
+    console_token: String,
+}
+
+/// The role that sees the console's run controls and every tenant's figures.
+const ADMIN_ROLE: &str = "approval-admin";
+
+/// A new console token: 64 hex digits of a fresh 256-bit secret.
+fn console_token() -> Result<String, CliError> {
+    let secret = Key::generate("console").map_err(|e| CliError::Failed {
+        message: format!("cannot make a console token: {e}"),
+        source: None,
+    })?;
+    Ok(hex(secret.expose_secret()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes the starter into `dir` (created if missing); refuses to overwrite any file.
@@ -72,20 +93,23 @@ pub async fn init(dir: &Path, out: &Out) -> Result<(), CliError> {
     load_policy(&policy)?;
     let store_url = format!("sqlite:{}", store.display());
     open_store(&store_url, None, true).await?;
+    let user = crate::desk::person(None).unwrap_or_else(|_| "admin".to_owned());
+    let token = console_token()?;
+    let token_hash = hex(&Sha256::digest(token.as_bytes()));
     let config_text = format!(
         "# approval-gate deployment: `approval-gate --config {}` reads it.\n\
          # Relative paths are read from this file's directory.\n\
          store: sqlite:{STORE_FILE}\n\
          policy: {POLICY_FILE}\n\
          key_file: {KEY_FILE}\n\
-         # The console (`approval-gate serve`): who may use it. Uncomment one or both.\n\
-         # serve:\n\
-         #   listen: 127.0.0.1:8080\n\
-         #   tokens:          # `approval-gate token-hash` prints a token's sha256\n\
-         #     - sha256: <64 hex digits>\n\
-         #       as: ann\n\
-         #       roles: [approver]\n\
-         #   trust_proxy: true  # only behind a proxy that sets and strips x-forwarded-user\n",
+         # The console (`approval-gate serve`): who may use it.\n\
+         serve:\n\
+         \x20 listen: 127.0.0.1:8080\n\
+         \x20 tokens:            # `approval-gate token-hash` prints a token's sha256\n\
+         \x20   - sha256: {token_hash}   # the token `init` printed\n\
+         \x20     as: {user}\n\
+         \x20     roles: [{ADMIN_ROLE}]\n\
+         \x20 # trust_proxy: true  # only behind a proxy that sets and strips x-forwarded-user\n",
         config.display()
     );
     write_new(&config, &config_text)?;
@@ -95,6 +119,8 @@ pub async fn init(dir: &Path, out: &Out) -> Result<(), CliError> {
             policy: policy.display().to_string(),
             key_file: key_file.display().to_string(),
             store: store_url,
+            console_user: user,
+            console_token: token,
         });
         return Ok(());
     }
@@ -116,9 +142,13 @@ pub async fn init(dir: &Path, out: &Out) -> Result<(), CliError> {
     ));
     out.line("  approval-gate pending");
     out.line("  approval-gate approve ID   # or: deny ID --feedback TEXT");
-    out.line(
-        "  approval-gate serve --listen 127.0.0.1:8080   # after setting `serve:` in the config",
-    );
+    out.line("  approval-gate serve        # the console on http://127.0.0.1:8080/");
+    out.line("");
+    out.line(&format!(
+        "sign in to the console as `{user}` (role {ADMIN_ROLE}) with this token; it is shown \
+         only now, and the config keeps only its hash:"
+    ));
+    out.line(&format!("  {token}"));
     Ok(())
 }
 

@@ -17,7 +17,9 @@ use crate::error::ConsoleError;
 ///   headers ([`ProxyHeaders`]). Trust it only when every request reaches the console
 ///   through that proxy, and the proxy removes these headers from what clients send.
 /// - **Bearer tokens** listed in the configuration, each kept as its SHA-256 hash and
-///   mapped to one [`Approver`] ([`BearerToken`]), for bots and other UIs.
+///   mapped to one [`Approver`] ([`BearerToken`]), for bots and other UIs; a person in
+///   a browser signs in with theirs once (`/signin`), and the browser keeps it in an
+///   `HttpOnly`, `SameSite=Strict` cookie until they sign out.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     proxy: Option<ProxyHeaders>,
@@ -46,13 +48,15 @@ impl Auth {
     pub(crate) fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let presented = value.to_str().ok()?.strip_prefix("Bearer ")?.trim();
-            let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-            // The digests compared are of secrets that hold 256 bits at least (see
-            // `BearerToken`): a comparison's timing can tell an attacker nothing of one.
-            let token = self.tokens.iter().find(|t| t.sha256 == digest)?;
             return Some(Caller {
-                approver: token.approver.clone(),
+                approver: self.token_holder(presented)?.clone(),
                 by: Via::Bearer,
+            });
+        }
+        if let Some(presented) = session_cookie(headers) {
+            return Some(Caller {
+                approver: self.token_holder(presented)?.clone(),
+                by: Via::Session,
             });
         }
         let proxy = self.proxy.as_ref()?;
@@ -71,6 +75,35 @@ impl Auth {
             by: Via::Proxy,
         })
     }
+}
+
+impl Auth {
+    /// The approver a presented bearer token maps to, if it is one of the configured.
+    pub(crate) fn token_holder(&self, presented: &str) -> Option<&Approver> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // The digests compared are of secrets that hold 256 bits at least (see
+        // `BearerToken`): a comparison's timing can tell an attacker nothing of one.
+        self.tokens
+            .iter()
+            .find(|t| t.sha256 == digest)
+            .map(|t| &t.approver)
+    }
+}
+
+/// The name of the cookie that carries a signed-in browser's token.
+pub(crate) const SESSION_COOKIE: &str = "approval_gate_session";
+
+/// The token in the request's session cookie, if it has one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
@@ -165,6 +198,10 @@ pub(crate) enum Via {
     Proxy,
     /// By a bearer token, which a browser never adds by itself.
     Bearer,
+    /// By a bearer token kept in the session cookie of a browser that signed in with it
+    /// (`/signin`): the browser sends it along with any request, so, as with a proxy,
+    /// a state-changing request must come from the console's own pages.
+    Session,
 }
 
 /// The person behind a request.

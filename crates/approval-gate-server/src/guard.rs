@@ -15,8 +15,8 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; connect-src
 
 /// Refuses a state-changing request that a browser sent from another site.
 ///
-/// A caller placed by a proxy's headers is checked, since the browser sends those along
-/// with any request: the request must say, by Fetch Metadata (`Sec-Fetch-Site:
+/// A caller placed by a proxy's headers or by a signed-in browser's session cookie is
+/// checked, since the browser sends those along with any request: the request must say, by Fetch Metadata (`Sec-Fetch-Site:
 /// same-origin`) or else by its `Origin` matching its `Host`, that it came from the
 /// console's own pages. A request that says neither is refused. A caller placed by a
 /// bearer token is not checked: a browser never adds a token by itself.
@@ -28,6 +28,12 @@ pub(crate) fn same_origin(
     if caller.by == Via::Bearer || matches!(*method, Method::GET | Method::HEAD) {
         return Ok(());
     }
+    from_console(headers)
+}
+
+/// Whether a request says it came from the console's own pages: Fetch Metadata
+/// (`Sec-Fetch-Site: same-origin`), or else an `Origin` that matches its `Host`.
+pub(crate) fn from_console(headers: &HeaderMap) -> Result<(), ConsoleError> {
     if let Some(site) = headers.get("sec-fetch-site") {
         return match site.as_bytes() {
             b"same-origin" => Ok(()),

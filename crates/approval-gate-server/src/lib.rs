@@ -28,6 +28,7 @@
 //! | `GET /controls`, `POST /controls/kill-switch`, `POST /controls/read-only` | run controls (administrators) |
 //! | `GET /stats` | timeout rate, time to decision, oldest pending (administrators) |
 //! | `GET /events` | server-sent events: `queue` each time the person's queue changes |
+//! | `GET /signin`, `POST /signin`, `POST /signout` | a browser signs in with a bearer token (kept in an `HttpOnly`, `SameSite=Strict` cookie) and out |
 //! | `GET /api/v1/requests`, `GET /api/v1/requests/{id}` | the same as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
 //!
@@ -47,6 +48,7 @@ mod error;
 mod guard;
 mod live;
 mod pages;
+mod signin;
 mod view;
 
 pub use auth::{Auth, BearerToken, ProxyHeaders, TokenConfigError};
@@ -100,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/controls/read-only", post(admin::read_only))
         .route("/stats", get(admin::stats))
         .route("/events", get(live::events))
+        .route("/signin", get(signin::form).post(signin::sign_in))
+        .route("/signout", post(signin::sign_out))
         .route("/assets/console.css", get(pages::stylesheet))
         .route("/assets/console.js", get(pages::script))
         .route("/api/v1/requests", get(api::list))
