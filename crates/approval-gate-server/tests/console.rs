@@ -437,3 +437,210 @@ async fn controls_and_stats_are_for_administrators_and_name_who_flipped_a_switch
         .unwrap();
     assert_eq!(w.send(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A `MemoryStore` that remembers what `list` was asked and how many requests it
+/// returned.
+#[derive(Default)]
+struct ListingStore {
+    inner: approval_gate::MemoryStore,
+    lists: Mutex<Vec<(approval_gate::RequestQuery, usize)>>,
+}
+
+mod listing {
+    use super::ListingStore;
+    use approval_gate::desk::{Grant, GrantId};
+    use approval_gate::store::{
+        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
+        TrailReader, TrailWriter, UsageDelta,
+    };
+    use approval_gate::time::OffsetDateTime;
+    use approval_gate::trail::{AuditQuery, AuditRecord};
+    use approval_gate::{ApprovalRequest, KillScope, RequestId, RequestQuery, StoreError};
+    use async_trait::async_trait;
+
+    #[async_trait]
+    impl RequestStore for ListingStore {
+        async fn create(
+            &self,
+            r: ApprovalRequest,
+            record: &AuditRecord,
+            now: OffsetDateTime,
+        ) -> Result<Filed, StoreError> {
+            self.inner.create(r, record, now).await
+        }
+        async fn get(&self, id: RequestId) -> Result<ApprovalRequest, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn update(
+            &self,
+            next: &ApprovalRequest,
+            record: &AuditRecord,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
+            self.inner.update(next, record).await
+        }
+        async fn list(
+            &self,
+            q: &RequestQuery,
+            now: OffsetDateTime,
+        ) -> Result<Vec<ApprovalRequest>, StoreError> {
+            let found = self.inner.list(q, now).await?;
+            self.lists.lock().unwrap().push((q.clone(), found.len()));
+            Ok(found)
+        }
+        async fn sweep_expired(
+            &self,
+            now: OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<Expired>, StoreError> {
+            self.inner.sweep_expired(now, limit).await
+        }
+        async fn subscribe(&self) -> Result<Subscription, StoreError> {
+            self.inner.subscribe().await
+        }
+    }
+
+    #[async_trait]
+    impl ControlStore for ListingStore {
+        async fn switches(&self) -> Result<Switches, StoreError> {
+            self.inner.switches().await
+        }
+        async fn set_kill_switch(
+            &self,
+            scope: KillScope,
+            engaged: bool,
+            record: &AuditRecord,
+        ) -> Result<(), StoreError> {
+            self.inner.set_kill_switch(scope, engaged, record).await
+        }
+        async fn set_read_only(&self, on: bool, record: &AuditRecord) -> Result<(), StoreError> {
+            self.inner.set_read_only(on, record).await
+        }
+        async fn add_usage(
+            &self,
+            run_id: &str,
+            delta: UsageDelta,
+            now: OffsetDateTime,
+        ) -> Result<RunUsage, StoreError> {
+            self.inner.add_usage(run_id, delta, now).await
+        }
+        async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
+            self.inner.usage(run_id).await
+        }
+    }
+
+    #[async_trait]
+    impl GrantStore for ListingStore {
+        async fn put_grant(&self, grant: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+            self.inner.put_grant(grant, record).await
+        }
+        async fn grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+            self.inner.grant(id).await
+        }
+        async fn grants(&self, now: OffsetDateTime) -> Result<Vec<Grant>, StoreError> {
+            self.inner.grants(now).await
+        }
+        async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError> {
+            self.inner.update_grant(next, record).await
+        }
+    }
+
+    #[async_trait]
+    impl TrailWriter for ListingStore {
+        async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+            self.inner.append_audit(record).await
+        }
+    }
+
+    #[async_trait]
+    impl TrailReader for ListingStore {
+        async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+            self.inner.audit_records(query).await
+        }
+    }
+}
+
+/// A console on a `ListingStore`, with 60 pending requests of tenant acme filed a second
+/// apart, oldest first in the returned ids.
+async fn sixty_pending() -> (World, Arc<ListingStore>, Vec<RequestId>) {
+    let store = Arc::new(ListingStore::default());
+    let clock = ManualClock::default();
+    let gate = Gate::builder(
+        Policy::from_yaml_str(POLICY).unwrap(),
+        Keyring::new(Key::new("k1", [6u8; 32]).unwrap()),
+    )
+    .shared_store(store.clone())
+    .clock(clock.clone())
+    .build();
+    let auth = Auth::new().trust_proxy(ProxyHeaders::default());
+    let w = World {
+        app: router(AppState::new(gate.clone(), auth)),
+        gate,
+        ran: Arc::default(),
+    };
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let call = ToolCall::new(
+            format!("run-{i}"),
+            "c1",
+            "email.send",
+            json!({"to": "bob@example.com", "subject": format!("mail {i}")}),
+        )
+        .with_requester("bob")
+        .with_tenant("acme");
+        ids.push(w.file(call).await);
+        clock.advance(std::time::Duration::from_secs(1));
+    }
+    store.lists.lock().unwrap().clear();
+    (w, store, ids)
+}
+
+#[tokio::test]
+async fn the_queue_asks_the_store_for_one_page_not_every_request() {
+    let (w, store, ids) = sixty_pending().await;
+    let (status, _, html) = w.send(get("ann", "/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let lists = std::mem::take(&mut *store.lists.lock().unwrap());
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    let (query, returned) = &lists[0];
+    assert_eq!(
+        query.limit,
+        Some(50),
+        "the queue's list query carries no limit"
+    );
+    assert_eq!(*returned, 50);
+    assert_eq!(query.state, Some(RequestState::Pending));
+    assert_eq!(query.tenant.as_deref(), Some("acme"));
+    assert_eq!(html.matches("href=\"/requests/").count(), 50);
+    assert!(
+        html.contains(&format!("/requests/{}", ids[0])),
+        "oldest first"
+    );
+    assert!(!html.contains(&format!("/requests/{}", ids[50])));
+    assert!(html.contains("href=\"/?before="), "a link to the next page");
+}
+
+/// The queue lists the oldest first, but its link to the next page asks for requests
+/// filed *before* the last one shown (`created_before`), which are the first page again
+/// less its last row: the requests past the first 50 cannot be reached from the queue.
+/// Fixing it needs a `created_after` bound (or a cursor) in `RequestQuery` and the stores.
+#[tokio::test]
+#[ignore = "known bug: the queue's next-page link repeats the first page"]
+async fn the_queues_next_page_shows_the_newer_requests() {
+    let (w, store, ids) = sixty_pending().await;
+    let (_, _, html) = w.send(get("ann", "/")).await;
+    let next = html
+        .split("href=\"")
+        .find(|s| s.starts_with("/?before="))
+        .and_then(|s| s.split('"').next())
+        .expect("a link to the next page")
+        .replace("&amp;", "&");
+    store.lists.lock().unwrap().clear();
+    let (status, _, html) = w.send(get("ann", &next)).await;
+    assert_eq!(status, StatusCode::OK);
+    let lists = std::mem::take(&mut *store.lists.lock().unwrap());
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert_eq!(lists[0].0.limit, Some(50));
+    assert_eq!(html.matches("href=\"/requests/").count(), 10, "{html}");
+    assert!(!html.contains(&format!("/requests/{}", ids[0])));
+    assert!(html.contains(&format!("/requests/{}", ids[59])));
+}
