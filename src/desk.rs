@@ -16,7 +16,7 @@ use crate::clock::Rfc3339Display;
 use crate::gate::{Gate, GateError};
 use crate::grant::GrantSpec;
 use crate::policy::Effect;
-use crate::store::{RequestQuery, StoreError};
+use crate::store::{ListCursor, RequestQuery, StoreError};
 
 /// Why an edit was refused; see [`Desk::approve_with_edits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,10 +217,25 @@ impl Desk {
             };
             return Ok(self.gate.store().list(&query, now).await?);
         }
-        // Without a tenant the person sees only requests without one.
-        let mut found = self.gate.store().list(query, now).await?;
-        found.retain(|r| r.call().tenant().is_none());
-        Ok(found)
+        // Without a tenant the person sees only requests without one: read on, a page
+        // at a time, until the limit is met or the store has no more.
+        let mut found = Vec::new();
+        let mut page = query.clone();
+        loop {
+            let read = self.gate.store().list(&page, now).await?;
+            let full = query.limit.is_some_and(|n| read.len() >= n);
+            page.after = read.last().map(ListCursor::after);
+            found.extend(read.into_iter().filter(|r| r.call().tenant().is_none()));
+            if let Some(limit) = query.limit {
+                if found.len() >= limit {
+                    found.truncate(limit);
+                    return Ok(found);
+                }
+            }
+            if !full {
+                return Ok(found);
+            }
+        }
     }
 
     /// One request. A request whose time has run out is recorded as timed out first, so

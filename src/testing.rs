@@ -38,7 +38,7 @@ use crate::policy::Policy;
 
 use crate::run::{KillScope, UsageDelta};
 
-use crate::store::{ApprovalStore, AuditQuery, RequestQuery, StoreError};
+use crate::store::{ApprovalStore, AuditQuery, ListCursor, RequestQuery, StoreError};
 
 use crate::token::{Key, Keyring};
 
@@ -485,6 +485,42 @@ pub async fn list_filters_and_orders(store: &dyn ApprovalStore, clock: &ManualCl
         ..by_tenant.clone()
     };
     assert_eq!(ids(store.list(&q, now).await.expect("list")), [a.id()]);
+
+    // Pages: `after` the last one shown reads on from there, one at a time, each request
+    // once, in order; requests filed at the same instant are ordered by id.
+    let tie_tenant = unique("tenant");
+    let twins: Vec<ApprovalRequest> = (0..3)
+        .map(|i| request(&run, &tie_tenant, "email.send", json!({"twin": i}), t0))
+        .collect();
+    for r in &twins {
+        store
+            .create(r.clone(), &rec(r), r.created_at())
+            .await
+            .expect("create");
+    }
+    for (tenant, expected) in [
+        (&tenant, vec![a.id(), b.id(), c.id()]),
+        (&tie_tenant, {
+            let mut ids: Vec<RequestId> = twins.iter().map(ApprovalRequest::id).collect();
+            ids.sort();
+            ids
+        }),
+    ] {
+        let mut seen = Vec::new();
+        let mut page = RequestQuery {
+            tenant: Some(tenant.clone()),
+            limit: Some(1),
+            ..RequestQuery::pending()
+        };
+        loop {
+            let found = store.list(&page, now).await.expect("list");
+            let Some(last) = found.last() else { break };
+            page.after = Some(ListCursor::after(last));
+            seen.extend(found.iter().map(ApprovalRequest::id));
+            assert!(seen.len() <= expected.len(), "paging does not end");
+        }
+        assert_eq!(seen, expected, "pages of one, after the last shown");
+    }
 
     // `a` times out at t0 + 300 even though nothing swept it.
     let late = t0 + Duration::from_secs(305);

@@ -176,8 +176,32 @@ pub struct RequestQuery {
     pub tier: Option<String>,
     /// Only requests filed before this instant (at least this old).
     pub created_before: Option<OffsetDateTime>,
+    /// Only requests that come after this place in the list's order (filed later, or at
+    /// the same instant with a greater id): the next page after a page that ended there.
+    pub after: Option<ListCursor>,
     /// At most this many, oldest first.
     pub limit: Option<usize>,
+}
+
+/// A place in a list of requests, which runs oldest first (by filing time, then id):
+/// right after the request filed at `created_at` with id `id`. [`RequestQuery::after`]
+/// takes it to read the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListCursor {
+    /// When the request was filed.
+    pub created_at: OffsetDateTime,
+    /// Its id, which orders requests filed at the same instant.
+    pub id: RequestId,
+}
+
+impl ListCursor {
+    /// The place right after `request`.
+    pub fn after(request: &ApprovalRequest) -> Self {
+        ListCursor {
+            created_at: request.created_at(),
+            id: request.id(),
+        }
+    }
 }
 
 impl RequestQuery {
@@ -204,6 +228,7 @@ impl RequestQuery {
                 .as_deref()
                 .is_none_or(|t| request.tier().is_some_and(|r| r == t))
             && self.created_before.is_none_or(|t| request.created_at() < t)
+            && self.after.is_none_or(|c| ListCursor::after(request) > c)
     }
 }
 

@@ -448,6 +448,14 @@ pub(crate) fn list_query_ordered(query: &RequestQuery, now: OffsetDateTime, orde
     if let Some(before) = query.created_before {
         sql.bind(" AND created_at < ", Param::Int(nanos(before)));
     }
+    if let Some(after) = query.after {
+        // Ids are kept as lowercase hyphenated text, whose order is the ids' order.
+        let at = nanos(after.created_at);
+        sql.bind(" AND (created_at > ", Param::Int(at))
+            .bind(" OR (created_at = ", Param::Int(at))
+            .bind(" AND id > ", Param::Text(after.id.to_string()))
+            .push("))");
+    }
     sql.push(order);
     if let Some(n) = query.limit {
         sql.bind(" LIMIT ", Param::Int(limit(n)));

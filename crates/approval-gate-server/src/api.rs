@@ -17,7 +17,7 @@ use crate::pages::{QueueFilter, parse_id};
 use crate::view::{HistoryLine, RequestView};
 
 /// `GET /api/v1/requests`: the pending requests the caller may see, oldest first (the
-/// queue's filters: `tool`, `tier`, `run`, `before`).
+/// queue's filters: `tool`, `tier`, `run`, `before`, and `after=ID` for the next page).
 pub(crate) async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -25,9 +25,8 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
     let desk = app.gate.desk().for_approver(caller.approver.clone());
     let now = app.gate.now();
-    let found = desk
-        .list(&filter.query(Some(RequestState::Pending)))
-        .await?;
+    let query = filter.query(&app, Some(RequestState::Pending)).await?;
+    let found = desk.list(&query).await?;
     Ok(Json(
         found.iter().map(|r| RequestView::of(r, now)).collect(),
     ))

@@ -1,5 +1,6 @@
 //! The console's pages: the queue, a request, and the decisions as plain forms.
 
+use approval_gate::store::ListCursor;
 use approval_gate::trail::AuditQuery;
 use approval_gate::{RequestId, RequestQuery, RequestState};
 use askama::Template;
@@ -13,7 +14,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ConsoleError;
 use crate::guard::same_origin;
-use crate::view::{HistoryLine, RequestView, rfc3339};
+use crate::view::{HistoryLine, RequestView};
 
 /// How many requests a page of the queue shows.
 pub(crate) const PAGE: usize = 50;
@@ -24,14 +25,35 @@ pub(crate) struct QueueFilter {
     tool: Option<String>,
     tier: Option<String>,
     run: Option<String>,
-    /// Show requests filed before this instant (RFC 3339): the next page.
+    /// Show requests filed before this instant (RFC 3339).
     before: Option<String>,
+    /// Show the requests that come after this one (its id): the next page.
+    after: Option<String>,
 }
 
 impl QueueFilter {
-    pub(crate) fn query(&self, state: Option<RequestState>) -> RequestQuery {
+    /// The list query of these filters, one page long; `after` is looked up in the store
+    /// for its place in the list.
+    pub(crate) async fn query(
+        &self,
+        app: &AppState,
+        state: Option<RequestState>,
+    ) -> Result<RequestQuery, ConsoleError> {
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
-        RequestQuery {
+        let after = match nonempty(&self.after) {
+            None => None,
+            Some(id) => {
+                let id = parse_id(&id)?;
+                let request = app
+                    .gate
+                    .store()
+                    .get(id)
+                    .await
+                    .map_err(|e| ConsoleError::Desk(e.into()))?;
+                Some(ListCursor::after(&request))
+            }
+        };
+        Ok(RequestQuery {
             state,
             tool: nonempty(&self.tool),
             tier: nonempty(&self.tier),
@@ -43,9 +65,10 @@ impl QueueFilter {
                 )
                 .ok()
             }),
+            after,
             limit: Some(PAGE),
             ..RequestQuery::default()
-        }
+        })
     }
 }
 
@@ -58,6 +81,7 @@ struct QueuePage {
     tool: String,
     tier: String,
     run: String,
+    before: String,
 }
 
 /// `GET /`: the pending requests the person may see, oldest first, a page at a time.
@@ -68,11 +92,10 @@ pub(crate) async fn queue(
 ) -> Result<Html<String>, ConsoleError> {
     let desk = app.gate.desk().for_approver(caller.approver.clone());
     let now = app.gate.now();
-    let found = desk
-        .list(&filter.query(Some(RequestState::Pending)))
-        .await?;
+    let query = filter.query(&app, Some(RequestState::Pending)).await?;
+    let found = desk.list(&query).await?;
     let next = (found.len() == PAGE)
-        .then(|| found.last().map(|r| rfc3339(r.created_at())))
+        .then(|| found.last().map(|r| r.id().to_string()))
         .flatten();
     let page = QueuePage {
         who: caller.approver.id().to_owned(),
@@ -81,6 +104,7 @@ pub(crate) async fn queue(
         tool: filter.tool.clone().unwrap_or_default(),
         tier: filter.tier.clone().unwrap_or_default(),
         run: filter.run.clone().unwrap_or_default(),
+        before: filter.before.clone().unwrap_or_default(),
     };
     Ok(Html(page.render()?))
 }
