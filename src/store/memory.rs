@@ -469,7 +469,7 @@ rules:
             .lock()
             .trail
             .iter()
-            .filter_map(|r| match &r.event {
+            .filter_map(|r| match &*r.event {
                 AuditEvent::ApprovalTimeout { from } => Some((r.request_id?, from.clone())),
                 _ => None,
             })
