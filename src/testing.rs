@@ -729,6 +729,37 @@ pub async fn usage_adds_up_per_run(store: &dyn ApprovalStore, clock: &ManualCloc
     assert_eq!(other.tool_calls, 0);
 }
 
+/// [`switches_then_add_usage`](crate::store::ControlStore::switches_then_add_usage)
+/// counts only when the switches do not stop the call, and hands back the switches
+/// either way.
+pub async fn switches_then_add_usage_counts_unless_stopped(
+    store: &dyn ApprovalStore,
+    clock: &ManualClock,
+) {
+    let now = clock.now();
+    let run = unique("run");
+    let one = UsageDelta {
+        tool_calls: 1,
+        ..UsageDelta::default()
+    };
+    let (switches, usage) = store
+        .switches_then_add_usage(&|_| true, &run, one, now)
+        .await
+        .expect("stopped");
+    assert_eq!(usage, None, "a stopped call is not counted");
+    assert_eq!(store.usage(&run).await.expect("usage").tool_calls, 0);
+    // The store may be shared: compare with a read of the switches made just before.
+    let before = store.switches().await.expect("switches");
+    let (again, usage) = store
+        .switches_then_add_usage(&|_| false, &run, one, now)
+        .await
+        .expect("counted");
+    assert_eq!((again, switches), (before.clone(), before));
+    let usage = usage.expect("a call not stopped is counted");
+    assert_eq!((usage.tool_calls, usage.started_at), (1, Some(now)));
+    assert_eq!(store.usage(&run).await.expect("usage"), usage);
+}
+
 /// One use of a grant covering `call`, decided above the store as the gate does
 /// ([`Grant::covers`], then [`GrantStore::update_grant`](crate::store::GrantStore::update_grant)).
 async fn use_grant(
@@ -1297,6 +1328,7 @@ pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     sweep_expires_what_is_due(store, clock).await;
     switches_round_trip(store, clock).await;
     usage_adds_up_per_run(store, clock).await;
+    switches_then_add_usage_counts_unless_stopped(store, clock).await;
     grants_cover_count_and_revoke(store, clock).await;
     cancelling_ends_the_requests_grants(store, clock).await;
     quorum_votes_are_kept(store, clock).await;

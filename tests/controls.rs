@@ -229,6 +229,42 @@ async fn read_only_mode_denies_every_write_but_not_reads() {
 }
 
 #[tokio::test]
+async fn every_call_counts_but_one_the_switches_stop_with_or_without_budgets() {
+    let unbounded = "rules:\n  - { id: reads, tools: ['*.read'], effect: allow }\n  - { id: notes, tool: crm.note, effect: allow }\n";
+    for policy in [POLICY, unbounded] {
+        let gate = Gate::builder(
+            Policy::from_yaml_str(policy).unwrap(),
+            Keyring::new(Key::new("k1", [3u8; 32]).unwrap()),
+        )
+        .build();
+        let tool = gate.wrap(|_: Execution| async { Ok::<(), std::io::Error>(()) });
+        let note = |id: &str| call("r1", id, "crm.note", json!({}));
+        let counted = || async { gate.usage("r1").await.unwrap().tool_calls };
+
+        assert!(tool.call(note("c1")).await.unwrap().executed().is_some());
+        assert_eq!(counted().await, 1, "{policy}");
+        gate.set_kill_switch(KillScope::Global, true, &ops("olga"))
+            .await
+            .unwrap();
+        let r = reason(tool.call(note("c2")).await.unwrap());
+        assert!(matches!(r, StopReason::KillSwitch { .. }));
+        assert_eq!(counted().await, 1, "a killed call is not counted");
+        gate.set_kill_switch(KillScope::Global, false, &ops("olga"))
+            .await
+            .unwrap();
+        gate.set_read_only(true, &ops("olga")).await.unwrap();
+        assert!(matches!(
+            reason(tool.call(note("c3")).await.unwrap()),
+            StopReason::ReadOnly
+        ));
+        assert_eq!(counted().await, 1, "a read-only stop is not counted");
+        let read = call("r1", "c4", "crm.read", json!({}));
+        assert!(tool.call(read).await.unwrap().executed().is_some());
+        assert_eq!(counted().await, 2, "a read in read-only mode counts");
+    }
+}
+
+#[tokio::test]
 async fn budgets_stop_the_run_that_exceeds_them_and_only_that_run() {
     let w = World::new();
     let tool = w.tool();

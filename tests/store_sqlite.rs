@@ -212,6 +212,7 @@ mod conformance {
         sweep_expires_what_is_due,
         switches_round_trip,
         usage_adds_up_per_run,
+        switches_then_add_usage_counts_unless_stopped,
         grants_cover_count_and_revoke,
         quorum_votes_are_kept,
         ttl_edges_hold_to_the_nanosecond,

@@ -2,11 +2,12 @@
 //! [`MemorySink`]'s) keep it.
 //!
 //! The records of one run repeat the same run id, tool, policy version, requester and
-//! tenant. Kept as [`AuditRecord`]s, each record would hold its own copy of every one of
-//! them: five or six allocations per record, and new memory for each. A [`Keeper`] shares
-//! a string with the record before whenever it is the same, so keeping a record mostly
-//! bumps reference counts; a [`KeptRecord`] turns back into the same [`AuditRecord`]
-//! when read.
+//! tenant; the two records of one call (`allow`, then `executed`) the same call id; and
+//! the calls of a run the same few events. Kept as [`AuditRecord`]s, each record would
+//! hold its own copy of every one of them: seven or eight allocations per record, and new
+//! memory for each. A [`Keeper`] shares a string with the record before whenever it is the
+//! same, and an event with one of the two records before, so keeping a record mostly bumps
+//! reference counts; a [`KeptRecord`] turns back into the same [`AuditRecord`] when read.
 //!
 //! [`MemoryStore`]: crate::store::MemoryStore
 //! [`MemorySink`]: crate::audit::MemorySink
@@ -28,14 +29,14 @@ pub(crate) struct KeptRecord {
     chain: Option<Box<ChainLink>>,
     pub(crate) at: OffsetDateTime,
     pub(crate) run_id: Arc<str>,
-    call_id: Box<str>,
+    call_id: Arc<str>,
     tool: Arc<str>,
     args_hash: Option<ArgsHash>,
     pub(crate) request_id: Option<RequestId>,
     policy_version: Arc<str>,
     requested_by: Option<Arc<str>>,
     tenant: Option<Arc<str>>,
-    pub(crate) event: AuditEvent,
+    pub(crate) event: Arc<AuditEvent>,
     extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
@@ -54,7 +55,7 @@ impl KeptRecord {
             policy_version: self.policy_version.to_string(),
             requested_by: self.requested_by.as_deref().map(str::to_owned),
             tenant: self.tenant.as_deref().map(str::to_owned),
-            event: self.event.clone(),
+            event: AuditEvent::clone(&self.event),
             extra: self.extra.clone(),
         }
     }
@@ -75,10 +76,14 @@ impl KeptRecord {
 #[derive(Debug, Default)]
 pub(crate) struct Keeper {
     run_id: Option<Arc<str>>,
+    call_id: Option<Arc<str>>,
     tool: Option<Arc<str>>,
     policy_version: Option<Arc<str>>,
     requested_by: Option<Arc<str>>,
     tenant: Option<Arc<str>>,
+    /// The events of the last two records kept, newest first: a call's records alternate
+    /// between two events, so a record's event is most often the one two records before.
+    events: [Option<Arc<AuditEvent>>; 2],
 }
 
 impl Keeper {
@@ -89,7 +94,7 @@ impl Keeper {
             chain: record.chain.map(Box::new),
             at: record.at,
             run_id: share(&mut self.run_id, &record.run_id),
-            call_id: record.call_id.as_str().into(),
+            call_id: share(&mut self.call_id, &record.call_id),
             tool: share(&mut self.tool, &record.tool),
             args_hash: record.args_hash,
             request_id: record.request_id,
@@ -99,9 +104,20 @@ impl Keeper {
                 .as_deref()
                 .map(|s| share(&mut self.requested_by, s)),
             tenant: record.tenant.as_deref().map(|s| share(&mut self.tenant, s)),
-            event: record.event.clone(),
+            event: self.share_event(&record.event),
             extra: record.extra.clone(),
         }
+    }
+
+    /// `event`, shared with one of the last two records kept if it holds the same event;
+    /// otherwise a new one, which becomes the newest of the two.
+    fn share_event(&mut self, event: &AuditEvent) -> Arc<AuditEvent> {
+        if let Some(shared) = self.events.iter().flatten().find(|e| ***e == *event) {
+            return shared.clone();
+        }
+        let new = Arc::new(event.clone());
+        self.events = [Some(new.clone()), self.events[0].take()];
+        new
     }
 }
 
@@ -165,6 +181,26 @@ mod tests {
             &kept[4].policy_version
         ));
         assert!(!Arc::ptr_eq(&kept[2].run_id, &kept[3].run_id));
+        assert!(Arc::ptr_eq(&kept[0].call_id, &kept[1].call_id));
+        assert!(Arc::ptr_eq(&kept[0].event, &kept[1].event));
+    }
+
+    #[test]
+    fn a_call_shares_its_events_with_the_call_before() {
+        let allow = record("run-1", "crm.read", None, None);
+        let mut executed = allow.clone();
+        executed.event = AuditEvent::Executed {
+            status: "ok".into(),
+        };
+        let records = [allow.clone(), executed.clone(), allow, executed];
+        let mut keeper = Keeper::default();
+        let kept: Vec<KeptRecord> = records.iter().map(|r| keeper.keep(r)).collect();
+        for (kept, original) in kept.iter().zip(&records) {
+            assert_eq!(&kept.to_record(), original);
+        }
+        assert!(Arc::ptr_eq(&kept[0].event, &kept[2].event));
+        assert!(Arc::ptr_eq(&kept[1].event, &kept[3].event));
+        assert!(!Arc::ptr_eq(&kept[0].event, &kept[1].event));
     }
 
     #[test]

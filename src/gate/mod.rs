@@ -30,7 +30,7 @@ use crate::desk::Desk;
 
 use crate::policy::{Budgets, Policy};
 
-use crate::run::{KillScope, RunUsage, UsageDelta};
+use crate::run::{KillScope, RunUsage, Switches, UsageDelta};
 
 use crate::store::{ApprovalStore, MemoryStore, StoreError, Subscription};
 
@@ -349,42 +349,39 @@ impl Gate {
                 source: SwitchSource::Config,
             }));
         }
-        let switches = self.inner.store.switches().await?;
-        if let Some(scope) = switches.kill_switch_for(call) {
-            return Ok(Some(StopReason::KillSwitch {
-                scope: scope.clone(),
-                source: SwitchSource::Store,
-            }));
-        }
-        if switches.read_only && !policy.is_read_tool(call.tool()) {
-            return Ok(Some(StopReason::ReadOnly));
-        }
         // Every call counts, budgets or not, so that `usage` reads what happened and a
-        // policy that adds budgets later counts from the run's start.
+        // policy that adds budgets later counts from the run's start; a call the switches
+        // stop does not.
         let budgets = policy.budgets();
         let unbounded = *budgets == Budgets::default();
-        if unbounded && !counts_as_call {
-            return Ok(None);
-        }
-        let delta = UsageDelta {
-            tool_calls: u64::from(counts_as_call),
-            ..UsageDelta::default()
+        let (switches, usage) = if unbounded && !counts_as_call {
+            (self.inner.store.switches().await?, None)
+        } else {
+            let delta = UsageDelta {
+                tool_calls: u64::from(counts_as_call),
+                ..UsageDelta::default()
+            };
+            let stops = |s: &Switches| switch_stop(s, call, policy).is_some();
+            self.inner
+                .store
+                .switches_then_add_usage(&stops, call.run_id(), delta, now)
+                .await?
         };
-        let usage = self
-            .inner
-            .store
-            .add_usage(call.run_id(), delta, now)
-            .await?;
-        if unbounded {
-            return Ok(None);
+        if let Some(reason) = switch_stop(&switches, call, policy) {
+            return Ok(Some(reason));
         }
-        Ok(usage
-            .exceeded(budgets, now)
-            .map(|(budget, limit, used)| StopReason::BudgetExceeded {
-                budget,
-                limit,
-                used,
-            }))
+        match usage {
+            Some(usage) if !unbounded => {
+                Ok(usage.exceeded(budgets, now).map(|(budget, limit, used)| {
+                    StopReason::BudgetExceeded {
+                        budget,
+                        limit,
+                        used,
+                    }
+                }))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Records a step that changes no request: in the store's trail, then in the sink.
@@ -485,6 +482,21 @@ impl Gate {
         self.inner.store.update(&back, &record).await.ok()?;
         Some(record)
     }
+}
+
+/// What the store's switches say about `call`: a kill switch that covers it, or read-only
+/// mode for a tool that is not a read.
+fn switch_stop(switches: &Switches, call: &ToolCall, policy: &Policy) -> Option<StopReason> {
+    if let Some(scope) = switches.kill_switch_for(call) {
+        return Some(StopReason::KillSwitch {
+            scope: scope.clone(),
+            source: SwitchSource::Store,
+        });
+    }
+    if switches.read_only && !policy.is_read_tool(call.tool()) {
+        return Some(StopReason::ReadOnly);
+    }
+    None
 }
 
 /// Why a call that was about to run did not: the part of the gate that failed.

@@ -67,6 +67,18 @@ impl Inner {
         self.trail.push_back(kept);
     }
 
+    /// Adds `delta` to the usage of run `run_id` and returns the new totals.
+    fn add_usage(&mut self, run_id: &str, delta: UsageDelta, now: OffsetDateTime) -> RunUsage {
+        // A run counted before needs no new key: no allocation on the path of every call.
+        if let Some(usage) = self.usage.get_mut(run_id) {
+            *usage = usage.add(delta, now);
+            return *usage;
+        }
+        let usage = RunUsage::default().add(delta, now);
+        self.usage.insert(run_id.to_owned(), usage);
+        usage
+    }
+
     /// Keeps `request` and its deadline, replacing the stored version and its deadline.
     fn put(&mut self, request: ApprovalRequest) {
         if let Some(old) = self.requests.get(&request.id())
@@ -340,19 +352,26 @@ impl ControlStore for MemoryStore {
         delta: UsageDelta,
         now: OffsetDateTime,
     ) -> Result<RunUsage, StoreError> {
-        let mut inner = self.lock();
-        // A run counted before needs no new key: no allocation on the path of every call.
-        if let Some(usage) = inner.usage.get_mut(run_id) {
-            *usage = usage.add(delta, now);
-            return Ok(*usage);
-        }
-        let usage = RunUsage::default().add(delta, now);
-        inner.usage.insert(run_id.to_owned(), usage);
-        Ok(usage)
+        Ok(self.lock().add_usage(run_id, delta, now))
     }
 
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError> {
         Ok(self.lock().usage.get(run_id).copied().unwrap_or_default())
+    }
+
+    async fn switches_then_add_usage(
+        &self,
+        stops: &(dyn for<'s> Fn(&'s Switches) -> bool + Sync),
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<(Switches, Option<RunUsage>), StoreError> {
+        let mut inner = self.lock();
+        let switches = inner.switches.clone();
+        if stops(&switches) {
+            return Ok((switches, None));
+        }
+        Ok((switches, Some(inner.add_usage(run_id, delta, now))))
     }
 }
 
@@ -469,7 +488,7 @@ rules:
             .lock()
             .trail
             .iter()
-            .filter_map(|r| match &r.event {
+            .filter_map(|r| match &*r.event {
                 AuditEvent::ApprovalTimeout { from } => Some((r.request_id?, from.clone())),
                 _ => None,
             })

@@ -462,6 +462,28 @@ pub trait ControlStore: Send + Sync {
     /// What run `run_id` has used so far (all zero for a run never counted): a read,
     /// which takes no write lock and starts no run.
     async fn usage(&self, run_id: &str) -> Result<RunUsage, StoreError>;
+
+    /// Reads the switches and, unless `stops` says they stop the call, adds `delta` to the
+    /// usage of run `run_id`: what the gate does before every call. Returns the switches,
+    /// and the new totals when it counted.
+    ///
+    /// The provided method calls [`switches`](Self::switches), then
+    /// [`add_usage`](Self::add_usage). A store that can do both in one round trip
+    /// overrides it ([`MemoryStore`] does, under one lock).
+    async fn switches_then_add_usage(
+        &self,
+        stops: &(dyn for<'s> Fn(&'s Switches) -> bool + Sync),
+        run_id: &str,
+        delta: UsageDelta,
+        now: OffsetDateTime,
+    ) -> Result<(Switches, Option<RunUsage>), StoreError> {
+        let switches = self.switches().await?;
+        if stops(&switches) {
+            return Ok((switches, None));
+        }
+        let usage = self.add_usage(run_id, delta, now).await?;
+        Ok((switches, Some(usage)))
+    }
 }
 
 /// Appends to the store's audit trail. Part of [`ApprovalStore`].
