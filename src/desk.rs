@@ -226,11 +226,11 @@ impl Desk {
             let full = query.limit.is_some_and(|n| read.len() >= n);
             page.after = read.last().map(ListCursor::after);
             found.extend(read.into_iter().filter(|r| r.call().tenant().is_none()));
-            if let Some(limit) = query.limit {
-                if found.len() >= limit {
-                    found.truncate(limit);
-                    return Ok(found);
-                }
+            if let Some(limit) = query.limit
+                && found.len() >= limit
+            {
+                found.truncate(limit);
+                return Ok(found);
             }
             if !full {
                 return Ok(found);
@@ -290,6 +290,10 @@ impl Desk {
     /// gate's limits; the request is left as it was. Approvals given before the edit no
     /// longer count toward the quorum: they were for other arguments (an "edit" to the
     /// arguments already approved keeps them).
+    ///
+    /// A value of `args` left as `"[redacted]"` where the request shows `"[redacted]"`
+    /// ([`ApprovalRequest::shown_args`]) keeps the value it stands for: edit the shown
+    /// arguments and pass them back, and the secrets you never saw stay as they were.
     pub async fn approve_with_edits(
         &self,
         id: RequestId,
@@ -298,15 +302,17 @@ impl Desk {
     ) -> Result<ApprovalRequest, DeskError> {
         let now = self.gate.now();
         // Checked first: arguments beyond the limits may be too deep to drop by recursion.
-        let hash = match ArgsHash::compute_with_limits(&args, self.gate.args_limits()) {
-            Ok(hash) => hash,
-            Err(reason) => {
-                let mut args = args;
-                crate::call::dispose(&mut args);
-                return Err(DeskError::InvalidArgs { id, reason });
-            }
-        };
+        if let Err(reason) = ArgsHash::compute_with_limits(&args, self.gate.args_limits()) {
+            let mut args = args;
+            crate::call::dispose(&mut args);
+            return Err(DeskError::InvalidArgs { id, reason });
+        }
         let request = self.get(id).await?;
+        // A secret left as the placeholder people were shown keeps its approved value.
+        let mut args = args;
+        crate::policy::restore_redacted(&mut args, request.shown_args(), request.approved_args());
+        let hash = ArgsHash::compute_with_limits(&args, self.gate.args_limits())
+            .map_err(|reason| DeskError::InvalidArgs { id, reason })?;
         let refused = |reason: EditRefusal| DeskError::EditRefused { id, reason };
         let edited = request.call().clone().with_args(args.clone());
         let decision = self.gate.policy().evaluate(&edited);

@@ -51,6 +51,7 @@ pub use names::{RoleName, RuleId, TierName, TtlSeconds};
 pub use path::FieldPath;
 pub use pattern::ToolPattern;
 pub use preview::PreviewTemplate;
+pub(crate) use preview::restore_redacted;
 pub use regex_pattern::RegexPattern;
 pub use version::PolicyVersion;
 

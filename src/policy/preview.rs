@@ -15,6 +15,35 @@ use super::path::{FieldPath, Step, Target, follow, parse_steps};
 /// What a redacted value becomes.
 pub(crate) const REDACTED: &str = "[redacted]";
 
+/// Puts the approved value back wherever `edit` still holds the placeholder that `shown`
+/// (the arguments as people were shown them, secrets redacted) holds at the same place:
+/// a person who edits the arguments they were shown never saw the secrets, and leaving
+/// a placeholder in place keeps the secret rather than replacing it with the placeholder.
+pub(crate) fn restore_redacted(edit: &mut Value, shown: &Value, approved: &Value) {
+    match (edit, shown) {
+        (edit @ Value::String(_), Value::String(s))
+            if s == REDACTED && edit.as_str() == Some(REDACTED) =>
+        {
+            *edit = approved.clone();
+        }
+        (Value::Object(edit), Value::Object(shown)) => {
+            for (key, value) in edit.iter_mut() {
+                if let (Some(s), Some(a)) = (shown.get(key), approved.get(key)) {
+                    restore_redacted(value, s, a);
+                }
+            }
+        }
+        (Value::Array(edit), Value::Array(shown)) => {
+            for (i, value) in edit.iter_mut().enumerate() {
+                if let (Some(s), Some(a)) = (shown.get(i), approved.get(i)) {
+                    restore_redacted(value, s, a);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// What a placeholder whose path a call's args do not have renders as.
 pub(crate) const MISSING: &str = "<missing>";
 
@@ -360,5 +389,23 @@ mod tests {
                 .unwrap_err()
                 .contains("paths into the args such as `args.password`, found `context.tenant`")
         );
+    }
+
+    #[test]
+    fn placeholders_left_in_place_keep_the_approved_secret() {
+        let approved = json!({"to": "bob", "api_key": "sk-1", "list": ["a", "s3cret"]});
+        let shown = json!({"to": "bob", "api_key": REDACTED, "list": ["a", REDACTED]});
+        let mut edit = json!({"to": "eve", "api_key": REDACTED, "list": ["b", REDACTED]});
+        restore_redacted(&mut edit, &shown, &approved);
+        assert_eq!(
+            edit,
+            json!({"to": "eve", "api_key": "sk-1", "list": ["b", "s3cret"]})
+        );
+
+        // A new value typed in is kept; a placeholder where nothing was redacted stays
+        // what was typed.
+        let mut edit = json!({"to": REDACTED, "api_key": "sk-2"});
+        restore_redacted(&mut edit, &shown, &approved);
+        assert_eq!(edit, json!({"to": REDACTED, "api_key": "sk-2"}));
     }
 }

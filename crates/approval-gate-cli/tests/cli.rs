@@ -502,7 +502,12 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
 
     let scratch = Scratch::new("serve");
     let config = init(&scratch);
-    // Without a way to know people, the console does not start.
+    // `init` admits one person with a token of its own; take its `serve` section out to
+    // see that without a way to know people, the console does not start.
+    let written = std::fs::read_to_string(&config).unwrap();
+    let without_serve = written.split("\nserve:").next().unwrap().to_owned() + "\n";
+    assert!(written.contains("\nserve:"), "{written}");
+    std::fs::write(&config, &without_serve).unwrap();
     let refused = run(&["--config", &config, "serve", "--listen", "127.0.0.1:0"]).code(2);
     assert!(
         refused.stderr.contains("serve.tokens"),
@@ -526,7 +531,7 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
     let hashed = hasher.wait_with_output().unwrap();
     let sha256 = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
     assert_eq!(sha256.len(), 64);
-    let mut text = std::fs::read_to_string(&config).unwrap();
+    let mut text = without_serve;
     text.push_str(&format!(
         "serve:\n  tokens:\n    - sha256: {sha256}\n      as: ann\n      roles: [approver]\n"
     ));
@@ -568,4 +573,40 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
     let _ = server.wait();
     assert!(known.starts_with("HTTP/1.1 200"), "{known}");
     assert!(unknown.starts_with("HTTP/1.1 401"), "{unknown}");
+}
+
+/// `init` prints a console token once and keeps only its hash, in a `serve` section
+/// that admits the person who ran it as the console's administrator.
+#[test]
+fn init_admits_its_user_to_the_console_by_a_token_shown_once() {
+    use std::io::Write as _;
+
+    let scratch = Scratch::new("init-token");
+    let dir = scratch.path("deploy");
+    let out = run(&["init", dir.to_str().unwrap()]).ok();
+    let token = out.stdout.lines().last().unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64, "{}", out.stdout);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    let config = std::fs::read_to_string(dir.join("approval-gate.yaml")).unwrap();
+    assert!(
+        !config.contains(&token),
+        "the config keeps the token itself"
+    );
+
+    let mut hasher = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"))
+        .arg("token-hash")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    hasher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let hashed = hasher.wait_with_output().unwrap();
+    let sha256 = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    assert!(config.contains(&format!("sha256: {sha256}")), "{config}");
+    assert!(config.contains("roles: [approval-admin]"), "{config}");
 }
