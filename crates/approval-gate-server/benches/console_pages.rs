@@ -204,7 +204,7 @@ async fn check(app: &axum::Router, n: usize, label: &str) {
         "{label}: the queue shows more than the {PAGE} oldest"
     );
     assert!(
-        queue.contains("/?before="),
+        queue.contains("/?after="),
         "{label}: no link to the next page"
     );
     let middle = n / 2;
