@@ -5,11 +5,10 @@
 use std::io::Write;
 
 use approval_gate::desk::Grant;
-use approval_gate::serde_json::{self, Value};
+use approval_gate::serde_json;
 use approval_gate::time::OffsetDateTime;
 use approval_gate::time::format_description::well_known::Rfc3339;
 use approval_gate::trail::AuditRecord;
-use approval_gate::{ApprovalRequest, RequestState};
 use serde::Serialize;
 
 /// How reads print.
@@ -27,91 +26,7 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-/// A request as a person sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestView {
-    /// The request id.
-    pub id: String,
-    /// Where it stands now.
-    pub state: String,
-    /// The tool.
-    pub tool: String,
-    /// What will run, in words.
-    pub preview: String,
-    /// The arguments that will run, secrets redacted.
-    pub shown_args: Value,
-    /// The hash of the arguments that will run.
-    pub args_hash: String,
-    /// The rules that asked for approval.
-    pub rule_ids: Vec<String>,
-    /// The policy's reason.
-    pub reason: Option<String>,
-    /// The risk tier.
-    pub tier: Option<String>,
-    /// Who asked.
-    pub requester: Option<String>,
-    /// The call's tenant.
-    pub tenant: Option<String>,
-    /// The agent run.
-    pub run_id: String,
-    /// The tool call's id.
-    pub call_id: String,
-    /// Who approved so far.
-    pub approvers: Vec<String>,
-    /// How many approvers it needs.
-    pub quorum: u32,
-    /// When it was filed.
-    pub created_at: String,
-    /// When it expires unless decided.
-    pub expires_at: String,
-    /// Seconds left to decide, while pending.
-    pub remaining_seconds: Option<u64>,
-    /// When an approval expires unless used.
-    pub approval_expires_at: Option<String>,
-    /// Who edited the arguments.
-    pub edited_by: Option<String>,
-    /// The fields an edit changed.
-    pub changed_fields: Vec<String>,
-    /// Who decided.
-    pub decided_by: Option<String>,
-    /// The denial's feedback or the cancel's reason.
-    pub feedback: Option<String>,
-}
-
-impl RequestView {
-    /// The view of `request` at `now`.
-    pub fn of(request: &ApprovalRequest, now: OffsetDateTime) -> Self {
-        let call = request.call();
-        let state = request.state_at(now);
-        RequestView {
-            id: request.id().to_string(),
-            state: state.as_str().to_owned(),
-            tool: call.tool().to_owned(),
-            preview: request.preview().unwrap_or(call.tool()).to_owned(),
-            shown_args: request.shown_args().clone(),
-            args_hash: request.approved_args_hash().to_string(),
-            rule_ids: request.rule_ids().iter().map(ToString::to_string).collect(),
-            reason: request.reason().map(str::to_owned),
-            tier: request.tier().map(ToString::to_string),
-            requester: call.requester().map(str::to_owned),
-            tenant: call.tenant().map(str::to_owned),
-            run_id: call.run_id().to_owned(),
-            call_id: call.call_id().to_owned(),
-            approvers: request.approvers().to_vec(),
-            quorum: request.quorum(),
-            created_at: rfc3339(request.created_at()),
-            expires_at: rfc3339(request.expires_at()),
-            remaining_seconds: (state == RequestState::Pending)
-                .then(|| request.remaining(now).map(|d| d.as_secs()))
-                .flatten(),
-            approval_expires_at: request.approval_expires_at().map(rfc3339),
-            edited_by: request.edited_by().map(str::to_owned),
-            changed_fields: request.changed_fields().to_vec(),
-            decided_by: request.decided_by().map(str::to_owned),
-            feedback: request.feedback().map(str::to_owned),
-        }
-    }
-}
+pub use approval_gate_server::RequestView;
 
 /// A standing grant as a person sees it.
 #[derive(Debug, Clone, Serialize)]

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use approval_gate::serde_json::Value;
+use approval_gate::trail::AuditQuery;
 use approval_gate::{GrantScope, GrantSpec, RequestId};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ConsoleError;
+use crate::view::{HistoryLine, RequestView};
 
 /// A standing grant asked for with an approval: the form's or the API's fields.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,4 +98,25 @@ pub(crate) async fn approve(
 /// asked of the desk.
 pub(crate) fn parse_edit(text: &str) -> Result<Value, ConsoleError> {
     approval_gate::parse_args(text).map_err(|e| ConsoleError::BadEdit(e.to_string()))
+}
+
+/// What `id` shows the caller: the request as they may see it, and its history. The
+/// page and the API show the same.
+pub(crate) async fn shown(
+    app: &AppState,
+    caller: &Caller,
+    id: RequestId,
+) -> Result<(RequestView, Vec<HistoryLine>), ConsoleError> {
+    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let request = desk.show(id).await?;
+    let history = app
+        .gate
+        .store()
+        .audit_records(&AuditQuery::request(id))
+        .await
+        .map_err(|e| ConsoleError::Desk(e.into()))?;
+    Ok((
+        RequestView::of(&request, app.gate.now()),
+        history.iter().map(HistoryLine::of).collect(),
+    ))
 }

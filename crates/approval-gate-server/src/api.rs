@@ -2,7 +2,6 @@
 //! rules, for bots and other UIs.
 
 use approval_gate::RequestState;
-use approval_gate::trail::AuditQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
@@ -11,10 +10,10 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ConsoleError};
+use crate::error::ApiError;
 use crate::guard::same_origin;
 use crate::pages::{QueueFilter, parse_id};
-use crate::view::{HistoryLine, RequestView};
+use crate::view::RequestView;
 
 /// `GET /api/v1/requests`: the pending requests the caller may see, oldest first (the
 /// queue's filters: `tool`, `tier`, `run`, `before`, and `after=ID` for the next page).
@@ -39,19 +38,10 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
-    let request = desk.show(id).await?;
-    let history = app
-        .gate
-        .store()
-        .audit_records(&AuditQuery::request(id))
-        .await
-        .map_err(|e| ConsoleError::Desk(e.into()))?;
-    let history: Vec<HistoryLine> = history.iter().map(HistoryLine::of).collect();
-    Ok(Json(serde_json::json!({
-        "request": RequestView::of(&request, app.gate.now()),
-        "history": history,
-    })))
+    let (request, history) = crate::act::shown(&app, &caller, id).await?;
+    Ok(Json(
+        serde_json::json!({ "request": request, "history": history }),
+    ))
 }
 
 /// The body of `POST /api/v1/requests/{id}/approve`.

@@ -1,7 +1,6 @@
 //! The console's pages: the queue, a request, and the decisions as plain forms.
 
 use approval_gate::store::ListCursor;
-use approval_gate::trail::AuditQuery;
 use approval_gate::{RequestId, RequestQuery, RequestState};
 use askama::Template;
 use axum::Form;
@@ -129,18 +128,11 @@ async fn request_page(
     id: RequestId,
     notice: Option<String>,
 ) -> Result<String, ConsoleError> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
-    let request = desk.show(id).await?;
-    let history = app
-        .gate
-        .store()
-        .audit_records(&AuditQuery::request(id))
-        .await
-        .map_err(|e| ConsoleError::Desk(e.into()))?;
+    let (request, history) = crate::act::shown(app, caller, id).await?;
     let page = RequestPage {
         who: caller.approver.id().to_owned(),
-        request: RequestView::of(&request, app.gate.now()),
-        history: history.iter().map(HistoryLine::of).collect(),
+        request,
+        history,
         notice,
     };
     Ok(page.render()?)

@@ -1,23 +1,28 @@
 //! What a person sees of a request: the same on the page and in the API, built from
 //! `shown_args` and the preview, never the raw arguments.
 
+use approval_gate::serde_json::{self, Value};
 use approval_gate::time::OffsetDateTime;
 use approval_gate::time::format_description::well_known::Rfc3339;
 use approval_gate::trail::AuditRecord;
 use approval_gate::{ApprovalRequest, RequestState};
 use serde::Serialize;
 
-/// A request as the console shows it.
+/// A request as a person sees it before deciding: the same on the console's pages, in
+/// its JSON API and in the `approval-gate` command's JSON output. Built from
+/// `shown_args` and the preview, never the raw arguments.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestView {
     /// The request id.
     pub id: String,
+    /// Where it stands now (`pending`, `approved`, …).
+    pub state: String,
     /// The tool.
     pub tool: String,
     /// The preview of what will run (of the edited call after an edit).
     pub preview: String,
-    /// The arguments that will run, secrets redacted, as indented JSON.
-    pub shown_args: String,
+    /// The arguments that will run, secrets redacted.
+    pub shown_args: Value,
     /// The hash of the arguments that will run.
     pub args_hash: String,
     /// The rules that asked for approval.
@@ -32,16 +37,20 @@ pub struct RequestView {
     pub tenant: Option<String>,
     /// The agent run.
     pub run_id: String,
-    /// Where it stands now.
-    pub state: String,
+    /// The tool call's id.
+    pub call_id: String,
     /// Who approved so far.
     pub approvers: Vec<String>,
     /// How many approvers it needs.
     pub quorum: u32,
+    /// When it was filed (RFC 3339).
+    pub created_at: String,
     /// When it expires unless decided (RFC 3339).
     pub expires_at: String,
     /// Seconds left to decide; `None` unless pending.
-    pub remaining_secs: Option<u64>,
+    pub remaining_seconds: Option<u64>,
+    /// When an approval expires unless used (RFC 3339).
+    pub approval_expires_at: Option<String>,
     /// Who edited the arguments, when someone did.
     pub edited_by: Option<String>,
     /// The fields an edit changed.
@@ -59,9 +68,10 @@ impl RequestView {
         let state = request.state_at(now);
         RequestView {
             id: request.id().to_string(),
+            state: state.as_str().to_owned(),
             tool: call.tool().to_owned(),
             preview: request.preview().unwrap_or(call.tool()).to_owned(),
-            shown_args: serde_json::to_string_pretty(request.shown_args()).unwrap_or_default(),
+            shown_args: request.shown_args().clone(),
             args_hash: request.approved_args_hash().to_string(),
             rule_ids: request.rule_ids().iter().map(ToString::to_string).collect(),
             reason: request.reason().map(str::to_owned),
@@ -69,18 +79,25 @@ impl RequestView {
             requester: call.requester().map(str::to_owned),
             tenant: call.tenant().map(str::to_owned),
             run_id: call.run_id().to_owned(),
-            state: state.as_str().to_owned(),
+            call_id: call.call_id().to_owned(),
             approvers: request.approvers().to_vec(),
             quorum: request.quorum(),
+            created_at: rfc3339(request.created_at()),
             expires_at: rfc3339(request.expires_at()),
-            remaining_secs: (state == RequestState::Pending)
+            remaining_seconds: (state == RequestState::Pending)
                 .then(|| request.remaining(now).map(|d| d.as_secs()))
                 .flatten(),
+            approval_expires_at: request.approval_expires_at().map(rfc3339),
             edited_by: request.edited_by().map(str::to_owned),
             changed_fields: request.changed_fields().to_vec(),
             decided_by: request.decided_by().map(str::to_owned),
             feedback: request.feedback().map(str::to_owned),
         }
+    }
+
+    /// The shown arguments as indented JSON, for a page or a terminal.
+    pub fn shown_args_text(&self) -> String {
+        serde_json::to_string_pretty(&self.shown_args).unwrap_or_default()
     }
 
     /// Whether a person may still approve or deny it.

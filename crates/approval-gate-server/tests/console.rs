@@ -343,6 +343,9 @@ async fn a_bot_decides_through_the_api_with_its_token() {
     let list: Value = approval_gate::serde_json::from_str(&body).unwrap();
     assert_eq!(list[0]["id"], id.to_string());
     assert!(!body.contains("sk-SECRET-1234"));
+    // The arguments are JSON, as the command prints them, secrets redacted.
+    assert_eq!(list[0]["shown_args"]["api_key"], json!("[redacted]"));
+    assert_eq!(list[0]["call_id"], json!("c1"), "{body}");
     let (status, _, body) = w
         .send(api(
             "POST",
