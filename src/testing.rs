@@ -762,6 +762,94 @@ pub async fn switches_then_add_usage_counts_unless_stopped(
 
 /// One use of a grant covering `call`, decided above the store as the gate does
 /// ([`Grant::covers`], then [`GrantStore::update_grant`](crate::store::GrantStore::update_grant)).
+/// The tool calls run `run` has used.
+async fn tool_calls(store: &dyn ApprovalStore, run: &str) -> u64 {
+    store.usage(run).await.expect("usage").tool_calls
+}
+
+/// A record that [counts its call](AuditRecord::counts_call) adds one tool call to its
+/// run's usage in the write that takes it (`append_audit`, `create` filing or merging,
+/// `update_grant`); a record without the mark counts nothing; the mark is not kept.
+pub async fn records_that_count_their_call_add_to_usage(
+    store: &dyn ApprovalStore,
+    clock: &ManualClock,
+) {
+    let now = clock.now();
+    let tenant = unique("tenant");
+    let run = unique("run");
+
+    let call = ToolCall::new(run.as_str(), "c1", "email.send", json!({"to": "a@x"}))
+        .with_requester("requester")
+        .with_tenant(tenant.as_str());
+    let allow = AuditEvent::Allow {
+        rule_ids: Vec::new(),
+    };
+    let plain = AuditRecord::new(now, &call, None, "v", allow.clone());
+    store.append_audit(&plain).await.expect("append");
+    assert_eq!(
+        tool_calls(store, &run).await,
+        0,
+        "a record without the mark counts nothing"
+    );
+    let counted = AuditRecord::new(now, &call, None, "v", allow).counting_call(true);
+    store.append_audit(&counted).await.expect("append");
+    let usage = store.usage(&run).await.expect("usage");
+    assert_eq!((usage.tool_calls, usage.started_at), (1, Some(now)));
+
+    // Filing, then an identical call merged into the filing.
+    let r = request(&run, &tenant, "email.send", json!({"to": "b@x"}), now);
+    let filed = store
+        .create(r.clone(), &rec(&r).counting_call(true), now)
+        .await
+        .expect("create");
+    assert!(filed.created);
+    assert_eq!(tool_calls(store, &run).await, 2, "filing counts the call");
+    let twin = request(&run, &tenant, "email.send", json!({"to": "b@x"}), now);
+    let record = rec(&twin).counting_call(true);
+    let merged = store.create(twin, &record, now).await.expect("create");
+    assert!(!merged.created);
+    assert_eq!(
+        tool_calls(store, &run).await,
+        3,
+        "merging counts the call too"
+    );
+
+    // A grant's use.
+    let approved = r.approve(&approver(&tenant), now).expect("approve");
+    store
+        .update(&approved, &rec(&approved))
+        .await
+        .expect("approve");
+    let spec = GrantSpec::new(GrantScope::Run, Duration::from_secs(60));
+    let grant = Grant::from_approval(&approved, &[approver(&tenant)], &spec, now).expect("grant");
+    store.put_grant(&grant, &rec(&approved)).await.expect("put");
+    assert_eq!(
+        tool_calls(store, &run).await,
+        3,
+        "approving and granting count nothing"
+    );
+    let hash: ArgsHash = call.args_hash().expect("hash");
+    let used =
+        crate::gate::grants::use_grant(store, &call, &hash, &suite_decision(), "v", true, now)
+            .await
+            .expect("use");
+    assert!(used.is_some(), "the grant covers the call");
+    assert_eq!(
+        tool_calls(store, &run).await,
+        4,
+        "a grant's use counts the call"
+    );
+
+    let kept = store
+        .audit_records(&AuditQuery::run(run.as_str()))
+        .await
+        .expect("audit records");
+    assert!(
+        kept.iter().all(|r| !r.counts_call()),
+        "the mark is an instruction, not kept"
+    );
+}
+
 async fn use_grant(
     store: &dyn ApprovalStore,
     call: &ToolCall,
@@ -771,7 +859,8 @@ async fn use_grant(
     now: OffsetDateTime,
 ) -> Result<Option<Grant>, StoreError> {
     let used =
-        crate::gate::grants::use_grant(store, call, hash, decision, policy_version, now).await?;
+        crate::gate::grants::use_grant(store, call, hash, decision, policy_version, false, now)
+            .await?;
     Ok(used.map(|(grant, _)| grant))
 }
 
@@ -1329,6 +1418,7 @@ pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     switches_round_trip(store, clock).await;
     usage_adds_up_per_run(store, clock).await;
     switches_then_add_usage_counts_unless_stopped(store, clock).await;
+    records_that_count_their_call_add_to_usage(store, clock).await;
     grants_cover_count_and_revoke(store, clock).await;
     cancelling_ends_the_requests_grants(store, clock).await;
     quorum_votes_are_kept(store, clock).await;

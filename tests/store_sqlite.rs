@@ -265,7 +265,7 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
 
     conn.execute(
         "INSERT INTO approval_schema_version (version) VALUES (99)",
@@ -280,7 +280,7 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
 }
 
 /// A database written by an earlier version of this crate (schema version 2, whose
-/// indexes held every request's state) is brought to version 3 on connect, and its
+/// indexes held every request's state) is brought to the current version on connect, and its
 /// requests are found by the dedupe lookup and the sweep as before.
 #[tokio::test]
 async fn a_version_2_database_migrates_and_keeps_its_requests() {
@@ -299,14 +299,14 @@ async fn a_version_2_database_migrates_and_keeps_its_requests() {
     conn.execute_batch(
         "DROP INDEX approval_requests_call; DROP INDEX approval_requests_pending_expiry; \
          DROP INDEX approval_requests_approved_expiry; DROP INDEX approval_audit_request; \
-         DROP INDEX approval_audit_actor; \
+         DROP INDEX approval_audit_actor; DROP INDEX approval_requests_pending_queue; \
          CREATE INDEX approval_requests_dedupe ON approval_requests (run_id, tool, args_hash, state); \
          CREATE INDEX approval_requests_expiry ON approval_requests (state, expires_at); \
          CREATE INDEX approval_requests_approval_expiry ON approval_requests (state, approval_expires_at); \
          CREATE INDEX approval_audit_request ON approval_audit (request_id, seq); \
          CREATE INDEX approval_audit_actor ON approval_audit (actor, seq); \
          ALTER TABLE approval_grants DROP COLUMN version; \
-         DELETE FROM approval_schema_version WHERE version IN (3, 4);",
+         DELETE FROM approval_schema_version WHERE version IN (3, 4, 5);",
     )
     .unwrap();
     drop(conn);
@@ -330,6 +330,7 @@ async fn a_version_2_database_migrates_and_keeps_its_requests() {
             "approval_requests_call",
             "approval_requests_created",
             "approval_requests_pending_expiry",
+            "approval_requests_pending_queue",
         ]
     );
     // The same call again finds the request filed under version 2.

@@ -69,6 +69,21 @@ pub struct AuditRecord {
     /// Fields of a newer version's record that this version does not know, kept whole.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub(crate) extra: Option<Box<Map<String, Value>>>,
+    /// Whether the store that writes the record counts its call: see
+    /// [`counts_call`](Self::counts_call).
+    #[serde(skip)]
+    pub(crate) counts_call: CountsCall,
+}
+
+/// An instruction to the store that writes an [`AuditRecord`], not part of the record:
+/// never serialized, never read back, and ignored when records are compared.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CountsCall(pub(crate) bool);
+
+impl PartialEq for CountsCall {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The fields of an [`AuditRecord`] as read, with the event's and any unknown ones in
@@ -128,6 +143,7 @@ impl<'de> Deserialize<'de> for AuditRecord {
             tenant: r.tenant,
             event,
             extra,
+            counts_call: CountsCall::default(),
         })
     }
 }
@@ -155,6 +171,7 @@ impl AuditRecord {
             tenant: call.tenant().map(str::to_owned),
             event,
             extra: None,
+            counts_call: CountsCall::default(),
         }
     }
 
@@ -244,6 +261,7 @@ impl AuditRecord {
             tenant: None,
             event,
             extra: None,
+            counts_call: CountsCall::default(),
         }
     }
 
@@ -269,6 +287,43 @@ impl AuditRecord {
             event,
         )
         .with_request(joined.id())
+    }
+
+    /// Whether the store that writes this record adds one tool call to the usage of
+    /// `run_id` (as [`add_usage`](crate::store::ControlStore::add_usage) would, at `at`)
+    /// in the same transaction: set on the first record of a gated call (its `allow`,
+    /// `policy_denied`, `grant_used` or `approval_required`) when the policy sets no
+    /// budgets, so that counting the call costs no commit of its own. With budgets, the
+    /// gate counts the call before the policy decides, and this is `false`. Always
+    /// `false` for a record of any other event.
+    ///
+    /// Every store honours it in whichever write takes the record:
+    /// [`append_audit`](crate::store::TrailWriter::append_audit),
+    /// [`create`](crate::store::RequestStore::create) (for the merge record too, when the
+    /// call joins a pending request) and
+    /// [`update_grant`](crate::store::GrantStore::update_grant). It is an instruction to
+    /// the store, not part of the record: never serialized, `false` on every record read
+    /// back, and ignored by `==`.
+    pub fn counts_call(&self) -> bool {
+        // Only a call's first record counts it: a record made from a marked one (the
+        // tool's result, a `stopped` after it) never counts the call twice.
+        self.counts_call.0
+            && matches!(
+                self.event,
+                AuditEvent::Allow { .. }
+                    | AuditEvent::PolicyDenied { .. }
+                    | AuditEvent::ApprovalRequired { .. }
+                    | AuditEvent::ApprovalMerged { .. }
+                    | AuditEvent::GrantUsed { .. }
+            )
+    }
+
+    /// Marks the record as counting its call ([`counts_call`](Self::counts_call)) when
+    /// `counts` is true. A store's [`create`](crate::store::RequestStore::create) carries
+    /// the mark of the record it was given over to the merge record it writes instead.
+    pub fn counting_call(mut self, counts: bool) -> Self {
+        self.counts_call = CountsCall(counts);
+        self
     }
 
     /// Sets the approval request the record belongs to.

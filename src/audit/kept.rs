@@ -57,6 +57,7 @@ impl KeptRecord {
             tenant: self.tenant.as_deref().map(str::to_owned),
             event: AuditEvent::clone(&self.event),
             extra: self.extra.clone(),
+            counts_call: Default::default(),
         }
     }
 

@@ -99,11 +99,14 @@ impl<E: ToolExecutor> Gated<E> {
                 return Ok(stopped(reason, None, &policy));
             }
         };
-        if let Some(reason) = self.gate.run_controls(&call, &policy, true, now).await? {
+        let controls = self.gate.run_controls(&call, &policy, true, now).await?;
+        if let Some(reason) = controls.stop {
             return self
                 .stop(now, &call, Some(args_hash), None, &policy, reason)
                 .await;
         }
+        // Without budgets, the store counts the call with the record written next.
+        let counts = controls.count_in_record;
         let decision = policy.evaluate(&call);
         crate::observe::decided(&decision, call.tool());
         match decision.effect() {
@@ -112,7 +115,8 @@ impl<E: ToolExecutor> Gated<E> {
                     rule_ids: rule_ids(&decision),
                 };
                 let version = policy.version().as_str();
-                let record = AuditRecord::new(now, &call, Some(args_hash), version, event);
+                let record = AuditRecord::new(now, &call, Some(args_hash), version, event)
+                    .counting_call(counts);
                 self.gate.record_before_run(&record).await?;
                 Ok(self
                     .execute_then_record(Execution::allowed(call), record)
@@ -125,13 +129,10 @@ impl<E: ToolExecutor> Gated<E> {
                 };
                 let version = policy.version().as_str();
                 self.gate
-                    .record(&AuditRecord::new(
-                        now,
-                        &call,
-                        Some(args_hash),
-                        version,
-                        event,
-                    ))
+                    .record(
+                        &AuditRecord::new(now, &call, Some(args_hash), version, event)
+                            .counting_call(counts),
+                    )
                     .await?;
                 Ok(stopped(denied(&decision), None, &policy))
             }
@@ -140,7 +141,7 @@ impl<E: ToolExecutor> Gated<E> {
                     let store = self.gate.store().as_ref();
                     let version = policy.version().as_str();
                     match crate::gate::grants::use_grant(
-                        store, &call, &args_hash, &decision, version, now,
+                        store, &call, &args_hash, &decision, version, counts, now,
                     )
                     .await
                     {
@@ -185,7 +186,7 @@ impl<E: ToolExecutor> Gated<E> {
                     tier: decision.tier().map(str::to_owned),
                     expires_at: request.expires_at(),
                 };
-                let record = AuditRecord::for_request(now, &request, event);
+                let record = AuditRecord::for_request(now, &request, event).counting_call(counts);
                 let filed = self.gate.store().create(request, &record, now).await?;
                 if !filed.created {
                     // The store recorded the merge; the sink hears of it too.
@@ -294,7 +295,12 @@ impl<E: ToolExecutor> Gated<E> {
                     .await;
             }
         };
-        if let Some(reason) = self.gate.run_controls(&call, &policy, false, now).await? {
+        if let Some(reason) = self
+            .gate
+            .run_controls(&call, &policy, false, now)
+            .await?
+            .stop
+        {
             return self
                 .stop(
                     now,
@@ -400,6 +406,8 @@ impl<E: ToolExecutor> Gated<E> {
         let result = self.inner.execute(execution).await;
         record.at = self.gate.now();
         record.event = result_event(&result);
+        // The call was counted with the record that let it run.
+        record = record.counting_call(false);
         let unrecorded = self.gate.record(&record).await.err();
         GateOutcome::Executed(Executed {
             result,

@@ -21,7 +21,8 @@ const RETRIES: usize = 64;
 /// the policy's verdict on the call now), and counts one use of it in `store`, with its
 /// [`AuditRecord::grant_used`] (with `policy_version`) in the same transaction. Returns
 /// the grant as used and the record the store kept, or `None` when no grant covers the
-/// call.
+/// call. With `counts_call`, the store counts the call with the record
+/// ([`AuditRecord::counts_call`]).
 ///
 /// A grant of `n` uses covers at most `n` calls across all workers: a use that lost the
 /// race to another write of the grant reads the grants again and decides again.
@@ -31,6 +32,7 @@ pub(crate) async fn use_grant(
     args_hash: &ArgsHash,
     decision: &Decision,
     policy_version: &str,
+    counts_call: bool,
     now: OffsetDateTime,
 ) -> Result<Option<(Grant, AuditRecord)>, StoreError> {
     let mut tries = 0;
@@ -43,7 +45,8 @@ pub(crate) async fn use_grant(
             return Ok(None);
         };
         let used = grant.used();
-        let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used);
+        let record = AuditRecord::grant_used(now, call, *args_hash, policy_version, &used)
+            .counting_call(counts_call);
         match store.update_grant(&used, &record).await {
             Ok(()) => return Ok(Some((used, record))),
             Err(StoreError::GrantConflict { .. } | StoreError::GrantNotFound { .. })

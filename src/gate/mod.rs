@@ -333,55 +333,64 @@ impl Gate {
         Ok(self.inner.store.usage(run_id).await?)
     }
 
-    /// The run controls, checked before the policy on every `call` (which also counts
-    /// itself as a tool call, whether or not the policy sets budgets) and `resume`: kill
+    /// The run controls, checked before the policy on every `call` and `resume`: kill
     /// switches (the config's, then the store's), read-only mode, budgets.
+    ///
+    /// Every `call` (`counts_as_call`) counts, budgets or not, so that `usage` reads
+    /// what happened and a policy that adds budgets later counts from the run's start;
+    /// a call the switches stop does not. With budgets, the call is counted here, before
+    /// the policy decides, so that concurrent calls cannot overrun them. Without, the
+    /// store counts it with the call's first record ([`AuditRecord::counts_call`]), so
+    /// that counting costs no commit of its own: [`Controls::count_in_record`] says so.
     pub(crate) async fn run_controls(
         &self,
         call: &ToolCall,
         policy: &Policy,
         counts_as_call: bool,
         now: OffsetDateTime,
-    ) -> Result<Option<StopReason>, GateError> {
+    ) -> Result<Controls, GateError> {
         if policy.controls().kill_switch {
-            return Ok(Some(StopReason::KillSwitch {
+            return Ok(Controls::stop(StopReason::KillSwitch {
                 scope: KillScope::Global,
                 source: SwitchSource::Config,
             }));
         }
-        // Every call counts, budgets or not, so that `usage` reads what happened and a
-        // policy that adds budgets later counts from the run's start; a call the switches
-        // stop does not.
         let budgets = policy.budgets();
-        let unbounded = *budgets == Budgets::default();
-        let (switches, usage) = if unbounded && !counts_as_call {
-            (self.inner.store.switches().await?, None)
-        } else {
-            let delta = UsageDelta {
-                tool_calls: u64::from(counts_as_call),
-                ..UsageDelta::default()
-            };
-            let stops = |s: &Switches| switch_stop(s, call, policy).is_some();
-            self.inner
-                .store
-                .switches_then_add_usage(&stops, call.run_id(), delta, now)
-                .await?
+        if *budgets == Budgets::default() {
+            let switches = self.inner.store.switches().await?;
+            return Ok(match switch_stop(&switches, call, policy) {
+                Some(reason) => Controls::stop(reason),
+                None => Controls {
+                    stop: None,
+                    count_in_record: counts_as_call,
+                },
+            });
+        }
+        let delta = UsageDelta {
+            tool_calls: u64::from(counts_as_call),
+            ..UsageDelta::default()
         };
+        let stops = |s: &Switches| switch_stop(s, call, policy).is_some();
+        let (switches, usage) = self
+            .inner
+            .store
+            .switches_then_add_usage(&stops, call.run_id(), delta, now)
+            .await?;
         if let Some(reason) = switch_stop(&switches, call, policy) {
-            return Ok(Some(reason));
+            return Ok(Controls::stop(reason));
         }
-        match usage {
-            Some(usage) if !unbounded => {
-                Ok(usage.exceeded(budgets, now).map(|(budget, limit, used)| {
-                    StopReason::BudgetExceeded {
-                        budget,
-                        limit,
-                        used,
-                    }
-                }))
-            }
-            _ => Ok(None),
-        }
+        let stop =
+            usage
+                .and_then(|usage| usage.exceeded(budgets, now))
+                .map(|(budget, limit, used)| StopReason::BudgetExceeded {
+                    budget,
+                    limit,
+                    used,
+                });
+        Ok(Controls {
+            stop,
+            count_in_record: false,
+        })
     }
 
     /// Records a step that changes no request: in the store's trail, then in the sink.
@@ -499,6 +508,25 @@ fn switch_stop(switches: &Switches, call: &ToolCall, policy: &Policy) -> Option<
     None
 }
 
+/// What the run controls said of a call ([`Gate::run_controls`]).
+#[derive(Debug)]
+pub(crate) struct Controls {
+    /// Why the call stops before the policy decides, if it does.
+    pub(crate) stop: Option<StopReason>,
+    /// Whether the call is still to be counted, by the store, with its first record.
+    pub(crate) count_in_record: bool,
+}
+
+impl Controls {
+    /// The call stops for `reason`, uncounted (or counted already).
+    fn stop(reason: StopReason) -> Self {
+        Controls {
+            stop: Some(reason),
+            count_in_record: false,
+        }
+    }
+}
+
 /// Why a call that was about to run did not: the part of the gate that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NotRun {
@@ -524,7 +552,7 @@ pub(crate) fn not_run_record(
     cause: NotRun,
     error: &(dyn std::error::Error + Send + Sync),
 ) -> AuditRecord {
-    let mut stopped = before.clone();
+    let mut stopped = before.clone().counting_call(false);
     stopped.event = AuditEvent::Stopped {
         reason: cause.as_str().into(),
         detail: Some(error_chain(error)),

@@ -63,6 +63,13 @@ struct Inner {
 impl Inner {
     /// Appends `record` to the trail.
     fn append(&mut self, record: &AuditRecord) {
+        if record.counts_call() {
+            let call = UsageDelta {
+                tool_calls: 1,
+                ..UsageDelta::default()
+            };
+            self.add_usage(&record.run_id, call, record.at);
+        }
         let kept = self.keeper.keep(record);
         self.trail.push_back(kept);
     }
@@ -137,7 +144,8 @@ impl RequestStore for MemoryStore {
             .filter(|r| r.state_at(now) == RequestState::Pending)
         {
             let joined = ApprovalRequest::clone(existing);
-            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined)
+                .counting_call(record.counts_call());
             inner.append(&merged);
             return Ok(Filed {
                 request: joined,

@@ -354,6 +354,10 @@ pub trait RequestStore: Send + Sync {
     /// false`), appends [`AuditRecord::merged`]`(now, request.call(),
     /// request.args_hash(), &joined)` in the same transaction instead of `record`, and
     /// tells subscribers nothing. [`Filed::record`] is the record appended.
+    ///
+    /// When `record` [counts its call](AuditRecord::counts_call), the store adds one tool
+    /// call to the run's usage in the same transaction, whether it files or merges (the
+    /// merge record carries the mark: [`AuditRecord::counting_call`]).
     async fn create(
         &self,
         request: ApprovalRequest,
@@ -425,7 +429,9 @@ pub trait GrantStore: Send + Sync {
     /// Replaces the stored grant with `next` and appends `record` (its `grant_used` or
     /// `grant_revoked`) in the same transaction, if the stored version is
     /// `next.version() - 1`; otherwise fails with [`StoreError::GrantConflict`] (or
-    /// [`StoreError::GrantNotFound`]) and writes nothing.
+    /// [`StoreError::GrantNotFound`]) and writes nothing. When `record`
+    /// [counts its call](AuditRecord::counts_call), adds one tool call to the run's usage
+    /// in the same transaction.
     async fn update_grant(&self, next: &Grant, record: &AuditRecord) -> Result<(), StoreError>;
 }
 
@@ -490,7 +496,9 @@ pub trait ControlStore: Send + Sync {
 #[async_trait]
 pub trait TrailWriter: Send + Sync {
     /// Appends a record that goes with no change of state (`allow`, `policy_denied`,
-    /// `stopped`, a tool's result after an allowed call, …) to the trail.
+    /// `stopped`, a tool's result after an allowed call, …) to the trail. When `record`
+    /// [counts its call](AuditRecord::counts_call), adds one tool call to the usage of
+    /// `record.run_id` in the same transaction.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
 }
 

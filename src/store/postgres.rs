@@ -10,11 +10,12 @@ use sqlx::{Executor as _, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, DataError, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT, INSERT_GRANT,
-    INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT, SELECT_LIVE_GRANTS,
-    SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE,
-    audit_query, list_query, migrations_due, nanos, parse_audit, parse_grant, parse_head,
-    parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
+    AUDIT_HEAD, AuditRow, COUNT_CALL, DUE, DataError, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT,
+    INSERT_GRANT, INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT,
+    SELECT_LIVE_GRANTS, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
+    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, migrations_due, nanos, parse_audit,
+    parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key, usage,
+    usage_columns,
 };
 use super::{
     AuditQuery, ChangeSource, ControlStore, Expired, Filed, GrantStore, RequestChange,
@@ -359,11 +360,23 @@ fn read_usage(run_id: &str, row: Option<&PgRow>) -> Result<RunUsage, StoreError>
     )?)
 }
 
-/// Appends `record` to the trail inside `tx`, which holds the trail's write lock.
+/// Appends `record` to the trail inside `tx`, which holds the trail's write lock. A
+/// record that [counts its call](AuditRecord::counts_call) adds it to its run's usage
+/// here, in the same transaction.
 async fn append(
     tx: &mut Transaction<'static, Postgres>,
     record: &AuditRecord,
 ) -> Result<(), StoreError> {
+    // Like every row lock, taken before the trail's lock below. A run's usage row is
+    // locked only here and by `add_usage`, which takes no other lock.
+    if record.counts_call() {
+        sqlx::query(COUNT_CALL)
+            .bind(&record.run_id)
+            .bind(nanos(record.at))
+            .execute(&mut **tx)
+            .await
+            .db()?;
+    }
     // Appends take turns, so `seq` follows the order of commits. Taken last in every
     // transaction (after any row or call lock), so it cannot close a cycle of waits.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -457,7 +470,8 @@ impl RequestStore for PostgresStore {
             .map(read_request)
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(joined) = pending_twin(twins, request.call(), now) {
-            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+            let merged = AuditRecord::merged(now, request.call(), request.args_hash(), &joined)
+                .counting_call(record.counts_call());
             append(&mut tx, &merged).await?;
             tx.commit().await.db()?;
             return Ok(Filed {

@@ -395,14 +395,20 @@ impl Sql {
 /// the matching requests, oldest first. Mirrors [`RequestQuery::matches`], expiry included.
 #[cfg(feature = "postgres")]
 pub(crate) fn list_query(query: &RequestQuery, now: OffsetDateTime) -> Sql {
-    list_query_ordered(query, now, " ORDER BY created_at, id")
+    list_query_ordered(query, now, "approval_requests", " ORDER BY created_at, id")
 }
 
-/// `list_query` with `order` (an `ORDER BY` clause with a leading space) in place of
-/// `ORDER BY created_at, id`, for a store whose planner needs a hint.
-pub(crate) fn list_query_ordered(query: &RequestQuery, now: OffsetDateTime, order: &str) -> Sql {
+/// `list_query` reading `from` (the table, with an `INDEXED BY` clause, say) and with
+/// `order` (an `ORDER BY` clause with a leading space) in place of `ORDER BY created_at,
+/// id`, for a store whose planner needs a hint.
+pub(crate) fn list_query_ordered(
+    query: &RequestQuery,
+    now: OffsetDateTime,
+    from: &str,
+    order: &str,
+) -> Sql {
     let now = nanos(now);
-    let mut sql = Sql::new("SELECT id, body FROM approval_requests WHERE TRUE");
+    let mut sql = Sql::new(&format!("SELECT id, body FROM {from} WHERE TRUE"));
     if let Some(state) = query.state {
         match state {
             RequestState::Pending => {
@@ -449,12 +455,15 @@ pub(crate) fn list_query_ordered(query: &RequestQuery, now: OffsetDateTime, orde
         sql.bind(" AND created_at < ", Param::Int(nanos(before)));
     }
     if let Some(after) = query.after {
-        // Ids are kept as lowercase hyphenated text, whose order is the ids' order.
-        let at = nanos(after.created_at);
-        sql.bind(" AND (created_at > ", Param::Int(at))
-            .bind(" OR (created_at = ", Param::Int(at))
-            .bind(" AND id > ", Param::Text(after.id.to_string()))
-            .push("))");
+        // Ids are kept as lowercase hyphenated text, whose order is the ids' order. A row
+        // value comparison, which both databases answer from an index on
+        // `(created_at, id)` as one range.
+        sql.bind(
+            " AND (created_at, id) > (",
+            Param::Int(nanos(after.created_at)),
+        )
+        .bind(", ", Param::Text(after.id.to_string()))
+        .push(")");
     }
     sql.push(order);
     if let Some(n) = query.limit {
@@ -544,6 +553,14 @@ pub(crate) const UPSERT_USAGE: &str = "INSERT INTO approval_run_usage \
      ON CONFLICT (run_id) DO UPDATE SET steps = excluded.steps, \
      tool_calls = excluded.tool_calls, usd = excluded.usd, started_at = excluded.started_at";
 
+/// Adds one tool call to the usage of run `$1`, which starts at `$2` (nanoseconds) if it
+/// has not started: what a store does with a record that
+/// [counts its call](crate::audit::AuditRecord::counts_call), in one statement.
+pub(crate) const COUNT_CALL: &str = "INSERT INTO approval_run_usage \
+     (run_id, steps, tool_calls, usd, started_at) VALUES ($1, 0, 1, 0, $2) \
+     ON CONFLICT (run_id) DO UPDATE SET tool_calls = approval_run_usage.tool_calls + 1, \
+     started_at = COALESCE(approval_run_usage.started_at, excluded.started_at)";
+
 /// The last record's `seq` and `hash`: the chain's head.
 pub(crate) const AUDIT_HEAD: &str =
     "SELECT seq, hash FROM approval_audit ORDER BY seq DESC LIMIT 1";
@@ -595,7 +612,7 @@ mod tests {
             ..RequestQuery::default()
         };
         let now = time::macros::datetime!(2026-01-01 00:00:00 UTC);
-        let sql = list_query_ordered(&q, now, " ORDER BY created_at, id");
+        let sql = list_query_ordered(&q, now, "approval_requests", " ORDER BY created_at, id");
         assert!(sql.text.contains("expires_at <= $1"));
         assert!(sql.text.contains("approval_expires_at <= $2"));
         assert!(sql.text.contains("tenant = $3"));

@@ -16,7 +16,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, DUE, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT, INSERT_GRANT,
+    AUDIT_HEAD, AuditRow, COUNT_CALL, DUE, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT, INSERT_GRANT,
     INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT, SELECT_LIVE_GRANTS,
     SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE,
     audit_query, list_query_ordered, migrations_due, nanos, parse_audit, parse_grant, parse_head,
@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/sqlite_2.sql")),
     (3, include_str!("migrations/sqlite_3.sql")),
     (4, include_str!("migrations/sqlite_4.sql")),
+    (5, include_str!("migrations/sqlite_5.sql")),
 ];
 
 /// How long a connection waits for another one's write lock before failing.
@@ -673,7 +674,13 @@ fn select_usage(conn: &Connection, run_id: &str) -> Result<RunUsage, StoreError>
 /// Appends `record` to the trail inside `tx` (which began with `BEGIN IMMEDIATE`, so it
 /// holds the database's write lock): linked after the trail's last record, read in the
 /// same transaction, so that the chain holds whichever process appended last.
+///
+/// A record that [counts its call](AuditRecord::counts_call) adds it to its run's usage
+/// here, in the same transaction.
 fn append(tx: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
+    if record.counts_call() {
+        execute(tx, COUNT_CALL, &[&record.run_id, &nanos(record.at)])?;
+    }
     let last = query_opt(tx, AUDIT_HEAD, &[], |row| {
         Ok((row.get::<_, i64>(0).db()?, row.get::<_, String>(1).db()?))
     })?;
@@ -715,16 +722,24 @@ const INSERT_UNLESS_PENDING: &str = "INSERT INTO approval_requests \
 
 /// The query behind [`RequestStore::list`](super::RequestStore::list) on SQLite.
 ///
-/// The pending and the approved requests have partial indexes of their own; ordering by
-/// `+created_at, +id` keeps the planner on them. Without the `+`, it walks the whole
+/// The pending requests are read in order from their queue index
+/// (`approval_requests_pending_queue`, schema version 5), so that a page reads its own
+/// rows and no more, however many are pending: `INDEXED BY` holds the planner to it,
+/// which would otherwise take the expiry index, read every pending request and sort
+/// them. The approved requests have a partial index of their own; ordering by
+/// `+created_at, +id` keeps the planner on it. Without the `+`, it walks the whole
 /// `created` index in order to skip the sort, reading every request ever filed to find
-/// the few still pending.
+/// the few still approved.
 fn list_sql(query: &RequestQuery, now: OffsetDateTime) -> Sql {
-    let order = match query.state {
-        Some(RequestState::Pending | RequestState::Approved) => " ORDER BY +created_at, +id",
-        _ => " ORDER BY created_at, id",
+    let (from, order) = match query.state {
+        Some(RequestState::Pending) => (
+            "approval_requests INDEXED BY approval_requests_pending_queue",
+            " ORDER BY created_at, id",
+        ),
+        Some(RequestState::Approved) => ("approval_requests", " ORDER BY +created_at, +id"),
+        _ => ("approval_requests", " ORDER BY created_at, id"),
     };
-    list_query_ordered(query, now, order)
+    list_query_ordered(query, now, from, order)
 }
 
 /// The requests due at `$1`, oldest first, at most `$2`.
@@ -783,7 +798,8 @@ impl RequestStore for SqliteStore {
                 )?;
                 if let Some(joined) = pending_twin(twins, request.call(), now) {
                     let merged =
-                        AuditRecord::merged(now, request.call(), request.args_hash(), &joined);
+                        AuditRecord::merged(now, request.call(), request.args_hash(), &joined)
+                            .counting_call(record.counts_call());
                     append(tx, &merged)?;
                     let filed = Filed {
                         request: joined,
@@ -1225,19 +1241,53 @@ mod tests {
     async fn listing_pending_or_approved_requests_reads_only_those() {
         let (dir, path) = temp_db("list-plan");
         let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
-        for (state, index) in [
-            (RequestState::Pending, "approval_requests_pending_expiry"),
-            (RequestState::Approved, "approval_requests_approved_expiry"),
-        ] {
-            let query = RequestQuery {
-                state: Some(state),
-                limit: Some(50),
-                ..RequestQuery::default()
-            };
+        let approved = RequestQuery {
+            state: Some(RequestState::Approved),
+            limit: Some(50),
+            ..RequestQuery::default()
+        };
+        let sql = list_sql(&approved, OffsetDateTime::UNIX_EPOCH).text;
+        let plan = plan(&store, sql.clone()).await;
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("approval_requests_approved_expiry")),
+            "{sql}: {plan:?}"
+        );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A page of the pending queue, first or later, filtered or not, walks the queue
+    /// index in order and stops after the page: no sort, so no read of every pending
+    /// request.
+    #[tokio::test]
+    async fn a_page_of_the_pending_queue_reads_in_index_order() {
+        let (dir, path) = temp_db("queue-plan");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        let first = RequestQuery {
+            state: Some(RequestState::Pending),
+            limit: Some(50),
+            ..RequestQuery::default()
+        };
+        let later = RequestQuery {
+            after: Some(crate::store::ListCursor {
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                id: RequestId::new(),
+            }),
+            tool: Some("email.send".into()),
+            tenant: Some("acme".into()),
+            ..first.clone()
+        };
+        for query in [first, later] {
             let sql = list_sql(&query, OffsetDateTime::UNIX_EPOCH).text;
             let plan = plan(&store, sql.clone()).await;
             assert!(
-                plan.iter().any(|step| step.contains(index)),
+                plan.iter()
+                    .any(|step| step.contains("approval_requests_pending_queue")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
                 "{sql}: {plan:?}"
             );
         }

@@ -328,7 +328,8 @@ pub async fn racing_grant_uses_stop_at_the_limit(store: Arc<dyn ApprovalStore>) 
         let call = call.clone();
         async move {
             let wanted = Decision::approval_required("race");
-            let used = crate::gate::grants::use_grant(&*store, &call, &hash, &wanted, "v", now);
+            let used =
+                crate::gate::grants::use_grant(&*store, &call, &hash, &wanted, "v", false, now);
             used.await.unwrap().map(|(grant, _)| grant)
         }
     })
