@@ -26,9 +26,24 @@ pub fn config(data: &[u8]) {
     let Ok(yaml) = std::str::from_utf8(data) else {
         return;
     };
+    let checked = Policy::check_yaml(yaml);
     match Policy::from_yaml_str(yaml) {
-        Ok(policy) => loaded(&policy),
-        Err(err) => refused(yaml, &err),
+        Ok(policy) => {
+            assert!(
+                checked.is_empty(),
+                "a config that loads checks clean: {checked:?}"
+            );
+            loaded(&policy)
+        }
+        Err(err) => {
+            // `policy check` reports first what loading refused.
+            let first = checked
+                .first()
+                .expect("a config that fails checks with errors");
+            assert_eq!(first.field(), err.field(), "{first} / {err}");
+            assert_eq!(first.message(), err.message(), "{first} / {err}");
+            refused(yaml, &err)
+        }
     }
 }
 

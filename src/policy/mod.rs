@@ -13,10 +13,11 @@
 //! sections), `names`, `pattern`, `path`, `regex_pattern` (small validated values),
 //! `preview` (preview templates and redaction), `condition` (conditions and their checks),
 //! `eval` (conditions against a call), `load` (YAML passes and the error positions),
-//! `validate` (whole-config checks), `matcher` and `compile` (the compiled form),
+//! `validate` (whole-config checks), `check` (every error of a config, for `policy check`), `matcher` and `compile` (the compiled form),
 //! `decision`, `effect`, `version`, `builder`, `error`.
 
 mod builder;
+mod check;
 mod compile;
 mod condition;
 mod config;
@@ -170,6 +171,29 @@ impl Policy {
     /// and condition has a stronger effect.
     pub fn from_yaml_str(yaml: &str) -> Result<Policy, PolicyError> {
         Policy::from_config(load::parse_yaml(yaml)?)
+    }
+
+    /// Every error of a YAML config, in the order found, each with its field and line:
+    /// what a `policy check` reports. Empty when [`from_yaml_str`](Self::from_yaml_str)
+    /// loads it; otherwise the first error is the one it returns.
+    ///
+    /// After an error in a rule, the rule is set aside and the others are checked; after
+    /// an error in a one-line `key: value` elsewhere, that line is. The check stops at an
+    /// error it cannot set aside (text that is not YAML, an error in a nested block outside
+    /// the rules), and after 100 errors. Errors of the whole-config checks, which
+    /// `from_yaml_str` gives without a line, get the line of their field where the text
+    /// spells it in block style.
+    ///
+    /// ```
+    /// use approval_gate::Policy;
+    ///
+    /// let yaml = "rules:\n  - { id: a, tool: x, effect: maybe }\n  - { id: b, tool: y, effect: allow }\n  - { id: c, tool: z, effect: never }\n";
+    /// let errors = Policy::check_yaml(yaml);
+    /// let fields: Vec<_> = errors.iter().map(|e| (e.field(), e.line())).collect();
+    /// assert_eq!(fields, [(Some("rules[0].effect"), Some(2)), (Some("rules[2].effect"), Some(4))]);
+    /// ```
+    pub fn check_yaml(yaml: &str) -> Vec<PolicyError> {
+        check::check_yaml(yaml)
     }
 
     /// Builds a policy from a config made in code, with the same checks as

@@ -13,8 +13,8 @@ use crate::output::{Format, Out};
 /// The policy subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PolicyCommand {
-    /// Load each policy file and report where it is wrong (file, line, column, field);
-    /// exits 5 if any does not load.
+    /// Load each policy file and report every place it is wrong (file, line, column,
+    /// field), one line each; exits 5 if any does not load.
     Check {
         /// The policy files.
         #[arg(required = true)]
@@ -39,7 +39,8 @@ pub fn policy(command: &PolicyCommand, out: &Out) -> Result<(), CliError> {
     }
 }
 
-/// What `policy check` prints as JSON, one a file.
+/// What `policy check` prints as JSON: one line for a file that loads, one for each error
+/// of a file that does not.
 #[derive(Serialize)]
 struct Checked {
     file: String,
@@ -80,52 +81,35 @@ fn check(files: &[PathBuf], out: &Out) -> Result<(), CliError> {
                 continue;
             }
         };
-        match Policy::from_yaml_str(&text) {
-            Ok(policy) => {
-                let version = policy.version().to_string();
-                report(
-                    out,
-                    Checked {
-                        file: shown.clone(),
-                        ok: true,
-                        version: Some(version.clone()),
-                        line: None,
-                        column: None,
-                        field: None,
-                        error: None,
-                    },
-                    &format!("ok: {shown} (version {version})"),
-                );
-            }
-            Err(e) => {
-                failed += 1;
-                let (line, column) = position(&e);
-                let place = match (line, column) {
-                    (Some(l), Some(c)) => format!("{shown}:{l}:{c}"),
-                    (Some(l), None) => format!("{shown}:{l}"),
-                    _ => shown.clone(),
-                };
-                let what = match (e.field(), e.message()) {
-                    (Some(field), Some(message)) if !field.is_empty() => {
-                        format!("{field}: {message}")
-                    }
-                    _ => e.to_string(),
-                };
-                report(
-                    out,
-                    Checked {
-                        file: shown.clone(),
-                        ok: false,
-                        version: None,
-                        line,
-                        column,
-                        field: e.field().map(str::to_owned),
-                        error: Some(what.clone()),
-                    },
-                    &format!("{place}: {what}"),
-                );
+        let errors = Policy::check_yaml(&text);
+        if errors.is_empty() {
+            match Policy::from_yaml_str(&text) {
+                Ok(policy) => {
+                    let version = policy.version().to_string();
+                    report(
+                        out,
+                        Checked {
+                            file: shown.clone(),
+                            ok: true,
+                            version: Some(version.clone()),
+                            line: None,
+                            column: None,
+                            field: None,
+                            error: None,
+                        },
+                        &format!("ok: {shown} (version {version})"),
+                    );
+                    continue;
+                }
+                // Cannot happen (a config checks clean exactly when it loads), but if
+                // it did, the file did not load: say so.
+                Err(e) => failed_file(out, &shown, &e),
             }
         }
+        for e in &errors {
+            failed_file(out, &shown, e);
+        }
+        failed += 1;
     }
     if failed > 0 {
         return Err(CliError::Failed {
@@ -138,6 +122,33 @@ fn check(files: &[PathBuf], out: &Out) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+/// Reports one load error of file `shown`.
+fn failed_file(out: &Out, shown: &str, e: &PolicyError) {
+    let (line, column) = position(e);
+    let place = match (line, column) {
+        (Some(l), Some(c)) => format!("{shown}:{l}:{c}"),
+        (Some(l), None) => format!("{shown}:{l}"),
+        _ => shown.to_owned(),
+    };
+    let what = match (e.field(), e.message()) {
+        (Some(field), Some(message)) if !field.is_empty() => format!("{field}: {message}"),
+        _ => e.to_string(),
+    };
+    report(
+        out,
+        Checked {
+            file: shown.to_owned(),
+            ok: false,
+            version: None,
+            line,
+            column,
+            field: e.field().map(str::to_owned),
+            error: Some(what.clone()),
+        },
+        &format!("{place}: {what}"),
+    );
 }
 
 /// The line and column of a load error, when it has them.
