@@ -27,8 +27,18 @@ approvals:
 ";
 
 /// Every process must sign and verify with the same key; a real host reads it from its
-/// secret store.
+/// secret store. With `APPROVAL_GATE_KEY_FILE` set (the key file `approval-gate init`
+/// wrote), the processes use that file's keys, so that approvals made with the
+/// `approval-gate` command or its console verify here.
 const DEMO_SECRET: &[u8] = b"demo secret shared by all three processes";
+
+/// The keys every process signs and verifies with.
+fn keys() -> Result<Keyring, Error> {
+    match std::env::var_os("APPROVAL_GATE_KEY_FILE") {
+        Some(path) => Ok(Keyring::read_key_file(path)?),
+        None => Ok(Keyring::new(Key::new("demo", DEMO_SECRET.to_vec())?)),
+    }
+}
 
 /// Each process rebuilds the same call from what the agent runtime persisted.
 fn the_call() -> ToolCall {
@@ -66,12 +76,9 @@ async fn gate(db: &str) -> Result<Gate, Error> {
     } else {
         Box::new(SqliteStore::connect(db).await?)
     };
-    Ok(Gate::builder(
-        Policy::from_yaml_str(POLICY)?,
-        Keyring::new(Key::new("demo", DEMO_SECRET.to_vec())?),
-    )
-    .shared_store(store.into())
-    .build())
+    Ok(Gate::builder(Policy::from_yaml_str(POLICY)?, keys()?)
+        .shared_store(store.into())
+        .build())
 }
 
 /// Process 1: the agent calls the tool; a person must approve, so it records the request

@@ -258,6 +258,11 @@ impl Keyring {
     pub fn sign(&self, claims: &super::Claims) -> super::ApprovalToken {
         self.signing_key().sign(claims)
     }
+
+    /// Every key held: the retired ones, oldest first, then the signing key.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.retired.iter().chain(std::iter::once(&self.signing))
+    }
 }
 
 impl fmt::Debug for Keyring {

@@ -5,6 +5,8 @@
 //! library in any language can verify it with the shared key. Its header is exactly
 //! `{"alg":"HS256","typ":"JWT","kid":"<key id>"}` and its payload is [`Claims`].
 //!
+//! - Keys: [`Key`], [`Keyring`] (rotation); a deployment's keys as a file:
+//!   [`Keyring::read_key_file`], [`Keyring::to_key_file`].
 //! - Issue: [`Keyring::sign`] (or [`Key::sign`]) turns [`Claims`] into an [`ApprovalToken`].
 //! - Verify: [`UnverifiedToken::parse`] checks the structure, then
 //!   [`UnverifiedToken::verify`] checks key id, signature, expiry and the [`Expectations`],
@@ -19,12 +21,14 @@ mod claims;
 pub mod dangerous;
 mod error;
 mod key;
+mod key_file;
 mod sign;
 mod verify;
 
 pub use claims::Claims;
 pub use error::TokenError;
 pub use key::{Key, KeyProvider, Keyring};
+pub use key_file::KeyFileError;
 pub use sign::ApprovalToken;
 pub use verify::{Expectations, UnverifiedToken, VerifiedApproval};
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use approval_gate::store::ApprovalStore;
+use approval_gate::token::KeyFileError;
 use approval_gate::{Gate, Key, Keyring, Policy, PostgresStore, SqliteStore};
-use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::CliError;
@@ -352,75 +352,20 @@ pub fn load_policy(path: &Path) -> Result<Policy, CliError> {
     })
 }
 
-/// The first line of a key file written by `init`.
-pub const KEY_FILE_HEADER: &str =
-    "# approval-gate signing keys: one `KEY-ID:BASE64-SECRET` a line; the last one signs";
-
-/// The text of a key file holding `key`.
-pub fn key_file_text(key: &Key) -> String {
-    let secret = base64::engine::general_purpose::STANDARD.encode(key.expose_secret());
-    format!("{KEY_FILE_HEADER}\n{}:{secret}\n", key.id())
-}
-
-/// Reads a key file: `KEY-ID:BASE64-SECRET` lines (blank lines and `#` comments
-/// skipped), every key verifies, the last one signs. Refused when others may read it.
+/// Reads a key file ([`Keyring::read_key_file`]: `KEY-ID:BASE64-SECRET` lines, every key
+/// verifies, the last one signs; refused when others may read it).
 pub fn read_key_file(path: &Path) -> Result<Keyring, CliError> {
-    let bad = |message: String| CliError::Key {
-        path: path.to_owned(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        what: "cannot read the key file",
-        path: path.to_owned(),
-        source,
-    })?;
-    check_private(path).map_err(&bad)?;
-    let mut keyring: Option<Keyring> = None;
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((id, secret)) = line.split_once(':') else {
-            return Err(bad(format!(
-                "line {}: expected `KEY-ID:BASE64-SECRET`",
-                n + 1
-            )));
-        };
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(secret.trim())
-            .map_err(|_| bad(format!("line {}: the secret is not base64", n + 1)))?;
-        let key = Key::new(id.trim(), secret).map_err(|e| bad(format!("line {}: {e}", n + 1)))?;
-        match &mut keyring {
-            Some(ring) => ring.rotate(key),
-            None => keyring = Some(Keyring::new(key)),
-        }
-    }
-    keyring.ok_or_else(|| bad("holds no key".into()))
-}
-
-/// Refuses a key file that its group or others may read or write.
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| e.to_string())?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "others may read it (mode {:o}); run `chmod 600 {}`",
-            mode & 0o777,
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses a key file that its group or others may read or write.
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), String> {
-    Ok(())
+    Keyring::read_key_file(path).map_err(|e| match e {
+        KeyFileError::Io { path, source } => CliError::Io {
+            what: "cannot read the key file",
+            path,
+            source,
+        },
+        other => CliError::Key {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use approval_gate::Key;
 use approval_gate::time::OffsetDateTime;
+use approval_gate::{Key, Keyring};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::deploy::{key_file_text, load_policy, open_store};
+use crate::deploy::{load_policy, open_store};
 use crate::error::CliError;
 use crate::output::{Format, Out};
 
@@ -88,7 +88,7 @@ pub async fn init(dir: &Path, out: &Out) -> Result<(), CliError> {
         path: key_file.clone(),
         message: e.to_string(),
     })?;
-    write_private(&key_file, &key_file_text(&key))?;
+    write_private(&key_file, &Keyring::new(key.clone()).to_key_file())?;
     write_new(&policy, SEED_POLICY)?;
     load_policy(&policy)?;
     let store_url = format!("sqlite:{}", store.display());
