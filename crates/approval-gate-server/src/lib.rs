@@ -19,7 +19,7 @@
 //!
 //! | route | what |
 //! | --- | --- |
-//! | `GET /` | the queue: pending requests the person may see, oldest first, 50 a page |
+//! | `GET /` | the queue: pending requests the person may see, oldest first, 50 a page (`?tenant=` narrows to one tenant) |
 //! | `GET /requests/{id}` | a request: preview, redacted arguments, args hash, rules, tier, votes, expiry, history |
 //! | `POST /requests/{id}/approve` | approve (form field `edit`: edited arguments as JSON; or `grant_scope`, `grant_minutes`, `grant_max_uses`, `grant_same_args`: a standing grant) |
 //! | `POST /requests/{id}/deny` | deny (form field `feedback`) |
@@ -31,6 +31,11 @@
 //! | `GET /signin`, `POST /signin`, `POST /signout` | a browser signs in with a bearer token (kept in an `HttpOnly`, `SameSite=Strict` cookie) and out |
 //! | `GET /api/v1/requests`, `GET /api/v1/requests/{id}` | the same as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
+//!
+//! Who sees what: a person bound to a tenant sees that tenant's requests
+//! only (`?tenant=` names another: an empty list, not an error); one of the console's
+//! administrators without a tenant sees every tenant's, with a tenant column; anyone
+//! else without a tenant sees what has no tenant, as the desk shows it.
 //!
 //! Safe by construction: every value from the model is escaped by the templates
 //! (askama, compiled at build time); a state-changing request made with a proxy's

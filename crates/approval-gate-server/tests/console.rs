@@ -644,3 +644,152 @@ async fn the_queues_next_page_shows_the_newer_requests() {
     assert!(!html.contains(&format!("/requests/{}", ids[0])));
     assert!(html.contains(&format!("/requests/{}", ids[59])));
 }
+
+/// A GET as the proxy forwards it for `user`, of `tenant` and with `groups` if any.
+fn get_as(user: &str, tenant: Option<&str>, groups: Option<&str>, uri: &str) -> Request<Body> {
+    let mut request = Request::get(uri)
+        .header(header::HOST, "console.test")
+        .header("x-forwarded-user", user);
+    if let Some(tenant) = tenant {
+        request = request.header("x-forwarded-tenant", tenant);
+    }
+    if let Some(groups) = groups {
+        request = request.header("x-forwarded-groups", groups);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+/// One of the console's administrators, bound to no tenant.
+fn admin_get(uri: &str) -> Request<Body> {
+    get_as("olga", None, Some("approval-admin"), uri)
+}
+
+fn parse(body: &str) -> Value {
+    approval_gate::serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn a_tenant_filter_narrows_the_queue_and_never_widens_it() {
+    let w = World::new();
+    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let theirs = w
+        .file(
+            ToolCall::new(
+                "run-9",
+                "c1",
+                "email.send",
+                json!({"to": "x", "subject": "theirs"}),
+            )
+            .with_requester("zed")
+            .with_tenant("globex"),
+        )
+        .await;
+    let shows = |html: &str, id: RequestId| html.contains(&format!("/requests/{id}"));
+
+    // A person bound to acme who asks for globex sees nothing of it (an empty list, not
+    // an error), and not their own either.
+    let (status, _, html) = w.send(get("ann", "/?tenant=globex")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!shows(&html, theirs) && !shows(&html, ours), "{html}");
+    assert!(!html.contains("<th>Tenant</th>"));
+    let (status, _, body) = w.send(get("ann", "/api/v1/requests?tenant=globex")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(parse(&body), json!([]));
+    // Their own tenant, in any case, is theirs.
+    let (_, _, html) = w.send(get("ann", "/?tenant=ACME")).await;
+    assert!(shows(&html, ours) && !shows(&html, theirs), "{html}");
+    // The filter form keeps what was asked.
+    assert!(html.contains("name=\"tenant\" value=\"ACME\""), "{html}");
+    // Another tenant's request stays out of reach by its id.
+    let (status, _, _) = w.send(get("ann", &format!("/requests/{theirs}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A person without a tenant who is no administrator sees neither.
+    let (_, _, body) = w
+        .send(get_as("nobody", None, None, "/api/v1/requests"))
+        .await;
+    assert_eq!(parse(&body), json!([]));
+    let (_, _, body) = w
+        .send(get_as("nobody", None, None, "/api/v1/requests?tenant=acme"))
+        .await;
+    assert_eq!(parse(&body), json!([]));
+    // Nor does an administrator bound to a tenant see another.
+    let (_, _, body) = w
+        .send(get_as(
+            "olga",
+            Some("acme"),
+            Some("approval-admin"),
+            "/api/v1/requests?tenant=globex",
+        ))
+        .await;
+    assert_eq!(parse(&body), json!([]));
+
+    // A malformed tenant is refused.
+    let (status, _, _) = w.send(get("ann", "/?tenant=%E2%80%8B")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_administrator_without_a_tenant_sees_every_tenant_and_filters_by_one() {
+    let w = World::new();
+    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let theirs = w
+        .file(
+            ToolCall::new(
+                "run-9",
+                "c1",
+                "email.send",
+                json!({"to": "x", "subject": "theirs"}),
+            )
+            .with_requester("zed")
+            .with_tenant("globex"),
+        )
+        .await;
+    let shows = |html: &str, id: RequestId| html.contains(&format!("/requests/{id}"));
+
+    let (status, _, html) = w.send(admin_get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(shows(&html, ours) && shows(&html, theirs), "{html}");
+    assert!(html.contains("<th>Tenant</th>"), "{html}");
+    assert!(html.contains("<td class=\"tenant\">globex</td>"), "{html}");
+
+    let (_, _, html) = w.send(admin_get("/?tenant=globex")).await;
+    assert!(shows(&html, theirs) && !shows(&html, ours), "{html}");
+    // The next page's link would keep the filter (and the form shows it).
+    assert!(html.contains("name=\"tenant\" value=\"globex\""), "{html}");
+
+    let (_, _, body) = w.send(admin_get("/api/v1/requests")).await;
+    let mut ids: Vec<String> = parse(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    // Filed at the same instant: in the order of their ids.
+    ids.sort();
+    let mut both = [ours.to_string(), theirs.to_string()];
+    both.sort();
+    assert_eq!(ids, both);
+    let (_, _, body) = w.send(admin_get("/api/v1/requests?tenant=acme")).await;
+    let list = parse(&body);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], ours.to_string());
+    assert_eq!(list[0]["tenant"], "acme");
+
+    // The administrator may open any tenant's request...
+    let (status, _, html) = w.send(admin_get(&format!("/requests/{theirs}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("globex"), "{html}");
+    // ...but the desk's rules still decide who may decide it: not someone of no tenant.
+    let approve = Request::post(format!("/requests/{theirs}/approve"))
+        .header(header::HOST, "console.test")
+        .header("x-forwarded-user", "olga")
+        .header("x-forwarded-groups", "approval-admin")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = w.send(approve).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(w.state(theirs).await, RequestState::Pending);
+}
