@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod processes;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
