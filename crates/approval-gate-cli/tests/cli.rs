@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use approval_gate::{GateOutcome, SqliteStore, StopReason};
-use common::{Scratch, gate_on, mail, mail_tool, run};
+use common::{Scratch, Watched, first_line, gate_on, mail, mail_tool, run, token_hash};
 
 /// `init DIR`, then the config file it wrote.
 fn init(scratch: &Scratch) -> String {
@@ -498,7 +498,7 @@ async fn an_edited_approval_runs_the_edited_arguments_and_a_grant_can_be_revoked
 
 #[test]
 fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
-    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::io::{Read as _, Write as _};
 
     let scratch = Scratch::new("serve");
     let config = init(&scratch);
@@ -516,20 +516,7 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
     );
 
     let token = "a-bearer-token-of-at-least-32-characters";
-    let mut hasher = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"))
-        .arg("token-hash")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    hasher
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(token.as_bytes())
-        .unwrap();
-    let hashed = hasher.wait_with_output().unwrap();
-    let sha256 = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    let sha256 = token_hash(token);
     assert_eq!(sha256.len(), 64);
     let mut text = without_serve;
     text.push_str(&format!(
@@ -537,16 +524,16 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
     ));
     std::fs::write(&config, text).unwrap();
 
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"));
+    command
         .args(["--config", &config, "serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    // Killed if it runs past the deadline, so that a console that never says where it
+    // listens fails the test instead of hanging it.
+    let mut server = Watched::spawn(command);
     // The first line says where it listens, once it does.
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let first = first_line(&mut server);
     let addr = first
         .split("http://")
         .nth(1)
@@ -555,6 +542,8 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
         .to_owned();
     let get = |auth: Option<&str>| {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        // A hang guard, not a timing assertion.
+        stream.set_read_timeout(Some(common::DEADLINE)).unwrap();
         let auth = auth
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
@@ -569,8 +558,7 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
     };
     let known = get(Some(token));
     let unknown = get(None);
-    let _ = server.kill();
-    let _ = server.wait();
+    assert!(!server.kill(), "the console ran past the deadline");
     assert!(known.starts_with("HTTP/1.1 200"), "{known}");
     assert!(unknown.starts_with("HTTP/1.1 401"), "{unknown}");
 }
@@ -579,8 +567,6 @@ fn serve_runs_the_console_for_the_bearer_tokens_of_the_config() {
 /// that admits the person who ran it as the console's administrator.
 #[test]
 fn init_admits_its_user_to_the_console_by_a_token_shown_once() {
-    use std::io::Write as _;
-
     let scratch = Scratch::new("init-token");
     let dir = scratch.path("deploy");
     let out = run(&["init", dir.to_str().unwrap()]).ok();
@@ -593,20 +579,7 @@ fn init_admits_its_user_to_the_console_by_a_token_shown_once() {
         "the config keeps the token itself"
     );
 
-    let mut hasher = std::process::Command::new(env!("CARGO_BIN_EXE_approval-gate"))
-        .arg("token-hash")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    hasher
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(token.as_bytes())
-        .unwrap();
-    let hashed = hasher.wait_with_output().unwrap();
-    let sha256 = String::from_utf8(hashed.stdout).unwrap().trim().to_owned();
+    let sha256 = token_hash(&token);
     assert!(config.contains(&format!("sha256: {sha256}")), "{config}");
     assert!(config.contains("roles: [approval-admin]"), "{config}");
 }

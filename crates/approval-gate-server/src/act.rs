@@ -67,7 +67,7 @@ pub(crate) async fn approve(
     edit: Option<Value>,
     grant: Option<&GrantAsk>,
 ) -> Result<(), ConsoleError> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let desk = caller.desk(app);
     match (edit, grant) {
         (Some(_), Some(_)) => Err(ConsoleError::BadForm(
             "approve with edited arguments or with a grant, not both",
@@ -100,15 +100,15 @@ pub(crate) fn parse_edit(text: &str) -> Result<Value, ConsoleError> {
     approval_gate::parse_args(text).map_err(|e| ConsoleError::BadEdit(e.to_string()))
 }
 
-/// What `id` shows the caller: the request as they may see it, and its history. The
-/// page and the API show the same.
+/// What `id` shows the caller: the request as they may see it (of their tenant, or of
+/// any for an administrator without one), and its history. The page and the API show
+/// the same.
 pub(crate) async fn shown(
     app: &AppState,
     caller: &Caller,
     id: RequestId,
 ) -> Result<(RequestView, Vec<HistoryLine>), ConsoleError> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
-    let request = desk.show(id).await?;
+    let request = caller.desk(app).show(id).await?;
     let history = app
         .gate
         .store()

@@ -1,7 +1,6 @@
 //! The JSON API under `/api/v1`: the same actions as the pages, with the same identity
 //! rules, for bots and other UIs.
 
-use approval_gate::RequestState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
@@ -16,16 +15,15 @@ use crate::pages::{QueueFilter, parse_id};
 use crate::view::RequestView;
 
 /// `GET /api/v1/requests`: the pending requests the caller may see, oldest first (the
-/// queue's filters: `tool`, `tier`, `run`, `before`, and `after=ID` for the next page).
+/// queue's filters: `tool`, `tier`, `run`, `tenant`, `before`, and `after=ID` for the
+/// next page). A `tenant` the caller may not see gives an empty list.
 pub(crate) async fn list(
     State(app): State<AppState>,
     caller: Caller,
     Query(filter): Query<QueueFilter>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
     let now = app.gate.now();
-    let query = filter.query(&app, Some(RequestState::Pending)).await?;
-    let found = desk.list(&query).await?;
+    let found = filter.pending(&app, &caller).await?;
     Ok(Json(
         found.iter().map(|r| RequestView::of(r, now)).collect(),
     ))
@@ -77,8 +75,7 @@ async fn answer(
     caller: &Caller,
     id: approval_gate::RequestId,
 ) -> Result<Json<RequestView>, ApiError> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
-    let request = desk.show(id).await?;
+    let request = caller.desk(app).show(id).await?;
     Ok(Json(RequestView::of(&request, app.gate.now())))
 }
 
@@ -109,7 +106,7 @@ pub(crate) async fn deny(
 ) -> Result<Json<RequestView>, ApiError> {
     same_origin(&caller, &method, &headers)?;
     let id = parse_id(&id)?;
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let desk = caller.desk(&app);
     desk.deny(id, &caller.approver, body.feedback.as_deref())
         .await?;
     answer(&app, &caller, id).await
@@ -126,7 +123,7 @@ pub(crate) async fn cancel(
 ) -> Result<Json<RequestView>, ApiError> {
     same_origin(&caller, &method, &headers)?;
     let id = parse_id(&id)?;
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let desk = caller.desk(&app);
     desk.cancel(id, &caller.approver, body.reason.as_deref())
         .await?;
     answer(&app, &caller, id).await

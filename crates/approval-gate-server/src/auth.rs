@@ -1,6 +1,7 @@
 //! Who is deciding: established by authentication, never read from a form or a body.
 
 use approval_gate::Approver;
+use approval_gate::desk::Desk;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, header};
@@ -209,6 +210,37 @@ pub(crate) enum Via {
 pub(crate) struct Caller {
     pub(crate) approver: Approver,
     pub(crate) by: Via,
+}
+
+impl Caller {
+    /// Whether the caller sees every tenant's requests and records: one of the
+    /// console's administrators ([`AppState::admin_role`]) who is bound to no tenant.
+    ///
+    /// Anyone else sees their own tenant only, as the desk shows it: a person with a
+    /// tenant, that tenant's; a person without one who is not an administrator, only
+    /// what has no tenant. A missing tenant alone never widens the view, so a proxy
+    /// that forgets the tenant header shows nobody another tenant's requests.
+    pub(crate) fn sees_every_tenant(&self, app: &AppState) -> bool {
+        self.approver.tenant().is_none() && self.approver.has_role(&app.admin_role)
+    }
+
+    /// Whether the caller may see what belongs to `tenant` (a request, a record).
+    pub(crate) fn sees(&self, app: &AppState, tenant: Option<&str>) -> bool {
+        self.sees_every_tenant(app) || self.approver.tenant() == tenant
+    }
+
+    /// The desk the caller works at: every tenant's for an administrator without a
+    /// tenant (to list and show), else the desk bound to the caller. Either way a
+    /// decision is checked against the caller as the person acting, so the desk's
+    /// rules (tenant, roles, no self-approval) refuse what they may not decide: for an
+    /// administrator who can see a request of another tenant, 403 rather than 404.
+    pub(crate) fn desk(&self, app: &AppState) -> Desk {
+        if self.sees_every_tenant(app) {
+            app.gate.desk()
+        } else {
+            app.gate.desk().for_approver(self.approver.clone())
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

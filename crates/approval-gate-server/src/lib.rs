@@ -19,8 +19,9 @@
 //!
 //! | route | what |
 //! | --- | --- |
-//! | `GET /` | the queue: pending requests the person may see, oldest first, 50 a page |
+//! | `GET /` | the queue: pending requests the person may see, oldest first, 50 a page (`?tenant=` narrows to one tenant) |
 //! | `GET /requests/{id}` | a request: preview, redacted arguments, args hash, rules, tier, votes, expiry, history |
+//! | `GET /runs/{run_id}` | a run's trail: every record of the run the person may see, oldest first, 200 a page |
 //! | `POST /requests/{id}/approve` | approve (form field `edit`: edited arguments as JSON; or `grant_scope`, `grant_minutes`, `grant_max_uses`, `grant_same_args`: a standing grant) |
 //! | `POST /requests/{id}/deny` | deny (form field `feedback`) |
 //! | `POST /requests/{id}/cancel` | cancel (form field `reason`) |
@@ -30,7 +31,13 @@
 //! | `GET /events` | server-sent events: `queue` each time the person's queue changes |
 //! | `GET /signin`, `POST /signin`, `POST /signout` | a browser signs in with a bearer token (kept in an `HttpOnly`, `SameSite=Strict` cookie) and out |
 //! | `GET /api/v1/requests`, `GET /api/v1/requests/{id}` | the same as JSON |
+//! | `GET /api/v1/runs/{run_id}/trail` | a run's trail as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
+//!
+//! Who sees what: a person bound to a tenant sees that tenant's requests and records
+//! only (`?tenant=` names another: an empty list, not an error); one of the console's
+//! administrators without a tenant sees every tenant's, with a tenant column; anyone
+//! else without a tenant sees what has no tenant, as the desk shows it.
 //!
 //! Safe by construction: every value from the model is escaped by the templates
 //! (askama, compiled at build time); a state-changing request made with a proxy's
@@ -48,12 +55,13 @@ mod error;
 mod guard;
 mod live;
 mod pages;
+mod runs;
 mod signin;
 mod view;
 
 pub use auth::{Auth, BearerToken, ProxyHeaders, TokenConfigError};
 pub use error::{ApiError, ConsoleError};
-pub use view::{HistoryLine, RequestView};
+pub use view::{HistoryLine, RequestView, TrailLine};
 
 use approval_gate::Gate;
 use axum::Router;
@@ -95,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/requests/{id}/approve", post(pages::approve))
         .route("/requests/{id}/deny", post(pages::deny))
         .route("/requests/{id}/cancel", post(pages::cancel))
+        .route("/runs/{run_id}", get(runs::run))
         .route("/grants", get(admin::grants))
         .route("/grants/{id}/revoke", post(admin::revoke))
         .route("/controls", get(admin::controls))
@@ -111,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/deny", post(api::deny))
         .route("/api/v1/requests/{id}/cancel", post(api::cancel))
+        .route("/api/v1/runs/{run_id}/trail", get(runs::trail))
         .layer(axum::middleware::from_fn(guard::security_headers))
         .with_state(state)
 }

@@ -72,7 +72,7 @@ pub(crate) async fn events(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
+    let desk = caller.desk(&app);
     let subscription = app.gate.subscribe().await.ok();
     let last = fingerprint(&desk).await;
     let mut tick = tokio::time::interval(POLL);

@@ -1,7 +1,7 @@
 //! The console's pages: the queue, a request, and the decisions as plain forms.
 
 use approval_gate::store::ListCursor;
-use approval_gate::{RequestId, RequestQuery, RequestState};
+use approval_gate::{ApprovalRequest, RequestId, RequestQuery, RequestState};
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -24,21 +24,44 @@ pub(crate) struct QueueFilter {
     tool: Option<String>,
     tier: Option<String>,
     run: Option<String>,
+    /// Only this tenant's requests. It narrows, never widens: a person bound to a
+    /// tenant who names another sees nothing of it.
+    tenant: Option<String>,
     /// Show requests filed before this instant (RFC 3339).
     before: Option<String>,
     /// Show the requests that come after this one (its id): the next page.
     after: Option<String>,
 }
 
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 impl QueueFilter {
     /// The list query of these filters, one page long; `after` is looked up in the store
-    /// for its place in the list.
+    /// for its place in the list. `None` when the filters ask for a tenant the caller
+    /// may not see: the list is empty, and nothing is asked of the store.
     pub(crate) async fn query(
         &self,
         app: &AppState,
+        caller: &Caller,
         state: Option<RequestState>,
-    ) -> Result<RequestQuery, ConsoleError> {
-        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    ) -> Result<Option<RequestQuery>, ConsoleError> {
+        let tenant = match nonempty(&self.tenant) {
+            None => None,
+            Some(t) => Some(
+                approval_gate::canonical_id(&t)
+                    .map_err(|_| ConsoleError::BadForm("the tenant filter is not a valid id"))?,
+            ),
+        };
+        if let Some(t) = &tenant
+            && !caller.sees(app, Some(t))
+        {
+            return Ok(None);
+        }
         let after = match nonempty(&self.after) {
             None => None,
             Some(id) => {
@@ -52,11 +75,15 @@ impl QueueFilter {
                 Some(ListCursor::after(&request))
             }
         };
-        Ok(RequestQuery {
+        // Every field is named now; the rest is left to its default should the core
+        // add one.
+        #[allow(clippy::needless_update)]
+        let query = RequestQuery {
             state,
             tool: nonempty(&self.tool),
             tier: nonempty(&self.tier),
             run_id: nonempty(&self.run),
+            tenant,
             created_before: self.before.as_deref().and_then(|t| {
                 approval_gate::time::OffsetDateTime::parse(
                     t,
@@ -67,7 +94,21 @@ impl QueueFilter {
             after,
             limit: Some(PAGE),
             ..RequestQuery::default()
-        })
+        };
+        Ok(Some(query))
+    }
+
+    /// The page of pending requests these filters show the caller: their tenant's, or
+    /// every tenant's for an administrator without one.
+    pub(crate) async fn pending(
+        &self,
+        app: &AppState,
+        caller: &Caller,
+    ) -> Result<Vec<ApprovalRequest>, ConsoleError> {
+        match self.query(app, caller, Some(RequestState::Pending)).await? {
+            Some(query) => Ok(caller.desk(app).list(&query).await?),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
@@ -80,7 +121,10 @@ struct QueuePage {
     tool: String,
     tier: String,
     run: String,
+    tenant: String,
     before: String,
+    /// Whether the person sees every tenant: then the queue has a tenant column.
+    all_tenants: bool,
 }
 
 /// `GET /`: the pending requests the person may see, oldest first, a page at a time.
@@ -89,10 +133,8 @@ pub(crate) async fn queue(
     caller: Caller,
     Query(filter): Query<QueueFilter>,
 ) -> Result<Html<String>, ConsoleError> {
-    let desk = app.gate.desk().for_approver(caller.approver.clone());
     let now = app.gate.now();
-    let query = filter.query(&app, Some(RequestState::Pending)).await?;
-    let found = desk.list(&query).await?;
+    let found = filter.pending(&app, &caller).await?;
     let next = (found.len() == PAGE)
         .then(|| found.last().map(|r| r.id().to_string()))
         .flatten();
@@ -103,7 +145,9 @@ pub(crate) async fn queue(
         tool: filter.tool.clone().unwrap_or_default(),
         tier: filter.tier.clone().unwrap_or_default(),
         run: filter.run.clone().unwrap_or_default(),
+        tenant: filter.tenant.clone().unwrap_or_default(),
         before: filter.before.clone().unwrap_or_default(),
+        all_tenants: caller.sees_every_tenant(&app),
     };
     Ok(Html(page.render()?))
 }
@@ -257,7 +301,7 @@ pub(crate) async fn deny(
     };
     let done = async {
         same_origin(&caller, &method, &headers)?;
-        let desk = app.gate.desk().for_approver(caller.approver.clone());
+        let desk = caller.desk(&app);
         desk.deny(id, &caller.approver, text(&form.feedback))
             .await?;
         Ok::<(), ConsoleError>(())
@@ -283,7 +327,7 @@ pub(crate) async fn cancel(
     };
     let done = async {
         same_origin(&caller, &method, &headers)?;
-        let desk = app.gate.desk().for_approver(caller.approver.clone());
+        let desk = caller.desk(&app);
         desk.cancel(id, &caller.approver, text(&form.reason))
             .await?;
         Ok::<(), ConsoleError>(())

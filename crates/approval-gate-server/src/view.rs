@@ -4,7 +4,7 @@
 use approval_gate::serde_json::{self, Value};
 use approval_gate::time::OffsetDateTime;
 use approval_gate::time::format_description::well_known::Rfc3339;
-use approval_gate::trail::AuditRecord;
+use approval_gate::trail::{AuditEvent, AuditRecord};
 use approval_gate::{ApprovalRequest, RequestState};
 use serde::Serialize;
 
@@ -130,6 +130,105 @@ impl HistoryLine {
             event: record.event.written_name().to_owned(),
             actor: record.event.actor().map(str::to_owned),
         }
+    }
+}
+
+/// One record of a run's trail, as the run's page and its API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrailLine {
+    /// The record's number in the store's trail (the cursor of the next page).
+    pub seq: Option<u64>,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The event's name (`approval_required`, `executed`, …).
+    pub event: String,
+    /// The tool.
+    pub tool: String,
+    /// The tool call's id.
+    pub call_id: String,
+    /// The approval request, when there is one.
+    pub request_id: Option<String>,
+    /// Who acted, if a person did.
+    pub actor: Option<String>,
+    /// The call's tenant.
+    pub tenant: Option<String>,
+    /// A short detail: the reason, the feedback, the votes, the error, …
+    pub detail: Option<String>,
+}
+
+impl TrailLine {
+    /// The line of `record`.
+    pub fn of(record: &AuditRecord) -> Self {
+        TrailLine {
+            seq: record.chain.as_ref().map(|c| c.seq),
+            at: rfc3339(record.at),
+            event: record.event.written_name().to_owned(),
+            tool: record.tool.clone(),
+            call_id: record.call_id.clone(),
+            request_id: record.request_id.map(|id| id.to_string()),
+            actor: record.event.actor().map(str::to_owned),
+            tenant: record.tenant.clone(),
+            detail: detail(&record.event),
+        }
+    }
+}
+
+/// The short detail of an event, where it has one worth a line.
+fn detail(event: &AuditEvent) -> Option<String> {
+    let rules = |ids: &[String]| (!ids.is_empty()).then(|| format!("rules {}", ids.join(", ")));
+    let joined = |parts: Vec<Option<String>>| {
+        let parts: Vec<String> = parts.into_iter().flatten().collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    };
+    match event {
+        AuditEvent::Allow { rule_ids } => rules(rule_ids),
+        AuditEvent::PolicyDenied { rule_ids, reason } => {
+            joined(vec![reason.clone(), rules(rule_ids)])
+        }
+        AuditEvent::ApprovalRequired {
+            rule_ids,
+            reason,
+            tier,
+            ..
+        } => joined(vec![
+            reason.clone(),
+            rules(rule_ids),
+            tier.as_ref().map(|t| format!("tier {t}")),
+        ]),
+        AuditEvent::ApprovalVote { votes, quorum, .. } => Some(format!("{votes} of {quorum}")),
+        AuditEvent::ApprovalGranted { changed_fields, .. } => {
+            (!changed_fields.is_empty()).then(|| format!("edited {}", changed_fields.join(", ")))
+        }
+        AuditEvent::ApprovalDenied { feedback, .. } => feedback.clone(),
+        AuditEvent::ApprovalTimeout { from } => Some(format!("while {from}")),
+        AuditEvent::ApprovalCancelled { reason, .. } => reason.clone(),
+        AuditEvent::GrantCreated {
+            grant_id,
+            grant_tool,
+            max_uses,
+            ..
+        } => Some(match max_uses {
+            Some(n) => format!("grant {grant_id} for {grant_tool}, at most {n} uses"),
+            None => format!("grant {grant_id} for {grant_tool}"),
+        }),
+        AuditEvent::GrantRevoked { grant_id, .. } => Some(format!("grant {grant_id}")),
+        AuditEvent::GrantUsed {
+            grant_id,
+            granted_by,
+            uses,
+        } => Some(format!("grant {grant_id} left by {granted_by}, use {uses}")),
+        AuditEvent::Executed { status } => Some(status.clone()),
+        AuditEvent::ExecutionFailed { error } => Some(error.clone()),
+        AuditEvent::ExecutionSettled { outcome, note, .. } => {
+            joined(vec![Some(outcome.as_str().to_owned()), note.clone()])
+        }
+        AuditEvent::TransitionReverted { reverted, reason } => {
+            Some(format!("{reverted} undone: {reason}"))
+        }
+        AuditEvent::Stopped { reason, detail } => {
+            joined(vec![Some(reason.clone()), detail.clone()])
+        }
+        _ => None,
     }
 }
 

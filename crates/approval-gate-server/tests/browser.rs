@@ -96,36 +96,54 @@ impl Page {
             .spawn()
             .expect("chromium starts");
         let mut lines = BufReader::new(browser.stderr.take().unwrap()).lines();
-        let browser_ws = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("chromium says where DevTools listen");
-            if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                break url.trim().to_owned();
+        // Guarded: a browser that never says where it listens fails the test (and is
+        // killed on drop) instead of stalling CI.
+        let browser_ws = tokio::time::timeout(GUARD, async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("chromium says where DevTools listen");
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    break url.trim().to_owned();
+                }
             }
-        };
+        })
+        .await
+        .expect("chromium says where DevTools listen, in time");
         // Keep reading what chromium prints, so that it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let (mut control, _) = tokio_tungstenite::connect_async(&browser_ws).await.unwrap();
+        let (mut control, _) =
+            tokio::time::timeout(GUARD, tokio_tungstenite::connect_async(&browser_ws))
+                .await
+                .expect("DevTools answer in time")
+                .unwrap();
         let create =
             json!({"id": 1, "method": "Target.createTarget", "params": {"url": "about:blank"}});
         control
             .send(Message::text(create.to_string()))
             .await
             .unwrap();
-        let target = loop {
-            let msg = control.next().await.unwrap().unwrap();
-            let v: Value = approval_gate::serde_json::from_str(msg.to_text().unwrap()).unwrap();
-            if v["id"] == 1 {
-                break v["result"]["targetId"].as_str().unwrap().to_owned();
+        let target = tokio::time::timeout(GUARD, async {
+            loop {
+                let msg = control.next().await.unwrap().unwrap();
+                let v: Value = approval_gate::serde_json::from_str(msg.to_text().unwrap()).unwrap();
+                if v["id"] == 1 {
+                    break v["result"]["targetId"].as_str().unwrap().to_owned();
+                }
             }
-        };
+        })
+        .await
+        .expect("DevTools make a page in time");
         let base = browser_ws.split("/devtools/").next().unwrap();
-        let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/devtools/page/{target}"))
-            .await
-            .unwrap();
+        let (ws, _) = tokio::time::timeout(
+            GUARD,
+            tokio_tungstenite::connect_async(format!("{base}/devtools/page/{target}")),
+        )
+        .await
+        .expect("the page's DevTools answer in time")
+        .unwrap();
         let mut page = Page {
             ws,
             next_id: 1,

@@ -644,3 +644,350 @@ async fn the_queues_next_page_shows_the_newer_requests() {
     assert!(!html.contains(&format!("/requests/{}", ids[0])));
     assert!(html.contains(&format!("/requests/{}", ids[59])));
 }
+
+/// A GET as the proxy forwards it for `user`, of `tenant` and with `groups` if any.
+fn get_as(user: &str, tenant: Option<&str>, groups: Option<&str>, uri: &str) -> Request<Body> {
+    let mut request = Request::get(uri)
+        .header(header::HOST, "console.test")
+        .header("x-forwarded-user", user);
+    if let Some(tenant) = tenant {
+        request = request.header("x-forwarded-tenant", tenant);
+    }
+    if let Some(groups) = groups {
+        request = request.header("x-forwarded-groups", groups);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+/// One of the console's administrators, bound to no tenant.
+fn admin_get(uri: &str) -> Request<Body> {
+    get_as("olga", None, Some("approval-admin"), uri)
+}
+
+fn parse(body: &str) -> Value {
+    approval_gate::serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The events of a run's trail as its API lists them.
+fn events(trail: &Value) -> Vec<String> {
+    trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_runs_page_lists_its_trail_after_a_call_an_approval_and_a_resume() {
+    let w = World::new();
+    let call = mail("c1", "bob@example.com", "Refund");
+    let id = w.file(call.clone()).await;
+    // The queue and the request page link to the run.
+    let (_, _, queue) = w.send(get("ann", "/")).await;
+    assert!(queue.contains("href=\"/runs/run-1\""), "{queue}");
+    let (_, _, page) = w.send(get("ann", &format!("/requests/{id}"))).await;
+    assert!(page.contains("href=\"/runs/run-1\""), "{page}");
+    w.send(form("ann", &format!("/requests/{id}/approve"), ""))
+        .await;
+    assert!(
+        w.tool()
+            .resume(id, call)
+            .await
+            .unwrap()
+            .executed()
+            .is_some()
+    );
+
+    let (status, _, html) = w.send(get("ann", "/runs/run-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let steps = [
+        "approval_required",
+        "approval_granted",
+        "execution_started",
+        "executed",
+    ];
+    let places: Vec<usize> = steps
+        .iter()
+        .map(|e| {
+            html.find(&format!("<td>{e}</td>"))
+                .unwrap_or_else(|| panic!("{e} is not on the page: {html}"))
+        })
+        .collect();
+    assert!(places.is_sorted(), "not in order: {html}");
+    assert!(html.contains(&format!("href=\"/requests/{id}\"")), "{html}");
+    assert!(html.contains("<td>ann</td>"), "the approver: {html}");
+    assert!(html.contains("<td>email.send</td>"), "{html}");
+    assert!(!html.contains("sk-SECRET-1234"));
+    assert!(!html.contains("More records"));
+
+    // The API lists the same, as the bot of the same tenant sees them.
+    let api = Request::get("/api/v1/runs/run-1/trail")
+        .header(header::AUTHORIZATION, format!("Bearer {BOT_TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = w.send(api).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let trail = parse(&body);
+    assert_eq!(trail["run_id"], "run-1");
+    assert_eq!(events(&trail), steps);
+    assert_eq!(trail["records"][0]["request_id"], id.to_string());
+    assert_eq!(trail["records"][1]["actor"], "ann");
+    assert_eq!(trail["records"][0]["tenant"], "acme");
+    assert_eq!(trail["next_after"], Value::Null);
+    assert!(!body.contains("sk-SECRET-1234"));
+}
+
+#[tokio::test]
+async fn a_runs_trail_is_shown_to_its_tenant_and_to_administrators_without_one() {
+    let w = World::new();
+    let id = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    w.send(form(
+        "ann",
+        &format!("/requests/{id}/deny"),
+        "feedback=%3Cb%3Enot+now%3C%2Fb%3E",
+    ))
+    .await;
+
+    // The tenant's person sees it, the feedback escaped.
+    let (_, _, html) = w.send(get("ann", "/runs/run-1")).await;
+    assert!(html.contains("approval_denied"), "{html}");
+    assert!(html.contains("&#60;b&#62;not now&#60;/b&#62;"), "{html}");
+    assert!(!html.contains("<b>not now"));
+
+    // Another tenant's person sees nothing of it, on the page or in the API.
+    let (status, _, html) = w
+        .send(get_as("zed", Some("globex"), None, "/runs/run-1"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(&id.to_string()), "{html}");
+    assert!(!html.contains("approval_required"), "{html}");
+    let (_, _, body) = w
+        .send(get_as(
+            "zed",
+            Some("globex"),
+            None,
+            "/api/v1/runs/run-1/trail",
+        ))
+        .await;
+    assert_eq!(events(&parse(&body)), Vec::<String>::new());
+    // So does a person without a tenant who is no administrator.
+    let (_, _, body) = w
+        .send(get_as("nobody", None, None, "/api/v1/runs/run-1/trail"))
+        .await;
+    assert_eq!(events(&parse(&body)), Vec::<String>::new());
+
+    // An administrator without a tenant sees every tenant's records, with their tenant.
+    let (_, _, html) = w.send(admin_get("/runs/run-1")).await;
+    assert!(html.contains("approval_denied"), "{html}");
+    assert!(html.contains("<th>Tenant</th>") && html.contains("<td>acme</td>"));
+    let (_, _, body) = w.send(admin_get("/api/v1/runs/run-1/trail")).await;
+    assert_eq!(
+        events(&parse(&body)),
+        ["approval_required", "approval_denied"]
+    );
+
+    // Without an identity: 401, for the page and the API.
+    for uri in ["/runs/run-1", "/api/v1/runs/run-1/trail"] {
+        let anonymous = Request::get(uri).body(Body::empty()).unwrap();
+        assert_eq!(w.send(anonymous).await.0, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_long_run_is_shown_two_hundred_records_a_page() {
+    let w = World::new();
+    // No rule names `db.drop`: each call is denied, one record each.
+    for i in 0..205 {
+        let call = ToolCall::new("run-long", format!("c{i}"), "db.drop", json!({"n": i}))
+            .with_requester("bob")
+            .with_tenant("acme");
+        assert!(w.tool().call(call).await.unwrap().stopped().is_some());
+    }
+    let all = w
+        .gate
+        .store()
+        .audit_records(&approval_gate::trail::AuditQuery::run("run-long"))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 205);
+
+    let (_, _, body) = w.send(get("ann", "/api/v1/runs/run-long/trail")).await;
+    let first = parse(&body);
+    assert_eq!(first["records"].as_array().unwrap().len(), 200);
+    let after = first["next_after"].as_u64().expect("a next page");
+    assert_eq!(Some(after), all[199].chain.as_ref().map(|c| c.seq));
+    let (_, _, html) = w.send(get("ann", "/runs/run-long")).await;
+    assert!(
+        html.contains(&format!("href=\"/runs/run-long?after={after}\"")),
+        "{html}"
+    );
+    assert_eq!(html.matches("<td>policy_denied</td>").count(), 200);
+
+    let (_, _, body) = w
+        .send(get(
+            "ann",
+            &format!("/api/v1/runs/run-long/trail?after={after}"),
+        ))
+        .await;
+    let second = parse(&body);
+    assert_eq!(second["records"].as_array().unwrap().len(), 5);
+    assert_eq!(second["records"][4]["call_id"], "c204");
+    assert_eq!(second["next_after"], Value::Null);
+
+    let (status, _, _) = w.send(get("ann", "/runs/run-long?after=soon")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_run_shared_by_two_tenants_shows_each_only_its_own_records() {
+    let w = World::new();
+    for i in 0..450 {
+        let call = ToolCall::new("run-shared", format!("g{i}"), "db.drop", json!({}))
+            .with_requester("zed")
+            .with_tenant("globex");
+        w.tool().call(call).await.unwrap();
+    }
+    for i in 0..3 {
+        let call = ToolCall::new("run-shared", format!("a{i}"), "db.drop", json!({}))
+            .with_requester("bob")
+            .with_tenant("acme");
+        w.tool().call(call).await.unwrap();
+    }
+    let (_, _, body) = w.send(get("ann", "/api/v1/runs/run-shared/trail")).await;
+    let trail = parse(&body);
+    let calls: Vec<&str> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(calls, ["a0", "a1", "a2"]);
+    assert_eq!(trail["next_after"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_tenant_filter_narrows_the_queue_and_never_widens_it() {
+    let w = World::new();
+    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let theirs = w
+        .file(
+            ToolCall::new(
+                "run-9",
+                "c1",
+                "email.send",
+                json!({"to": "x", "subject": "theirs"}),
+            )
+            .with_requester("zed")
+            .with_tenant("globex"),
+        )
+        .await;
+    let shows = |html: &str, id: RequestId| html.contains(&format!("/requests/{id}"));
+
+    // A person bound to acme who asks for globex sees nothing of it (an empty list, not
+    // an error), and not their own either.
+    let (status, _, html) = w.send(get("ann", "/?tenant=globex")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!shows(&html, theirs) && !shows(&html, ours), "{html}");
+    assert!(!html.contains("<th>Tenant</th>"));
+    let (status, _, body) = w.send(get("ann", "/api/v1/requests?tenant=globex")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(parse(&body), json!([]));
+    // Their own tenant, in any case, is theirs.
+    let (_, _, html) = w.send(get("ann", "/?tenant=ACME")).await;
+    assert!(shows(&html, ours) && !shows(&html, theirs), "{html}");
+    // The filter form keeps what was asked.
+    assert!(html.contains("name=\"tenant\" value=\"ACME\""), "{html}");
+    // Another tenant's request stays out of reach by its id.
+    let (status, _, _) = w.send(get("ann", &format!("/requests/{theirs}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A person without a tenant who is no administrator sees neither.
+    let (_, _, body) = w
+        .send(get_as("nobody", None, None, "/api/v1/requests"))
+        .await;
+    assert_eq!(parse(&body), json!([]));
+    let (_, _, body) = w
+        .send(get_as("nobody", None, None, "/api/v1/requests?tenant=acme"))
+        .await;
+    assert_eq!(parse(&body), json!([]));
+    // Nor does an administrator bound to a tenant see another.
+    let (_, _, body) = w
+        .send(get_as(
+            "olga",
+            Some("acme"),
+            Some("approval-admin"),
+            "/api/v1/requests?tenant=globex",
+        ))
+        .await;
+    assert_eq!(parse(&body), json!([]));
+
+    // A malformed tenant is refused.
+    let (status, _, _) = w.send(get("ann", "/?tenant=%E2%80%8B")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_administrator_without_a_tenant_sees_every_tenant_and_filters_by_one() {
+    let w = World::new();
+    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let theirs = w
+        .file(
+            ToolCall::new(
+                "run-9",
+                "c1",
+                "email.send",
+                json!({"to": "x", "subject": "theirs"}),
+            )
+            .with_requester("zed")
+            .with_tenant("globex"),
+        )
+        .await;
+    let shows = |html: &str, id: RequestId| html.contains(&format!("/requests/{id}"));
+
+    let (status, _, html) = w.send(admin_get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(shows(&html, ours) && shows(&html, theirs), "{html}");
+    assert!(html.contains("<th>Tenant</th>"), "{html}");
+    assert!(html.contains("<td class=\"tenant\">globex</td>"), "{html}");
+
+    let (_, _, html) = w.send(admin_get("/?tenant=globex")).await;
+    assert!(shows(&html, theirs) && !shows(&html, ours), "{html}");
+    // The next page's link would keep the filter (and the form shows it).
+    assert!(html.contains("name=\"tenant\" value=\"globex\""), "{html}");
+
+    let (_, _, body) = w.send(admin_get("/api/v1/requests")).await;
+    let mut ids: Vec<String> = parse(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    // Filed at the same instant: in the order of their ids.
+    ids.sort();
+    let mut both = [ours.to_string(), theirs.to_string()];
+    both.sort();
+    assert_eq!(ids, both);
+    let (_, _, body) = w.send(admin_get("/api/v1/requests?tenant=acme")).await;
+    let list = parse(&body);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], ours.to_string());
+    assert_eq!(list[0]["tenant"], "acme");
+
+    // The administrator may open any tenant's request...
+    let (status, _, html) = w.send(admin_get(&format!("/requests/{theirs}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("globex"), "{html}");
+    // ...but the desk's rules still decide who may decide it: not someone of no tenant.
+    let approve = Request::post(format!("/requests/{theirs}/approve"))
+        .header(header::HOST, "console.test")
+        .header("x-forwarded-user", "olga")
+        .header("x-forwarded-groups", "approval-admin")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = w.send(approve).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(w.state(theirs).await, RequestState::Pending);
+}
