@@ -140,7 +140,7 @@ async fn migrate_is_idempotent_concurrent_and_refuses_a_newer_schema() {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
 
         approval_gate::sqlx::query("INSERT INTO approval_schema_version (version) VALUES (99)")
             .execute(store.pool())

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres_1.sql")),
     (2, include_str!("migrations/postgres_2.sql")),
     (3, include_str!("migrations/postgres_3.sql")),
+    (4, include_str!("migrations/postgres_4.sql")),
 ];
 
 /// The advisory lock that makes concurrent migrations take turns ("ag-migra").
@@ -837,6 +838,7 @@ impl TrailReader for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::RequestState;
 
     #[test]
     fn schema_names_are_quoted_and_bad_ones_refused() {
@@ -844,5 +846,67 @@ mod tests {
         assert_eq!(quote_ident("a\"b").expect("ok"), "\"a\"\"b\"");
         assert!(quote_ident("").is_err());
         assert!(quote_ident("a\0b").is_err());
+    }
+
+    /// A page of the pending queue walks the queue index and stops after the page, even
+    /// when every request ever decided is older than the pending ones (where walking
+    /// `approval_requests_created` would read them all first).
+    #[tokio::test]
+    async fn a_page_of_the_pending_queue_reads_in_index_order() {
+        let Ok(url) = std::env::var("APPROVAL_GATE_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: APPROVAL_GATE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let schema = format!("ag_unit_plan_{}", uuid::Uuid::new_v4().simple());
+        let store = PostgresStore::connect_with(PostgresOptions::new(&url).schema(&schema))
+            .await
+            .expect("connect");
+        sqlx::query(
+            "INSERT INTO approval_requests SELECT md5(i::text), 1, \
+             CASE WHEN i > 19000 THEN 'pending' ELSE 'executed' END, 'run', 'tool', \
+             md5(i::text), 'acme', NULL, i, 9000000000000000000, NULL, '{}' \
+             FROM generate_series(1, 20000) i",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("fill");
+        sqlx::query("ANALYZE approval_requests")
+            .execute(&store.pool)
+            .await
+            .expect("analyze");
+        let first = RequestQuery {
+            state: Some(RequestState::Pending),
+            tenant: Some("acme".into()),
+            limit: Some(50),
+            ..RequestQuery::default()
+        };
+        let later = RequestQuery {
+            after: Some(crate::store::ListCursor {
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                id: RequestId::new(),
+            }),
+            ..first.clone()
+        };
+        for query in [first, later] {
+            let mut sql = list_query(&query, OffsetDateTime::UNIX_EPOCH);
+            sql.text = format!("EXPLAIN {}", sql.text);
+            let plan: Vec<String> = fetch(&store.pool, &sql)
+                .await
+                .expect("explain")
+                .iter()
+                .map(|row| row.try_get::<String, _>(0).expect("a plan line"))
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("approval_requests_pending_queue")),
+                "{plan:#?}"
+            );
+        }
+        let drop = format!(
+            "DROP SCHEMA {} CASCADE",
+            quote_ident(&schema).expect("name")
+        );
+        sqlx::query(&drop).execute(&store.pool).await.expect("drop");
+        store.close().await;
     }
 }
