@@ -163,6 +163,12 @@ impl ToolCall {
         self
     }
 
+    /// Replaces the call id, keeping everything else.
+    pub(crate) fn with_call_id(mut self, call_id: &str) -> Self {
+        call_id.clone_into(&mut self.edit().call_id);
+        self
+    }
+
     /// Replaces the arguments, keeping everything else.
     pub fn with_args(mut self, args: Value) -> Self {
         let mut old = std::mem::replace(&mut self.edit().args, Arc::new(args));

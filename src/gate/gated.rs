@@ -14,7 +14,7 @@ use crate::call::{ArgsHash, ToolCall};
 use crate::gate::{Execution, ToolExecutor};
 use crate::grant::Grant;
 use crate::policy::{Decision, Effect, Policy, RuleId};
-use crate::store::StoreError;
+use crate::store::{RequestQuery, StoreError};
 use crate::token::{Claims, Expectations, UnverifiedToken};
 
 /// A tool executor wrapped by a [`Gate`]: every call is decided by the policy, recorded,
@@ -205,6 +205,50 @@ impl<E: ToolExecutor> Gated<E> {
                     filed.created,
                 )))
             }
+        }
+    }
+
+    /// [`call`](Self::call), unless a person approved an identical call before: then that
+    /// approval runs, once. For a host that keeps no request ids between calls (an MCP
+    /// gateway, where the model simply calls the tool again once told it waits for
+    /// approval).
+    ///
+    /// An identical call is one of the same run, tool and args hash, tenant and requester
+    /// (its call id may differ). If such a request is approved and its approval unused,
+    /// this resumes it ([`resume`](Self::resume), with the filed call id and this call's
+    /// roles and mode): the tool runs with the arguments as approved (an approver's edits
+    /// included), and the approval is used. Otherwise it is a plain `call`: an identical
+    /// request still pending is joined (`created = false`), and once the approval has been
+    /// used, the next identical call files a new request. When two identical calls race
+    /// for one approval, one runs and the other stops with [`StopReason::ApprovalUsed`].
+    ///
+    /// A request that was denied, cancelled or that timed out is not looked for: the next
+    /// identical call files a new request. Its feedback reached the trail, and the
+    /// console; a host that must tell the model of a denial looks the request up
+    /// ([`Desk::list`](crate::desk::Desk::list)) before calling again.
+    pub async fn call_or_resume(&self, call: ToolCall) -> Result<Outcome<E>, GateError> {
+        let Ok(args_hash) = ArgsHash::compute_with_limits(call.args(), self.gate.args_limits())
+        else {
+            // `call` stops it with the reason.
+            return self.call(call).await;
+        };
+        let query = RequestQuery {
+            state: Some(RequestState::Approved),
+            run_id: Some(call.run_id().to_owned()),
+            tool: Some(call.tool().to_owned()),
+            tenant: call.tenant().map(str::to_owned),
+            ..RequestQuery::default()
+        };
+        let approved = self.gate.store().list(&query, self.gate.now()).await?;
+        let found = approved
+            .into_iter()
+            .find(|r| r.args_hash() == args_hash && crate::store::same_caller(r.call(), &call));
+        match found {
+            Some(request) => {
+                let filed = call.with_call_id(request.call().call_id());
+                self.resume(request.id(), filed).await
+            }
+            None => self.call(call).await,
         }
     }
 
