@@ -57,6 +57,8 @@ struct Call {
     roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_info")]
+    tool_info: Option<Arc<Value>>,
 }
 
 /// (De)serializes an `Arc<Value>` as the value itself, without serde's `rc` feature.
@@ -72,6 +74,27 @@ mod shared_value {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Value>, D::Error> {
         Value::deserialize(d).map(Arc::new)
+    }
+}
+
+/// (De)serializes an `Option<Arc<Value>>` as the value itself, or nothing.
+mod shared_info {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Arc<Value>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.as_deref().serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<Value>>, D::Error> {
+        Option::<Value>::deserialize(d).map(|v| v.map(Arc::new))
     }
 }
 
@@ -106,6 +129,7 @@ impl fmt::Debug for ToolCall {
             .field("tenant", &c.tenant)
             .field("roles", &c.roles)
             .field("mode", &c.mode)
+            .field("tool_info", &c.tool_info.as_deref())
             .finish()
     }
 }
@@ -127,6 +151,7 @@ impl ToolCall {
             tenant: None,
             roles: Vec::new(),
             mode: None,
+            tool_info: None,
         }))
     }
 
@@ -160,6 +185,21 @@ impl ToolCall {
     /// Sets the run's mode (for example `auto` or `plan`); policy conditions can test it.
     pub fn with_mode(mut self, mode: impl Into<String>) -> Self {
         self.edit().mode = Some(mode.into());
+        self
+    }
+
+    /// Sets what the tool's server says about the tool (a JSON value, usually an
+    /// object), for policy conditions to test as `tool_info`, `tool_info.a.b`: an MCP
+    /// gateway passes the server's name and the tool's annotations this way
+    /// (`{"server": "files", "annotations": {"destructiveHint": true}}`), so a policy can
+    /// ask for approval of every tool that declares itself destructive.
+    ///
+    /// It is the server's word, not a fact: a condition on it holds only where the
+    /// server said so, and a server that omits or misstates it gets the policy's other
+    /// rules and its default. It is not part of the args hash, and like roles and mode it
+    /// is given again at `resume`, whose re-evaluation sees that call's.
+    pub fn with_tool_info(mut self, info: Value) -> Self {
+        self.edit().tool_info = Some(Arc::new(info));
         self
     }
 
@@ -218,6 +258,12 @@ impl ToolCall {
     /// The run's mode, if the host said.
     pub fn mode(&self) -> Option<&str> {
         self.0.mode.as_deref()
+    }
+
+    /// What the tool's server says about the tool, if the host passed it
+    /// ([`with_tool_info`](Self::with_tool_info)).
+    pub fn tool_info(&self) -> Option<&Value> {
+        self.0.tool_info.as_deref()
     }
 
     /// The hash of the arguments under the default [`ArgsLimits`].
@@ -344,6 +390,10 @@ mod tests {
     fn debug_shows_every_field() {
         let text = format!("{:?}", call());
         assert!(text.starts_with("ToolCall { run_id: \"run-1\", call_id: \"call-1\""));
-        assert!(text.ends_with("roles: [\"support\", \"ops\"], mode: Some(\"auto\") }"));
+        assert!(
+            text.ends_with(
+                "roles: [\"support\", \"ops\"], mode: Some(\"auto\"), tool_info: None }"
+            )
+        );
     }
 }

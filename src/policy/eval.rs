@@ -96,6 +96,10 @@ fn find<'a>(field: &FieldPath, call: &'a ToolCall) -> Found<'a> {
         Target::RequestedBy => text(call.requester()),
         Target::RunId => Found::Text(call.run_id()),
         Target::Tool => Found::Text(call.tool()),
+        Target::ToolInfo(steps) => match call.tool_info().and_then(|info| follow(info, steps)) {
+            None | Some(Value::Null) => Found::Missing,
+            Some(v) => Found::Json(v),
+        },
     }
 }
 
@@ -300,6 +304,46 @@ mod tests {
             holds("{field: context.roles, contains: admin}", &bare),
             Ok(false)
         );
+    }
+
+    #[test]
+    fn tool_info_is_tested_like_args_and_is_missing_when_not_given() {
+        let info = json!({"server": "files", "annotations": {"destructiveHint": true}});
+        let c = call(json!({})).with_tool_info(info);
+        let cases = [
+            ("{field: tool_info.server, eq: files}", true),
+            (
+                "{field: tool_info.annotations.destructiveHint, eq: true}",
+                true,
+            ),
+            (
+                "{field: tool_info.annotations.readOnlyHint, eq: true}",
+                false,
+            ),
+            (
+                "{field: tool_info.annotations.readOnlyHint, exists: false}",
+                true,
+            ),
+            ("{field: tool_info, exists: true}", true),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(holds(yaml, &c), Ok(want), "{yaml}");
+        }
+        // A server that says nothing: the condition does not hold, and `ne` does.
+        let bare = call(json!({}));
+        for (yaml, want) in [
+            (
+                "{field: tool_info.annotations.destructiveHint, eq: true}",
+                false,
+            ),
+            (
+                "{field: tool_info.annotations.destructiveHint, ne: true}",
+                true,
+            ),
+            ("{field: tool_info, exists: false}", true),
+        ] {
+            assert_eq!(holds(yaml, &bare), Ok(want), "{yaml}");
+        }
     }
 
     #[test]

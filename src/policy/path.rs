@@ -9,13 +9,14 @@ use super::PolicyError;
 use super::names::checked_str;
 
 /// The context fields a condition may name, with the `ToolCall` getter each reads.
-const CONTEXT_FIELDS: [&str; 6] = [
+const CONTEXT_FIELDS: [&str; 7] = [
     "context.roles",
     "context.tenant",
     "context.mode",
     "context.requested_by",
     "context.run_id",
     "tool",
+    "tool_info",
 ];
 
 /// What a condition looks at in a call.
@@ -25,6 +26,9 @@ const CONTEXT_FIELDS: [&str; 6] = [
 /// - `context.roles` (a list of strings), `context.tenant`, `context.mode`,
 ///   `context.requested_by`, `context.run_id`: what the host said about the call.
 /// - `tool`: the tool's name.
+/// - `tool_info`, `tool_info.a.b`: what the tool's server says about the tool
+///   ([`ToolCall::with_tool_info`](crate::ToolCall::with_tool_info)), stepped into like
+///   `args`; missing when the host gave none.
 ///
 /// ```
 /// use approval_gate::config::FieldPath;
@@ -50,6 +54,7 @@ pub(crate) enum Target {
     RequestedBy,
     RunId,
     Tool,
+    ToolInfo(Box<[Step]>),
 }
 
 /// One step into the JSON arguments.
@@ -88,6 +93,15 @@ impl FieldPath {
                 Some(rest) if rest.is_empty() || rest.starts_with(['.', '[']) => {
                     Target::Args(parse_steps(path, rest)?.into_boxed_slice())
                 }
+                _ if path.starts_with("tool_info") => {
+                    let rest = &path["tool_info".len()..];
+                    if !(rest.is_empty() || rest.starts_with(['.', '['])) {
+                        return Err(format!(
+                            "unknown field path `{path}`, expected `tool_info` or `tool_info.NAME...`"
+                        ));
+                    }
+                    Target::ToolInfo(parse_steps(path, rest)?.into_boxed_slice())
+                }
                 _ => {
                     let known = CONTEXT_FIELDS.map(|f| format!("`{f}`")).join(", ");
                     return Err(format!(
@@ -109,7 +123,7 @@ impl FieldPath {
 
     pub(crate) fn shape(&self) -> Shape {
         match self.target {
-            Target::Args(_) => Shape::Json,
+            Target::Args(_) | Target::ToolInfo(_) => Shape::Json,
             Target::Roles => Shape::Texts,
             _ => Shape::Text,
         }
