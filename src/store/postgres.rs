@@ -838,7 +838,6 @@ impl TrailReader for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::RequestState;
 
     #[test]
     fn schema_names_are_quoted_and_bad_ones_refused() {
@@ -863,7 +862,7 @@ mod tests {
             .expect("connect");
         sqlx::query(
             "INSERT INTO approval_requests SELECT md5(i::text), 1, \
-             CASE WHEN i > 19000 THEN 'pending' ELSE 'executed' END, 'run', 'tool', \
+             CASE WHEN i > 19000 THEN 'pending' ELSE 'executed' END, 'run', 'email.send', \
              md5(i::text), 'acme', NULL, i, 9000000000000000000, NULL, '{}' \
              FROM generate_series(1, 20000) i",
         )
@@ -874,20 +873,7 @@ mod tests {
             .execute(&store.pool)
             .await
             .expect("analyze");
-        let first = RequestQuery {
-            state: Some(RequestState::Pending),
-            tenant: Some("acme".into()),
-            limit: Some(50),
-            ..RequestQuery::default()
-        };
-        let later = RequestQuery {
-            after: Some(crate::store::ListCursor {
-                created_at: OffsetDateTime::UNIX_EPOCH,
-                id: RequestId::new(),
-            }),
-            ..first.clone()
-        };
-        for query in [first, later] {
+        for query in super::super::sql::queue_pages() {
             let mut sql = list_query(&query, OffsetDateTime::UNIX_EPOCH);
             sql.text = format!("EXPLAIN {}", sql.text);
             let plan: Vec<String> = fetch(&store.pool, &sql)

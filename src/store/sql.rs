@@ -586,6 +586,27 @@ pub(crate) const PENDING_TWINS: &str = "SELECT id, body FROM approval_requests \
      WHERE run_id = $1 AND tool = $2 AND args_hash = $3 AND state = 'pending' \
      ORDER BY created_at DESC, id DESC";
 
+/// The queries of a first and a later page of the pending queue (the later one
+/// filtered), whose plans the stores' unit tests check.
+#[cfg(test)]
+pub(crate) fn queue_pages() -> [RequestQuery; 2] {
+    let first = RequestQuery {
+        state: Some(RequestState::Pending),
+        limit: Some(50),
+        ..RequestQuery::default()
+    };
+    let later = RequestQuery {
+        after: Some(super::ListCursor {
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            id: crate::approval::RequestId::new(),
+        }),
+        tool: Some("email.send".into()),
+        tenant: Some("acme".into()),
+        ..first.clone()
+    };
+    [first, later]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

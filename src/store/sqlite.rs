@@ -1264,21 +1264,7 @@ mod tests {
     async fn a_page_of_the_pending_queue_reads_in_index_order() {
         let (dir, path) = temp_db("queue-plan");
         let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
-        let first = RequestQuery {
-            state: Some(RequestState::Pending),
-            limit: Some(50),
-            ..RequestQuery::default()
-        };
-        let later = RequestQuery {
-            after: Some(crate::store::ListCursor {
-                created_at: OffsetDateTime::UNIX_EPOCH,
-                id: RequestId::new(),
-            }),
-            tool: Some("email.send".into()),
-            tenant: Some("acme".into()),
-            ..first.clone()
-        };
-        for query in [first, later] {
+        for query in super::super::sql::queue_pages() {
             let sql = list_sql(&query, OffsetDateTime::UNIX_EPOCH).text;
             let plan = plan(&store, sql.clone()).await;
             assert!(

@@ -79,21 +79,7 @@ async fn the_desk_flow_on_postgres() {
         .unwrap();
 }
 
-/// A host's part: file the request. Does nothing unless run as a child.
-#[tokio::test(flavor = "current_thread")]
-async fn child_files_the_request() {
-    if processes::role().as_deref() == Some("file") {
-        processes::act("file").await;
-    }
-}
-
-/// A host's part: resume the request. Does nothing unless run as a child.
-#[tokio::test(flavor = "current_thread")]
-async fn child_resumes_the_request() {
-    if processes::role().as_deref() == Some("resume") {
-        processes::act("resume").await;
-    }
-}
+child_tests!();
 
 /// One request, three processes, on PostgreSQL: filed by a host process, approved by
 /// the command, resumed by another host process; the tool runs once (see

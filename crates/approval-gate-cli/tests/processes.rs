@@ -9,21 +9,7 @@ mod common;
 use common::processes::{self, Setup, child, executions};
 use common::{Scratch, run};
 
-/// A host's part: file the request. Does nothing unless run as a child.
-#[tokio::test(flavor = "current_thread")]
-async fn child_files_the_request() {
-    if processes::role().as_deref() == Some("file") {
-        processes::act("file").await;
-    }
-}
-
-/// A host's part: resume the request. Does nothing unless run as a child.
-#[tokio::test(flavor = "current_thread")]
-async fn child_resumes_the_request() {
-    if processes::role().as_deref() == Some("resume") {
-        processes::act("resume").await;
-    }
-}
+child_tests!();
 
 #[test]
 fn filed_by_one_process_approved_by_the_command_resumed_by_a_third_runs_once() {

@@ -866,23 +866,29 @@ async fn a_run_shared_by_two_tenants_shows_each_only_its_own_records() {
     assert_eq!(trail["next_after"], Value::Null);
 }
 
+/// Files one request in the viewer's tenant (acme) and one in another (globex).
+async fn file_in_two_tenants(w: &World) -> (RequestId, RequestId) {
+    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
+    let theirs = ToolCall::new(
+        "run-9",
+        "c1",
+        "email.send",
+        json!({"to": "x", "subject": "theirs"}),
+    )
+    .with_requester("zed")
+    .with_tenant("globex");
+    (ours, w.file(theirs).await)
+}
+
+/// Whether a page links to the request.
+fn shows(html: &str, id: RequestId) -> bool {
+    html.contains(&format!("/requests/{id}"))
+}
+
 #[tokio::test]
 async fn a_tenant_filter_narrows_the_queue_and_never_widens_it() {
     let w = World::new();
-    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
-    let theirs = w
-        .file(
-            ToolCall::new(
-                "run-9",
-                "c1",
-                "email.send",
-                json!({"to": "x", "subject": "theirs"}),
-            )
-            .with_requester("zed")
-            .with_tenant("globex"),
-        )
-        .await;
-    let shows = |html: &str, id: RequestId| html.contains(&format!("/requests/{id}"));
+    let (ours, theirs) = file_in_two_tenants(&w).await;
 
     // A person bound to acme who asks for globex sees nothing of it (an empty list, not
     // an error), and not their own either.
@@ -930,20 +936,7 @@ async fn a_tenant_filter_narrows_the_queue_and_never_widens_it() {
 #[tokio::test]
 async fn an_administrator_without_a_tenant_sees_every_tenant_and_filters_by_one() {
     let w = World::new();
-    let ours = w.file(mail("c1", "bob@example.com", "Refund")).await;
-    let theirs = w
-        .file(
-            ToolCall::new(
-                "run-9",
-                "c1",
-                "email.send",
-                json!({"to": "x", "subject": "theirs"}),
-            )
-            .with_requester("zed")
-            .with_tenant("globex"),
-        )
-        .await;
-    let shows = |html: &str, id: RequestId| html.contains(&format!("/requests/{id}"));
+    let (ours, theirs) = file_in_two_tenants(&w).await;
 
     let (status, _, html) = w.send(admin_get("/")).await;
     assert_eq!(status, StatusCode::OK);

@@ -76,6 +76,30 @@ impl Setup {
     }
 }
 
+/// The children's `#[test]`s, `child_files_the_request` and `child_resumes_the_request`,
+/// for a test binary that runs [`child`]ren: each does its part when this process was
+/// started to play it, and passes at once otherwise.
+#[macro_export]
+macro_rules! child_tests {
+    () => {
+        /// A host's part: file the request. Does nothing unless run as a child.
+        #[tokio::test(flavor = "current_thread")]
+        async fn child_files_the_request() {
+            if common::processes::role().as_deref() == Some("file") {
+                common::processes::act("file").await;
+            }
+        }
+
+        /// A host's part: resume the request. Does nothing unless run as a child.
+        #[tokio::test(flavor = "current_thread")]
+        async fn child_resumes_the_request() {
+            if common::processes::role().as_deref() == Some("resume") {
+                common::processes::act("resume").await;
+            }
+        }
+    };
+}
+
 /// The role this process plays, if it was started as a child.
 pub fn role() -> Option<String> {
     std::env::var(ROLE).ok().filter(|r| !r.is_empty())
