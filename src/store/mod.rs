@@ -155,8 +155,8 @@ pub(crate) fn end_grant(
 
 /// Whether `a` and `b` were asked for by the same caller: the same tenant and the same
 /// requester, compared exactly (`None` matches only `None`). Only such calls are merged
-/// by [`RequestStore::create`].
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// by [`RequestStore::create`], and resumed by
+/// [`Gated::call_or_resume`](crate::Gated::call_or_resume).
 pub(crate) fn same_caller(a: &crate::call::ToolCall, b: &crate::call::ToolCall) -> bool {
     a.tenant() == b.tenant() && a.requester() == b.requester()
 }
