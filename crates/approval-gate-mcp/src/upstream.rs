@@ -74,6 +74,14 @@ fn upstream_error(error: ServiceError) -> McpError {
     }
 }
 
+/// Marks a final result `complete` when the upstream left the type out, as servers of
+/// protocol versions before 2026-07-28 do (the spec reads an absent type as `complete`):
+/// a client on 2026-07-28 or later requires the field, and rmcp leaves it out for older
+/// ones.
+fn complete(result_type: &mut Option<ResultType>) {
+    result_type.get_or_insert(ResultType::COMPLETE);
+}
+
 impl ServerHandler for Upstream {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
@@ -94,7 +102,13 @@ impl ServerHandler for Upstream {
             page.meta = None;
             page
         });
-        self.peer.list_tools(request).await.map_err(upstream_error)
+        let mut tools = self
+            .peer
+            .list_tools(request)
+            .await
+            .map_err(upstream_error)?;
+        complete(&mut tools.result_type);
+        Ok(tools)
     }
 
     async fn call_tool(
@@ -106,9 +120,14 @@ impl ServerHandler for Upstream {
         forwarded.arguments = request.arguments;
         forwarded.input_responses = request.input_responses;
         forwarded.request_state = request.request_state;
-        self.peer
+        let mut response = self
+            .peer
             .call_tool_once(forwarded)
             .await
-            .map_err(upstream_error)
+            .map_err(upstream_error)?;
+        if let CallToolResponse::Complete(result) = &mut response {
+            complete(&mut result.result_type);
+        }
+        Ok(response)
     }
 }
