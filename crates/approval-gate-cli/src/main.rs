@@ -185,7 +185,14 @@ fn main() -> ExitCode {
             message: "cannot start the runtime".into(),
             source: Some(Box::new(e)),
         })
-        .and_then(|rt| rt.block_on(run(cli, &out)));
+        .and_then(|rt| {
+            let result = rt.block_on(run(cli, &out));
+            // The command's work is done. A read of standard input still blocked on the
+            // runtime's thread (`mcp`'s, when the upstream ended before the client) must
+            // not keep the process from exiting, as dropping the runtime would.
+            rt.shutdown_background();
+            result
+        });
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {

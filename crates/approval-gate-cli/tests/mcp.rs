@@ -228,6 +228,52 @@ fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
 }
 
 #[test]
+fn when_the_upstream_exits_the_gateway_ends_with_a_clear_error() {
+    let Some(python) = python() else {
+        eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
+        return;
+    };
+    let scratch = Scratch::new("mcp-exit");
+    let config = deployment(&scratch);
+    let stderr = scratch.path("gateway.stderr");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_approval-gate"));
+    command
+        .args(["--config", config.to_str().unwrap(), "mcp", "--"])
+        .arg(&python)
+        .arg(script("exiting_upstream.py"));
+    // The test keeps the gateway's stdin open: it must end because the upstream did.
+    let (stdin_reader, mut stdin) = std::io::pipe().unwrap();
+    command
+        .stdin(stdin_reader)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let mut gateway = Watched::spawn(command);
+    let stdout = gateway.take_stdout().unwrap();
+    // An MCP client's first words, then a call that makes the upstream exit.
+    for message in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes.read","arguments":{"id":"n1"}}}"#,
+    ] {
+        writeln!(stdin, "{message}").unwrap();
+    }
+    stdin.flush().unwrap();
+    // Standard output is MCP's alone, to its end.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let message: Value = approval_gate::serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the gateway printed `{line}`, not JSON-RPC: {e}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{message}");
+    }
+    assert!(!gateway.kill(), "the gateway ran on past the deadline");
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        stderr.contains("error: the upstream MCP server `") && stderr.contains("` exited"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_upstream_that_does_not_speak_mcp_is_a_clear_error() {
     let scratch = Scratch::new("mcp-upstream");
     let config = deployment(&scratch);
