@@ -199,6 +199,35 @@ fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
     );
     assert_eq!(denied["structured"]["reason"], "policy_denied");
 
+    // A person denies a write, with feedback: the model's next identical call hears it.
+    let blast = agent.next("blast");
+    let blast_id = blast["structured"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent.next("waiting");
+    run(&[
+        "--config",
+        config,
+        "deny",
+        &blast_id,
+        "--as",
+        "ann",
+        "--feedback",
+        "write to the team list instead",
+    ])
+    .ok();
+    agent.go();
+    let told = agent.next("blast_again");
+    assert_eq!(told["is_error"], true, "{told}");
+    let text = told["text"].as_str().unwrap();
+    assert!(
+        text.contains("ann denied this call: write to the team list instead"),
+        "{text}"
+    );
+    assert_eq!(told["structured"]["reason"], "approval_denied");
+    assert_eq!(sent(&outbox).len(), 1);
+
     // The client closes its session; the gateway and the upstream end with it.
     agent.next("done");
     assert!(agent.lines.next().is_none());

@@ -1,8 +1,13 @@
 //! [`GatedServer`]: an rmcp server handler whose tool calls go through the gate.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
-use approval_gate::{Execution, Gate, GateOutcome, Gated, ToolCall, ToolExecutor};
+use approval_gate::{
+    ArgsHash, Effect, Execution, Gate, GateError, GateOutcome, Gated, RequestQuery, RequestState,
+    ToolCall, ToolExecutor,
+};
 use async_trait::async_trait;
 use rmcp::model::*;
 use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, SubscriptionContext};
@@ -34,6 +39,9 @@ use crate::translate::{self, Forwarded};
 ///   identical call files a new request;
 /// - denied by the policy, or stopped by a run control: an `isError` result whose text
 ///   says why, with `structuredContent` `{"status": "stopped", "reason"}`;
+/// - denied or cancelled by a person: the next identical call is told so, once, with
+///   their feedback (a stop, `approval_denied` or `approval_cancelled`, on the trail
+///   too); the one after that files a new request;
 /// - the gate failed (store, audit sink): a JSON-RPC internal error, and nothing ran.
 ///
 /// Shaped like tower's wrappers: `new`, `get_ref`, `get_mut`, `into_inner`.
@@ -49,6 +57,8 @@ pub struct GatedServer<S> {
     tenant: Option<String>,
     roles: Vec<String>,
     console_url: Option<String>,
+    /// The requests denied or cancelled by a person whose end a call was told already.
+    told: Arc<Mutex<HashSet<approval_gate::RequestId>>>,
 }
 
 impl<S: ServerHandler> GatedServer<S> {
@@ -63,6 +73,7 @@ impl<S: ServerHandler> GatedServer<S> {
             tenant: None,
             roles: Vec::new(),
             console_url: None,
+            told: Arc::default(),
         }
     }
 
@@ -124,15 +135,10 @@ impl<S: ServerHandler> GatedServer<S> {
         self.inner
     }
 
-    /// The gate's view of a `tools/call`.
-    fn tool_call(&self, request: &CallToolRequestParams, id: &RequestId) -> ToolCall {
+    /// The gate's view of a `tools/call`, as call `call_id`.
+    fn tool_call(&self, request: &CallToolRequestParams, call_id: String) -> ToolCall {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
-        let mut call = ToolCall::new(
-            self.run_id.as_str(),
-            format!("mcp-{id}"),
-            request.name.as_ref(),
-            args,
-        );
+        let mut call = ToolCall::new(self.run_id.as_str(), call_id, request.name.as_ref(), args);
         if let Some(requester) = &self.requester {
             call = call.with_requester(requester.as_str());
         }
@@ -150,16 +156,29 @@ impl<S: ServerHandler> GatedServer<S> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let call = self.tool_call(&request, &context.id);
-        let forward = Forward {
-            inner: &self.inner,
-            request,
-            context,
+        let call = self.tool_call(&request, format!("mcp-{}", context.id));
+        let ended = match self.untold_end(&call).await {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::warn!("the approval gate failed; the call did not run: {e}");
+                return Err(translate::gate_error(&e));
+            }
         };
-        match Gated::new(self.gate.clone(), forward)
-            .call_or_resume(call)
-            .await
-        {
+        let filed = ended.map(|(id, call_id)| (id, self.tool_call(&request, call_id)));
+        let gated = Gated::new(
+            self.gate.clone(),
+            Forward {
+                inner: &self.inner,
+                request,
+                context,
+            },
+        );
+        let outcome = match filed {
+            // The gate records the stop and says why: the person's words.
+            Some((id, filed)) => gated.resume(id, filed).await,
+            None => gated.call_or_resume(call).await,
+        };
+        match outcome {
             Ok(GateOutcome::Executed(done)) => {
                 if let Some(e) = &done.unrecorded {
                     tracing::warn!(
@@ -178,6 +197,48 @@ impl<S: ServerHandler> GatedServer<S> {
                 Err(translate::gate_error(&e))
             }
         }
+    }
+
+    /// The latest request for a call identical to `call` (same run, tool, arguments,
+    /// tenant and requester) that a person denied or cancelled and that no call was told
+    /// of yet, with the call id it was filed as; every such request counts as told from
+    /// now on. Looked for only when the policy asks approval for `call`.
+    async fn untold_end(
+        &self,
+        call: &ToolCall,
+    ) -> Result<Option<(approval_gate::RequestId, String)>, GateError> {
+        if self.gate.policy().evaluate(call).effect() != Effect::ApprovalRequired {
+            return Ok(None);
+        }
+        let Ok(hash) = ArgsHash::compute_with_limits(call.args(), self.gate.args_limits()) else {
+            return Ok(None);
+        };
+        let query = RequestQuery {
+            run_id: Some(call.run_id().to_owned()),
+            tool: Some(call.tool().to_owned()),
+            tenant: call.tenant().map(str::to_owned),
+            ..RequestQuery::default()
+        };
+        let now = self.gate.now();
+        let requests = self.gate.store().list(&query, now).await?;
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        let mut latest = None;
+        // Oldest first: the last one found is the latest.
+        for request in requests {
+            let ended = matches!(
+                request.state_at(now),
+                RequestState::Denied | RequestState::Cancelled
+            );
+            if ended
+                && request.args_hash() == hash
+                && request.call().requester() == call.requester()
+                && request.call().tenant() == call.tenant()
+                && told.insert(request.id())
+            {
+                latest = Some((request.id(), request.call().call_id().to_owned()));
+            }
+        }
+        Ok(latest)
     }
 }
 

@@ -356,3 +356,52 @@ async fn a_configured_run_id_is_the_calls_run() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_persons_denial_reaches_the_model_once() {
+    let toy = Toy::default();
+    let gate = gate();
+    let client = connect(GatedServer::new(toy.clone(), gate.clone()).with_requester("agent")).await;
+    let mail = json!({"to": "everyone@example.com", "subject": "Hi"});
+    let first = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    let id = pending_id(&first);
+    gate.desk()
+        .deny(
+            id,
+            &Approver::new("ann"),
+            Some("write to the team list instead"),
+        )
+        .await
+        .unwrap();
+
+    // The next identical call is told who denied it and why; nothing ran.
+    let told = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    assert_eq!(told.is_error, Some(true));
+    assert!(
+        text(&told).contains("ann denied this call: write to the team list instead"),
+        "{}",
+        text(&told)
+    );
+    let structured = told.structured_content.as_ref().unwrap();
+    assert_eq!(structured["reason"], "approval_denied");
+    assert_eq!(structured["request_id"], id.to_string().as_str());
+
+    // Told once: calling again anyway files a new request for a person to decide.
+    let again = client.call_tool(call("email.send", mail)).await.unwrap();
+    assert_ne!(pending_id(&again), id);
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 0);
+
+    // Other arguments were never denied: they wait for a person as usual.
+    let other = client
+        .call_tool(call("email.send", json!({"to": "team@example.com"})))
+        .await
+        .unwrap();
+    pending_id(&other);
+    client.cancel().await.unwrap();
+}

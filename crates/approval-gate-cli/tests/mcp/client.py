@@ -16,6 +16,7 @@ import sys
 from mcp import Client, StdioServerParameters
 
 MAIL = {"to": "bob@example.com", "subject": "Q3 numbers"}
+BLAST = {"to": "everyone@example.com", "subject": "Q3 numbers"}
 
 
 def say(step, **fields):
@@ -57,6 +58,10 @@ async def main(command):
         say("write_once_more", **outcome(await client.call_tool("email.send", MAIL)))
 
         say("drop", **outcome(await client.call_tool("db.drop", {"table": "users"})))
+
+        say("blast", **outcome(await client.call_tool("email.send", BLAST)))
+        await wait_for_the_test()  # a person denies meanwhile, with feedback
+        say("blast_again", **outcome(await client.call_tool("email.send", BLAST)))
     say("done")
 
 
