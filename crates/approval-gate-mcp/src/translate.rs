@@ -9,6 +9,9 @@
 //! - will not run: an `isError` result whose text says why, so the model can choose
 //!   another way;
 //! - the gate failed (store, audit): a JSON-RPC internal error, and nothing ran.
+//!
+//! And, for the proxy, what differs between protocol versions on the way back from the
+//! upstream: a final result's `resultType`.
 
 use std::fmt;
 
@@ -16,7 +19,7 @@ use approval_gate::outcome::{PendingApproval, Stop};
 use approval_gate::time::format_description::well_known::Rfc3339;
 use approval_gate::{GateError, RequestId};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, ResultType};
 use serde_json::{Value, json};
 
 /// How the inner handler's call failed, as the gate's executor reports it: the trail
@@ -125,6 +128,14 @@ pub(crate) fn gate_error(error: &GateError) -> McpError {
     )
 }
 
+/// Marks an upstream's final result `complete` when the upstream left the type out, as
+/// servers of protocol versions before 2026-07-28 do (the spec reads an absent type as
+/// `complete`): a client on 2026-07-28 or later requires the field, and rmcp takes it
+/// out again for older ones.
+pub(crate) fn mark_complete(result_type: &mut Option<ResultType>) {
+    result_type.get_or_insert(ResultType::COMPLETE);
+}
+
 fn error_result(text: String, structured: Value) -> CallToolResult {
     let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
     result.structured_content = Some(structured);
@@ -231,6 +242,17 @@ rules:
         let text = failed.to_string();
         assert!(text.starts_with("the tool returned an error: é"));
         assert!(text.len() <= "the tool returned an error: ".len() + TRAIL_TEXT);
+    }
+
+    #[test]
+    fn an_upstream_result_without_a_type_is_complete() {
+        let mut untyped: CallToolResult = serde_json::from_value(json!({"content": []})).unwrap();
+        assert_eq!(untyped.result_type, None);
+        mark_complete(&mut untyped.result_type);
+        assert_eq!(untyped.result_type, Some(ResultType::COMPLETE));
+        let mut typed = Some(ResultType::COMPLETE);
+        mark_complete(&mut typed);
+        assert_eq!(typed, Some(ResultType::COMPLETE));
     }
 
     #[test]

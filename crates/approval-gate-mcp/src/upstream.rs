@@ -6,6 +6,8 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{ErrorData as McpError, Peer, RoleClient, RoleServer, ServerHandler, ServiceExt as _};
 use thiserror::Error;
 
+use crate::translate;
+
 /// A server handler that forwards `tools/list` and `tools/call` to another MCP server,
 /// the upstream, through an rmcp client's [`Peer`]: its tools are the upstream's. Wrap
 /// it in a [`GatedServer`](crate::GatedServer) to put the upstream's tools behind the
@@ -74,14 +76,6 @@ fn upstream_error(error: ServiceError) -> McpError {
     }
 }
 
-/// Marks a final result `complete` when the upstream left the type out, as servers of
-/// protocol versions before 2026-07-28 do (the spec reads an absent type as `complete`):
-/// a client on 2026-07-28 or later requires the field, and rmcp leaves it out for older
-/// ones.
-fn complete(result_type: &mut Option<ResultType>) {
-    result_type.get_or_insert(ResultType::COMPLETE);
-}
-
 impl ServerHandler for Upstream {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
@@ -107,7 +101,7 @@ impl ServerHandler for Upstream {
             .list_tools(request)
             .await
             .map_err(upstream_error)?;
-        complete(&mut tools.result_type);
+        translate::mark_complete(&mut tools.result_type);
         Ok(tools)
     }
 
@@ -126,7 +120,7 @@ impl ServerHandler for Upstream {
             .await
             .map_err(upstream_error)?;
         if let CallToolResponse::Complete(result) = &mut response {
-            complete(&mut result.result_type);
+            translate::mark_complete(&mut result.result_type);
         }
         Ok(response)
     }
