@@ -1,6 +1,7 @@
 //! `approval-gate`: the command of the approval gate. Decide approval requests at the
 //! desk, flip run controls, read figures and the audit trail, check and test policies,
-//! and serve the console, against the same store the agents' gates use.
+//! serve the console, and gate an MCP server's tools (`mcp`), against the same store the
+//! agents' gates use.
 //!
 //! The store, the policy and the signing key come from flags, environment variables or
 //! a config file (`--config`); `approval-gate init DIR` writes a starter. Exit codes are
@@ -14,6 +15,7 @@ mod desk;
 mod error;
 mod init;
 mod insight;
+mod mcp;
 mod output;
 mod policy;
 mod serve;
@@ -29,6 +31,7 @@ use crate::deploy::{DeployArgs, Deployment};
 use crate::desk::{ApproveArgs, Identity, PendingArgs};
 use crate::error::{CliError, exit};
 use crate::insight::AuditCommand;
+use crate::mcp::McpArgs;
 use crate::output::{Format, Out};
 use crate::policy::PolicyCommand;
 
@@ -155,6 +158,10 @@ enum Command {
     },
     /// Print the SHA-256 of a bearer token read from standard input, for `serve.tokens`.
     TokenHash,
+    /// Run an MCP gateway on stdin and stdout in front of the MCP server started by
+    /// UPSTREAM-COMMAND: the upstream's tools, every call through the gate (reads pass,
+    /// writes wait for approval, the identical call runs once approved).
+    Mcp(McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -178,7 +185,14 @@ fn main() -> ExitCode {
             message: "cannot start the runtime".into(),
             source: Some(Box::new(e)),
         })
-        .and_then(|rt| rt.block_on(run(cli, &out)));
+        .and_then(|rt| {
+            let result = rt.block_on(run(cli, &out));
+            // The command's work is done. A read of standard input still blocked on the
+            // runtime's thread (`mcp`'s, when the upstream ended before the client) must
+            // not keep the process from exiting, as dropping the runtime would.
+            rt.shutdown_background();
+            result
+        });
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
@@ -245,6 +259,7 @@ async fn run(cli: Cli, out: &Out) -> Result<(), CliError> {
         Command::Stats { window } => insight::stats(&deploy, window, out).await,
         Command::Audit(command) => insight::audit(&deploy, command, out).await,
         Command::Serve { listen } => serve::serve(&deploy, listen.as_deref(), out).await,
+        Command::Mcp(args) => mcp::mcp(&deploy, args).await,
     }
 }
 

@@ -1,0 +1,106 @@
+//! `mcp`: an MCP gateway on this process's stdin and stdout, in front of an upstream MCP
+//! server started as a child process: the upstream's tools, every call through the
+//! deployment's gate (`approval_gate_mcp::GatedServer`).
+//!
+//! Standard output carries MCP's JSON-RPC and nothing else; errors go to standard error,
+//! as does the upstream's own standard error.
+
+use std::ffi::OsString;
+
+use approval_gate_mcp::rmcp::ServiceExt as _;
+use approval_gate_mcp::rmcp::transport::stdio;
+use approval_gate_mcp::{GatedServer, Upstream};
+
+use crate::deploy::Deployment;
+use crate::error::CliError;
+
+/// `approval-gate mcp`'s own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct McpArgs {
+    /// Who asks for every call: the person or service the agent acts for (they cannot
+    /// approve their own requests).
+    #[arg(long = "as-requester", value_name = "ID")]
+    pub requester: Option<String>,
+    /// The tenant of every call.
+    #[arg(long, value_name = "T")]
+    pub tenant: Option<String>,
+    /// A role of the requester, which policy conditions can test (repeatable).
+    #[arg(long = "role", value_name = "R")]
+    pub roles: Vec<String>,
+    /// The run id of every call (default: `mcp-` and a fresh UUID, one per gateway).
+    #[arg(long, value_name = "RUN")]
+    pub run_id: Option<String>,
+    /// The console's base URL: a pending call's result links the request's page.
+    #[arg(long, value_name = "URL")]
+    pub console_url: Option<String>,
+    /// The upstream MCP server: its command and arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "UPSTREAM-COMMAND")]
+    pub upstream: Vec<OsString>,
+}
+
+/// Runs the gateway until the client closes standard input (success) or the upstream
+/// exits (an error).
+pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
+    let gate = deploy.gate().await?;
+    let Some((program, rest)) = args.upstream.split_first() else {
+        return Err(CliError::usage(
+            "no upstream MCP server given",
+            "name its command after `--`: `approval-gate mcp -- python server.py`",
+        ));
+    };
+    let shown = program.to_string_lossy().into_owned();
+    let mut command = tokio::process::Command::new(program);
+    command.args(rest);
+    let (upstream, client) = Upstream::spawn(command)
+        .await
+        .map_err(|e| CliError::Failed {
+            message: format!("cannot start the upstream MCP server `{shown}`"),
+            source: Some(Box::new(e)),
+        })?;
+
+    let mut server = GatedServer::new(upstream, gate);
+    if let Some(run_id) = &args.run_id {
+        server = server.with_run_id(run_id);
+    }
+    if let Some(requester) = &args.requester {
+        server = server.with_requester(requester);
+    }
+    if let Some(tenant) = &args.tenant {
+        server = server.with_tenant(tenant);
+    }
+    for role in &args.roles {
+        server = server.with_role(role);
+    }
+    if let Some(url) = &args.console_url {
+        server = server.with_console_url(url);
+    }
+
+    let upstream_ends = client.cancellation_token();
+    let mut upstream = tokio::spawn(client.waiting());
+    let gone = || CliError::Failed {
+        message: format!("the upstream MCP server `{shown}` exited"),
+        source: None,
+    };
+    let running = tokio::select! {
+        running = server.serve(stdio()) => running.map_err(|e| CliError::Failed {
+            message: "the MCP client did not initialize a session".into(),
+            source: Some(Box::new(e)),
+        })?,
+        _ = &mut upstream => return Err(gone()),
+    };
+    let server_ends = running.cancellation_token();
+    let mut served = tokio::spawn(running.waiting());
+    tokio::select! {
+        _ = &mut served => {
+            // The client is done: close the upstream's session, which stops it.
+            upstream_ends.cancel();
+            let _ = upstream.await;
+            Ok(())
+        }
+        _ = &mut upstream => {
+            server_ends.cancel();
+            let _ = served.await;
+            Err(gone())
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! `approval-gate mcp` as an agent meets it: a real MCP client in another language (the
+//! official Python SDK, `tests/mcp/client.py`) talks over stdio to the gateway, the real
+//! binary, in front of an upstream MCP server written with the same SDK
+//! (`tests/mcp/upstream.py`), on an SQLite store made by `approval-gate init`; a person
+//! approves with `approval-gate approve`, a process of its own, against the same file.
+//!
+//! The Python interpreter comes from `APPROVAL_GATE_TEST_PYTHON`, a virtual environment
+//! with the pinned `mcp` package that `.ci/run` makes; without it the Python test says
+//! it was skipped and passes. The client waits on its standard input where a person must
+//! act, and prints what it saw as JSON lines: the test reads those, no sleeps.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use approval_gate::serde_json::Value;
+use common::{Scratch, Watched, run};
+
+const POLICY: &str = "\
+approvals:
+  required_for: [email.send]
+  ttl_seconds: 300
+  fallback_when_not_approved: stop
+rules:
+  - id: reads
+    tools: ['*.read']
+    effect: allow
+  - id: no-drops
+    tool: db.drop
+    effect: deny
+    reason: dropping tables is not allowed, archive the table instead
+";
+
+/// The virtual environment's Python with the `mcp` package, if the environment names one.
+fn python() -> Option<PathBuf> {
+    let python = PathBuf::from(std::env::var_os("APPROVAL_GATE_TEST_PYTHON")?);
+    python.exists().then_some(python)
+}
+
+/// A deployment made by `init`, with the test's policy.
+fn deployment(scratch: &Scratch) -> PathBuf {
+    let dir = scratch.path("gate");
+    run(&["init", dir.to_str().unwrap()]).ok();
+    std::fs::write(dir.join("policy.yaml"), POLICY).unwrap();
+    dir.join("approval-gate.yaml")
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mcp")
+        .join(name)
+}
+
+/// The lines of the outbox the upstream's `email.send` appends to.
+fn sent(outbox: &Path) -> Vec<String> {
+    std::fs::read_to_string(outbox)
+        .map(|text| text.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The Python client, run under the watchdog, and what it printed so far.
+struct Agent {
+    child: Watched,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    stdin: std::io::PipeWriter,
+    stderr: PathBuf,
+}
+
+impl Agent {
+    /// The next step the client reports; it must be `step`.
+    #[track_caller]
+    fn next(&mut self, step: &str) -> Value {
+        let line = match self.lines.next() {
+            Some(Ok(line)) => line,
+            _ => {
+                let overran = self.child.kill();
+                panic!(
+                    "the client ended before `{step}`{}\nstderr: {}",
+                    if overran {
+                        " (killed at the deadline)"
+                    } else {
+                        ""
+                    },
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                )
+            }
+        };
+        let value: Value = approval_gate::serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the client printed `{line}`, not JSON: {e}"));
+        assert_eq!(value["step"], step, "{value}");
+        value
+    }
+
+    /// Lets the client go on past a `waiting` step.
+    fn go(&mut self) {
+        self.stdin.write_all(b"go\n").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+#[test]
+fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
+    let Some(python) = python() else {
+        eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
+        return;
+    };
+    let scratch = Scratch::new("mcp");
+    let config = deployment(&scratch);
+    let config = config.to_str().unwrap();
+    let outbox = scratch.path("outbox");
+    let stderr = scratch.path("client.stderr");
+
+    let mut command = Command::new(&python);
+    command
+        .arg(script("client.py"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_approval-gate"))
+        .args(["--config", config, "mcp", "--as-requester", "agent-alice"])
+        .args(["--console-url", "https://gate.example.com"])
+        .arg("--")
+        .arg(&python)
+        .arg(script("upstream.py"))
+        .env("APPROVAL_GATE_TEST_OUTBOX", &outbox);
+    let (stdin_reader, stdin) = std::io::pipe().unwrap();
+    command
+        .stdin(stdin_reader)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    // `spawn` drops the command, and with it this process's copy of the pipe's read end.
+    let child = Watched::spawn(command);
+    let stdout = child.take_stdout().unwrap();
+    let mut agent = Agent {
+        child,
+        lines: BufReader::new(stdout).lines(),
+        stdin,
+        stderr,
+    };
+
+    // The gateway's tools are the upstream's.
+    let tools = agent.next("tools");
+    assert_eq!(
+        tools["names"],
+        approval_gate::serde_json::json!(["db.drop", "email.send", "notes.read"])
+    );
+
+    // A read passes, with the upstream's result.
+    let read = agent.next("read");
+    assert_eq!(read["is_error"], false, "{read}");
+    assert_eq!(read["text"], "note n1: buy milk");
+
+    // A write waits for a person: nothing reached the upstream.
+    let write = agent.next("write");
+    assert_eq!(write["is_error"], true, "{write}");
+    let pending = &write["structured"];
+    assert_eq!(pending["status"], "approval_pending", "{write}");
+    let id = pending["request_id"].as_str().unwrap().to_owned();
+    assert!(pending["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        pending["console_url"],
+        format!("https://gate.example.com/requests/{id}").as_str()
+    );
+    let text = write["text"].as_str().unwrap();
+    assert!(text.contains("again with the same arguments"), "{text}");
+    agent.next("waiting");
+    assert_eq!(sent(&outbox), Vec::<String>::new());
+
+    // A person approves, with the command, in a process of its own. The requester is
+    // the one the gateway was started as.
+    let shown = run(&["--config", config, "show", &id, "--format", "json"])
+        .ok()
+        .json_lines();
+    assert_eq!(shown[0]["requester"], "agent-alice", "{}", shown[0]);
+    run(&["--config", config, "approve", &id, "--as", "ann"]).ok();
+    assert_eq!(sent(&outbox), Vec::<String>::new());
+    agent.go();
+
+    // The identical call runs, once.
+    let ran = agent.next("write_again");
+    assert_eq!(ran["is_error"], false, "{ran}");
+    assert_eq!(ran["text"], "sent to bob@example.com");
+    assert_eq!(sent(&outbox), ["bob@example.com\tQ3 numbers"]);
+
+    // The approval is used: the next identical call waits again, on a new request.
+    let again = agent.next("write_once_more");
+    assert_eq!(again["is_error"], true, "{again}");
+    assert_eq!(again["structured"]["status"], "approval_pending");
+    assert_ne!(again["structured"]["request_id"], id.as_str());
+    assert_eq!(sent(&outbox).len(), 1);
+
+    // A denial's reason reaches the model.
+    let denied = agent.next("drop");
+    assert_eq!(denied["is_error"], true, "{denied}");
+    let text = denied["text"].as_str().unwrap();
+    assert!(
+        text.contains("dropping tables is not allowed, archive the table instead"),
+        "{text}"
+    );
+    assert_eq!(denied["structured"]["reason"], "policy_denied");
+
+    // A person denies a write, with feedback: the model's next identical call hears it.
+    let blast = agent.next("blast");
+    let blast_id = blast["structured"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent.next("waiting");
+    run(&[
+        "--config",
+        config,
+        "deny",
+        &blast_id,
+        "--as",
+        "ann",
+        "--feedback",
+        "write to the team list instead",
+    ])
+    .ok();
+    agent.go();
+    let told = agent.next("blast_again");
+    assert_eq!(told["is_error"], true, "{told}");
+    let text = told["text"].as_str().unwrap();
+    assert!(
+        text.contains("ann denied this call: write to the team list instead"),
+        "{text}"
+    );
+    assert_eq!(told["structured"]["reason"], "approval_denied");
+    assert_eq!(sent(&outbox).len(), 1);
+
+    // The client closes its session; the gateway and the upstream end with it.
+    agent.next("done");
+    assert!(agent.lines.next().is_none());
+    assert!(!agent.child.kill(), "the client ran past the deadline");
+
+    // The trail holds the request's whole story, and verifies.
+    let history = run(&[
+        "--config", config, "audit", "history", &id, "--format", "json",
+    ])
+    .ok()
+    .json_lines();
+    let events: Vec<&str> = history
+        .iter()
+        .map(|r| r["event"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "approval_required",
+            "approval_granted",
+            "execution_started",
+            "executed"
+        ],
+        "{history:?}"
+    );
+    run(&["--config", config, "audit", "verify"]).ok();
+}
+
+#[test]
+fn when_the_upstream_exits_the_gateway_ends_with_a_clear_error() {
+    let Some(python) = python() else {
+        eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
+        return;
+    };
+    let scratch = Scratch::new("mcp-exit");
+    let config = deployment(&scratch);
+    let stderr = scratch.path("gateway.stderr");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_approval-gate"));
+    command
+        .args(["--config", config.to_str().unwrap(), "mcp", "--"])
+        .arg(&python)
+        .arg(script("exiting_upstream.py"));
+    // The test keeps the gateway's stdin open: it must end because the upstream did.
+    let (stdin_reader, mut stdin) = std::io::pipe().unwrap();
+    command
+        .stdin(stdin_reader)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let mut gateway = Watched::spawn(command);
+    let stdout = gateway.take_stdout().unwrap();
+    // An MCP client's first words, then a call that makes the upstream exit.
+    for message in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes.read","arguments":{"id":"n1"}}}"#,
+    ] {
+        writeln!(stdin, "{message}").unwrap();
+    }
+    stdin.flush().unwrap();
+    // Standard output is MCP's alone, to its end.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let message: Value = approval_gate::serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the gateway printed `{line}`, not JSON-RPC: {e}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{message}");
+    }
+    assert!(!gateway.kill(), "the gateway ran on past the deadline");
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        stderr.contains("error: the upstream MCP server `") && stderr.contains("` exited"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_upstream_that_does_not_speak_mcp_is_a_clear_error() {
+    let scratch = Scratch::new("mcp-upstream");
+    let config = deployment(&scratch);
+    let failed = run(&["--config", config.to_str().unwrap(), "mcp", "--", "true"]).code(5);
+    assert!(
+        failed.stdout.is_empty(),
+        "stdout is MCP's: {}",
+        failed.stdout
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("error: cannot start the upstream MCP server `true`"),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[test]
+fn the_upstream_command_is_required() {
+    let scratch = Scratch::new("mcp-usage");
+    let config = deployment(&scratch);
+    let failed = run(&["--config", config.to_str().unwrap(), "mcp"]).code(2);
+    assert!(
+        failed.stderr.contains("UPSTREAM-COMMAND"),
+        "{}",
+        failed.stderr
+    );
+}

@@ -1,0 +1,517 @@
+//! [`GatedServer`]: an rmcp server handler whose tool calls go through the gate.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use approval_gate::{
+    ArgsHash, Effect, Execution, Gate, GateError, GateOutcome, Gated, RequestQuery, RequestState,
+    ToolCall, ToolExecutor,
+};
+use async_trait::async_trait;
+use rmcp::model::*;
+use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::Value;
+
+use crate::translate::{self, Forwarded};
+
+/// An MCP server handler behind an approval gate: every `tools/call` is decided by the
+/// gate's policy before the inner handler sees it; every other request (`tools/list`,
+/// `initialize`, resources, prompts, …) goes to the inner handler as it is.
+///
+/// Each call becomes a [`ToolCall`]: the run id of this server (one per session: made
+/// fresh by [`new`](Self::new), or set with [`with_run_id`](Self::with_run_id)), a
+/// call id from the JSON-RPC request id, the tool's name, its arguments (`{}` when the
+/// client sent none), and the requester, tenant and roles this server was configured
+/// with. The gate decides it with
+/// [`Gated::call_or_resume`](approval_gate::Gated::call_or_resume):
+///
+/// - allowed: the inner handler runs it and its result comes back unchanged, its
+///   failures too (an `isError` result is recorded on the trail as a failed execution);
+/// - approval required: nothing runs; the client gets an `isError` result saying that
+///   the call waits for a person and that calling again with the same arguments runs it
+///   once approved, with `structuredContent`
+///   `{"status": "approval_pending", "request_id", "expires_at", "console_url"}`
+///   (`console_url` only with [`with_console_url`](Self::with_console_url));
+/// - once a person has approved, the identical call (same tool and arguments) runs,
+///   once, with the arguments as approved (an approver's edits included); the next
+///   identical call files a new request;
+/// - denied by the policy, or stopped by a run control: an `isError` result whose text
+///   says why, with `structuredContent` `{"status": "stopped", "reason"}`;
+/// - denied or cancelled by a person: the next identical call is told so, once, with
+///   their feedback (a stop, `approval_denied` or `approval_cancelled`, on the trail
+///   too); the one after that files a new request;
+/// - the gate failed (store, audit sink): a JSON-RPC internal error, and nothing ran.
+///
+/// Shaped like tower's wrappers: `new`, `get_ref`, `get_mut`, `into_inner`.
+///
+/// The requester and tenant are what the gateway was told at start, not something the
+/// MCP client says: whoever can talk to this server acts as them.
+#[derive(Debug, Clone)]
+pub struct GatedServer<S> {
+    inner: S,
+    gate: Gate,
+    run_id: String,
+    requester: Option<String>,
+    tenant: Option<String>,
+    roles: Vec<String>,
+    console_url: Option<String>,
+    /// The requests denied or cancelled by a person whose end a call was told already.
+    told: Arc<Mutex<HashSet<approval_gate::RequestId>>>,
+}
+
+impl<S: ServerHandler> GatedServer<S> {
+    /// Wraps `inner` with `gate`, under a fresh run id (`mcp-` and a UUID), with no
+    /// requester, tenant or roles.
+    pub fn new(inner: S, gate: Gate) -> Self {
+        GatedServer {
+            inner,
+            gate,
+            run_id: format!("mcp-{}", uuid::Uuid::new_v4()),
+            requester: None,
+            tenant: None,
+            roles: Vec::new(),
+            console_url: None,
+            told: Arc::default(),
+        }
+    }
+
+    /// Sets the run id every call of this server carries, instead of a fresh one: an
+    /// approval is found again only by a call of the same run.
+    pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = run_id.into();
+        self
+    }
+
+    /// Sets who asks for every call: the person or service the agent acts for. Nobody
+    /// may approve their own requests.
+    pub fn with_requester(mut self, requester: impl Into<String>) -> Self {
+        self.requester = Some(requester.into());
+        self
+    }
+
+    /// Sets the tenant of every call.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Adds a role of the requester, which policy conditions can test.
+    pub fn with_role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// Sets the console's base URL (`https://gate.example.com`): a pending call's
+    /// result then links the request's page, `{base}/requests/{id}`.
+    pub fn with_console_url(mut self, base: impl Into<String>) -> Self {
+        self.console_url = Some(base.into());
+        self
+    }
+
+    /// The run id every call of this server carries.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The wrapped handler.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped handler, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the handler.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The gate's view of a `tools/call`, as call `call_id`.
+    fn tool_call(&self, request: &CallToolRequestParams, call_id: String) -> ToolCall {
+        let args = Value::Object(request.arguments.clone().unwrap_or_default());
+        let mut call = ToolCall::new(self.run_id.as_str(), call_id, request.name.as_ref(), args);
+        if let Some(requester) = &self.requester {
+            call = call.with_requester(requester.as_str());
+        }
+        if let Some(tenant) = &self.tenant {
+            call = call.with_tenant(tenant.as_str());
+        }
+        for role in &self.roles {
+            call = call.with_role(role.as_str());
+        }
+        call
+    }
+
+    async fn gated_call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let call = self.tool_call(&request, format!("mcp-{}", context.id));
+        let ended = match self.untold_end(&call).await {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::warn!("the approval gate failed; the call did not run: {e}");
+                return Err(translate::gate_error(&e));
+            }
+        };
+        let filed = ended.map(|(id, call_id)| (id, self.tool_call(&request, call_id)));
+        let gated = Gated::new(
+            self.gate.clone(),
+            Forward {
+                inner: &self.inner,
+                request,
+                context,
+            },
+        );
+        let outcome = match filed {
+            // The gate records the stop and says why: the person's words.
+            Some((id, filed)) => gated.resume(id, filed).await,
+            None => gated.call_or_resume(call).await,
+        };
+        match outcome {
+            Ok(GateOutcome::Executed(done)) => {
+                if let Some(e) = &done.unrecorded {
+                    tracing::warn!(
+                        request_id = ?done.request_id,
+                        "the tool ran but its result could not be recorded: {e}"
+                    );
+                }
+                translate::executed(done.result)
+            }
+            Ok(GateOutcome::Pending(pending)) => {
+                Ok(translate::pending(&pending, self.console_url.as_deref()).into())
+            }
+            Ok(GateOutcome::Stopped(stop)) => Ok(translate::stopped(&stop).into()),
+            Err(e) => {
+                tracing::warn!("the approval gate failed; the call did not run: {e}");
+                Err(translate::gate_error(&e))
+            }
+        }
+    }
+
+    /// The latest request for a call identical to `call` (same run, tool, arguments,
+    /// tenant and requester) that a person denied or cancelled and that no call was told
+    /// of yet, with the call id it was filed as; every such request counts as told from
+    /// now on. Looked for only when the policy asks approval for `call`.
+    async fn untold_end(
+        &self,
+        call: &ToolCall,
+    ) -> Result<Option<(approval_gate::RequestId, String)>, GateError> {
+        if self.gate.policy().evaluate(call).effect() != Effect::ApprovalRequired {
+            return Ok(None);
+        }
+        let Ok(hash) = ArgsHash::compute_with_limits(call.args(), self.gate.args_limits()) else {
+            return Ok(None);
+        };
+        let query = RequestQuery {
+            run_id: Some(call.run_id().to_owned()),
+            tool: Some(call.tool().to_owned()),
+            tenant: call.tenant().map(str::to_owned),
+            ..RequestQuery::default()
+        };
+        let now = self.gate.now();
+        let requests = self.gate.store().list(&query, now).await?;
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        let mut latest = None;
+        // Oldest first: the last one found is the latest.
+        for request in requests {
+            let ended = matches!(
+                request.state_at(now),
+                RequestState::Denied | RequestState::Cancelled
+            );
+            if ended
+                && request.args_hash() == hash
+                && request.call().requester() == call.requester()
+                && request.call().tenant() == call.tenant()
+                && told.insert(request.id())
+            {
+                latest = Some((request.id(), request.call().call_id().to_owned()));
+            }
+        }
+        Ok(latest)
+    }
+}
+
+/// The gate's executor for one `tools/call`: hands the call, with the arguments the
+/// gate lets run, to the inner handler with the request's context.
+struct Forward<'a, S> {
+    inner: &'a S,
+    request: CallToolRequestParams,
+    context: RequestContext<RoleServer>,
+}
+
+#[async_trait]
+impl<S: ServerHandler> ToolExecutor for Forward<'_, S> {
+    type Output = CallToolResponse;
+    type Error = Forwarded;
+
+    async fn execute(&self, execution: Execution) -> Result<CallToolResponse, Forwarded> {
+        let mut request = self.request.clone();
+        request.arguments = match execution.args() {
+            // The client sent none, and none were edited in: send none.
+            Value::Object(args) if args.is_empty() && self.request.arguments.is_none() => None,
+            Value::Object(args) => Some(args.clone()),
+            _ => return Err(Forwarded::NotAnObject),
+        };
+        match self.inner.call_tool(request, self.context.clone()).await {
+            Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
+                Err(Forwarded::Tool(result))
+            }
+            Ok(response) => Ok(response),
+            Err(e) => Err(Forwarded::Protocol(e)),
+        }
+    }
+}
+
+/// Every request but `tools/call` goes to the inner handler as it is.
+#[allow(deprecated)]
+impl<S: ServerHandler> ServerHandler for GatedServer<S> {
+    fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
+        self.gated_call(request, context)
+    }
+
+    fn ping(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.ping(context)
+    }
+
+    fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<InitializeResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.initialize(request, context)
+    }
+
+    fn negotiate_initialize(
+        &self,
+        request: &InitializeRequestParams,
+    ) -> Result<InitializeResult, McpError> {
+        self.inner.negotiate_initialize(request)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<DiscoverResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.discover(context)
+    }
+
+    fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CompleteResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.complete(request, context)
+    }
+
+    fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.set_level(request, context)
+    }
+
+    fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetPromptResponse, McpError>> + MaybeSendFuture + '_ {
+        self.inner.get_prompt(request, context)
+    }
+
+    fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListPromptsResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_prompts(request, context)
+    }
+
+    fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListResourcesResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_resources(request, context)
+    }
+
+    fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListResourceTemplatesResult, McpError>> + MaybeSendFuture + '_
+    {
+        self.inner.list_resource_templates(request, context)
+    }
+
+    fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ReadResourceResponse, McpError>> + MaybeSendFuture + '_ {
+        self.inner.read_resource(request, context)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.inner.accepted_subscription_filter(requested)
+    }
+
+    fn listen(
+        &self,
+        context: SubscriptionContext,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.listen(context)
+    }
+
+    fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.subscribe(request, context)
+    }
+
+    fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.unsubscribe(request, context)
+    }
+
+    fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListToolsResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_tools(request, context)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.get_tool(name)
+    }
+
+    fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CustomResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.on_custom_request(request, context)
+    }
+
+    fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_cancelled(notification, context)
+    }
+
+    fn on_progress(
+        &self,
+        notification: ProgressNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_progress(notification, context)
+    }
+
+    fn on_initialized(
+        &self,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_initialized(context)
+    }
+
+    fn on_roots_list_changed(
+        &self,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_roots_list_changed(context)
+    }
+
+    fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_custom_notification(notification, context)
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetTaskResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.get_task(request, context)
+    }
+
+    fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.update_task(request, context)
+    }
+
+    fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.cancel_task(request, context)
+    }
+
+    fn list_skills(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListSkillsResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_skills(request, context)
+    }
+
+    fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetSkillResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.get_skill(request, context)
+    }
+
+    fn read_resource_directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ReadResourceDirectoryResult, McpError>> + MaybeSendFuture + '_
+    {
+        self.inner.read_resource_directory(request, context)
+    }
+}

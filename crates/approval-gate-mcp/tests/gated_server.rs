@@ -1,0 +1,407 @@
+//! `GatedServer` as an MCP client meets it: an rmcp client and server in one process,
+//! over an in-memory duplex pipe, with a toy inner handler whose `email.send` counts
+//! its runs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use approval_gate::trail::{AuditError, AuditRecord};
+use approval_gate::{Approver, Gate, Key, Keyring, Policy, RequestId, RequestState};
+use approval_gate_mcp::GatedServer;
+use approval_gate_mcp::rmcp::model::{
+    CallToolRequestParams, CallToolResult, ContentBlock, ErrorCode, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use approval_gate_mcp::rmcp::service::{RequestContext, RunningService};
+use approval_gate_mcp::rmcp::{
+    ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt as _,
+};
+use serde_json::{Value, json};
+
+const POLICY: &str = "
+approvals:
+  required_for: [email.send]
+  ttl_seconds: 300
+  fallback_when_not_approved: stop
+rules:
+  - id: reads
+    tools: ['*.read']
+    effect: allow
+  - id: no-drops
+    tool: db.drop
+    effect: deny
+    reason: dropping tables is not allowed, archive the table instead
+";
+
+/// The inner handler: `notes.read` reads, `email.send` sends (counted, with the
+/// arguments it ran with kept), `db.drop` would drop.
+#[derive(Clone, Default)]
+struct Toy {
+    sent: Arc<AtomicUsize>,
+    sent_with: Arc<Mutex<Vec<JsonObject>>>,
+}
+
+fn tool(name: &'static str) -> Tool {
+    let schema = json!({"type": "object"});
+    let Value::Object(schema) = schema else {
+        unreachable!()
+    };
+    Tool::new(name, format!("the toy's {name}"), schema)
+}
+
+fn text_result(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(text)])
+}
+
+impl ServerHandler for Toy {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(vec![
+            tool("notes.read"),
+            tool("email.send"),
+            tool("db.drop"),
+        ]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<approval_gate_mcp::rmcp::model::CallToolResponse, McpError> {
+        let args = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            "notes.read" => match args.get("id").and_then(Value::as_str) {
+                Some("missing") => CallToolResult::error(vec![ContentBlock::text("no such note")]),
+                _ => text_result("note: buy milk"),
+            },
+            "email.send" => {
+                self.sent.fetch_add(1, Ordering::SeqCst);
+                let to = args.get("to").cloned().unwrap_or(Value::Null);
+                self.sent_with.lock().unwrap().push(args);
+                text_result(format!("sent to {to}"))
+            }
+            "db.drop" => text_result("dropped"),
+            other => return Err(McpError::invalid_params(format!("no tool {other}"), None)),
+        };
+        Ok(result.into())
+    }
+}
+
+fn gate() -> Gate {
+    Gate::builder(
+        Policy::from_yaml_str(POLICY).unwrap(),
+        Keyring::new(Key::generate("k1").unwrap()),
+    )
+    .build()
+}
+
+/// A client connected to `server`, which runs on a task of its own.
+async fn connect<S: ServerHandler>(server: S) -> RunningService<RoleClient, ()> {
+    let (server_end, client_end) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let running = server.serve(server_end).await.expect("the server starts");
+        let _ = running.waiting().await;
+    });
+    ().serve(client_end).await.expect("the client initializes")
+}
+
+fn call(name: &'static str, args: Value) -> CallToolRequestParams {
+    let Value::Object(args) = args else {
+        panic!("arguments are an object")
+    };
+    CallToolRequestParams::new(name).with_arguments(args)
+}
+
+fn text(result: &CallToolResult) -> &str {
+    result.content[0].as_text().expect("a text").text.as_str()
+}
+
+/// The request id of a pending result.
+fn pending_id(result: &CallToolResult) -> RequestId {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let structured = result
+        .structured_content
+        .as_ref()
+        .expect("structured content");
+    assert_eq!(structured["status"], "approval_pending", "{structured}");
+    structured["request_id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tools_list_passes_through() {
+    let client = connect(GatedServer::new(Toy::default(), gate())).await;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .collect();
+    assert_eq!(names, ["notes.read", "email.send", "db.drop"]);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_waits_for_approval_then_runs_once_then_waits_again() {
+    let toy = Toy::default();
+    let gate = gate();
+    let server = GatedServer::new(toy.clone(), gate.clone())
+        .with_requester("agent-alice")
+        .with_tenant("acme")
+        .with_console_url("https://gate.example.com/");
+    let run_id = server.run_id().to_owned();
+    assert!(run_id.starts_with("mcp-"), "{run_id}");
+    let client = connect(server).await;
+
+    // A read passes.
+    let read = client
+        .call_tool(call("notes.read", json!({"id": "n1"})))
+        .await
+        .unwrap();
+    assert_eq!(read.is_error, Some(false));
+    assert_eq!(text(&read), "note: buy milk");
+
+    // A write waits: nothing ran.
+    let mail = json!({"to": "bob@example.com", "subject": "Hi"});
+    let first = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    let id = pending_id(&first);
+    assert!(text(&first).contains("again with the same arguments"));
+    let structured = first.structured_content.as_ref().unwrap();
+    assert_eq!(
+        structured["console_url"],
+        format!("https://gate.example.com/requests/{id}").as_str()
+    );
+    assert!(structured["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 0);
+
+    // The request is filed as this server's run, requester and tenant.
+    let request = gate.desk().show(id).await.unwrap();
+    assert_eq!(request.call().run_id(), run_id);
+    assert_eq!(request.call().requester(), Some("agent-alice"));
+    assert_eq!(request.call().tenant(), Some("acme"));
+
+    // Asking again before anyone decided joins the same request; still nothing ran.
+    let again = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    assert_eq!(pending_id(&again), id);
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 0);
+
+    // A person approves; the identical call runs, once.
+    let ann = Approver::new("ann").with_tenant("acme");
+    gate.desk().approve(id, &ann).await.unwrap();
+    let ran = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ran.is_error, Some(false), "{ran:?}");
+    assert_eq!(text(&ran), "sent to \"bob@example.com\"");
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 1);
+    let request = gate.desk().show(id).await.unwrap();
+    assert_eq!(request.state_at(gate.now()), RequestState::Executed);
+
+    // The approval is used: the next identical call waits again, on a new request.
+    let next = client.call_tool(call("email.send", mail)).await.unwrap();
+    let next_id = pending_id(&next);
+    assert_ne!(next_id, id);
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_approved_edit_is_what_runs() {
+    let toy = Toy::default();
+    let gate = gate();
+    let client = connect(GatedServer::new(toy.clone(), gate.clone())).await;
+    let mail = json!({"to": "everyone@example.com", "subject": "Hi"});
+    let pending = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    let id = pending_id(&pending);
+    gate.desk()
+        .approve_with_edits(
+            id,
+            &Approver::new("ann"),
+            json!({"to": "bob@example.com", "subject": "Hi"}),
+        )
+        .await
+        .unwrap();
+    // The model calls again with the arguments it proposed; the approved ones run.
+    let ran = client.call_tool(call("email.send", mail)).await.unwrap();
+    assert_eq!(ran.is_error, Some(false), "{ran:?}");
+    let sent_with = toy.sent_with.lock().unwrap().clone();
+    assert_eq!(sent_with.len(), 1);
+    assert_eq!(sent_with[0]["to"], "bob@example.com");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_policy_denial_says_why_and_nothing_runs() {
+    let client = connect(GatedServer::new(Toy::default(), gate())).await;
+    let denied = client
+        .call_tool(call("db.drop", json!({"table": "users"})))
+        .await
+        .unwrap();
+    assert_eq!(denied.is_error, Some(true));
+    assert!(
+        text(&denied).contains("dropping tables is not allowed, archive the table instead"),
+        "{}",
+        text(&denied)
+    );
+    let structured = denied.structured_content.unwrap();
+    assert_eq!(structured["status"], "stopped");
+    assert_eq!(structured["reason"], "policy_denied");
+
+    // A tool no rule names is denied too (the policy's default), with a reason.
+    let unknown = client
+        .call_tool(call("shell.exec", json!({"cmd": "rm -rf /"})))
+        .await
+        .unwrap();
+    assert_eq!(unknown.is_error, Some(true));
+    assert!(text(&unknown).contains("the policy denies this call"));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_without_arguments_is_gated_as_an_empty_object() {
+    let client = connect(GatedServer::new(Toy::default(), gate())).await;
+    let read = client
+        .call_tool(CallToolRequestParams::new("notes.read"))
+        .await
+        .unwrap();
+    assert_eq!(read.is_error, Some(false), "{read:?}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_inner_handlers_failures_come_back_unchanged() {
+    let gate = gate();
+    let client = connect(GatedServer::new(Toy::default(), gate.clone())).await;
+    let failed = client
+        .call_tool(call("notes.read", json!({"id": "missing"})))
+        .await
+        .unwrap();
+    assert_eq!(failed.is_error, Some(true));
+    assert_eq!(text(&failed), "no such note");
+    assert!(failed.structured_content.is_none());
+
+    // A JSON-RPC error of the inner handler reaches the client as such.
+    let policy = "policy:\n  default: allow\n";
+    gate.set_policy(Policy::from_yaml_str(policy).unwrap());
+    let err = client
+        .call_tool(call("nope.tool", json!({})))
+        .await
+        .unwrap_err();
+    let approval_gate_mcp::rmcp::ServiceError::McpError(err) = err else {
+        panic!("expected the inner handler's error, got {err:?}")
+    };
+    assert_eq!(err.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(err.message, "no tool nope.tool");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn when_the_gate_fails_nothing_runs() {
+    let toy = Toy::default();
+    let policy = "policy:\n  default: allow\n";
+    let failing = |_: &AuditRecord| Err(AuditError::backend("the audit disk is full"));
+    let gate = Gate::builder(
+        Policy::from_yaml_str(policy).unwrap(),
+        Keyring::new(Key::generate("k1").unwrap()),
+    )
+    .audit(failing)
+    .build();
+    let client = connect(GatedServer::new(toy.clone(), gate)).await;
+    let err = client
+        .call_tool(call("email.send", json!({"to": "bob@example.com"})))
+        .await
+        .unwrap_err();
+    let approval_gate_mcp::rmcp::ServiceError::McpError(err) = err else {
+        panic!("expected a JSON-RPC error, got {err:?}")
+    };
+    assert_eq!(err.code, ErrorCode::INTERNAL_ERROR);
+    assert!(err.message.contains("did not run"), "{}", err.message);
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 0);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_configured_run_id_is_the_calls_run() {
+    let gate = gate();
+    let client = connect(GatedServer::new(Toy::default(), gate.clone()).with_run_id("run-7")).await;
+    let pending = client
+        .call_tool(call("email.send", json!({"to": "bob@example.com"})))
+        .await
+        .unwrap();
+    let id = pending_id(&pending);
+    assert_eq!(gate.desk().show(id).await.unwrap().call().run_id(), "run-7");
+    assert!(
+        pending
+            .structured_content
+            .unwrap()
+            .get("console_url")
+            .is_none()
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_persons_denial_reaches_the_model_once() {
+    let toy = Toy::default();
+    let gate = gate();
+    let client = connect(GatedServer::new(toy.clone(), gate.clone()).with_requester("agent")).await;
+    let mail = json!({"to": "everyone@example.com", "subject": "Hi"});
+    let first = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    let id = pending_id(&first);
+    gate.desk()
+        .deny(
+            id,
+            &Approver::new("ann"),
+            Some("write to the team list instead"),
+        )
+        .await
+        .unwrap();
+
+    // The next identical call is told who denied it and why; nothing ran.
+    let told = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    assert_eq!(told.is_error, Some(true));
+    assert!(
+        text(&told).contains("ann denied this call: write to the team list instead"),
+        "{}",
+        text(&told)
+    );
+    let structured = told.structured_content.as_ref().unwrap();
+    assert_eq!(structured["reason"], "approval_denied");
+    assert_eq!(structured["request_id"], id.to_string().as_str());
+
+    // Told once: calling again anyway files a new request for a person to decide.
+    let again = client.call_tool(call("email.send", mail)).await.unwrap();
+    assert_ne!(pending_id(&again), id);
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 0);
+
+    // Other arguments were never denied: they wait for a person as usual.
+    let other = client
+        .call_tool(call("email.send", json!({"to": "team@example.com"})))
+        .await
+        .unwrap();
+    pending_id(&other);
+    client.cancel().await.unwrap();
+}
