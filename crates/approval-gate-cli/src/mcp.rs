@@ -58,7 +58,15 @@ pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
             source: Some(Box::new(e)),
         })?;
 
+    // The upstream's own name, for the policy's `tool_info.server`.
+    let name = upstream
+        .peer()
+        .peer_info()
+        .and_then(|info| info.server_info.as_ref().map(|i| i.name.clone()));
     let mut server = GatedServer::new(upstream, gate);
+    if let Some(name) = name {
+        server = server.with_server_name(name);
+    }
     if let Some(run_id) = &args.run_id {
         server = server.with_run_id(run_id);
     }

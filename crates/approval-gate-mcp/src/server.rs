@@ -1,7 +1,7 @@
 //! [`GatedServer`]: an rmcp server handler whose tool calls go through the gate.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use approval_gate::{
@@ -59,6 +59,10 @@ pub struct GatedServer<S> {
     console_url: Option<String>,
     /// The requests denied or cancelled by a person whose end a call was told already.
     told: Arc<Mutex<HashSet<approval_gate::RequestId>>>,
+    /// The name of the server the tools are from, for the policy (`tool_info.server`).
+    server_name: Option<String>,
+    /// The annotations of each tool, as the last `tools/list` gave them.
+    annotations: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 impl<S: ServerHandler> GatedServer<S> {
@@ -74,6 +78,8 @@ impl<S: ServerHandler> GatedServer<S> {
             roles: Vec::new(),
             console_url: None,
             told: Arc::default(),
+            server_name: None,
+            annotations: Arc::default(),
         }
     }
 
@@ -107,6 +113,13 @@ impl<S: ServerHandler> GatedServer<S> {
     /// result then links the request's page, `{base}/requests/{id}`.
     pub fn with_console_url(mut self, base: impl Into<String>) -> Self {
         self.console_url = Some(base.into());
+        self
+    }
+
+    /// Sets the name of the server the tools are from (the upstream's, for a proxy): the
+    /// policy sees it as `tool_info.server`.
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
         self
     }
 
@@ -148,7 +161,34 @@ impl<S: ServerHandler> GatedServer<S> {
         for role in &self.roles {
             call = call.with_role(role.as_str());
         }
-        call
+        match self.tool_info(request.name.as_ref()) {
+            Some(info) => call.with_tool_info(info),
+            None => call,
+        }
+    }
+
+    /// What the policy sees of the tool `name` as `tool_info`: the server's name and the
+    /// tool's annotations (`readOnlyHint`, `destructiveHint`, …), from the inner
+    /// handler's [`get_tool`](ServerHandler::get_tool) or else the last `tools/list`.
+    /// Nothing is known of a tool no list named: its calls get the policy's other rules.
+    fn tool_info(&self, name: &str) -> Option<Value> {
+        let annotations = match self.inner.get_tool(name) {
+            Some(tool) => tool.annotations.and_then(|a| serde_json::to_value(a).ok()),
+            None => self
+                .annotations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned(),
+        };
+        let mut info = serde_json::Map::new();
+        if let Some(server) = &self.server_name {
+            info.insert("server".into(), Value::String(server.clone()));
+        }
+        if let Some(annotations) = annotations {
+            info.insert("annotations".into(), annotations);
+        }
+        (!info.is_empty()).then_some(Value::Object(info))
     }
 
     async fn gated_call(
@@ -404,12 +444,25 @@ impl<S: ServerHandler> ServerHandler for GatedServer<S> {
         self.inner.unsubscribe(request, context)
     }
 
-    fn list_tools(
+    /// Passes through, and keeps each listed tool's annotations for the policy.
+    async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ListToolsResult, McpError>> + MaybeSendFuture + '_ {
-        self.inner.list_tools(request, context)
+    ) -> Result<ListToolsResult, McpError> {
+        let listed = self.inner.list_tools(request, context).await?;
+        let mut known = self.annotations.lock().unwrap_or_else(|e| e.into_inner());
+        for tool in &listed.tools {
+            match tool.annotations.as_ref().map(serde_json::to_value) {
+                Some(Ok(annotations)) => {
+                    known.insert(tool.name.to_string(), annotations);
+                }
+                _ => {
+                    known.remove(tool.name.as_ref());
+                }
+            }
+        }
+        Ok(listed)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -10,7 +10,7 @@ use approval_gate::{Approver, Gate, Key, Keyring, Policy, RequestId, RequestStat
 use approval_gate_mcp::GatedServer;
 use approval_gate_mcp::rmcp::model::{
     CallToolRequestParams, CallToolResult, ContentBlock, ErrorCode, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use approval_gate_mcp::rmcp::service::{RequestContext, RunningService};
 use approval_gate_mcp::rmcp::{
@@ -31,6 +31,10 @@ rules:
     tool: db.drop
     effect: deny
     reason: dropping tables is not allowed, archive the table instead
+  - id: destructive-tools
+    tools: ['*']
+    effect: approval_required
+    when: { field: tool_info.annotations.destructiveHint, eq: true }
 ";
 
 /// The inner handler: `notes.read` reads, `email.send` sends (counted, with the
@@ -67,6 +71,7 @@ impl ServerHandler for Toy {
             tool("notes.read"),
             tool("email.send"),
             tool("db.drop"),
+            tool("files.wipe").with_annotations(ToolAnnotations::new().destructive(true)),
         ]))
     }
 
@@ -88,6 +93,7 @@ impl ServerHandler for Toy {
                 text_result(format!("sent to {to}"))
             }
             "db.drop" => text_result("dropped"),
+            "files.wipe" => text_result("wiped"),
             other => return Err(McpError::invalid_params(format!("no tool {other}"), None)),
         };
         Ok(result.into())
@@ -144,7 +150,7 @@ async fn tools_list_passes_through() {
         .into_iter()
         .map(|t| t.name.into_owned())
         .collect();
-    assert_eq!(names, ["notes.read", "email.send", "db.drop"]);
+    assert_eq!(names, ["notes.read", "email.send", "db.drop", "files.wipe"]);
     client.cancel().await.unwrap();
 }
 
@@ -404,4 +410,30 @@ async fn a_persons_denial_reaches_the_model_once() {
         .unwrap();
     pending_id(&other);
     client.cancel().await.unwrap();
+}
+
+/// A tool that declares itself destructive needs approval by the policy's one rule on
+/// `tool_info.annotations.destructiveHint`, whatever its name. The annotations come
+/// from `tools/list`: before the client listed the tools, nothing is known of them, and
+/// the call gets the policy's default (deny).
+#[tokio::test(flavor = "current_thread")]
+async fn the_annotations_of_listed_tools_reach_the_policy() {
+    let toy = Toy::default();
+    let client = connect(GatedServer::new(toy, gate()).with_server_name("toy")).await;
+    let unlisted = client
+        .call_tool(call("files.wipe", json!({"path": "/"})))
+        .await
+        .unwrap();
+    assert_eq!(unlisted.is_error, Some(true), "{unlisted:?}");
+    assert_eq!(
+        unlisted.structured_content.as_ref().unwrap()["status"],
+        "stopped"
+    );
+
+    client.list_all_tools().await.unwrap();
+    let listed = client
+        .call_tool(call("files.wipe", json!({"path": "/"})))
+        .await
+        .unwrap();
+    pending_id(&listed);
 }
