@@ -222,11 +222,19 @@ impl<E: ToolExecutor> Gated<E> {
     /// used, the next identical call files a new request. When two identical calls race
     /// for one approval, one runs and the other stops with [`StopReason::ApprovalUsed`].
     ///
+    /// Only a call the policy holds for approval is looked for: one the policy in force
+    /// allows or denies is a plain `call` (an approval left unused then expires).
+    ///
     /// A request that was denied, cancelled or that timed out is not looked for: the next
     /// identical call files a new request. Its feedback reached the trail, and the
     /// console; a host that must tell the model of a denial looks the request up
     /// ([`Desk::list`](crate::desk::Desk::list)) before calling again.
     pub async fn call_or_resume(&self, call: ToolCall) -> Result<Outcome<E>, GateError> {
+        // Only a call the policy holds for approval can have an approval waiting: an
+        // allowed or denied call costs no look in the store.
+        if self.gate.policy().evaluate(&call).effect() != Effect::ApprovalRequired {
+            return self.call(call).await;
+        }
         let Ok(args_hash) = ArgsHash::compute_with_limits(call.args(), self.gate.args_limits())
         else {
             // `call` stops it with the reason.
