@@ -33,6 +33,11 @@ pub struct McpArgs {
     /// The console's base URL: a pending call's result links the request's page.
     #[arg(long, value_name = "URL")]
     pub console_url: Option<String>,
+    /// How long a call may take, gate and tool together, before the client is told it
+    /// is in doubt (it is then never sent again on its own). Keep it under the client's
+    /// own request timeout (60 s for the TypeScript SDK).
+    #[arg(long = "call-timeout", value_name = "SECONDS", default_value_t = 50)]
+    pub call_timeout: u64,
     /// The upstream MCP server: its command and arguments, after `--`.
     #[arg(last = true, required = true, value_name = "UPSTREAM-COMMAND")]
     pub upstream: Vec<OsString>,
@@ -82,6 +87,7 @@ pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
     if let Some(url) = &args.console_url {
         server = server.with_console_url(url);
     }
+    server = server.with_call_timeout(std::time::Duration::from_secs(args.call_timeout.max(1)));
 
     let upstream_ends = client.cancellation_token();
     let mut upstream = tokio::spawn(client.waiting());

@@ -26,5 +26,5 @@ mod upstream;
 /// host's own handlers, transports and clients.
 pub use rmcp;
 
-pub use server::GatedServer;
+pub use server::{DEFAULT_CALL_TIMEOUT, GatedServer};
 pub use upstream::{Upstream, UpstreamError};

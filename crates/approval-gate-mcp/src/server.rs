@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use approval_gate::{
     ArgsHash, Effect, Execution, Gate, GateError, GateOutcome, Gated, RequestQuery, RequestState,
@@ -63,7 +64,13 @@ pub struct GatedServer<S> {
     server_name: Option<String>,
     /// The annotations of each tool, as the last `tools/list` gave them.
     annotations: Arc<Mutex<HashMap<String, Value>>>,
+    /// How long a call may take, gate and tool together, before the client is answered.
+    call_timeout: Duration,
 }
+
+/// How long a call may take by default: under the 60 s after which the TypeScript MCP
+/// SDK gives up on a request, so the client hears why.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(50);
 
 impl<S: ServerHandler> GatedServer<S> {
     /// Wraps `inner` with `gate`, under a fresh run id (`mcp-` and a UUID), with no
@@ -80,6 +87,7 @@ impl<S: ServerHandler> GatedServer<S> {
             told: Arc::default(),
             server_name: None,
             annotations: Arc::default(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 
@@ -113,6 +121,18 @@ impl<S: ServerHandler> GatedServer<S> {
     /// result then links the request's page, `{base}/requests/{id}`.
     pub fn with_console_url(mut self, base: impl Into<String>) -> Self {
         self.console_url = Some(base.into());
+        self
+    }
+
+    /// Sets how long a call may take, the gate's work and the tool's together, before
+    /// the client is answered ([`DEFAULT_CALL_TIMEOUT`] by default). A call that runs
+    /// out is left as it stands: its `allow` on the trail with no result, or an approved
+    /// request `executing`, in doubt, never sent again on its own (a person settles it at
+    /// the desk); the client gets an `isError` result saying so, with
+    /// `structuredContent` `{"status": "in_doubt"}`. Keep it under the client's own
+    /// request timeout.
+    pub fn with_call_timeout(mut self, limit: Duration) -> Self {
+        self.call_timeout = limit;
         self
     }
 
@@ -213,10 +233,21 @@ impl<S: ServerHandler> GatedServer<S> {
                 context,
             },
         );
-        let outcome = match filed {
-            // The gate records the stop and says why: the person's words.
-            Some((id, filed)) => gated.resume(id, filed).await,
-            None => gated.call_or_resume(call).await,
+        let decided = async {
+            match filed {
+                // The gate records the stop and says why: the person's words.
+                Some((id, filed)) => gated.resume(id, filed).await,
+                None => gated.call_or_resume(call).await,
+            }
+        };
+        // Dropping the gate's future leaves what it did as it stands (see
+        // `Gated::call`'s cancellation): nothing is sent twice.
+        let Ok(outcome) = tokio::time::timeout(self.call_timeout, decided).await else {
+            tracing::warn!(
+                "a call took longer than {:?}; it is left in doubt",
+                self.call_timeout
+            );
+            return Ok(translate::timed_out(self.call_timeout).into());
         };
         match outcome {
             Ok(GateOutcome::Executed(done)) => {

@@ -120,6 +120,20 @@ pub(crate) fn stopped(stop: &Stop) -> CallToolResult {
     error_result(text, structured)
 }
 
+/// A call whose upstream did not answer within `limit`: it may have run, and it will
+/// not be sent again on its own.
+pub(crate) fn timed_out(limit: std::time::Duration) -> CallToolResult {
+    let text = format!(
+        "The tool did not answer within {} s. It may have run; it will not be sent again \
+         on its own, so check its effect before calling it again.",
+        limit.as_secs()
+    );
+    error_result(
+        text,
+        json!({"status": "in_doubt", "timeout_seconds": limit.as_secs()}),
+    )
+}
+
 /// The gate could not decide (its store or audit sink failed): fail closed.
 pub(crate) fn gate_error(error: &GateError) -> McpError {
     McpError::internal_error(

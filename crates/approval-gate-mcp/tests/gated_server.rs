@@ -2,7 +2,7 @@
 //! over an in-memory duplex pipe, with a toy inner handler whose `email.send` counts
 //! its runs.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use approval_gate::trail::{AuditError, AuditRecord};
@@ -43,6 +43,8 @@ rules:
 struct Toy {
     sent: Arc<AtomicUsize>,
     sent_with: Arc<Mutex<Vec<JsonObject>>>,
+    /// While set, `notes.read` and `email.send` (after counting) never answer.
+    hang: Arc<AtomicBool>,
 }
 
 fn tool(name: &'static str) -> Tool {
@@ -81,13 +83,23 @@ impl ServerHandler for Toy {
         _context: RequestContext<RoleServer>,
     ) -> Result<approval_gate_mcp::rmcp::model::CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
+        let hang = || async {
+            if self.hang.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        };
         let result = match request.name.as_ref() {
+            "notes.read" if self.hang.load(Ordering::SeqCst) => {
+                hang().await;
+                unreachable!()
+            }
             "notes.read" => match args.get("id").and_then(Value::as_str) {
                 Some("missing") => CallToolResult::error(vec![ContentBlock::text("no such note")]),
                 _ => text_result("note: buy milk"),
             },
             "email.send" => {
                 self.sent.fetch_add(1, Ordering::SeqCst);
+                hang().await;
                 let to = args.get("to").cloned().unwrap_or(Value::Null);
                 self.sent_with.lock().unwrap().push(args);
                 text_result(format!("sent to {to}"))
@@ -436,4 +448,70 @@ async fn the_annotations_of_listed_tools_reach_the_policy() {
         .await
         .unwrap();
     pending_id(&listed);
+}
+
+/// A tool that does not answer: after the call timeout the client hears that the call
+/// is in doubt, an approved request stays `executing` and is never sent again, and an
+/// allowed call keeps its `allow` with no result. Time is tokio's, paused: nothing
+/// waits for real.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_tool_that_does_not_answer_is_left_in_doubt_and_never_sent_again() {
+    let toy = Toy::default();
+    let gate = gate();
+    let limit = std::time::Duration::from_secs(10);
+    let server = GatedServer::new(toy.clone(), gate.clone()).with_call_timeout(limit);
+    let run_id = server.run_id().to_owned();
+    let client = connect(server).await;
+
+    let mail = json!({"to": "bob@example.com"});
+    let id = pending_id(
+        &client
+            .call_tool(call("email.send", mail.clone()))
+            .await
+            .unwrap(),
+    );
+    gate.desk()
+        .approve(id, &Approver::new("ann"))
+        .await
+        .unwrap();
+    toy.hang.store(true, Ordering::SeqCst);
+    let stuck = client
+        .call_tool(call("email.send", mail.clone()))
+        .await
+        .unwrap();
+    assert_eq!(stuck.is_error, Some(true), "{stuck:?}");
+    assert_eq!(
+        stuck.structured_content.as_ref().unwrap()["status"],
+        "in_doubt"
+    );
+    assert!(text(&stuck).contains("may have run"), "{}", text(&stuck));
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 1);
+    let request = gate.desk().show(id).await.unwrap();
+    assert_eq!(request.stored_state(), RequestState::Executing);
+
+    // The same call again asks a person again; the stuck one is not re-sent.
+    let again = client.call_tool(call("email.send", mail)).await.unwrap();
+    assert_ne!(pending_id(&again), id);
+    assert_eq!(toy.sent.load(Ordering::SeqCst), 1);
+
+    // An allowed read that hangs: in doubt too, its `allow` on the trail, no result.
+    let read = client
+        .call_tool(call("notes.read", json!({"id": "n1"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        read.structured_content.as_ref().unwrap()["status"],
+        "in_doubt"
+    );
+    let trail = gate
+        .store()
+        .audit_records(&approval_gate::trail::AuditQuery::run(run_id))
+        .await
+        .unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(
+        (last.tool.as_str(), last.event_name()),
+        ("notes.read", "allow")
+    );
+    client.cancel().await.unwrap();
 }
