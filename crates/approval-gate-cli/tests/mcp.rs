@@ -18,20 +18,8 @@ use std::process::{Command, Stdio};
 use approval_gate::serde_json::Value;
 use common::{Scratch, Watched, run};
 
-const POLICY: &str = "\
-approvals:
-  required_for: [email.send]
-  ttl_seconds: 300
-  fallback_when_not_approved: stop
-rules:
-  - id: reads
-    tools: ['*.read']
-    effect: allow
-  - id: no-drops
-    tool: db.drop
-    effect: deny
-    reason: dropping tables is not allowed, archive the table instead
-";
+/// The gateway crate's test policy, so both test the same rules.
+const POLICY: &str = include_str!("../../approval-gate-mcp/tests/policy.yaml");
 
 /// The virtual environment's Python with the `mcp` package, if the environment names one.
 fn python() -> Option<PathBuf> {

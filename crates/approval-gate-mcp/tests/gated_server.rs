@@ -18,24 +18,8 @@ use approval_gate_mcp::rmcp::{
 };
 use serde_json::{Value, json};
 
-const POLICY: &str = "
-approvals:
-  required_for: [email.send]
-  ttl_seconds: 300
-  fallback_when_not_approved: stop
-rules:
-  - id: reads
-    tools: ['*.read']
-    effect: allow
-  - id: no-drops
-    tool: db.drop
-    effect: deny
-    reason: dropping tables is not allowed, archive the table instead
-  - id: destructive-tools
-    tools: ['*']
-    effect: approval_required
-    when: { field: tool_info.annotations.destructiveHint, eq: true }
-";
+/// The policy of the gateway's tests (the command's tests read it too).
+const POLICY: &str = include_str!("policy.yaml");
 
 /// The inner handler: `notes.read` reads, `email.send` sends (counted, with the
 /// arguments it ran with kept), `db.drop` would drop.
