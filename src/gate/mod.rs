@@ -326,9 +326,11 @@ impl Gate {
             .await?)
     }
 
-    /// What run `run_id` has used so far: every `call` of the run (counted whether or not
-    /// the policy sets budgets, and whatever its outcome, before the policy decides),
-    /// and the steps and costs the host reported. A `resume` does not count again.
+    /// What run `run_id` has used so far: every `call` of the run that the switches did
+    /// not stop, whatever its outcome (with budgets, counted before the policy decides;
+    /// without, in the same write as the call's first record, so a call whose record the
+    /// store refused is not counted), and the steps and costs the host reported. A
+    /// `resume` does not count again.
     pub async fn usage(&self, run_id: &str) -> Result<RunUsage, GateError> {
         Ok(self.inner.store.usage(run_id).await?)
     }

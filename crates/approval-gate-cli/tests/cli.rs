@@ -16,6 +16,13 @@ fn init(scratch: &Scratch) -> String {
     dir.join("approval-gate.yaml").display().to_string()
 }
 
+/// Runs the command with `--config CONFIG` before `args`.
+fn with_config(config: &str, args: &[&str]) -> common::Run {
+    let mut all = vec!["--config", config];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
 async fn host(scratch: &Scratch) -> approval_gate::Gate {
     let dir = scratch.path("deploy");
     let store = SqliteStore::connect_with(SqliteStore::options(
@@ -192,11 +199,7 @@ async fn a_person_decides_from_the_terminal_and_the_host_resumes() {
     let config = init(&scratch);
     let gate = host(&scratch).await;
     let (tool, runs) = mail_tool(&gate);
-    let cli = |args: &[&str]| {
-        let mut all = vec!["--config", config.as_str()];
-        all.extend_from_slice(args);
-        run(&all)
-    };
+    let cli = |args: &[&str]| with_config(&config, args);
 
     // The agent asks; the gate files a request and returns at once.
     let call = mail("call-1", "bob@example.com");
@@ -419,11 +422,7 @@ async fn an_edited_approval_runs_the_edited_arguments_and_a_grant_can_be_revoked
     let config = init(&scratch);
     let gate = host(&scratch).await;
     let (tool, runs) = mail_tool(&gate);
-    let cli = |args: &[&str]| {
-        let mut all = vec!["--config", config.as_str()];
-        all.extend_from_slice(args);
-        run(&all)
-    };
+    let cli = |args: &[&str]| with_config(&config, args);
 
     let call = mail("call-5", "bob@example.com");
     let id = tool

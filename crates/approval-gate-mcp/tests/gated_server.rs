@@ -459,9 +459,12 @@ async fn a_tool_that_does_not_answer_is_left_in_doubt_and_never_sent_again() {
         .await
         .unwrap();
     toy.hang.store(true, Ordering::SeqCst);
-    let stuck = client
-        .call_tool(call("email.send", mail.clone()))
+    // Bounded on the test's side too, so a gateway without the timeout fails the test
+    // instead of hanging it.
+    let bounded = |future| tokio::time::timeout(limit * 3, future);
+    let stuck = bounded(client.call_tool(call("email.send", mail.clone())))
         .await
+        .expect("the gateway answers by its call timeout")
         .unwrap();
     assert_eq!(stuck.is_error, Some(true), "{stuck:?}");
     assert_eq!(
@@ -479,9 +482,9 @@ async fn a_tool_that_does_not_answer_is_left_in_doubt_and_never_sent_again() {
     assert_eq!(toy.sent.load(Ordering::SeqCst), 1);
 
     // An allowed read that hangs: in doubt too, its `allow` on the trail, no result.
-    let read = client
-        .call_tool(call("notes.read", json!({"id": "n1"})))
+    let read = bounded(client.call_tool(call("notes.read", json!({"id": "n1"}))))
         .await
+        .expect("the gateway answers by its call timeout")
         .unwrap();
     assert_eq!(
         read.structured_content.as_ref().unwrap()["status"],
