@@ -50,6 +50,9 @@ pub struct ApprovalStats {
     pub executed: u64,
     /// `execution_failed` records: tools that ran and returned an error.
     pub execution_failed: u64,
+    /// `execution_in_doubt` records: calls sent to a tool that may or may not have acted
+    /// (the connection to it was lost).
+    pub execution_in_doubt: u64,
     /// `policy_denied` records: calls the policy denied (at `call`, or at `resume` under
     /// a changed policy).
     pub policy_denied: u64,
@@ -210,6 +213,7 @@ impl ApprovalStats {
             cancelled: 0,
             executed: 0,
             execution_failed: 0,
+            execution_in_doubt: 0,
             policy_denied: 0,
             allowed: 0,
             grants_used: 0,
@@ -232,6 +236,7 @@ impl ApprovalStats {
             AuditEvent::ApprovalCancelled { .. } => &mut self.cancelled,
             AuditEvent::Executed { .. } => &mut self.executed,
             AuditEvent::ExecutionFailed { .. } => &mut self.execution_failed,
+            AuditEvent::ExecutionInDoubt { .. } => &mut self.execution_in_doubt,
             AuditEvent::PolicyDenied { .. } => &mut self.policy_denied,
             AuditEvent::Allow { .. } => &mut self.allowed,
             AuditEvent::GrantUsed { .. } => &mut self.grants_used,

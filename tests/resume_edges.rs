@@ -312,6 +312,102 @@ async fn a_request_left_in_doubt_is_settled_at_the_desk() {
     assert_eq!(w.runs(), 0);
 }
 
+/// A tool service reached over a connection: a lost connection leaves it unknown
+/// whether the call acted; a refusal does not.
+struct Remote {
+    sent: Arc<Mutex<usize>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RemoteError {
+    #[error("the connection to the tool service was lost")]
+    ConnectionLost,
+}
+
+#[async_trait::async_trait]
+impl ToolExecutor for Remote {
+    type Output = ();
+    type Error = RemoteError;
+
+    async fn execute(&self, _: Execution) -> Result<(), RemoteError> {
+        *self.sent.lock().unwrap() += 1;
+        Err(RemoteError::ConnectionLost)
+    }
+
+    fn in_doubt(&self, error: &RemoteError) -> bool {
+        matches!(error, RemoteError::ConnectionLost)
+    }
+}
+
+#[tokio::test]
+async fn an_executor_that_cannot_tell_whether_the_tool_acted_leaves_the_request_in_doubt() {
+    let w = World::new(POLICY);
+    let id = w.file(refund()).await;
+    w.gate.desk().approve(id, &finance("ann")).await.unwrap();
+    let sent = Arc::new(Mutex::new(0));
+    let remote = w.gate.wrap(Remote { sent: sent.clone() });
+
+    let outcome = remote.resume(id, refund()).await.unwrap();
+    let done = outcome.executed().expect("the call was sent");
+    assert!(done.in_doubt);
+    assert!(done.result.is_err());
+    assert!(done.unrecorded.is_none());
+    let request = w.gate.store().get(id).await.unwrap();
+    assert_eq!(request.stored_state(), RequestState::Executing);
+    let trail = w
+        .gate
+        .store()
+        .audit_records(&AuditQuery::request(id))
+        .await
+        .unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(last.event_name(), "execution_in_doubt");
+    assert_eq!(
+        serde_json::to_value(last).unwrap()["error"],
+        "the connection to the tool service was lost"
+    );
+
+    // Never sent again on its own: not by resume, not by an identical call.
+    let reason = stop_reason(w.resume(id, refund()).await);
+    assert!(matches!(
+        reason,
+        StopReason::ApprovalUsed {
+            state: RequestState::Executing
+        }
+    ));
+    assert!(matches!(
+        remote.call_or_resume(refund()).await.unwrap(),
+        GateOutcome::Pending(p) if p.request_id != id
+    ));
+    assert_eq!(*sent.lock().unwrap(), 1);
+
+    // A person settles it.
+    let settled = w
+        .gate
+        .desk()
+        .settle(id, &finance("cid"), Settlement::Ran, None)
+        .await
+        .unwrap();
+    assert_eq!(settled.stored_state(), RequestState::Executed);
+}
+
+#[tokio::test]
+async fn an_allowed_call_whose_tool_may_have_acted_is_recorded_in_doubt() {
+    let w = World::new("policy:\n  default: allow\n");
+    let sent = Arc::new(Mutex::new(0));
+    let remote = w.gate.wrap(Remote { sent: sent.clone() });
+    let outcome = remote.call(refund()).await.unwrap();
+    assert!(outcome.executed().unwrap().in_doubt);
+    let trail = w
+        .gate
+        .store()
+        .audit_records(&AuditQuery::run("run-t"))
+        .await
+        .unwrap();
+    let events: Vec<_> = trail.iter().map(|r| r.event_name()).collect();
+    assert_eq!(events, ["allow", "execution_in_doubt"]);
+}
+
 #[tokio::test]
 async fn a_request_that_ran_is_settled_as_executed() {
     let w = World::new(POLICY);

@@ -485,6 +485,13 @@ pub enum AuditEvent {
         /// The error as the tool described it.
         error: String,
     },
+    /// The tool was sent the call, and whether it acted is unknown: the connection to it
+    /// was lost, say ([`ToolExecutor::in_doubt`](crate::ToolExecutor::in_doubt)). An
+    /// approved request stays `executing` until a person settles it.
+    ExecutionInDoubt {
+        /// The error as the executor described it.
+        error: String,
+    },
     /// A person settled a request left in doubt (`executing`): it ran, it failed, or it
     /// did not run.
     ExecutionSettled {
@@ -665,6 +672,7 @@ impl AuditEvent {
             AuditEvent::ExecutionStarted { .. } => "execution_started",
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::ExecutionFailed { .. } => "execution_failed",
+            AuditEvent::ExecutionInDoubt { .. } => "execution_in_doubt",
             AuditEvent::ExecutionSettled { .. } => "execution_settled",
             AuditEvent::TransitionReverted { .. } => "transition_reverted",
             AuditEvent::KillSwitchChanged { .. } => "kill_switch_changed",

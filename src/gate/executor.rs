@@ -35,6 +35,20 @@ pub trait ToolExecutor: Send + Sync {
 
     /// Runs the call in `execution`, with the arguments that were approved.
     async fn execute(&self, execution: Execution) -> Result<Self::Output, Self::Error>;
+
+    /// Whether `error` leaves it unknown if the tool acted: the connection to a tool
+    /// service was lost after the call was sent, say. `false` by default: an error means
+    /// the tool did not act, or acted and failed.
+    ///
+    /// For such an error the gate records `execution_in_doubt` instead of
+    /// `execution_failed`, and an approved request stays `executing`, in doubt, as after
+    /// a crash: it never runs again on its own, and a person settles it at the desk
+    /// ([`Desk::settle`](crate::Desk::settle)). [`Executed::in_doubt`](crate::outcome::Executed::in_doubt)
+    /// tells the host.
+    fn in_doubt(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
 }
 
 #[async_trait]

@@ -456,8 +456,9 @@ impl<E: ToolExecutor> Gated<E> {
         mut record: AuditRecord,
     ) -> Outcome<E> {
         let result = self.inner.execute(execution).await;
+        let in_doubt = self.in_doubt(&result);
         record.at = self.gate.now();
-        record.event = result_event(&result);
+        record.event = result_event(&result, in_doubt);
         // The call was counted with the record that let it run.
         record = record.counting_call(false);
         let unrecorded = self.gate.record(&record).await.err();
@@ -466,6 +467,7 @@ impl<E: ToolExecutor> Gated<E> {
             request_id: None,
             edit: None,
             unrecorded,
+            in_doubt,
         })
     }
 
@@ -556,20 +558,34 @@ impl<E: ToolExecutor> Gated<E> {
             .await;
 
         let done_at = self.gate.now();
-        let unrecorded = match claimed.finish(result.is_ok(), done_at) {
-            Ok(finished) => self
-                .gate
-                .commit(&claimed, &finished, result_event(&result), done_at)
-                .await
-                .err(),
-            Err(_) => None,
+        let in_doubt = self.in_doubt(&result);
+        let event = result_event(&result, in_doubt);
+        let unrecorded = if in_doubt {
+            // The request stays `executing` for a person to settle; the trail says why.
+            let record = AuditRecord::for_request(done_at, &claimed, event);
+            self.gate.record(&record).await.err()
+        } else {
+            match claimed.finish(result.is_ok(), done_at) {
+                Ok(finished) => self
+                    .gate
+                    .commit(&claimed, &finished, event, done_at)
+                    .await
+                    .err(),
+                Err(_) => None,
+            }
         };
         Ok(GateOutcome::Executed(Executed {
             result,
             request_id: Some(id),
             edit,
             unrecorded,
+            in_doubt,
         }))
+    }
+
+    /// Whether the executor says `result` leaves it unknown if the tool acted.
+    fn in_doubt(&self, result: &Result<E::Output, E::Error>) -> bool {
+        result.as_ref().is_err_and(|e| self.inner.in_doubt(e))
     }
 
     /// Records a stop and returns it.
@@ -630,10 +646,15 @@ fn denied(decision: &Decision) -> StopReason {
     }
 }
 
-fn result_event<T, E: std::fmt::Display>(result: &Result<T, E>) -> AuditEvent {
+/// The record of a tool's result: `executed`, `execution_failed`, or, where the executor
+/// cannot tell whether the tool acted, `execution_in_doubt`.
+fn result_event<T, E: std::fmt::Display>(result: &Result<T, E>, in_doubt: bool) -> AuditEvent {
     match result {
         Ok(_) => AuditEvent::Executed {
             status: "ok".into(),
+        },
+        Err(e) if in_doubt => AuditEvent::ExecutionInDoubt {
+            error: e.to_string(),
         },
         Err(e) => AuditEvent::ExecutionFailed {
             error: e.to_string(),

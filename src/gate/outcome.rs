@@ -79,6 +79,11 @@ pub struct Executed<T, E> {
     /// failed afterwards): the request stays `Executing`, in doubt, and the audit trail
     /// lacks the result. The output is still handed back, since the write happened.
     pub unrecorded: Option<GateError>,
+    /// Set when the tool's error leaves it unknown whether it acted
+    /// ([`ToolExecutor::in_doubt`](crate::ToolExecutor::in_doubt)): the trail records
+    /// `execution_in_doubt`, and an approved request stays `executing` until a person
+    /// settles it. Tell the model it may have run, and do not send it again.
+    pub in_doubt: bool,
 }
 
 /// How an approver changed a call's arguments before approving it.

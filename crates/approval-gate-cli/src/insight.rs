@@ -37,6 +37,7 @@ pub async fn stats(deploy: &Deployment, window: &str, out: &Out) -> Result<(), C
         ("cancelled", stats.cancelled.to_string()),
         ("executed", stats.executed.to_string()),
         ("execution failed", stats.execution_failed.to_string()),
+        ("execution in doubt", stats.execution_in_doubt.to_string()),
         ("policy denied", stats.policy_denied.to_string()),
         ("allowed", stats.allowed.to_string()),
         ("grants used", stats.grants_used.to_string()),

@@ -43,8 +43,8 @@ pub struct McpArgs {
     pub upstream: Vec<OsString>,
 }
 
-/// Runs the gateway until the client closes standard input (success) or the upstream
-/// exits (an error).
+/// Runs the gateway until the client closes standard input. An upstream that exits is
+/// started again at the next request; one that cannot be started at all is an error.
 pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
     let gate = deploy.gate().await?;
     let Some((program, rest)) = args.upstream.split_first() else {
@@ -54,20 +54,24 @@ pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
         ));
     };
     let shown = program.to_string_lossy().into_owned();
-    let mut command = tokio::process::Command::new(program);
-    command.args(rest);
-    let (upstream, client) = Upstream::spawn(command)
-        .await
-        .map_err(|e| CliError::Failed {
-            message: format!("cannot start the upstream MCP server `{shown}`"),
-            source: Some(Box::new(e)),
-        })?;
+    let (program, rest) = (program.clone(), rest.to_vec());
+    let upstream = Upstream::spawn(move || {
+        let mut command = tokio::process::Command::new(&program);
+        command.args(&rest);
+        command
+    })
+    .await
+    .map_err(|e| CliError::Failed {
+        message: format!("cannot start the upstream MCP server `{shown}`"),
+        source: Some(Box::new(e)),
+    })?;
 
     // The upstream's own name, for the policy's `tool_info.server`.
     let name = upstream
         .peer()
         .peer_info()
         .and_then(|info| info.server_info.as_ref().map(|i| i.name.clone()));
+    let upstream_handle = upstream.clone();
     let mut server = GatedServer::new(upstream, gate);
     if let Some(name) = name {
         server = server.with_server_name(name);
@@ -89,32 +93,12 @@ pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
     }
     server = server.with_call_timeout(std::time::Duration::from_secs(args.call_timeout.max(1)));
 
-    let upstream_ends = client.cancellation_token();
-    let mut upstream = tokio::spawn(client.waiting());
-    let gone = || CliError::Failed {
-        message: format!("the upstream MCP server `{shown}` exited"),
-        source: None,
-    };
-    let running = tokio::select! {
-        running = server.serve(stdio()) => running.map_err(|e| CliError::Failed {
-            message: "the MCP client did not initialize a session".into(),
-            source: Some(Box::new(e)),
-        })?,
-        _ = &mut upstream => return Err(gone()),
-    };
-    let server_ends = running.cancellation_token();
-    let mut served = tokio::spawn(running.waiting());
-    tokio::select! {
-        _ = &mut served => {
-            // The client is done: close the upstream's session, which stops it.
-            upstream_ends.cancel();
-            let _ = upstream.await;
-            Ok(())
-        }
-        _ = &mut upstream => {
-            server_ends.cancel();
-            let _ = served.await;
-            Err(gone())
-        }
-    }
+    let running = server.serve(stdio()).await.map_err(|e| CliError::Failed {
+        message: "the MCP client did not initialize a session".into(),
+        source: Some(Box::new(e)),
+    })?;
+    let _ = running.waiting().await;
+    // The client is done: close the upstream's session, which stops it.
+    upstream_handle.close().await;
+    Ok(())
 }

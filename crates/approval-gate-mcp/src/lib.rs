@@ -7,8 +7,10 @@
 //!   other request passes through.
 //! - [`Upstream`] is a [`rmcp::ServerHandler`] that forwards `tools/list` and
 //!   `tools/call` to another MCP server, reached as an rmcp client; with
-//!   [`Upstream::spawn`], a child process on stdio. `GatedServer<Upstream>` is the
-//!   gateway that `approval-gate mcp` runs.
+//!   [`Upstream::spawn`], a child process on stdio, started again when it exits.
+//!   `GatedServer<Upstream>` is the gateway that `approval-gate mcp` runs.
+//! - [`outcome_unknown`] is the error a handler gives for a call it sent on and lost:
+//!   the gate records it in doubt and never sends it again.
 //!
 //! What a call's outcome becomes on the wire is in one place (the crate's `translate`
 //! module): the inner tool's result, unchanged, when it ran; an `isError` result with a
@@ -18,6 +20,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod doubt;
 mod server;
 mod translate;
 mod upstream;
@@ -26,5 +29,6 @@ mod upstream;
 /// host's own handlers, transports and clients.
 pub use rmcp;
 
+pub use doubt::{is_outcome_unknown, outcome_unknown};
 pub use server::{DEFAULT_CALL_TIMEOUT, GatedServer};
 pub use upstream::{Upstream, UpstreamError};

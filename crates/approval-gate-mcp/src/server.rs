@@ -30,6 +30,10 @@ use crate::translate::{self, Forwarded};
 ///
 /// - allowed: the inner handler runs it and its result comes back unchanged, its
 ///   failures too (an `isError` result is recorded on the trail as a failed execution);
+///   when the handler lost the call on its way ([`outcome_unknown`](crate::outcome_unknown)),
+///   it is recorded in doubt (an approved request stays `executing` for a person to
+///   settle), never sent again on its own, and the client gets an `isError` result
+///   saying it may have run, with `structuredContent` `{"status": "in_doubt"}`;
 /// - approval required: nothing runs; the client gets an `isError` result saying that
 ///   the call waits for a person and that calling again with the same arguments runs it
 ///   once approved, with `structuredContent`
@@ -257,6 +261,13 @@ impl<S: ServerHandler> GatedServer<S> {
                         "the tool ran but its result could not be recorded: {e}"
                     );
                 }
+                if done.in_doubt {
+                    tracing::warn!(
+                        request_id = ?done.request_id,
+                        "a call was lost on its way: it is left in doubt"
+                    );
+                    return Ok(translate::in_doubt(done.request_id).into());
+                }
                 translate::executed(done.result)
             }
             Ok(GateOutcome::Pending(pending)) => {
@@ -341,6 +352,10 @@ impl<S: ServerHandler> ToolExecutor for Forward<'_, S> {
             Ok(response) => Ok(response),
             Err(e) => Err(Forwarded::Protocol(e)),
         }
+    }
+
+    fn in_doubt(&self, error: &Forwarded) -> bool {
+        matches!(error, Forwarded::Protocol(e) if crate::is_outcome_unknown(e))
     }
 }
 

@@ -134,6 +134,23 @@ pub(crate) fn timed_out(limit: std::time::Duration) -> CallToolResult {
     )
 }
 
+/// A call that was sent on and lost before it answered: it may have run, and it will
+/// not be sent again on its own.
+pub(crate) fn in_doubt(request_id: Option<RequestId>) -> CallToolResult {
+    let mut text = "The call was sent to the tool, and the connection to it was lost before \
+                    it answered: it may have run. It will not be sent again on its own, so \
+                    check its effect before calling it again."
+        .to_owned();
+    let mut structured = json!({"status": "in_doubt"});
+    if let Some(id) = request_id {
+        text.push_str(&format!(
+            " Approval request {id} stays in doubt until a person settles it."
+        ));
+        structured["request_id"] = Value::String(id.to_string());
+    }
+    error_result(text, structured)
+}
+
 /// The gate could not decide (its store or audit sink failed): fail closed.
 pub(crate) fn gate_error(error: &GateError) -> McpError {
     McpError::internal_error(

@@ -1,11 +1,15 @@
 //! [`Upstream`]: a server handler whose tools are another MCP server's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RunningService, ServiceError};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ErrorData as McpError, Peer, RoleClient, RoleServer, ServerHandler, ServiceExt as _};
 use thiserror::Error;
 
+use crate::doubt::outcome_unknown;
 use crate::translate;
 
 /// A server handler that forwards `tools/list` and `tools/call` to another MCP server,
@@ -16,14 +20,48 @@ use crate::translate;
 /// A call is forwarded with its name and arguments (and an MRTR retry's
 /// `inputResponses` and `requestState`); the request's `_meta` is not, since the
 /// upstream may speak another protocol version. The upstream's result comes back as it
-/// is; an upstream's JSON-RPC error too; and when the upstream is gone, the call ends in
-/// an internal error that says so.
+/// is; an upstream's JSON-RPC error too. When the upstream is gone:
+///
+/// - a call it was sent and never answered (or answered with something that is not a
+///   result) ends in an [`outcome_unknown`](crate::outcome_unknown) error: it may have
+///   acted, and a `GatedServer` records it in doubt and never sends it again;
+/// - a request made after it went ends in an internal error that says so, and nothing
+///   was sent;
+/// - an upstream started with [`spawn`](Self::spawn) is started again at the next
+///   request, so the session goes on (with a fresh upstream session: what the upstream
+///   kept in memory is gone).
 ///
 /// Only tools are served: the upstream's resources, prompts and notifications are not
 /// forwarded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The session now in use.
+    current: Mutex<Session>,
+    /// Makes the command that starts the upstream again, for an upstream that was spawned.
+    command: Option<Box<dyn Fn() -> tokio::process::Command + Send + Sync>>,
+    /// Held while the upstream is started again, so that one request does it.
+    restarting: tokio::sync::Mutex<()>,
+    /// Set by [`Upstream::close`]: not started again.
+    closed: AtomicBool,
+}
+
+#[derive(Clone)]
+struct Session {
     peer: Peer<RoleClient>,
+    /// The client of a spawned upstream: dropping the last clone stops the child.
+    client: Option<Arc<RunningService<RoleClient, ()>>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("restarts", &self.inner.command.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The upstream server could not be started or did not answer `initialize`.
@@ -39,40 +77,128 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    /// Forwards to the server at the other end of `peer`.
+    /// Forwards to the server at the other end of `peer`. When that session ends, every
+    /// later request is an error: the caller owns the session.
     pub fn new(peer: Peer<RoleClient>) -> Self {
-        Upstream { peer }
+        Upstream::with_session(Session { peer, client: None }, None)
     }
 
-    /// Starts `command` as a child process speaking MCP on its stdin and stdout (its
-    /// stderr is this process's), initializes a client session with it, and returns the
-    /// handler and the running client. Keep the client: dropping it, or
-    /// [`cancel`](RunningService::cancel)ling it, closes the session and stops the
-    /// child; [`waiting`](RunningService::waiting) ends when the child does.
+    fn with_session(
+        session: Session,
+        command: Option<Box<dyn Fn() -> tokio::process::Command + Send + Sync>>,
+    ) -> Self {
+        Upstream {
+            inner: Arc::new(Inner {
+                current: Mutex::new(session),
+                command,
+                restarting: tokio::sync::Mutex::new(()),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Starts the command `command` makes as a child process speaking MCP on its stdin
+    /// and stdout (its stderr is this process's), and initializes a client session with
+    /// it. When the child exits, the next request starts it again with a fresh command
+    /// from `command`.
+    ///
+    /// The child runs while the handler (or a clone of it) lives, or until
+    /// [`close`](Self::close).
     pub async fn spawn(
-        command: tokio::process::Command,
-    ) -> Result<(Upstream, RunningService<RoleClient, ()>), UpstreamError> {
-        let transport = TokioChildProcess::new(command).map_err(UpstreamError::Spawn)?;
-        let client = ().serve(transport).await.map_err(|e| UpstreamError::Initialize(Box::new(e)))?;
-        Ok((Upstream::new(client.peer().clone()), client))
+        command: impl Fn() -> tokio::process::Command + Send + Sync + 'static,
+    ) -> Result<Upstream, UpstreamError> {
+        let session = start(&command).await?;
+        Ok(Upstream::with_session(session, Some(Box::new(command))))
     }
 
-    /// The client's peer: the upstream.
-    pub fn peer(&self) -> &Peer<RoleClient> {
-        &self.peer
+    /// The upstream's peer in the session now in use.
+    pub fn peer(&self) -> Peer<RoleClient> {
+        self.session().peer
+    }
+
+    /// Ends the session with the upstream, which stops a spawned child, and does not
+    /// start it again.
+    pub async fn close(&self) {
+        let _restarting = self.inner.restarting.lock().await;
+        self.inner.closed.store(true, Ordering::Release);
+        let client = self.session().client;
+        if let Some(client) = client {
+            client.cancellation_token().cancel();
+        }
+    }
+
+    fn session(&self) -> Session {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The upstream's peer, started again first if it was spawned and is gone.
+    async fn live_peer(&self) -> Result<Peer<RoleClient>, McpError> {
+        let peer = self.peer();
+        let Some(command) = &self.inner.command else {
+            return Ok(peer);
+        };
+        if !peer.is_transport_closed() {
+            return Ok(peer);
+        }
+        let _restarting = self.inner.restarting.lock().await;
+        let session = self.session();
+        if !session.peer.is_transport_closed() {
+            // Another request started it meanwhile.
+            return Ok(session.peer);
+        }
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(gone("it was closed"));
+        }
+        tracing::warn!("the upstream MCP server exited; starting it again");
+        let fresh = start(command.as_ref()).await.map_err(|e| {
+            McpError::internal_error(
+                format!("the upstream MCP server exited and could not be started again: {e}"),
+                None,
+            )
+        })?;
+        let peer = fresh.peer.clone();
+        *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(peer)
     }
 }
 
-/// The upstream's failure as the gateway's client sees it: the upstream's own JSON-RPC
-/// error as it gave it, anything else an internal error that names the upstream.
-fn upstream_error(error: ServiceError) -> McpError {
+/// Starts the upstream from `command` and initializes a session with it.
+async fn start(
+    command: &(dyn Fn() -> tokio::process::Command + Send + Sync),
+) -> Result<Session, UpstreamError> {
+    let transport = TokioChildProcess::new(command()).map_err(UpstreamError::Spawn)?;
+    let client = ().serve(transport).await.map_err(|e| UpstreamError::Initialize(Box::new(e)))?;
+    Ok(Session {
+        peer: client.peer().clone(),
+        client: Some(Arc::new(client)),
+    })
+}
+
+fn gone(why: &str) -> McpError {
+    McpError::internal_error(
+        format!("the upstream MCP server is gone ({why}); nothing was sent to it"),
+        None,
+    )
+}
+
+/// The upstream's failure as the gateway's client sees it, for a request that was sent:
+/// the upstream's own JSON-RPC error as it gave it; a request that could not be written,
+/// an error that says nothing was sent; and anything else (the session ended before the
+/// answer came, or the answer was not one it could read), `unanswered`.
+fn upstream_error(error: ServiceError, unanswered: impl FnOnce(String) -> McpError) -> McpError {
     match error {
         ServiceError::McpError(e) => e,
-        ServiceError::TransportClosed | ServiceError::TransportSend(_) => McpError::internal_error(
-            format!("the upstream MCP server is gone ({error}); restart the gateway"),
-            None,
-        ),
-        other => McpError::internal_error(format!("the upstream MCP server failed: {other}"), None),
+        ServiceError::TransportSend(_) => gone(&error.to_string()),
+        ServiceError::TransportClosed => unanswered(format!(
+            "the upstream MCP server went away before it answered ({error})"
+        )),
+        other => unanswered(format!(
+            "the upstream MCP server did not answer as MCP says: {other}"
+        )),
     }
 }
 
@@ -81,7 +207,7 @@ impl ServerHandler for Upstream {
         let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
         info.server_info = Implementation::new("approval-gate-mcp", env!("CARGO_PKG_VERSION"));
         info.instructions = self
-            .peer
+            .peer()
             .peer_info()
             .and_then(|upstream| upstream.instructions.clone());
         info
@@ -96,11 +222,14 @@ impl ServerHandler for Upstream {
             page.meta = None;
             page
         });
-        let mut tools = self
-            .peer
+        let peer = self.live_peer().await?;
+        if peer.is_transport_closed() {
+            return Err(gone("its session ended"));
+        }
+        let mut tools = peer
             .list_tools(request)
             .await
-            .map_err(upstream_error)?;
+            .map_err(|e| upstream_error(e, |m| McpError::internal_error(m, None)))?;
         translate::mark_complete(&mut tools.result_type);
         Ok(tools)
     }
@@ -114,11 +243,16 @@ impl ServerHandler for Upstream {
         forwarded.arguments = request.arguments;
         forwarded.input_responses = request.input_responses;
         forwarded.request_state = request.request_state;
-        let mut response = self
-            .peer
+        let peer = self.live_peer().await?;
+        if peer.is_transport_closed() {
+            return Err(gone("its session ended"));
+        }
+        // From here the call may reach the upstream: losing it now leaves the outcome
+        // unknown.
+        let mut response = peer
             .call_tool_once(forwarded)
             .await
-            .map_err(upstream_error)?;
+            .map_err(|e| upstream_error(e, outcome_unknown))?;
         if let CallToolResponse::Complete(result) = &mut response {
             translate::mark_complete(&mut result.result_type);
         }

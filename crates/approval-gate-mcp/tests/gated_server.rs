@@ -6,20 +6,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use approval_gate::trail::{AuditError, AuditRecord};
-use approval_gate::{Approver, Gate, Key, Keyring, Policy, RequestId, RequestState};
+use approval_gate::{Approver, Gate, Key, Keyring, Policy, RequestState};
 use approval_gate_mcp::GatedServer;
 use approval_gate_mcp::rmcp::model::{
     CallToolRequestParams, CallToolResult, ContentBlock, ErrorCode, JsonObject, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
-use approval_gate_mcp::rmcp::service::{RequestContext, RunningService};
-use approval_gate_mcp::rmcp::{
-    ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt as _,
-};
+use approval_gate_mcp::rmcp::service::RequestContext;
+use approval_gate_mcp::rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-/// The policy of the gateway's tests (the command's tests read it too).
-const POLICY: &str = include_str!("policy.yaml");
+mod common;
+
+use common::{call, connect, gate, pending_id, text};
 
 /// The inner handler: `notes.read` reads, `email.send` sends (counted, with the
 /// arguments it ran with kept), `db.drop` would drop.
@@ -94,46 +93,6 @@ impl ServerHandler for Toy {
         };
         Ok(result.into())
     }
-}
-
-fn gate() -> Gate {
-    Gate::builder(
-        Policy::from_yaml_str(POLICY).unwrap(),
-        Keyring::new(Key::generate("k1").unwrap()),
-    )
-    .build()
-}
-
-/// A client connected to `server`, which runs on a task of its own.
-async fn connect<S: ServerHandler>(server: S) -> RunningService<RoleClient, ()> {
-    let (server_end, client_end) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        let running = server.serve(server_end).await.expect("the server starts");
-        let _ = running.waiting().await;
-    });
-    ().serve(client_end).await.expect("the client initializes")
-}
-
-fn call(name: &'static str, args: Value) -> CallToolRequestParams {
-    let Value::Object(args) = args else {
-        panic!("arguments are an object")
-    };
-    CallToolRequestParams::new(name).with_arguments(args)
-}
-
-fn text(result: &CallToolResult) -> &str {
-    result.content[0].as_text().expect("a text").text.as_str()
-}
-
-/// The request id of a pending result.
-fn pending_id(result: &CallToolResult) -> RequestId {
-    assert_eq!(result.is_error, Some(true), "{result:?}");
-    let structured = result
-        .structured_content
-        .as_ref()
-        .expect("structured content");
-    assert_eq!(structured["status"], "approval_pending", "{structured}");
-    structured["request_id"].as_str().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "current_thread")]

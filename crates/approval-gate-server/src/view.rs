@@ -218,7 +218,9 @@ fn detail(event: &AuditEvent) -> Option<String> {
             uses,
         } => Some(format!("grant {grant_id} left by {granted_by}, use {uses}")),
         AuditEvent::Executed { status } => Some(status.clone()),
-        AuditEvent::ExecutionFailed { error } => Some(error.clone()),
+        AuditEvent::ExecutionFailed { error } | AuditEvent::ExecutionInDoubt { error } => {
+            Some(error.clone())
+        }
         AuditEvent::ExecutionSettled { outcome, note, .. } => {
             joined(vec![Some(outcome.as_str().to_owned()), note.clone()])
         }
