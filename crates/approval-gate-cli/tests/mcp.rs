@@ -88,8 +88,21 @@ impl Agent {
     }
 }
 
+/// The protocol versions the Python SDK speaks: the `initialize` handshake of 2025-11-25
+/// and before (`legacy`), and 2026-07-28 (`server/discover`, no handshake).
 #[test]
-fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
+fn an_mcp_client_in_python_meets_the_gate_on_the_handshake_protocol() {
+    meets_the_gate("legacy", "2025-11-25");
+}
+
+#[test]
+fn an_mcp_client_in_python_meets_the_gate_on_protocol_2026_07_28() {
+    meets_the_gate("2026-07-28", "2026-07-28");
+}
+
+/// The Python client, in connect `mode`, negotiates `version` with the gateway and goes
+/// through a session's every step.
+fn meets_the_gate(mode: &str, version: &str) {
     let Some(python) = python() else {
         eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
         return;
@@ -110,7 +123,8 @@ fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
         .arg("--")
         .arg(&python)
         .arg(script("upstream.py"))
-        .env("APPROVAL_GATE_TEST_OUTBOX", &outbox);
+        .env("APPROVAL_GATE_TEST_OUTBOX", &outbox)
+        .env("APPROVAL_GATE_TEST_MCP_MODE", mode);
     let (stdin_reader, stdin) = std::io::pipe().unwrap();
     command
         .stdin(stdin_reader)
@@ -126,8 +140,9 @@ fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
         stderr,
     };
 
-    // The gateway's tools are the upstream's.
+    // The gateway's tools are the upstream's, on the protocol the client asked for.
     let tools = agent.next("tools");
+    assert_eq!(tools["protocol_version"], version, "{tools}");
     assert_eq!(
         tools["names"],
         approval_gate::serde_json::json!(["db.drop", "email.send", "notes.read"])
@@ -245,7 +260,7 @@ fn an_mcp_client_in_python_meets_the_gate_through_the_command() {
 }
 
 #[test]
-fn when_the_upstream_exits_the_gateway_ends_with_a_clear_error() {
+fn an_upstream_that_dies_mid_call_leaves_it_in_doubt_and_is_started_again() {
     let Some(python) = python() else {
         eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
         return;
@@ -257,36 +272,79 @@ fn when_the_upstream_exits_the_gateway_ends_with_a_clear_error() {
     command
         .args(["--config", config.to_str().unwrap(), "mcp", "--"])
         .arg(&python)
-        .arg(script("exiting_upstream.py"));
-    // The test keeps the gateway's stdin open: it must end because the upstream did.
+        .arg(script("exiting_upstream.py"))
+        .env("APPROVAL_GATE_TEST_MARKER", scratch.path("died"));
     let (stdin_reader, mut stdin) = std::io::pipe().unwrap();
     command
         .stdin(stdin_reader)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap());
     let mut gateway = Watched::spawn(command);
-    let stdout = gateway.take_stdout().unwrap();
-    // An MCP client's first words, then a call that makes the upstream exit.
-    for message in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"0"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes.read","arguments":{"id":"n1"}}}"#,
-    ] {
+    let mut replies = BufReader::new(gateway.take_stdout().unwrap()).lines();
+    let mut send = |message: &str| {
         writeln!(stdin, "{message}").unwrap();
-    }
-    stdin.flush().unwrap();
-    // Standard output is MCP's alone, to its end.
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let message: Value = approval_gate::serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the gateway printed `{line}`, not JSON-RPC: {e}"));
-        assert_eq!(message["jsonrpc"], "2.0", "{message}");
-    }
-    assert!(!gateway.kill(), "the gateway ran on past the deadline");
-    let stderr = std::fs::read_to_string(&stderr).unwrap();
+        stdin.flush().unwrap();
+    };
+    // Standard output is MCP's alone: every line a JSON-RPC message.
+    let mut reply = |id: u64| -> Value {
+        for line in replies.by_ref() {
+            let line = line.unwrap();
+            let message: Value = approval_gate::serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("the gateway printed `{line}`, not JSON-RPC: {e}"));
+            assert_eq!(message["jsonrpc"], "2.0", "{message}");
+            if message["id"] == id {
+                return message;
+            }
+        }
+        panic!(
+            "the gateway ended before answering request {id}\nstderr: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        )
+    };
+    send(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"0"}}}"#,
+    );
+    reply(1);
+    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let read = r#""method":"tools/call","params":{"name":"notes.read","arguments":{"id":"n1"}}}"#;
+
+    // The upstream dies with the call: the client hears it may have run.
+    send(&format!(r#"{{"jsonrpc":"2.0","id":2,{read}"#));
+    let lost = reply(2);
+    assert_eq!(lost["result"]["isError"], true, "{lost}");
+    assert_eq!(
+        lost["result"]["structuredContent"]["status"], "in_doubt",
+        "{lost}"
+    );
+    // The session goes on, with the upstream started again.
+    send(&format!(r#"{{"jsonrpc":"2.0","id":3,{read}"#));
+    let answered = reply(3);
+    assert_eq!(
+        answered["result"]["content"][0]["text"], "note n1: buy milk",
+        "{answered}"
+    );
+
+    // The client closes the session: the gateway ends, successfully.
+    drop(send);
+    drop(stdin);
+    let status = gateway.wait().expect("the gateway ends within the deadline");
     assert!(
-        stderr.contains("error: the upstream MCP server `") && stderr.contains("` exited"),
-        "{stderr}"
+        status.success(),
+        "{status}\nstderr: {}",
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+    // The trail: allowed, in doubt; allowed, executed.
+    let history = run(&["--config", config.to_str().unwrap(), "audit", "export"])
+        .ok()
+        .json_lines();
+    let events: Vec<&str> = history
+        .iter()
+        .map(|r| r["event"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        events,
+        ["allow", "execution_in_doubt", "allow", "executed"],
+        "{history:?}"
     );
 }
 

@@ -291,6 +291,17 @@ impl Watched {
         self.child.lock().unwrap().stdout.take()
     }
 
+    /// Waits for the child to end on its own; `None` when the watchdog killed it for
+    /// running past [`DEADLINE`].
+    pub fn wait(&mut self) -> Option<ExitStatus> {
+        let overran = self
+            .watchdog
+            .take()
+            .is_some_and(|w| w.join().unwrap_or(false));
+        let status = self.child.lock().unwrap().wait().ok()?;
+        (!overran).then_some(status)
+    }
+
     /// Kills the child, waits for it, and says whether the watchdog had killed it
     /// already for running past [`DEADLINE`].
     pub fn kill(&mut self) -> bool {

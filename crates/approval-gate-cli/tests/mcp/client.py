@@ -45,9 +45,15 @@ async def main(command):
     # small default environment otherwise.
     env = {"APPROVAL_GATE_TEST_OUTBOX": os.environ["APPROVAL_GATE_TEST_OUTBOX"]}
     server = StdioServerParameters(command=command[0], args=command[1:], env=env)
-    async with Client(server) as client:
+    # How to connect: "legacy" (the initialize handshake) or a modern protocol version.
+    mode = os.environ.get("APPROVAL_GATE_TEST_MCP_MODE", "auto")
+    async with Client(server, mode=mode) as client:
         tools = await client.list_tools()
-        say("tools", names=sorted(t.name for t in tools.tools))
+        say(
+            "tools",
+            names=sorted(t.name for t in tools.tools),
+            protocol_version=client.protocol_version,
+        )
 
         say("read", **outcome(await client.call_tool("notes.read", {"id": "n1"})))
 
