@@ -7,9 +7,10 @@
 
 use std::ffi::OsString;
 
+use approval_gate::Approver;
 use approval_gate_mcp::rmcp::ServiceExt as _;
 use approval_gate_mcp::rmcp::transport::stdio;
-use approval_gate_mcp::{GatedServer, Upstream};
+use approval_gate_mcp::{GatedServer, InClientApproval, Upstream};
 
 use crate::deploy::Deployment;
 use crate::error::CliError;
@@ -38,6 +39,30 @@ pub struct McpArgs {
     /// own request timeout (60 s for the TypeScript SDK).
     #[arg(long = "call-timeout", value_name = "SECONDS", default_value_t = 50)]
     pub call_timeout: u64,
+    /// Lets the person at the MCP client approve or deny, in the client, the calls of
+    /// this tier (repeatable), when the client can ask its user (elicitation). Needs
+    /// `--in-client-approver`.
+    #[arg(
+        long = "approve-in-client",
+        value_name = "TIER",
+        requires = "in_client_approver"
+    )]
+    pub in_client_tiers: Vec<String>,
+    /// Who decides in the client: the desk's rules apply to them (not the requester,
+    /// the tier's roles, the tenant given by `--tenant`).
+    #[arg(
+        long = "in-client-approver",
+        value_name = "ID",
+        requires = "in_client_tiers"
+    )]
+    pub in_client_approver: Option<String>,
+    /// A role of the in-client approver (repeatable).
+    #[arg(
+        long = "in-client-role",
+        value_name = "ROLE",
+        requires = "in_client_approver"
+    )]
+    pub in_client_roles: Vec<String>,
     /// The upstream MCP server: its command and arguments, after `--`.
     #[arg(last = true, required = true, value_name = "UPSTREAM-COMMAND")]
     pub upstream: Vec<OsString>,
@@ -90,6 +115,20 @@ pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
     }
     if let Some(url) = &args.console_url {
         server = server.with_console_url(url);
+    }
+    if let Some(id) = &args.in_client_approver {
+        let mut approver = Approver::new(id.as_str());
+        for role in &args.in_client_roles {
+            approver = approver.with_role(role.as_str());
+        }
+        if let Some(tenant) = &args.tenant {
+            approver = approver.with_tenant(tenant.as_str());
+        }
+        let approval = args
+            .in_client_tiers
+            .iter()
+            .fold(InClientApproval::new(approver), |a, tier| a.tier(tier));
+        server = server.with_in_client_approval(approval);
     }
     server = server.with_call_timeout(std::time::Duration::from_secs(args.call_timeout.max(1)));
 

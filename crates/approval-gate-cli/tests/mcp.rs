@@ -145,7 +145,7 @@ fn meets_the_gate(mode: &str, version: &str) {
     assert_eq!(tools["protocol_version"], version, "{tools}");
     assert_eq!(
         tools["names"],
-        approval_gate::serde_json::json!(["db.drop", "email.send", "notes.read"])
+        approval_gate::serde_json::json!(["db.drop", "email.send", "notes.read", "notes.write"])
     );
 
     // A read passes, with the upstream's result.
@@ -260,6 +260,115 @@ fn meets_the_gate(mode: &str, version: &str) {
 }
 
 #[test]
+fn the_person_at_the_client_decides_in_the_client_on_the_handshake_protocol() {
+    decides_in_the_client("legacy", "2025-11-25");
+}
+
+#[test]
+fn the_person_at_the_client_decides_in_the_client_on_protocol_2026_07_28() {
+    decides_in_the_client("2026-07-28", "2026-07-28");
+}
+
+/// In-client approval (`--approve-in-client`): the Python client, in connect `mode`,
+/// is asked (elicitation: a request, or on 2026-07-28 an `input_required` result) and
+/// approves one note, denies one with feedback and declines one.
+fn decides_in_the_client(mode: &str, version: &str) {
+    let Some(python) = python() else {
+        eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
+        return;
+    };
+    let scratch = Scratch::new("mcp-in-client");
+    let config = deployment(&scratch);
+    let config = config.to_str().unwrap();
+    let outbox = scratch.path("outbox");
+    let stderr = scratch.path("client.stderr");
+    let mut command = Command::new(&python);
+    command
+        .arg(script("in_client.py"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_approval-gate"))
+        .args(["--config", config, "mcp", "--as-requester", "agent-alice"])
+        .args([
+            "--approve-in-client",
+            "notes",
+            "--in-client-approver",
+            "alice",
+        ])
+        .arg("--")
+        .arg(&python)
+        .arg(script("upstream.py"))
+        .env("APPROVAL_GATE_TEST_OUTBOX", &outbox)
+        .env("APPROVAL_GATE_TEST_MCP_MODE", mode);
+    let (stdin_reader, stdin) = std::io::pipe().unwrap();
+    command
+        .stdin(stdin_reader)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let child = Watched::spawn(command);
+    let stdout = child.take_stdout().unwrap();
+    let mut client = Agent {
+        child,
+        lines: BufReader::new(stdout).lines(),
+        stdin,
+        stderr,
+    };
+    let connected = client.next("connected");
+    assert_eq!(connected["protocol_version"], version, "{connected}");
+
+    // Asked with what an approver sees; approves: the note is written, once.
+    let asked = client.next("asked");
+    let message = asked["message"].as_str().unwrap();
+    assert!(message.contains("Approve `notes.write`?"), "{message}");
+    assert!(message.contains("\"text\": \"call mum\""), "{message}");
+    assert!(message.contains("Risk tier: notes"), "{message}");
+    assert!(message.contains("Asked by: agent-alice"), "{message}");
+    assert_eq!(
+        asked["schema"]["properties"]["decision"]["enum"],
+        approval_gate::serde_json::json!(["approve", "deny"]),
+        "{asked}"
+    );
+    let n1 = client.next("n1");
+    assert_eq!(n1["is_error"], false, "{n1}");
+    assert_eq!(n1["text"], "noted n1");
+    assert_eq!(sent(&outbox), ["note n1\tcall mum"]);
+
+    // Denied with feedback: the model reads it; nothing was written.
+    client.next("asked");
+    let n2 = client.next("n2");
+    assert_eq!(n2["is_error"], true, "{n2}");
+    assert!(
+        n2["text"]
+            .as_str()
+            .unwrap()
+            .contains("not in the shared notebook"),
+        "{n2}"
+    );
+    assert_eq!(n2["structured"]["reason"], "approval_denied", "{n2}");
+
+    // Declined: denied too.
+    client.next("asked");
+    let n3 = client.next("n3");
+    assert_eq!(n3["structured"]["reason"], "approval_denied", "{n3}");
+    client.next("done");
+    assert_eq!(sent(&outbox).len(), 1);
+
+    // The decisions are alice's, on the trail.
+    let decided = run(&["--config", config, "audit", "export"])
+        .ok()
+        .json_lines();
+    let by_alice: Vec<&str> = decided
+        .iter()
+        .filter(|r| r["approver"] == "alice")
+        .map(|r| r["event"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        by_alice,
+        ["approval_granted", "approval_denied", "approval_denied"],
+        "{decided:?}"
+    );
+}
+
+#[test]
 fn an_upstream_that_dies_mid_call_leaves_it_in_doubt_and_is_started_again() {
     let Some(python) = python() else {
         eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
@@ -327,7 +436,9 @@ fn an_upstream_that_dies_mid_call_leaves_it_in_doubt_and_is_started_again() {
     // The client closes the session: the gateway ends, successfully.
     drop(send);
     drop(stdin);
-    let status = gateway.wait().expect("the gateway ends within the deadline");
+    let status = gateway
+        .wait()
+        .expect("the gateway ends within the deadline");
     assert!(
         status.success(),
         "{status}\nstderr: {}",

@@ -21,6 +21,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod doubt;
+mod in_client;
 mod server;
 mod translate;
 mod upstream;
@@ -30,5 +31,6 @@ mod upstream;
 pub use rmcp;
 
 pub use doubt::{is_outcome_unknown, outcome_unknown};
+pub use in_client::InClientApproval;
 pub use server::{DEFAULT_CALL_TIMEOUT, GatedServer};
 pub use upstream::{Upstream, UpstreamError};

@@ -15,6 +15,7 @@ use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, Subscr
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 
+use crate::in_client::{self, InClientApproval};
 use crate::translate::{self, Forwarded};
 
 /// An MCP server handler behind an approval gate: every `tools/call` is decided by the
@@ -70,6 +71,8 @@ pub struct GatedServer<S> {
     annotations: Arc<Mutex<HashMap<String, Value>>>,
     /// How long a call may take, gate and tool together, before the client is answered.
     call_timeout: Duration,
+    /// Who may approve in the client, for which tiers.
+    in_client: Option<InClientApproval>,
 }
 
 /// How long a call may take by default: under the 60 s after which the TypeScript MCP
@@ -92,6 +95,7 @@ impl<S: ServerHandler> GatedServer<S> {
             server_name: None,
             annotations: Arc::default(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            in_client: None,
         }
     }
 
@@ -137,6 +141,15 @@ impl<S: ServerHandler> GatedServer<S> {
     /// request timeout.
     pub fn with_call_timeout(mut self, limit: Duration) -> Self {
         self.call_timeout = limit;
+        self
+    }
+
+    /// Lets the person at the client approve or deny the calls of some tiers in the
+    /// client (see [`InClientApproval`]). The question and the person's answer count
+    /// against the [call timeout](Self::with_call_timeout), as does the tool run that
+    /// follows an approval: a call is never held open past it.
+    pub fn with_in_client_approval(mut self, approval: InClientApproval) -> Self {
+        self.in_client = Some(approval);
         self
     }
 
@@ -217,36 +230,53 @@ impl<S: ServerHandler> GatedServer<S> {
 
     async fn gated_call(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let call = self.tool_call(&request, format!("mcp-{}", context.id));
-        let ended = match self.untold_end(&call).await {
-            Ok(ended) => ended,
-            Err(e) => {
-                tracing::warn!("the approval gate failed; the call did not run: {e}");
-                return Err(translate::gate_error(&e));
+        let deadline = tokio::time::Instant::now() + self.call_timeout;
+        // The client's answer to the gateway's own question (2026-07-28: the call again,
+        // with it); never forwarded.
+        let answered = self.take_answer(&mut request);
+        let mut outcome = self.decide_by(&request, &context, deadline).await;
+        if let Some(Ok(GateOutcome::Pending(pending))) = &outcome
+            && let Some(in_client) = &self.in_client
+            && in_client.covers(pending.tier.as_ref().map(|t| t.as_str()))
+        {
+            let id = pending.request_id;
+            let answer = match answered {
+                Some(answer) => answer,
+                None => match self.ask(id, &context, deadline).await {
+                    Ok(Asked::Answer(answer)) => answer,
+                    Ok(Asked::InputRequired(result)) => {
+                        return Ok(CallToolResponse::InputRequired(result));
+                    }
+                    Err(e) => return Err(translate::gate_error(&e)),
+                },
+            };
+            let desk = self.gate.desk();
+            let approver = in_client.approver();
+            let decided = match &answer {
+                in_client::Answer::Approve => Some(desk.approve(id, approver).await),
+                in_client::Answer::Deny(feedback) => {
+                    Some(desk.deny(id, approver, feedback.as_deref()).await)
+                }
+                in_client::Answer::Undecided => None,
+            };
+            match decided {
+                // Decided: the gate runs the approved call, or tells the denial.
+                Some(Ok(_)) => outcome = self.decide_by(&request, &context, deadline).await,
+                Some(Err(refused)) => {
+                    tracing::warn!("the in-client decision was refused: {refused}");
+                    let mut result = translate::pending(pending, self.console_url.as_deref());
+                    translate::add_refusal(&mut result, &refused);
+                    return Ok(result.into());
+                }
+                None => {}
             }
-        };
-        let filed = ended.map(|(id, call_id)| (id, self.tool_call(&request, call_id)));
-        let gated = Gated::new(
-            self.gate.clone(),
-            Forward {
-                inner: &self.inner,
-                request,
-                context,
-            },
-        );
-        let decided = async {
-            match filed {
-                // The gate records the stop and says why: the person's words.
-                Some((id, filed)) => gated.resume(id, filed).await,
-                None => gated.call_or_resume(call).await,
-            }
-        };
+        }
         // Dropping the gate's future leaves what it did as it stands (see
         // `Gated::call`'s cancellation): nothing is sent twice.
-        let Ok(outcome) = tokio::time::timeout(self.call_timeout, decided).await else {
+        let Some(outcome) = outcome else {
             tracing::warn!(
                 "a call took longer than {:?}; it is left in doubt",
                 self.call_timeout
@@ -277,6 +307,93 @@ impl<S: ServerHandler> GatedServer<S> {
             Err(e) => {
                 tracing::warn!("the approval gate failed; the call did not run: {e}");
                 Err(translate::gate_error(&e))
+            }
+        }
+    }
+
+    /// What the gate says of `request`, by `deadline`; `None` when the deadline passed
+    /// first (what the gate did so far stands).
+    async fn decide_by(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<GateOutcome<CallToolResponse, Forwarded>, GateError>> {
+        tokio::time::timeout_at(deadline, self.decide(request, context))
+            .await
+            .ok()
+    }
+
+    /// What the gate says of `request`: it runs, waits, or is told why not (a person's
+    /// denial of the identical call included, once).
+    async fn decide(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<GateOutcome<CallToolResponse, Forwarded>, GateError> {
+        let call = self.tool_call(request, format!("mcp-{}", context.id));
+        let filed = self
+            .untold_end(&call)
+            .await?
+            .map(|(id, call_id)| (id, self.tool_call(request, call_id)));
+        let gated = Gated::new(
+            self.gate.clone(),
+            Forward {
+                inner: &self.inner,
+                request: request.clone(),
+                context: context.clone(),
+            },
+        );
+        match filed {
+            // The gate records the stop and says why: the person's words.
+            Some((id, filed)) => gated.resume(id, filed).await,
+            None => gated.call_or_resume(call).await,
+        }
+    }
+
+    /// Takes the answer to the gateway's own question out of `request`'s
+    /// `inputResponses`, when in-client approval is on.
+    fn take_answer(&self, request: &mut CallToolRequestParams) -> Option<in_client::Answer> {
+        self.in_client.as_ref()?;
+        let responses = request.input_responses.as_mut()?;
+        let answer = responses.remove(in_client::INPUT_KEY)?;
+        if responses.is_empty() {
+            request.input_responses = None;
+        }
+        Some(in_client::Answer::from_result(&answer))
+    }
+
+    /// Asks the person at the client about request `id`, if the client can be asked: an
+    /// `elicitation/create` request answered by `deadline`, or the `input_required`
+    /// result to give back (2026-07-28).
+    async fn ask(
+        &self,
+        id: approval_gate::RequestId,
+        context: &RequestContext<RoleServer>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Asked, GateError> {
+        let Some(asking) = in_client::asking(context) else {
+            return Ok(Asked::Answer(in_client::Answer::Undecided));
+        };
+        let request = self.gate.store().get(id).await?;
+        let question = in_client::question(&request);
+        match asking {
+            in_client::Asking::InputRequired => {
+                Ok(Asked::InputRequired(in_client::input_required(question)))
+            }
+            in_client::Asking::Request => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let asked = tokio::time::timeout(left, context.peer.create_elicitation(question));
+                Ok(Asked::Answer(match asked.await {
+                    Ok(Ok(result)) => serde_json::to_value(result)
+                        .map(|r| in_client::Answer::from_result(&r))
+                        .unwrap_or(in_client::Answer::Undecided),
+                    Ok(Err(e)) => {
+                        tracing::warn!("the client could not ask its user: {e}");
+                        in_client::Answer::Undecided
+                    }
+                    Err(_) => in_client::Answer::Undecided,
+                }))
             }
         }
     }
@@ -322,6 +439,14 @@ impl<S: ServerHandler> GatedServer<S> {
         }
         Ok(latest)
     }
+}
+
+/// What asking the person at the client gave.
+enum Asked {
+    /// Their answer (or none).
+    Answer(in_client::Answer),
+    /// The result that asks them, for the client to call again with the answer.
+    InputRequired(InputRequiredResult),
 }
 
 /// The gate's executor for one `tools/call`: hands the call, with the arguments the

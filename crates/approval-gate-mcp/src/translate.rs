@@ -107,6 +107,17 @@ pub(crate) fn pending(pending: &PendingApproval, console: Option<&str>) -> CallT
     error_result(text, structured)
 }
 
+/// Adds to a pending result why the in-client decision did not count (the desk refused
+/// it: the approver asked for the call, lacks the tier's role, …).
+pub(crate) fn add_refusal(result: &mut CallToolResult, refused: &approval_gate::DeskError) {
+    result.content.push(ContentBlock::text(format!(
+        "The decision given in the client did not count: {refused}."
+    )));
+    if let Some(structured) = &mut result.structured_content {
+        structured["in_client_refused"] = Value::String(refused.to_string());
+    }
+}
+
 /// A call that will not run, and why.
 pub(crate) fn stopped(stop: &Stop) -> CallToolResult {
     let text = format!("This call did not run: {}.", stop.message());
