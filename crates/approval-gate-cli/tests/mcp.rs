@@ -434,7 +434,6 @@ fn an_upstream_that_dies_mid_call_leaves_it_in_doubt_and_is_started_again() {
     );
 
     // The client closes the session: the gateway ends, successfully.
-    drop(send);
     drop(stdin);
     let status = gateway
         .wait()
