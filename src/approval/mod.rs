@@ -1550,7 +1550,7 @@ mod tests {
 
     #[test]
     fn the_json_form_is_unchanged() {
-        assert_eq!(serde_json::to_string(&flow_request()).unwrap(), FLOW);
+        crate::call::assert_same_json(&serde_json::to_string(&flow_request()).unwrap(), FLOW);
         let policy = flow_policy();
         let call = ToolCall::new("r", "c", "x", json!(null));
         let filed = ApprovalRequest::new(
@@ -1561,7 +1561,7 @@ mod tests {
             policy.version().clone(),
             T0,
         );
-        assert_eq!(serde_json::to_string(&filed).unwrap(), FILED);
+        crate::call::assert_same_json(&serde_json::to_string(&filed).unwrap(), FILED);
         for text in [ALL_FIELDS, FLOW, FILED] {
             let back: ApprovalRequest = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), text);

@@ -291,6 +291,24 @@ impl Drop for Call {
     }
 }
 
+/// Asserts that `actual` is the JSON text `want`, in a way that holds whether or not
+/// `serde_json`'s `preserve_order` is on (a host's other dependencies can switch it on):
+/// the same value (objects compared ignoring key order), written in the same format (the
+/// same length: compact, with the same escapes and numbers), and the very same text when
+/// objects sort their keys, as they do without `preserve_order`.
+#[cfg(test)]
+pub(crate) fn assert_same_json(actual: &str, want: &str) {
+    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert_eq!(parse(actual), parse(want), "{actual}");
+    assert_eq!(actual.len(), want.len(), "{actual}");
+    let sorts_keys = serde_json::json!({"b": 0, "a": 0})
+        .as_object()
+        .is_some_and(|m| m.keys().next().is_some_and(|k| k == "a"));
+    if sorts_keys {
+        assert_eq!(actual, want);
+    }
+}
+
 /// A call with every field set, for the tests of this module and of requests.
 #[cfg(test)]
 pub(crate) fn every_field() -> ToolCall {
@@ -323,7 +341,7 @@ mod tests {
 
     #[test]
     fn the_json_form_is_unchanged() {
-        assert_eq!(serde_json::to_string(&call()).unwrap(), ALL_FIELDS);
+        crate::call::assert_same_json(&serde_json::to_string(&call()).unwrap(), ALL_FIELDS);
         let back: ToolCall = serde_json::from_str(ALL_FIELDS).unwrap();
         assert_eq!(back, call());
         let bare = ToolCall::new("r", "c", "t", json!([1]));

@@ -15,6 +15,7 @@ use serde_json::{Map, Number, Value};
 use super::PolicyError;
 use super::eval::cmp_numbers;
 use super::path::{FieldPath, Shape};
+use super::preview::Compact;
 use super::regex_pattern::RegexPattern;
 
 /// When a rule applies: a test on one field of the call, or `all`, `any` or `not` of other
@@ -261,13 +262,16 @@ fn check_op_for_field(field: &FieldPath, op: &Op) -> Result<(), String> {
             "it tests a string, but `{field}` is {what}; use `contains` or `in`"
         )),
         Op::Contains(v) if !v.is_string() => refuse(&format!(
-            "`{field}` is {what}, so it can only contain a string, not `{v}`"
+            "`{field}` is {what}, so it can only contain a string, not `{}`",
+            Compact(v)
         )),
         Op::Eq(v) | Op::Ne(v) if shape == Shape::Texts && !v.is_array() => refuse(&format!(
-            "`{field}` is a list, so it never equals `{v}`; use `contains` to test for one role"
+            "`{field}` is a list, so it never equals `{}`; use `contains` to test for one role",
+            Compact(v)
         )),
         Op::Eq(v) | Op::Ne(v) if shape == Shape::Text && !v.is_string() => refuse(&format!(
-            "`{field}` is a string, so it never equals `{v}`; quote the value to compare text"
+            "`{field}` is a string, so it never equals `{}`; quote the value to compare text",
+            Compact(v)
         )),
         Op::In(list) if !list.iter().any(Value::is_string) => refuse(&format!(
             "`{field}` is {what}, so it is never one of these values; quote them to compare text"

@@ -480,7 +480,7 @@ impl Policy {
         let args = self.redacted(call.args());
         match &decision.preview {
             Some(template) => template.render(&args),
-            None => format!("{} {}", call.tool(), args),
+            None => format!("{} {}", call.tool(), preview::Compact(&args)),
         }
     }
 

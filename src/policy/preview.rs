@@ -2,7 +2,7 @@
 //! loads; and the redaction of secret args (`approvals.redact`).
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -41,6 +41,38 @@ pub(crate) fn restore_redacted(edit: &mut Value, shown: &Value, approved: &Value
             }
         }
         _ => {}
+    }
+}
+
+/// `value` as compact JSON with every object's keys in sorted (byte) order, as
+/// `serde_json` writes a `Value` by default: what a person sees must not depend on whether
+/// some other crate in the build switched on `serde_json`'s `preserve_order` (which keeps
+/// keys in the order they were inserted). Strings and numbers are written as
+/// `serde_json` writes them.
+pub(crate) struct Compact<'a>(pub(crate) &'a Value);
+
+impl fmt::Display for Compact<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_string(&Sorted(self.0)).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+/// Serializes a `Value` with each object's members sorted by key.
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) => s.collect_seq(items.iter().map(Sorted)),
+            Value::Object(map) => {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                // Already sorted without `preserve_order`; a stable sort then only checks.
+                members.sort_by(|a, b| a.0.cmp(b.0));
+                s.collect_map(members.into_iter().map(|(k, v)| (k, Sorted(v))))
+            }
+            scalar => scalar.serialize(s),
+        }
     }
 }
 
@@ -155,7 +187,10 @@ impl PreviewTemplate {
                 Segment::Field(steps) => match follow(args, steps) {
                     None => out.push_str(MISSING),
                     Some(Value::String(s)) => out.push_str(s),
-                    Some(other) => out.push_str(&other.to_string()),
+                    Some(other) => {
+                        // Writing to a `String` cannot fail.
+                        let _ = write!(out, "{}", Compact(other));
+                    }
                 },
             }
         }
@@ -312,6 +347,30 @@ mod tests {
             "{to} is bob@example.com, }{"
         );
         assert_eq!(render("", json!({})), "");
+    }
+
+    #[test]
+    fn objects_render_with_sorted_keys_whatever_order_they_were_built_in() {
+        // Built in reverse order: with serde_json's `preserve_order` the map keeps it.
+        let mut inner = serde_json::Map::new();
+        inner.insert("z".into(), json!([{"y": 1, "b": 2.5}]));
+        inner.insert("a".into(), json!("x\n\"é"));
+        let mut outer = serde_json::Map::new();
+        outer.insert("o".into(), Value::Object(inner));
+        let args = Value::Object(outer);
+        let want = r#"{"a":"x\n\"é","z":[{"b":2.5,"y":1}]}"#;
+        assert_eq!(render("{o}", args.clone()), want);
+        assert_eq!(Compact(&args).to_string(), format!(r#"{{"o":{want}}}"#));
+        // Scalars and arrays are written as serde_json writes them.
+        for v in [
+            json!(null),
+            json!(1.0),
+            json!(-0.0),
+            json!(1e300),
+            json!([1, "é\u{1}"]),
+        ] {
+            assert_eq!(Compact(&v).to_string(), v.to_string());
+        }
     }
 
     #[test]
