@@ -4,6 +4,7 @@
 use std::fmt::Display;
 
 use approval_gate::outcome::{Executed, PendingApproval};
+use approval_gate::time::format_description::well_known::Rfc3339;
 use approval_gate::{RequestId, ToolCall};
 use rig_agent::run::PromptError;
 use serde::Serialize;
@@ -15,9 +16,13 @@ const PENDING_PREFIX: &str = "approval_required: request ";
 /// The reason a run stops with while `pending` waits for a person:
 /// `approval_required: request ID waits for a person to decide (tool `T`, expires …)`.
 pub(crate) fn pending_reason(pending: &PendingApproval) -> String {
+    let expires = pending
+        .expires_at
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| pending.expires_at.to_string());
     format!(
-        "{PENDING_PREFIX}{} waits for a person to decide (tool `{}`, expires {})",
-        pending.request_id, pending.tool, pending.expires_at
+        "{PENDING_PREFIX}{} waits for a person to decide (tool `{}`, expires {expires})",
+        pending.request_id, pending.tool
     )
 }
 
