@@ -65,7 +65,6 @@ pub struct GatedDriver<E> {
 
 /// Where a driven run stands when the driver gives it back.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // One value per run, handed straight back.
 pub enum DriveOutcome {
     /// The run is done: the model answered without calling a tool.
     Done(PromptResponse),

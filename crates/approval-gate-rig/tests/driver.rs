@@ -519,3 +519,36 @@ async fn a_tampered_saved_run_does_not_run_other_arguments() {
     );
     assert!(seen(&model)[1].contains("differs from the approved call"));
 }
+
+#[tokio::test]
+async fn an_approvers_edit_runs_and_the_model_is_told() {
+    let clock = ManualClock::default();
+    let gate = memory_gate(&clock);
+    let tools = Tools::default();
+    let model = MockCompletionModel::from_turns([email(), MockTurn::text("Sent to Carol.")]);
+    let driver = driver(&model, gate.wrap(tools.executor()));
+
+    let waiting = pending(driver.run("run-1", run()).await.unwrap());
+    gate.desk()
+        .approve_with_edits(
+            waiting.request_id(),
+            &ann(),
+            json!({"to": "carol@example.com"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done(driver.resume(waiting).await.unwrap()),
+        "Sent to Carol."
+    );
+    assert_eq!(tools.sent.load(Ordering::SeqCst), 1);
+    let second = &seen(&model)[1];
+    assert!(
+        second.contains(r#"\"sent_to\":\"carol@example.com\""#),
+        "{second}"
+    );
+    assert!(
+        second.contains("an approver changed the arguments"),
+        "{second}"
+    );
+}

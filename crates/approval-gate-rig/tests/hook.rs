@@ -188,3 +188,64 @@ async fn a_failing_gate_stops_the_run_and_nothing_runs() {
     assert_eq!(tools.runs(), 0);
     assert_eq!(model.request_count(), 1);
 }
+
+/// A rig tool that keeps the arguments it ran with.
+#[derive(Clone, Default)]
+struct Recorder(Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl Tool for Recorder {
+    const NAME: &'static str = "send_email";
+    type Args = Value;
+    type Output = String;
+    type Error = std::io::Error;
+
+    fn description(&self) -> String {
+        "the test's send_email, recording".into()
+    }
+
+    fn parameters(&self) -> Value {
+        json!({"type": "object"})
+    }
+
+    async fn call(&self, _context: &mut ToolContext, args: Value) -> Result<String, Self::Error> {
+        self.0.lock().unwrap().push(args);
+        Ok("sent".into())
+    }
+}
+
+#[tokio::test]
+async fn an_approvers_edit_patches_the_call_rig_runs() {
+    let clock = ManualClock::default();
+    let gate = memory_gate(&clock);
+    let recorder = Recorder::default();
+    let model = MockCompletionModel::from_turns([email(), email(), MockTurn::text("Sent.")]);
+    let agent = AgentBuilder::new(model.clone())
+        .tool(recorder.clone())
+        .build();
+
+    let error = agent
+        .prompt("Email Bob")
+        .add_hook(hook(&gate))
+        .max_turns(3)
+        .await
+        .unwrap_err();
+    let id = pending_request(&error).unwrap();
+    gate.desk()
+        .approve_with_edits(
+            id,
+            &Approver::new("ann@example.com"),
+            json!({"to": "carol@example.com"}),
+        )
+        .await
+        .unwrap();
+    agent
+        .prompt("Email Bob")
+        .add_hook(hook(&gate))
+        .max_turns(3)
+        .await
+        .unwrap();
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [json!({"to": "carol@example.com"})]
+    );
+}
