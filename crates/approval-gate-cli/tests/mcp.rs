@@ -81,6 +81,45 @@ impl Agent {
         value
     }
 
+    /// Starts the Python client `script` (connect `mode`) in front of the gateway run
+    /// with `gateway_args`, itself in front of `upstream.py`, whose writes go to
+    /// `outbox` in `scratch`.
+    fn start(
+        python: &Path,
+        script_name: &str,
+        gateway_args: &[&str],
+        scratch: &Scratch,
+        mode: &str,
+    ) -> Agent {
+        let stderr = scratch.path("client.stderr");
+        let mut command = Command::new(python);
+        command
+            .arg(script(script_name))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_approval-gate"))
+            .args(gateway_args)
+            .arg("--")
+            .arg(python)
+            .arg(script("upstream.py"))
+            .env("APPROVAL_GATE_TEST_OUTBOX", scratch.path("outbox"))
+            .env("APPROVAL_GATE_TEST_MCP_MODE", mode);
+        let (stdin_reader, stdin) = std::io::pipe().unwrap();
+        command
+            .stdin(stdin_reader)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        // `spawn` drops the command, and with it this process's copy of the pipe's read
+        // end.
+        let child = Watched::spawn(command);
+        let stdout = child.take_stdout().unwrap();
+        Agent {
+            child,
+            lines: BufReader::new(stdout).lines(),
+            stdin,
+            stderr,
+        }
+    }
+
     /// Lets the client go on past a `waiting` step.
     fn go(&mut self) {
         self.stdin.write_all(b"go\n").unwrap();
@@ -111,34 +150,21 @@ fn meets_the_gate(mode: &str, version: &str) {
     let config = deployment(&scratch);
     let config = config.to_str().unwrap();
     let outbox = scratch.path("outbox");
-    let stderr = scratch.path("client.stderr");
-
-    let mut command = Command::new(&python);
-    command
-        .arg(script("client.py"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_approval-gate"))
-        .args(["--config", config, "mcp", "--as-requester", "agent-alice"])
-        .args(["--console-url", "https://gate.example.com"])
-        .arg("--")
-        .arg(&python)
-        .arg(script("upstream.py"))
-        .env("APPROVAL_GATE_TEST_OUTBOX", &outbox)
-        .env("APPROVAL_GATE_TEST_MCP_MODE", mode);
-    let (stdin_reader, stdin) = std::io::pipe().unwrap();
-    command
-        .stdin(stdin_reader)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap());
-    // `spawn` drops the command, and with it this process's copy of the pipe's read end.
-    let child = Watched::spawn(command);
-    let stdout = child.take_stdout().unwrap();
-    let mut agent = Agent {
-        child,
-        lines: BufReader::new(stdout).lines(),
-        stdin,
-        stderr,
-    };
+    let mut agent = Agent::start(
+        &python,
+        "client.py",
+        &[
+            "--config",
+            config,
+            "mcp",
+            "--as-requester",
+            "agent-alice",
+            "--console-url",
+            "https://gate.example.com",
+        ],
+        &scratch,
+        mode,
+    );
 
     // The gateway's tools are the upstream's, on the protocol the client asked for.
     let tools = agent.next("tools");
@@ -281,37 +307,23 @@ fn decides_in_the_client(mode: &str, version: &str) {
     let config = deployment(&scratch);
     let config = config.to_str().unwrap();
     let outbox = scratch.path("outbox");
-    let stderr = scratch.path("client.stderr");
-    let mut command = Command::new(&python);
-    command
-        .arg(script("in_client.py"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_approval-gate"))
-        .args(["--config", config, "mcp", "--as-requester", "agent-alice"])
-        .args([
+    let mut client = Agent::start(
+        &python,
+        "in_client.py",
+        &[
+            "--config",
+            config,
+            "mcp",
+            "--as-requester",
+            "agent-alice",
             "--approve-in-client",
             "notes",
             "--in-client-approver",
             "alice",
-        ])
-        .arg("--")
-        .arg(&python)
-        .arg(script("upstream.py"))
-        .env("APPROVAL_GATE_TEST_OUTBOX", &outbox)
-        .env("APPROVAL_GATE_TEST_MCP_MODE", mode);
-    let (stdin_reader, stdin) = std::io::pipe().unwrap();
-    command
-        .stdin(stdin_reader)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap());
-    let child = Watched::spawn(command);
-    let stdout = child.take_stdout().unwrap();
-    let mut client = Agent {
-        child,
-        lines: BufReader::new(stdout).lines(),
-        stdin,
-        stderr,
-    };
+        ],
+        &scratch,
+        mode,
+    );
     let connected = client.next("connected");
     assert_eq!(connected["protocol_version"], version, "{connected}");
 

@@ -196,32 +196,14 @@ async fn the_model_sees_a_denials_feedback() {
     );
 }
 
-#[tokio::test]
-async fn a_deny_by_policy_reaches_the_model_as_the_tool_result() {
+/// The model calls `tool` with `args` and then answers: the run ends with the answer,
+/// nothing ran, and the model was told `told` as the tool's result.
+async fn denied_and_told(tool: &str, args: Value, told: &str) {
     let clock = ManualClock::default();
     let gate = memory_gate(&clock);
     let tools = Tools::default();
     let model = MockCompletionModel::from_turns([
-        MockTurn::tool_call("call-1", "delete_repo", json!({"name": "billing"})),
-        MockTurn::text("I archived nothing."),
-    ]);
-    let driver = driver(&model, gate.wrap(tools.executor()));
-
-    assert_eq!(
-        done(driver.run("run-1", run()).await.unwrap()),
-        "I archived nothing."
-    );
-    assert_eq!(tools.runs(), 0);
-    assert!(seen(&model)[1].contains("deleting repositories is not allowed, archive it instead"));
-}
-
-#[tokio::test]
-async fn a_tool_no_rule_names_is_denied() {
-    let clock = ManualClock::default();
-    let gate = memory_gate(&clock);
-    let tools = Tools::default();
-    let model = MockCompletionModel::from_turns([
-        MockTurn::tool_call("call-1", "wipe_disk", json!({})),
+        MockTurn::tool_call("call-1", tool, args),
         MockTurn::text("Could not."),
     ]);
     let driver = driver(&model, gate.wrap(tools.executor()));
@@ -230,8 +212,36 @@ async fn a_tool_no_rule_names_is_denied() {
         done(driver.run("run-1", run()).await.unwrap()),
         "Could not."
     );
-    assert_eq!(tools.runs(), 0, "an unknown tool is denied (fail closed)");
-    assert!(seen(&model)[1].contains("the policy denies this call"));
+    assert_eq!(tools.runs(), 0, "`{tool}` ran");
+    let second = &seen(&model)[1];
+    assert!(second.contains(told), "{second}");
+}
+
+#[tokio::test]
+async fn a_deny_by_policy_reaches_the_model_as_the_tool_result() {
+    denied_and_told(
+        "delete_repo",
+        json!({"name": "billing"}),
+        "deleting repositories is not allowed, archive it instead",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tool_no_rule_names_is_denied() {
+    // Fail closed: the policy's default.
+    denied_and_told("wipe_disk", json!({}), "the policy denies this call").await;
+}
+
+#[tokio::test]
+async fn a_condition_that_cannot_be_evaluated_denies() {
+    // `amount < 100` on a string: the policy cannot decide, so it denies.
+    denied_and_told(
+        "refund",
+        json!({"amount": "lots"}),
+        "the policy denies this call",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -252,26 +262,6 @@ async fn a_tool_the_driver_did_not_advertise_fails_the_run() {
         "{error:?}"
     );
     assert_eq!(tools.runs(), 0);
-}
-
-#[tokio::test]
-async fn a_condition_that_cannot_be_evaluated_denies() {
-    let clock = ManualClock::default();
-    let gate = memory_gate(&clock);
-    let tools = Tools::default();
-    // `amount < 100` on a string: the policy cannot decide, so it denies.
-    let model = MockCompletionModel::from_turns([
-        MockTurn::tool_call("call-1", "refund", json!({"amount": "lots"})),
-        MockTurn::text("No refund."),
-    ]);
-    let driver = driver(&model, gate.wrap(tools.executor()));
-
-    assert_eq!(
-        done(driver.run("run-1", run()).await.unwrap()),
-        "No refund."
-    );
-    assert_eq!(tools.runs(), 0);
-    assert!(seen(&model)[1].contains("the policy denies this call"));
 }
 
 #[tokio::test]

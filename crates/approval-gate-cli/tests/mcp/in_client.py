@@ -10,12 +10,13 @@ protocol version such as "2026-07-28") comes from APPROVAL_GATE_TEST_MCP_MODE.
 """
 
 import asyncio
-import json
 import os
 import sys
 
 from mcp import Client, StdioServerParameters
 from mcp.types import ElicitResult
+
+from client import outcome, say
 
 # What the person answers, question by question.
 ANSWERS = [
@@ -23,19 +24,6 @@ ANSWERS = [
     ElicitResult(action="accept", content={"decision": "deny", "feedback": "not in the shared notebook"}),
     ElicitResult(action="decline"),
 ]
-
-
-def say(step, **fields):
-    print(json.dumps({"step": step, **fields}), flush=True)
-
-
-def outcome(result):
-    texts = [c.text for c in result.content if getattr(c, "type", None) == "text"]
-    return {
-        "is_error": bool(result.is_error),
-        "text": "\n".join(texts),
-        "structured": result.structured_content,
-    }
 
 
 async def main(command):
