@@ -1,6 +1,6 @@
 //! `mcp`: an MCP gateway on this process's stdin and stdout, in front of an upstream MCP
-//! server started as a child process: the upstream's tools, every call through the
-//! deployment's gate (`approval_gate_mcp::GatedServer`).
+//! server started as a child process or reached over streamable HTTP: the upstream's
+//! tools, every call through the deployment's gate (`approval_gate_mcp::GatedServer`).
 //!
 //! Standard output carries MCP's JSON-RPC and nothing else; errors go to standard error,
 //! as does the upstream's own standard error.
@@ -63,33 +63,34 @@ pub struct McpArgs {
         requires = "in_client_approver"
     )]
     pub in_client_roles: Vec<String>,
+    /// The upstream MCP server reached over streamable HTTP (`http://host:port/mcp`),
+    /// instead of a command after `--`. Only `http://`: put a TLS-terminating proxy in
+    /// front of an `https://` server.
+    #[arg(long = "upstream-url", value_name = "URL", conflicts_with = "upstream")]
+    pub upstream_url: Option<String>,
     /// The upstream MCP server: its command and arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "UPSTREAM-COMMAND")]
+    #[arg(
+        last = true,
+        required_unless_present = "upstream_url",
+        value_name = "UPSTREAM-COMMAND"
+    )]
     pub upstream: Vec<OsString>,
 }
 
-/// Runs the gateway until the client closes standard input. An upstream that exits is
-/// started again at the next request; one that cannot be started at all is an error.
+/// Runs the gateway until the client closes standard input. An upstream that exits (or
+/// whose HTTP session ends) is started (or connected) again at the next request; one
+/// that cannot be reached at first is an error.
 pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
     let gate = deploy.gate().await?;
-    let Some((program, rest)) = args.upstream.split_first() else {
-        return Err(CliError::usage(
-            "no upstream MCP server given",
-            "name its command after `--`: `approval-gate mcp -- python server.py`",
-        ));
+    let upstream = match &args.upstream_url {
+        Some(url) => Upstream::connect(url.as_str())
+            .await
+            .map_err(|e| CliError::Failed {
+                message: format!("cannot reach the upstream MCP server at `{url}`"),
+                source: Some(Box::new(e)),
+            })?,
+        None => spawn(&args.upstream).await?,
     };
-    let shown = program.to_string_lossy().into_owned();
-    let (program, rest) = (program.clone(), rest.to_vec());
-    let upstream = Upstream::spawn(move || {
-        let mut command = tokio::process::Command::new(&program);
-        command.args(&rest);
-        command
-    })
-    .await
-    .map_err(|e| CliError::Failed {
-        message: format!("cannot start the upstream MCP server `{shown}`"),
-        source: Some(Box::new(e)),
-    })?;
 
     // The upstream's own name, for the policy's `tool_info.server`.
     let name = upstream
@@ -140,4 +141,27 @@ pub async fn mcp(deploy: &Deployment, args: &McpArgs) -> Result<(), CliError> {
     // The client is done: close the upstream's session, which stops it.
     upstream_handle.close().await;
     Ok(())
+}
+
+/// Starts the upstream's `command` (and its arguments) as a child process.
+async fn spawn(command: &[OsString]) -> Result<Upstream, CliError> {
+    let Some((program, rest)) = command.split_first() else {
+        return Err(CliError::usage(
+            "no upstream MCP server given",
+            "name its command after `--` (`approval-gate mcp -- python server.py`), or its URL \
+             with `--upstream-url`",
+        ));
+    };
+    let shown = program.to_string_lossy().into_owned();
+    let (program, rest) = (program.clone(), rest.to_vec());
+    Upstream::spawn(move || {
+        let mut command = tokio::process::Command::new(&program);
+        command.args(&rest);
+        command
+    })
+    .await
+    .map_err(|e| CliError::Failed {
+        message: format!("cannot start the upstream MCP server `{shown}`"),
+        source: Some(Box::new(e)),
+    })
 }

@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -91,16 +92,31 @@ impl Agent {
         scratch: &Scratch,
         mode: &str,
     ) -> Agent {
+        let upstream = [python.as_os_str(), script("upstream.py").as_os_str()].map(OsString::from);
+        Agent::start_at(python, script_name, gateway_args, &upstream, scratch, mode)
+    }
+
+    /// [`start`](Self::start), with the gateway's upstream given by `upstream`: the
+    /// command after `--`, or nothing (then `gateway_args` names its URL).
+    fn start_at(
+        python: &Path,
+        script_name: &str,
+        gateway_args: &[&str],
+        upstream: &[OsString],
+        scratch: &Scratch,
+        mode: &str,
+    ) -> Agent {
         let stderr = scratch.path("client.stderr");
         let mut command = Command::new(python);
         command
             .arg(script(script_name))
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_approval-gate"))
-            .args(gateway_args)
-            .arg("--")
-            .arg(python)
-            .arg(script("upstream.py"))
+            .args(gateway_args);
+        if !upstream.is_empty() {
+            command.arg("--").args(upstream);
+        }
+        command
             .env("APPROVAL_GATE_TEST_OUTBOX", scratch.path("outbox"))
             .env("APPROVAL_GATE_TEST_MCP_MODE", mode);
         let (stdin_reader, stdin) = std::io::pipe().unwrap();
@@ -142,6 +158,17 @@ fn an_mcp_client_in_python_meets_the_gate_on_protocol_2026_07_28() {
 /// The Python client, in connect `mode`, negotiates `version` with the gateway and goes
 /// through a session's every step.
 fn meets_the_gate(mode: &str, version: &str) {
+    meets_the_gate_over(mode, version, false);
+}
+
+#[test]
+fn the_gateway_reaches_an_upstream_over_streamable_http() {
+    meets_the_gate_over("2026-07-28", "2026-07-28", true);
+}
+
+/// [`meets_the_gate`], with the upstream a child of the gateway on stdio, or (`http`) a
+/// server of its own that the gateway reaches over streamable HTTP (`--upstream-url`).
+fn meets_the_gate_over(mode: &str, version: &str, http: bool) {
     let Some(python) = python() else {
         eprintln!("skipped: APPROVAL_GATE_TEST_PYTHON is not set (`.ci/run` makes the venv)");
         return;
@@ -150,21 +177,39 @@ fn meets_the_gate(mode: &str, version: &str) {
     let config = deployment(&scratch);
     let config = config.to_str().unwrap();
     let outbox = scratch.path("outbox");
-    let mut agent = Agent::start(
-        &python,
-        "client.py",
-        &[
-            "--config",
-            config,
-            "mcp",
-            "--as-requester",
-            "agent-alice",
-            "--console-url",
-            "https://gate.example.com",
-        ],
-        &scratch,
-        mode,
-    );
+    let mut args = vec![
+        "--config",
+        config,
+        "mcp",
+        "--as-requester",
+        "agent-alice",
+        "--console-url",
+        "https://gate.example.com",
+    ];
+    // Kept to the end of the test: dropping it kills the HTTP upstream.
+    let (_http_upstream, url) = if http {
+        let mut server = Command::new(&python);
+        server
+            .arg(script("http_upstream.py"))
+            .env("APPROVAL_GATE_TEST_OUTBOX", &outbox)
+            .stdout(Stdio::piped());
+        let mut server = Watched::spawn(server);
+        let line = common::first_line(&mut server);
+        let port = line
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the HTTP upstream said `{line}`"))
+            .trim()
+            .to_owned();
+        (Some(server), format!("http://127.0.0.1:{port}/mcp"))
+    } else {
+        (None, String::new())
+    };
+    let mut agent = if http {
+        args.extend(["--upstream-url", url.as_str()]);
+        Agent::start_at(&python, "client.py", &args, &[], &scratch, mode)
+    } else {
+        Agent::start(&python, "client.py", &args, &scratch, mode)
+    };
 
     // The gateway's tools are the upstream's, on the protocol the client asked for.
     let tools = agent.next("tools");

@@ -7,7 +7,8 @@
 //!   other request passes through.
 //! - [`Upstream`] is a [`rmcp::ServerHandler`] that forwards `tools/list` and
 //!   `tools/call` to another MCP server, reached as an rmcp client; with
-//!   [`Upstream::spawn`], a child process on stdio, started again when it exits.
+//!   [`Upstream::spawn`], a child process on stdio, started again when it exits; with
+//!   [`Upstream::connect`], a server over streamable HTTP (`http://` only).
 //!   `GatedServer<Upstream>` is the gateway that `approval-gate mcp` runs.
 //! - [`outcome_unknown`] is the error a handler gives for a call it sent on and lost:
 //!   the gate records it in doubt and never sends it again.

@@ -1,11 +1,13 @@
 //! [`Upstream`]: a server handler whose tools are another MCP server's.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RunningService, ServiceError};
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ErrorData as McpError, Peer, RoleClient, RoleServer, ServerHandler, ServiceExt as _};
 use thiserror::Error;
 
@@ -28,8 +30,9 @@ use crate::translate;
 /// - a request made after it went ends in an internal error that says so, and nothing
 ///   was sent;
 /// - an upstream started with [`spawn`](Self::spawn) is started again at the next
-///   request, so the session goes on (with a fresh upstream session: what the upstream
-///   kept in memory is gone).
+///   request, and one reached with [`connect`](Self::connect) is connected again, so
+///   the session goes on (with a fresh upstream session: what the upstream kept for
+///   the old one is gone).
 ///
 /// Only tools are served: the upstream's resources, prompts and notifications are not
 /// forwarded.
@@ -38,11 +41,17 @@ pub struct Upstream {
     inner: Arc<Inner>,
 }
 
+/// Opens a new session with the upstream: starts it again, or connects again.
+type Reconnect = Box<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Session, UpstreamError>> + Send>> + Send + Sync,
+>;
+
 struct Inner {
     /// The session now in use.
     current: Mutex<Session>,
-    /// Makes the command that starts the upstream again, for an upstream that was spawned.
-    command: Option<Box<dyn Fn() -> tokio::process::Command + Send + Sync>>,
+    /// Opens the next session when this one ends, for an upstream this handler reached
+    /// on its own ([`Upstream::spawn`], [`Upstream::connect`]).
+    reconnect: Option<Reconnect>,
     /// Held while the upstream is started again, so that one request does it.
     restarting: tokio::sync::Mutex<()>,
     /// Set by [`Upstream::close`]: not started again.
@@ -59,7 +68,7 @@ struct Session {
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
-            .field("restarts", &self.inner.command.is_some())
+            .field("reconnects", &self.inner.reconnect.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +80,9 @@ pub enum UpstreamError {
     /// The command could not be started.
     #[error("cannot start the upstream MCP server")]
     Spawn(#[source] std::io::Error),
+    /// The URL is not one this crate can connect to (only `http://`).
+    #[error("cannot connect to `{0}`: only http:// URLs are built in")]
+    Url(String),
     /// The upstream did not complete MCP's initialization.
     #[error("the upstream MCP server did not initialize")]
     Initialize(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,14 +95,11 @@ impl Upstream {
         Upstream::with_session(Session { peer, client: None }, None)
     }
 
-    fn with_session(
-        session: Session,
-        command: Option<Box<dyn Fn() -> tokio::process::Command + Send + Sync>>,
-    ) -> Self {
+    fn with_session(session: Session, reconnect: Option<Reconnect>) -> Self {
         Upstream {
             inner: Arc::new(Inner {
                 current: Mutex::new(session),
-                command,
+                reconnect,
                 restarting: tokio::sync::Mutex::new(()),
                 closed: AtomicBool::new(false),
             }),
@@ -107,8 +116,26 @@ impl Upstream {
     pub async fn spawn(
         command: impl Fn() -> tokio::process::Command + Send + Sync + 'static,
     ) -> Result<Upstream, UpstreamError> {
-        let session = start(&command).await?;
-        Ok(Upstream::with_session(session, Some(Box::new(command))))
+        let session = start(command()).await?;
+        let reconnect: Reconnect = Box::new(move || Box::pin(start(command())));
+        Ok(Upstream::with_session(session, Some(reconnect)))
+    }
+
+    /// Connects to the MCP server at `url` (`http://host:port/mcp`) over streamable
+    /// HTTP, and initializes a client session with it. When the session ends, the next
+    /// request connects again.
+    ///
+    /// Only `http://` is built in: no TLS library comes with this crate. Reach an
+    /// `https://` server through a local proxy that terminates TLS, or connect an rmcp
+    /// client of your own with TLS and use [`new`](Self::new).
+    pub async fn connect(url: impl Into<String>) -> Result<Upstream, UpstreamError> {
+        let url: Arc<str> = url.into().into();
+        if !url.starts_with("http://") {
+            return Err(UpstreamError::Url(url.to_string()));
+        }
+        let session = open(url.clone()).await?;
+        let reconnect: Reconnect = Box::new(move || Box::pin(open(url.clone())));
+        Ok(Upstream::with_session(session, Some(reconnect)))
     }
 
     /// The upstream's peer in the session now in use.
@@ -138,7 +165,7 @@ impl Upstream {
     /// The upstream's peer, started again first if it was spawned and is gone.
     async fn live_peer(&self) -> Result<Peer<RoleClient>, McpError> {
         let peer = self.peer();
-        let Some(command) = &self.inner.command else {
+        let Some(reconnect) = &self.inner.reconnect else {
             return Ok(peer);
         };
         if !peer.is_transport_closed() {
@@ -153,10 +180,13 @@ impl Upstream {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(gone("it was closed"));
         }
-        tracing::warn!("the upstream MCP server exited; starting it again");
-        let fresh = start(command.as_ref()).await.map_err(|e| {
+        tracing::warn!("the upstream MCP server's session ended; opening another");
+        let fresh = reconnect().await.map_err(|e| {
             McpError::internal_error(
-                format!("the upstream MCP server exited and could not be started again: {e}"),
+                format!(
+                    "the upstream MCP server's session ended and another could not be opened: \
+                     {e}"
+                ),
                 None,
             )
         })?;
@@ -166,12 +196,22 @@ impl Upstream {
     }
 }
 
-/// Starts the upstream from `command` and initializes a session with it.
-async fn start(
-    command: &(dyn Fn() -> tokio::process::Command + Send + Sync),
+/// Starts the upstream with `command` and initializes a session with it.
+async fn start(command: tokio::process::Command) -> Result<Session, UpstreamError> {
+    let transport = TokioChildProcess::new(command).map_err(UpstreamError::Spawn)?;
+    session(().serve(transport).await)
+}
+
+/// Connects to the upstream at `url` over streamable HTTP and initializes a session.
+async fn open(url: Arc<str>) -> Result<Session, UpstreamError> {
+    session(().serve(StreamableHttpClientTransport::from_uri(url)).await)
+}
+
+/// The session `served` opened, or why it did not.
+fn session<E: std::error::Error + Send + Sync + 'static>(
+    served: Result<RunningService<RoleClient, ()>, E>,
 ) -> Result<Session, UpstreamError> {
-    let transport = TokioChildProcess::new(command()).map_err(UpstreamError::Spawn)?;
-    let client = ().serve(transport).await.map_err(|e| UpstreamError::Initialize(Box::new(e)))?;
+    let client = served.map_err(|e| UpstreamError::Initialize(Box::new(e)))?;
     Ok(Session {
         peer: client.peer().clone(),
         client: Some(Arc::new(client)),
@@ -257,5 +297,26 @@ impl ServerHandler for Upstream {
             translate::mark_complete(&mut result.result_type);
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_http_urls_are_connected_to() {
+        for url in [
+            "https://mcp.example.com/mcp",
+            "ftp://h/mcp",
+            "mcp.example.com",
+        ] {
+            let refused = Upstream::connect(url).await.unwrap_err();
+            assert!(
+                matches!(refused, UpstreamError::Url(ref u) if u == url),
+                "{refused}"
+            );
+            assert!(refused.to_string().contains("only http://"), "{refused}");
+        }
     }
 }
