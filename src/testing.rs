@@ -1406,6 +1406,110 @@ pub async fn subscribers_hear_of_changes(store: &dyn ApprovalStore, clock: &Manu
     assert_eq!(heard, expected);
 }
 
+/// A [`CursorStore`](crate::store::CursorStore) lease is held by one holder at a time: a
+/// new cursor starts at the end of the trail; another holder waits until the lease runs
+/// out or is let go, then takes it over at the place left; a holder that lost the lease
+/// can no longer move the cursor.
+pub async fn cursors_lease_one_holder_at_a_time(store: &dyn ApprovalStore, clock: &ManualClock) {
+    let name = format!("cursor-{}", Uuid::new_v4().simple());
+    let now = clock.now();
+    let minute = Duration::from_secs(60);
+    // A record appended before the cursor exists is behind it.
+    let r = request(&unique("run"), "t1", "email.send", json!({}), now);
+    store.create(r.clone(), &rec(&r), now).await.unwrap();
+    let end = store
+        .audit_records(&AuditQuery::request(r.id()))
+        .await
+        .unwrap()
+        .last()
+        .and_then(|record| record.chain.as_ref())
+        .map(|link| link.seq)
+        .expect("a linked record");
+
+    let held = store
+        .lease_cursor(&name, "a", now, now + minute)
+        .await
+        .unwrap()
+        .expect("a new cursor is free");
+    assert!(
+        held.after_seq >= end,
+        "a new cursor starts at the end of the trail"
+    );
+    assert_eq!(
+        (held.holder.as_str(), held.lease_until),
+        ("a", now + minute)
+    );
+
+    // While a's lease runs, b is refused and nothing changes.
+    assert_eq!(
+        store
+            .lease_cursor(&name, "b", now, now + minute)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .advance_cursor(&name, "a", held.after_seq + 7, now + minute)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_cursor(&name, "b", 1, now + minute)
+            .await
+            .unwrap()
+    );
+
+    // a renews; once its lease runs out, b takes over where a left.
+    let later = now + minute;
+    assert!(
+        store
+            .lease_cursor(&name, "a", now, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .lease_cursor(&name, "b", later - Duration::from_nanos(1), later + minute)
+            .await
+            .unwrap(),
+        None
+    );
+    let taken = store
+        .lease_cursor(&name, "b", later, later + minute)
+        .await
+        .unwrap()
+        .expect("a lease that ran out can be taken");
+    assert_eq!(
+        (taken.holder.as_str(), taken.after_seq),
+        ("b", held.after_seq + 7)
+    );
+    assert!(
+        !store
+            .advance_cursor(&name, "a", 1, later + minute)
+            .await
+            .unwrap(),
+        "a lost it"
+    );
+
+    // b lets it go: a may take it at once.
+    store.release_cursor(&name, "b").await.unwrap();
+    store.release_cursor(&name, "a").await.unwrap();
+    let back = store
+        .lease_cursor(&name, "a", later, later + minute)
+        .await
+        .unwrap()
+        .expect("a released lease is free");
+    assert_eq!(back.after_seq, held.after_seq + 7);
+    let listed = store.cursors().await.unwrap();
+    assert_eq!(
+        listed.iter().filter(|c| c.name == name).collect::<Vec<_>>(),
+        vec![&back]
+    );
+}
+
 /// Runs every function of the suite, in order, on one store.
 pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     create_then_get_round_trips(store, clock).await;
@@ -1425,4 +1529,5 @@ pub async fn run_all(store: &dyn ApprovalStore, clock: &ManualClock) {
     ttl_edges_hold_to_the_nanosecond(store, clock).await;
     changes_write_their_records(store, clock).await;
     subscribers_hear_of_changes(store, clock).await;
+    cursors_lease_one_holder_at_a_time(store, clock).await;
 }

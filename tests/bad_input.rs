@@ -253,6 +253,37 @@ const BAD_CONFIGS: &[Bad] = &[
         5,
         "",
     ),
+    // Reminders and escalations come before the TTL, and escalate only with a delay.
+    bad(
+        "\ntiers:\n  high:\n    ttl_seconds: 600\n    remind_after_seconds: 600\n",
+        "tiers.high.remind_after_seconds",
+        4,
+        "not before the tier's decision TTL of 600 seconds",
+    ),
+    bad(
+        "\napprovals:\n  ttl_seconds: 300\ntiers:\n  high:\n    escalate_after_seconds: 900\n",
+        "tiers.high.escalate_after_seconds",
+        5,
+        "not before the tier's decision TTL of 300 seconds",
+    ),
+    bad(
+        "\ntiers:\n  high:\n    escalate_to: [cfo]\n",
+        "tiers.high.escalate_to",
+        3,
+        "sets no `escalate_after_seconds`",
+    ),
+    bad(
+        "\ntiers:\n  high:\n    escalate_after_seconds: 60\n    escalate_to: [cfo, cfo]\n",
+        "tiers.high.escalate_to[1]",
+        4,
+        "already listed at escalate_to[0]",
+    ),
+    bad(
+        "\ntiers:\n  high:\n    remind_after_secs: 60\n",
+        "tiers.high.remind_after_secs",
+        3,
+        "unknown field `remind_after_secs`",
+    ),
     // Quorum.
     bad(
         "\ntiers:\n  high:\n    approvers: [cfo]\n    quorum: 0\n",

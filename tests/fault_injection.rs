@@ -19,8 +19,8 @@ use approval_gate::{
     StoreError, ToolCall, ToolExecutor,
     desk::{Grant, GrantId},
     store::{
-        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
-        TrailReader, TrailWriter, UsageDelta,
+        ControlStore, CursorStore, Expired, Filed, GrantStore, RequestStore, RunUsage,
+        Subscription, Switches, TrailCursor, TrailReader, TrailWriter, UsageDelta,
     },
     trail::{AuditError, AuditEvent, AuditQuery, AuditRecord, verify_chain},
 };
@@ -267,6 +267,39 @@ impl TrailReader for FlakyStore {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.op("audit_records", self.inner.audit_records(query))
             .await
+    }
+}
+
+#[async_trait]
+impl CursorStore for FlakyStore {
+    async fn lease_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<TrailCursor>, StoreError> {
+        self.inner.lease_cursor(name, holder, now, until).await
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        after_seq: u64,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .advance_cursor(name, holder, after_seq, until)
+            .await
+    }
+
+    async fn release_cursor(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_cursor(name, holder).await
+    }
+
+    async fn cursors(&self) -> Result<Vec<TrailCursor>, StoreError> {
+        self.inner.cursors().await
     }
 }
 

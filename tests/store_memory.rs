@@ -42,3 +42,8 @@ async fn mixed_races_leave_one_decision_and_at_most_one_run() {
 async fn racing_resumes_run_the_tool_once() {
     store_common::racing_resumes_run_the_tool_once(MemoryStore::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_leases_have_one_winner() {
+    store_common::racing_leases_have_one_winner(Arc::new(MemoryStore::new())).await;
+}

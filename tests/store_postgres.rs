@@ -85,6 +85,7 @@ mod conformance {
         ttl_edges_hold_to_the_nanosecond,
         changes_write_their_records,
         subscribers_hear_of_changes,
+        cursors_lease_one_holder_at_a_time,
         run_all,
     );
 }
@@ -140,7 +141,7 @@ async fn migrate_is_idempotent_concurrent_and_refuses_a_newer_schema() {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4]);
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
 
         approval_gate::sqlx::query("INSERT INTO approval_schema_version (version) VALUES (99)")
             .execute(store.pool())
@@ -366,6 +367,16 @@ async fn in_doubt_after_a_crash_is_not_run_again() {
             }
         })
         .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_leases_have_one_winner() {
+    in_schema(|url, schema| async move {
+        let store = pooled(&url, &schema).await;
+        store_common::racing_leases_have_one_winner(Arc::new(store.clone())).await;
+        store.close().await;
     })
     .await;
 }

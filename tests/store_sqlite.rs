@@ -14,8 +14,8 @@ use approval_gate::{
     ApprovalRequest, KillScope, ManualClock, RequestId, RequestQuery, SqliteStore, StoreError,
     desk::{Grant, GrantId},
     store::{
-        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
-        TrailReader, TrailWriter, UsageDelta,
+        ControlStore, CursorStore, Expired, Filed, GrantStore, RequestStore, RunUsage,
+        Subscription, Switches, TrailCursor, TrailReader, TrailWriter, UsageDelta,
     },
     trail::{AuditQuery, AuditRecord},
 };
@@ -176,6 +176,39 @@ impl TrailReader for TwoWriters {
     }
 }
 
+#[async_trait]
+impl CursorStore for TwoWriters {
+    async fn lease_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<TrailCursor>, StoreError> {
+        self.next().lease_cursor(name, holder, now, until).await
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        after_seq: u64,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.next()
+            .advance_cursor(name, holder, after_seq, until)
+            .await
+    }
+
+    async fn release_cursor(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.next().release_cursor(name, holder).await
+    }
+
+    async fn cursors(&self) -> Result<Vec<TrailCursor>, StoreError> {
+        self.next().cursors().await
+    }
+}
+
 /// A connection of the test's own to the store's file, as another program would open it.
 fn own_connection(store: &SqliteStore) -> Connection {
     let conn = Connection::open(store.path()).unwrap();
@@ -218,6 +251,7 @@ mod conformance {
         ttl_edges_hold_to_the_nanosecond,
         changes_write_their_records,
         subscribers_hear_of_changes,
+        cursors_lease_one_holder_at_a_time,
         run_all,
     );
 }
@@ -265,7 +299,7 @@ async fn migrate_is_idempotent_and_refuses_a_newer_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
 
     conn.execute(
         "INSERT INTO approval_schema_version (version) VALUES (99)",
@@ -306,7 +340,8 @@ async fn a_version_2_database_migrates_and_keeps_its_requests() {
          CREATE INDEX approval_audit_request ON approval_audit (request_id, seq); \
          CREATE INDEX approval_audit_actor ON approval_audit (actor, seq); \
          ALTER TABLE approval_grants DROP COLUMN version; \
-         DELETE FROM approval_schema_version WHERE version IN (3, 4, 5);",
+         DROP TABLE approval_cursors; \
+         DELETE FROM approval_schema_version WHERE version IN (3, 4, 5, 6);",
     )
     .unwrap();
     drop(conn);
@@ -524,5 +559,13 @@ async fn mixed_races_through_two_writers_leave_one_decision_and_at_most_one_run(
     store_common::mixed_races_leave_one_decision_and_at_most_one_run(store.clone()).await;
     let trail = store.audit_records(&AuditQuery::default()).await.unwrap();
     approval_gate::trail::verify_chain(&trail, None).unwrap();
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_leases_have_one_winner() {
+    let dir = TempDir::new();
+    let store = pooled(&dir.db()).await;
+    store_common::racing_leases_have_one_winner(Arc::new(store.clone())).await;
     store.close().await;
 }

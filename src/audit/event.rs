@@ -538,6 +538,54 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A person who may decide a request still pending was reminded of it: its tier's
+    /// `remind_after_seconds` passed. Written once per request, by a notifier.
+    ApprovalReminded {
+        /// The roles that may approve it (empty: any approver).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+    },
+    /// A request still pending was escalated: its tier's `escalate_after_seconds` passed.
+    /// Written once per request, by a notifier.
+    ApprovalEscalated {
+        /// The roles it was escalated to (the tier's `escalate_to`).
+        to: Vec<String>,
+    },
+    /// More approval requests timed out than a notifier's timeout-spike rule allows: of
+    /// the `finished` requests that came to an end (decided, cancelled or timed out) in
+    /// the last `window_seconds`, `timeouts` timed out. A record of no call
+    /// ([`AuditRecord::control`]), written once per episode.
+    TimeoutSpike {
+        /// Requests that timed out in the window.
+        timeouts: u64,
+        /// Requests that came to an end in the window, timed out or not.
+        finished: u64,
+        /// The window's length.
+        window_seconds: u64,
+    },
+    /// A timeout spike is over: the rate fell back under the rule's threshold. A record
+    /// of no call ([`AuditRecord::control`]).
+    TimeoutSpikeCleared {
+        /// Requests that timed out in the window.
+        timeouts: u64,
+        /// Requests that came to an end in the window, timed out or not.
+        finished: u64,
+        /// The window's length.
+        window_seconds: u64,
+    },
+    /// A notifier gave up delivering a record to a channel after its last attempt.
+    DeliveryFailed {
+        /// The channel's name.
+        channel: String,
+        /// The `seq` of the record not delivered.
+        record_seq: u64,
+        /// That record's event: `approval_required`, ….
+        record_event: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        error: String,
+    },
     /// An event this version does not know, written by a newer version into a shared
     /// trail: its name and every other field of its record that this version does not
     /// read, kept as they were, so the record writes back unchanged. Stats and metrics
@@ -678,6 +726,11 @@ impl AuditEvent {
             AuditEvent::KillSwitchChanged { .. } => "kill_switch_changed",
             AuditEvent::ReadOnlyChanged { .. } => "read_only_changed",
             AuditEvent::Stopped { .. } => "stopped",
+            AuditEvent::ApprovalReminded { .. } => "approval_reminded",
+            AuditEvent::ApprovalEscalated { .. } => "approval_escalated",
+            AuditEvent::TimeoutSpike { .. } => "timeout_spike",
+            AuditEvent::TimeoutSpikeCleared { .. } => "timeout_spike_cleared",
+            AuditEvent::DeliveryFailed { .. } => "delivery_failed",
         }
     }
 }

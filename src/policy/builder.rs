@@ -385,6 +385,9 @@ pub struct Tier {
     approvers: Vec<String>,
     quorum: Option<u32>,
     grants: Option<bool>,
+    remind_after_seconds: Option<u64>,
+    escalate_after_seconds: Option<u64>,
+    escalate_to: Vec<String>,
 }
 
 impl Tier {
@@ -430,6 +433,26 @@ impl Tier {
         self
     }
 
+    /// `remind_after_seconds`: remind those who may decide a request of this tier still
+    /// pending this long after it was filed (by a notifier; before the decision TTL).
+    pub fn remind_after_seconds(mut self, seconds: u64) -> Self {
+        self.remind_after_seconds = Some(seconds);
+        self
+    }
+
+    /// `escalate_after_seconds`: escalate a request of this tier still pending this long
+    /// after it was filed (by a notifier; before the decision TTL).
+    pub fn escalate_after_seconds(mut self, seconds: u64) -> Self {
+        self.escalate_after_seconds = Some(seconds);
+        self
+    }
+
+    /// `escalate_to`: adds roles an escalation names. Each role may be given once.
+    pub fn escalate_to<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.escalate_to.extend(roles.into_iter().map(Into::into));
+        self
+    }
+
     fn into_config(self, at: &str) -> Result<TierConfig, PolicyError> {
         let ttl = |secs: Option<u64>, key: &str| {
             secs.map(|s| TtlSeconds::new(s).map_err(|e| e.at_field(format!("{at}.{key}"))))
@@ -461,6 +484,16 @@ impl Tier {
             approvers,
             quorum,
             grants: self.grants.unwrap_or(true),
+            remind_after_seconds: ttl(self.remind_after_seconds, "remind_after_seconds")?,
+            escalate_after_seconds: ttl(self.escalate_after_seconds, "escalate_after_seconds")?,
+            escalate_to: self
+                .escalate_to
+                .into_iter()
+                .enumerate()
+                .map(|(i, role)| {
+                    RoleName::new(role).map_err(|e| e.at_field(format!("{at}.escalate_to[{i}]")))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -75,6 +75,22 @@ pub(crate) fn check_yaml(yaml: &str) -> Vec<PolicyError> {
     errors
 }
 
+/// `error`, from the whole-config checks that come after the YAML is read, with the line
+/// of its field where `yaml` spells it in block style (for a list's item, the list's
+/// line); as it was otherwise.
+pub(crate) fn with_line(yaml: &str, error: PolicyError) -> PolicyError {
+    let PolicyError::InvalidConfig { field, .. } = &error else {
+        return error;
+    };
+    let lines: Vec<String> = yaml.lines().map(str::to_owned).collect();
+    let list = match field.rsplit_once('.') {
+        Some((_, last)) if last.contains('[') => field.split_once('[').map(|(list, _)| list),
+        _ => None,
+    };
+    let line = find_field(&lines, field).or_else(|| find_field(&lines, list?));
+    placed(error, &|text| text.to_owned(), line)
+}
+
 /// `error` with its field and message as in the file (`in_file` renumbers), and a line
 /// (0-based) where it had none.
 fn placed(

@@ -173,6 +173,23 @@ pub struct TierConfig {
     /// [`Decision::grants_allowed`](crate::policy::Decision::grants_allowed).
     #[serde(skip_serializing_if = "is_true")]
     pub grants: bool,
+    /// `remind_after_seconds`: how long after a request of this tier was filed, if no
+    /// one has decided it, a notifier reminds those who may (once per request,
+    /// recorded as `approval_reminded`). Less than the tier's decision TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remind_after_seconds: Option<TtlSeconds>,
+    /// `escalate_after_seconds`: how long after a request of this tier was filed, if no
+    /// one has decided it, a notifier escalates it to `escalate_to` (once per request,
+    /// recorded as `approval_escalated`). Less than the tier's decision TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalate_after_seconds: Option<TtlSeconds>,
+    /// `escalate_to`: the roles an escalation names, each listed once (a notifier's
+    /// channels carry them to whoever holds them). Needs `escalate_after_seconds`.
+    #[serde(
+        deserialize_with = "deserialize_escalate_to",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub escalate_to: Vec<RoleName>,
 }
 
 impl Default for TierConfig {
@@ -184,6 +201,9 @@ impl Default for TierConfig {
             approvers: Vec::new(),
             quorum: None,
             grants: true,
+            remind_after_seconds: None,
+            escalate_after_seconds: None,
+            escalate_to: Vec::new(),
         }
     }
 }
@@ -508,6 +528,15 @@ fn deserialize_approvers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RoleName
         ("a role name", "a list of role names"),
         RoleName::parse,
         validate::duplicate_role_message,
+    )
+}
+
+fn deserialize_escalate_to<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RoleName>, D::Error> {
+    deserialize_unique(
+        d,
+        ("a role name", "a list of role names"),
+        RoleName::parse,
+        validate::duplicate_escalation_role_message,
     )
 }
 

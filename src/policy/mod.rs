@@ -170,7 +170,7 @@ impl Policy {
     /// rule ids, and rules that can never decide because another rule with the same tools
     /// and condition has a stronger effect.
     pub fn from_yaml_str(yaml: &str) -> Result<Policy, PolicyError> {
-        Policy::from_config(load::parse_yaml(yaml)?)
+        Policy::from_config(load::parse_yaml(yaml)?).map_err(|e| check::with_line(yaml, e))
     }
 
     /// Every error of a YAML config, in the order found, each with its field and line:

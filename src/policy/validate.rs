@@ -8,6 +8,7 @@ use super::PolicyError;
 use super::condition::Condition;
 use super::config::{PolicyConfig, RuleConfig, TierConfig};
 use super::effect::Effect;
+use super::names::TtlSeconds;
 use super::pattern::ToolPattern;
 use super::preview;
 
@@ -38,7 +39,8 @@ pub(crate) fn validate(config: &PolicyConfig) -> Result<(), PolicyError> {
         .check()
         .map_err(|(key, m)| PolicyError::config(format!("budgets.{key}"), m))?;
     for (name, tier) in &config.tiers {
-        check_tier(&format!("tiers.{name}"), tier)?;
+        let ttl = tier.ttl_seconds.unwrap_or(config.approvals.ttl_seconds);
+        check_tier(&format!("tiers.{name}"), tier, ttl)?;
     }
     let mut ids: HashMap<&str, usize> = HashMap::new();
     let mut shadows = ShadowIndex::new(&required_for);
@@ -111,9 +113,45 @@ pub(crate) fn duplicate_role_message(role: &str, first: usize) -> String {
     format!("duplicate role `{role}`, already listed at approvers[{first}]")
 }
 
-/// A tier's `approvers` (each role once) and `quorum` (in range), for configs built in
-/// code; the YAML loader makes the same checks as it reads.
-fn check_tier(at: &str, tier: &TierConfig) -> Result<(), PolicyError> {
+pub(crate) fn duplicate_escalation_role_message(role: &str, first: usize) -> String {
+    format!("duplicate role `{role}`, already listed at escalate_to[{first}]")
+}
+
+/// A tier's `approvers` (each role once), `quorum` (in range), `escalate_to` (each role
+/// once), for configs built in code (the YAML loader makes these checks as it reads);
+/// and, for both, a reminder and an escalation that come before the decision TTL `ttl`
+/// ends, and `escalate_to` only with `escalate_after_seconds`.
+fn check_tier(at: &str, tier: &TierConfig, ttl: TtlSeconds) -> Result<(), PolicyError> {
+    for (i, role) in tier.escalate_to.iter().enumerate() {
+        if let Some(first) = tier.escalate_to[..i].iter().position(|r| r == role) {
+            return Err(PolicyError::config(
+                format!("{at}.escalate_to[{i}]"),
+                duplicate_escalation_role_message(role.as_str(), first),
+            ));
+        }
+    }
+    for (key, after) in [
+        ("remind_after_seconds", tier.remind_after_seconds),
+        ("escalate_after_seconds", tier.escalate_after_seconds),
+    ] {
+        if let Some(after) = after.filter(|after| *after >= ttl) {
+            return Err(PolicyError::config(
+                format!("{at}.{key}"),
+                format!(
+                    "{} seconds is not before the tier's decision TTL of {} seconds: \
+                     the request would time out first",
+                    after.as_duration().as_secs(),
+                    ttl.as_duration().as_secs()
+                ),
+            ));
+        }
+    }
+    if !tier.escalate_to.is_empty() && tier.escalate_after_seconds.is_none() {
+        return Err(PolicyError::config(
+            format!("{at}.escalate_to"),
+            "names roles to escalate to, but the tier sets no `escalate_after_seconds`",
+        ));
+    }
     for (i, role) in tier.approvers.iter().enumerate() {
         if let Some(first) = tier.approvers[..i].iter().position(|r| r == role) {
             return Err(PolicyError::config(

@@ -1,12 +1,13 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    AuditQuery, ControlStore, Expired, Filed, GrantStore, Notifier, RequestChange, RequestQuery,
-    RequestStore, StoreError, Subscription, TrailReader, TrailWriter, end_grant, ends_grants,
+    AuditQuery, ControlStore, CursorStore, Expired, Filed, GrantStore, Notifier, RequestChange,
+    RequestQuery, RequestStore, StoreError, Subscription, TrailCursor, TrailReader, TrailWriter,
+    end_grant, ends_grants,
 };
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::audit::{AuditRecord, ChainHead};
@@ -58,6 +59,8 @@ struct Inner {
     keeper: Keeper,
     linked: usize,
     head: ChainHead,
+    /// The places of the trail's readers, by name.
+    cursors: BTreeMap<String, TrailCursor>,
 }
 
 impl Inner {
@@ -388,6 +391,68 @@ impl TrailWriter for MemoryStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         self.lock().append(record);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CursorStore for MemoryStore {
+    async fn lease_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<TrailCursor>, StoreError> {
+        let mut inner = self.lock();
+        // Records are numbered from 1 in the order appended: the last one's is the count.
+        let end = inner.trail.len() as u64;
+        let cursor = inner
+            .cursors
+            .entry(name.to_owned())
+            .or_insert_with(|| TrailCursor {
+                name: name.to_owned(),
+                after_seq: end,
+                holder: holder.to_owned(),
+                lease_until: until,
+            });
+        if cursor.holder != holder && cursor.lease_until > now {
+            return Ok(None);
+        }
+        cursor.holder = holder.to_owned();
+        cursor.lease_until = until;
+        Ok(Some(cursor.clone()))
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        after_seq: u64,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.cursors.get_mut(name) {
+            Some(cursor) if cursor.holder == holder => {
+                cursor.after_seq = after_seq;
+                cursor.lease_until = until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_cursor(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(cursor) = inner.cursors.get_mut(name)
+            && cursor.holder == holder
+        {
+            cursor.lease_until = OffsetDateTime::UNIX_EPOCH;
+        }
+        Ok(())
+    }
+
+    async fn cursors(&self) -> Result<Vec<TrailCursor>, StoreError> {
+        Ok(self.lock().cursors.values().cloned().collect())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Where approval requests live: the store traits, one per concern ([`RequestStore`],
-//! [`GrantStore`], [`ControlStore`], [`TrailWriter`], [`TrailReader`]) and their sum
+//! [`GrantStore`], [`ControlStore`], [`TrailWriter`], [`TrailReader`], [`CursorStore`])
+//! and their sum
 //! [`ApprovalStore`]; [`MemoryStore`], and the durable `SqliteStore` and `PostgresStore`
 //! behind the features `sqlite` and `postgres`.
 //!
@@ -9,6 +10,7 @@
 //! transitions of [`ApprovalRequest`] and [`Grant`], with the `now` the gate read from its
 //! clock; stores never read a clock.
 
+mod cursor;
 mod memory;
 mod notify;
 #[cfg(feature = "postgres")]
@@ -19,6 +21,7 @@ mod sql;
 mod sqlite;
 
 pub use crate::run::{RunUsage, Switches, UsageDelta};
+pub use cursor::{CursorStore, TrailCursor};
 pub use memory::MemoryStore;
 pub use notify::{ChangeSource, Notifier, RequestChange, Subscription};
 #[cfg(feature = "postgres")]
@@ -513,13 +516,13 @@ pub trait TrailReader: Send + Sync {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
-/// A whole store: requests, grants, controls and the audit trail. Object-safe: hosts
-/// hold it as `Arc<dyn ApprovalStore>`, and hand a part of it where only that part is
-/// needed (`&*store as &dyn TrailReader`).
+/// A whole store: requests, grants, controls, the audit trail and the places of its
+/// readers. Object-safe: hosts hold it as `Arc<dyn ApprovalStore>`, and hand a part of
+/// it where only that part is needed (`&*store as &dyn TrailReader`).
 ///
-/// Implemented for every type that implements its five parts ([`RequestStore`],
-/// [`GrantStore`], [`ControlStore`], [`TrailWriter`], [`TrailReader`]); a host writes
-/// those, never this.
+/// Implemented for every type that implements its six parts ([`RequestStore`],
+/// [`GrantStore`], [`ControlStore`], [`TrailWriter`], [`TrailReader`],
+/// [`CursorStore`]); a host writes those, never this.
 ///
 /// Every implementation keeps these promises, under any interleaving of callers:
 ///
@@ -539,16 +542,19 @@ pub trait TrailReader: Send + Sync {
 ///   instead), every committed `update` and every sweep is told to the store's
 ///   [`subscribe`](RequestStore::subscribe)rs: in this process at least, across
 ///   processes where the backend carries notices (PostgreSQL).
+/// - A [`CursorStore`] lease is held by one holder at a time: of two racing
+///   [`lease_cursor`](CursorStore::lease_cursor)s on a free cursor exactly one wins, and
+///   a holder that lost the lease can no longer move the cursor.
 /// - Nothing reads a clock: methods that depend on time take `now`.
 ///
 /// The [`testing`](crate#features) module (feature `testing`) holds the suite that checks
 /// these promises, races included; a host's own store runs it too.
 pub trait ApprovalStore:
-    RequestStore + GrantStore + ControlStore + TrailWriter + TrailReader
+    RequestStore + GrantStore + ControlStore + TrailWriter + TrailReader + CursorStore
 {
 }
 
 impl<T> ApprovalStore for T where
-    T: RequestStore + GrantStore + ControlStore + TrailWriter + TrailReader + ?Sized
+    T: RequestStore + GrantStore + ControlStore + TrailWriter + TrailReader + CursorStore + ?Sized
 {
 }

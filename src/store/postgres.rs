@@ -10,17 +10,17 @@ use sqlx::{Executor as _, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, COUNT_CALL, DUE, DataError, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT,
-    INSERT_GRANT, INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT,
-    SELECT_LIVE_GRANTS, SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT,
-    UPDATE_REQUEST, UPSERT_USAGE, audit_query, list_query, migrations_due, nanos, parse_audit,
-    parse_grant, parse_head, parse_request, parse_scope, pending_twin, scope_key, usage,
-    usage_columns,
+    ADVANCE_CURSOR, AUDIT_HEAD, AuditRow, COUNT_CALL, DUE, DataError, Db, GRANT_VERSION, GrantRow,
+    INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST, LEASE_CURSOR, PENDING_TWINS, Param, RELEASE_CURSOR,
+    RequestRow, SELECT_CURSORS, SELECT_GRANT, SELECT_LIVE_GRANTS, SELECT_USAGE, SET_READ_ONLY,
+    SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, count, list_query,
+    migrations_due, nanos, parse_audit, parse_cursor, parse_grant, parse_head, parse_request,
+    parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
-    AuditQuery, ChangeSource, ControlStore, Expired, Filed, GrantStore, RequestChange,
-    RequestQuery, RequestStore, StoreError, Subscription, TrailReader, TrailWriter, end_grant,
-    ends_grants,
+    AuditQuery, ChangeSource, ControlStore, CursorStore, Expired, Filed, GrantStore, RequestChange,
+    RequestQuery, RequestStore, StoreError, Subscription, TrailCursor, TrailReader, TrailWriter,
+    end_grant, ends_grants,
 };
 use crate::approval::{ApprovalRequest, RequestId};
 use crate::audit::AuditRecord;
@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/postgres_2.sql")),
     (3, include_str!("migrations/postgres_3.sql")),
     (4, include_str!("migrations/postgres_4.sql")),
+    (5, include_str!("migrations/postgres_5.sql")),
 ];
 
 /// The advisory lock that makes concurrent migrations take turns ("ag-migra").
@@ -824,6 +825,73 @@ impl TrailWriter for PostgresStore {
         let mut tx = self.begin_write().await?;
         append(&mut tx, record).await?;
         tx.commit().await.db()
+    }
+}
+
+/// A cursor from a row of `name, after_seq, holder, lease_until`.
+fn read_cursor(row: &PgRow) -> Result<TrailCursor, StoreError> {
+    Ok(parse_cursor(
+        row.try_get("name").db()?,
+        row.try_get("after_seq").db()?,
+        row.try_get("holder").db()?,
+        row.try_get("lease_until").db()?,
+    )?)
+}
+
+#[async_trait]
+impl CursorStore for PostgresStore {
+    async fn lease_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<TrailCursor>, StoreError> {
+        let row = sqlx::query(LEASE_CURSOR)
+            .bind(name)
+            .bind(holder)
+            .bind(nanos(now))
+            .bind(nanos(until))
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        row.as_ref().map(read_cursor).transpose()
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        after_seq: u64,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(ADVANCE_CURSOR)
+            .bind(name)
+            .bind(holder)
+            .bind(count(after_seq))
+            .bind(nanos(until))
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_cursor(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(RELEASE_CURSOR)
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn cursors(&self) -> Result<Vec<TrailCursor>, StoreError> {
+        let rows = sqlx::query(SELECT_CURSORS)
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        rows.iter().map(read_cursor).collect()
     }
 }
 

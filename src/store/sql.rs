@@ -607,6 +607,52 @@ pub(crate) fn queue_pages() -> [RequestQuery; 2] {
     [first, later]
 }
 
+/// Takes or renews the lease on cursor `$1` for holder `$2` until `$4`, unless another
+/// holder's lease runs past `$3`; a new cursor starts at the end of the trail. Answers
+/// the cursor as held, or no row.
+pub(crate) const LEASE_CURSOR: &str = "INSERT INTO approval_cursors \
+     (name, after_seq, holder, lease_until) \
+     VALUES ($1, COALESCE((SELECT MAX(seq) FROM approval_audit), 0), $2, $4) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+     lease_until = excluded.lease_until \
+     WHERE approval_cursors.holder = excluded.holder OR approval_cursors.lease_until <= $3 \
+     RETURNING name, after_seq, holder, lease_until";
+
+/// Moves cursor `$1` to `$3` and renews its lease until `$4`, if `$2` holds it.
+pub(crate) const ADVANCE_CURSOR: &str = "UPDATE approval_cursors \
+     SET after_seq = $3, lease_until = $4 WHERE name = $1 AND holder = $2";
+
+/// Ends the lease of `$2` on cursor `$1` (it ran out at the epoch).
+pub(crate) const RELEASE_CURSOR: &str =
+    "UPDATE approval_cursors SET lease_until = 0 WHERE name = $1 AND holder = $2";
+
+/// Every cursor, by name.
+pub(crate) const SELECT_CURSORS: &str =
+    "SELECT name, after_seq, holder, lease_until FROM approval_cursors ORDER BY name";
+
+/// A cursor from its columns.
+pub(crate) fn parse_cursor(
+    name: String,
+    after_seq: i64,
+    holder: String,
+    lease_until: i64,
+) -> Result<crate::store::TrailCursor, DataError> {
+    let out_of_range = |column| DataError::OutOfRange {
+        what: "cursor",
+        key: name.clone(),
+        column,
+    };
+    let after_seq = u64::try_from(after_seq).map_err(|_| out_of_range("after_seq"))?;
+    let lease_until = OffsetDateTime::from_unix_timestamp_nanos(i128::from(lease_until))
+        .map_err(|_| out_of_range("lease_until"))?;
+    Ok(crate::store::TrailCursor {
+        name,
+        after_seq,
+        holder,
+        lease_until,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

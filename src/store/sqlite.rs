@@ -16,15 +16,17 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::sql::{
-    AUDIT_HEAD, AuditRow, COUNT_CALL, DUE, Db, GRANT_VERSION, GrantRow, INSERT_AUDIT, INSERT_GRANT,
-    INSERT_REQUEST, PENDING_TWINS, Param, RequestRow, SELECT_GRANT, SELECT_LIVE_GRANTS,
-    SELECT_USAGE, SET_READ_ONLY, SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE,
-    audit_query, list_query_ordered, migrations_due, nanos, parse_audit, parse_grant, parse_head,
+    ADVANCE_CURSOR, AUDIT_HEAD, AuditRow, COUNT_CALL, DUE, Db, GRANT_VERSION, GrantRow,
+    INSERT_AUDIT, INSERT_GRANT, INSERT_REQUEST, LEASE_CURSOR, PENDING_TWINS, Param, RELEASE_CURSOR,
+    RequestRow, SELECT_CURSORS, SELECT_GRANT, SELECT_LIVE_GRANTS, SELECT_USAGE, SET_READ_ONLY,
+    SPENT_GRANT, Sql, UPDATE_GRANT, UPDATE_REQUEST, UPSERT_USAGE, audit_query, count,
+    list_query_ordered, migrations_due, nanos, parse_audit, parse_cursor, parse_grant, parse_head,
     parse_request, parse_scope, pending_twin, scope_key, usage, usage_columns,
 };
 use super::{
-    AuditQuery, ControlStore, Expired, Filed, GrantStore, Notifier, RequestChange, RequestQuery,
-    RequestStore, StoreError, Subscription, TrailReader, TrailWriter, end_grant, ends_grants,
+    AuditQuery, ControlStore, CursorStore, Expired, Filed, GrantStore, Notifier, RequestChange,
+    RequestQuery, RequestStore, StoreError, Subscription, TrailCursor, TrailReader, TrailWriter,
+    end_grant, ends_grants,
 };
 use crate::approval::{ApprovalRequest, RequestId, RequestState};
 use crate::audit::AuditRecord;
@@ -38,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/sqlite_3.sql")),
     (4, include_str!("migrations/sqlite_4.sql")),
     (5, include_str!("migrations/sqlite_5.sql")),
+    (6, include_str!("migrations/sqlite_6.sql")),
 ];
 
 /// How long a connection waits for another one's write lock before failing.
@@ -1105,6 +1108,68 @@ impl TrailWriter for SqliteStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.write(move |tx| append(tx, &record)).await
+    }
+}
+
+/// A cursor from a row of `name, after_seq, holder, lease_until`.
+fn read_cursor(row: &Row<'_>) -> Result<TrailCursor, StoreError> {
+    Ok(parse_cursor(
+        row.get(0).db()?,
+        row.get(1).db()?,
+        row.get(2).db()?,
+        row.get(3).db()?,
+    )?)
+}
+
+#[async_trait]
+impl CursorStore for SqliteStore {
+    async fn lease_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<TrailCursor>, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |tx| {
+            query_opt(
+                tx,
+                LEASE_CURSOR,
+                &[&name, &holder, &nanos(now), &nanos(until)],
+                read_cursor,
+            )
+        })
+        .await
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        after_seq: u64,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |tx| {
+            let moved = execute(
+                tx,
+                ADVANCE_CURSOR,
+                &[&name, &holder, &count(after_seq), &nanos(until)],
+            )?;
+            Ok(moved == 1)
+        })
+        .await
+    }
+
+    async fn release_cursor(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |tx| execute(tx, RELEASE_CURSOR, &[&name, &holder]).map(drop))
+            .await
+    }
+
+    async fn cursors(&self) -> Result<Vec<TrailCursor>, StoreError> {
+        self.read(|conn| query(conn, SELECT_CURSORS, &[], read_cursor))
+            .await
     }
 }
 

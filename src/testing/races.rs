@@ -378,6 +378,39 @@ pub async fn racing_usage_adds_up(store: Arc<dyn ApprovalStore>) {
     assert!(total.started_at.is_some());
 }
 
+/// Holders racing for one cursor's lease, when it is new and again when it has run out:
+/// each time exactly one wins, and only the winner can move the cursor.
+pub async fn racing_leases_have_one_winner(store: Arc<dyn ApprovalStore>) {
+    let clock = ManualClock::default();
+    let name = unique("cursor");
+    for round in 0..2u64 {
+        let now = clock.now() + Duration::from_secs(120 * round);
+        let until = now + Duration::from_secs(60);
+        let holders: Vec<String> = (0..RACERS).map(|i| format!("holder-{round}-{i}")).collect();
+        let won = race(holders.clone(), |holder: String| {
+            let store = store.clone();
+            let name = name.clone();
+            async move {
+                store
+                    .lease_cursor(&name, &holder, now, until)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        let winners: Vec<_> = won.into_iter().flatten().collect();
+        assert_eq!(winners.len(), 1, "round {round}: one holder wins the lease");
+        let winner = &winners[0].holder;
+        for holder in &holders {
+            let moved = store
+                .advance_cursor(&name, holder, round + 1, until)
+                .await
+                .unwrap();
+            assert_eq!(moved, holder == winner, "only the holder moves the cursor");
+        }
+    }
+}
+
 /// Racing resumes of one approval through gates on the same store, some of them for
 /// another tenant or requester: the tool runs once, for the filed call; every other
 /// resume of the filed call stops with `ApprovalUsed`, and every changed one with

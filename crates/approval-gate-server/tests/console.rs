@@ -453,8 +453,8 @@ mod listing {
     use super::ListingStore;
     use approval_gate::desk::{Grant, GrantId};
     use approval_gate::store::{
-        ControlStore, Expired, Filed, GrantStore, RequestStore, RunUsage, Subscription, Switches,
-        TrailReader, TrailWriter, UsageDelta,
+        ControlStore, CursorStore, Expired, Filed, GrantStore, RequestStore, RunUsage,
+        Subscription, Switches, TrailCursor, TrailReader, TrailWriter, UsageDelta,
     };
     use approval_gate::time::OffsetDateTime;
     use approval_gate::trail::{AuditQuery, AuditRecord};
@@ -558,6 +558,39 @@ mod listing {
     impl TrailReader for ListingStore {
         async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
             self.inner.audit_records(query).await
+        }
+    }
+
+    #[async_trait]
+    impl CursorStore for ListingStore {
+        async fn lease_cursor(
+            &self,
+            name: &str,
+            holder: &str,
+            now: OffsetDateTime,
+            until: OffsetDateTime,
+        ) -> Result<Option<TrailCursor>, StoreError> {
+            self.inner.lease_cursor(name, holder, now, until).await
+        }
+
+        async fn advance_cursor(
+            &self,
+            name: &str,
+            holder: &str,
+            after_seq: u64,
+            until: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
+            self.inner
+                .advance_cursor(name, holder, after_seq, until)
+                .await
+        }
+
+        async fn release_cursor(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+            self.inner.release_cursor(name, holder).await
+        }
+
+        async fn cursors(&self) -> Result<Vec<TrailCursor>, StoreError> {
+            self.inner.cursors().await
         }
     }
 }
