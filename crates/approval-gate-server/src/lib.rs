@@ -54,6 +54,7 @@ mod auth;
 mod error;
 mod guard;
 mod live;
+pub mod notify;
 mod pages;
 mod runs;
 mod signin;
