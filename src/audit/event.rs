@@ -573,6 +573,14 @@ pub enum AuditEvent {
         /// The window's length.
         window_seconds: u64,
     },
+    /// A notifier's channel posted a notice about the request that it will refer to
+    /// again (a chat message it updates when the request is decided).
+    NoticePosted {
+        /// The channel's name.
+        channel: String,
+        /// What the channel refers to it by (a Slack message's channel and `ts`).
+        reference: String,
+    },
     /// A notifier gave up delivering a record to a channel after its last attempt.
     DeliveryFailed {
         /// The channel's name.
@@ -731,6 +739,7 @@ impl AuditEvent {
             AuditEvent::TimeoutSpike { .. } => "timeout_spike",
             AuditEvent::TimeoutSpikeCleared { .. } => "timeout_spike_cleared",
             AuditEvent::DeliveryFailed { .. } => "delivery_failed",
+            AuditEvent::NoticePosted { .. } => "notice_posted",
         }
     }
 }

@@ -84,6 +84,29 @@ pub struct Notice {
     /// `data` (the request as a person sees it, who acted, the URL of the request in the
     /// console; or the spike's counts).
     pub payload: Value,
+    /// For a channel that [refers back](Channel::refers_back): the reference its last
+    /// delivery about the same request answered with ([`Delivered::reference`]), such as
+    /// the chat message to update; `None` when there was none.
+    pub reference: Option<String>,
+}
+
+/// What a delivery left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivered {
+    /// What the channel will refer to this notice by when the request changes again (a
+    /// chat message's id): the notifier records it in the trail (`notice_posted`) and
+    /// hands it back in [`Notice::reference`].
+    pub reference: Option<String>,
+}
+
+impl Delivered {
+    /// A delivery that left something to refer back to.
+    pub fn with_reference(reference: impl Into<String>) -> Self {
+        Delivered {
+            reference: Some(reference.into()),
+        }
+    }
 }
 
 /// A place notices go. [`Webhook`] is one; a host writes its own (a pager, an email
@@ -92,7 +115,15 @@ pub struct Notice {
 pub trait Channel: Send + Sync {
     /// Delivers one notice; an error is a failed attempt, retried by the notifier as its
     /// [`RetryPolicy`] says.
-    async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError>;
+    async fn deliver(&self, notice: &Notice) -> Result<Delivered, DeliveryError>;
+
+    /// Whether the channel refers back to its earlier notices about a request (updates a
+    /// message rather than posting a new one): then the notifier looks up the last
+    /// [`Delivered::reference`] for the request and passes it in
+    /// [`Notice::reference`]. Default `false`.
+    fn refers_back(&self) -> bool {
+        false
+    }
 }
 
 /// One attempt to deliver a notice failed.
@@ -374,10 +405,29 @@ impl Notifier {
             let kind = NoticeKind::of_event(record.event.written_name())
                 .filter(|k| route.events.is_empty() || route.events.contains(k));
             if let Some(kind) = kind {
-                let notice =
+                let mut notice =
                     payload::notice(&self.gate, record, kind, self.console_url.as_deref()).await?;
+                if route.channel.refers_back()
+                    && let Some(request_id) = record.request_id
+                {
+                    notice.reference = last_reference(&**store, request_id, &route.name).await?;
+                }
                 match self.deliver(route, &notice).await {
-                    Ok(()) => delivered += 1,
+                    Ok(Delivered {
+                        reference: Some(reference),
+                    }) => {
+                        delivered += 1;
+                        if let Some(request_id) = record.request_id {
+                            let request = store.get(request_id).await?;
+                            let event = AuditEvent::NoticePosted {
+                                channel: route.name.clone(),
+                                reference,
+                            };
+                            let posted = AuditRecord::for_request(self.gate.now(), &request, event);
+                            store.append_audit(&posted).await?;
+                        }
+                    }
+                    Ok(_) => delivered += 1,
                     Err(error) => {
                         failed += 1;
                         let event = AuditEvent::DeliveryFailed {
@@ -414,17 +464,35 @@ impl Notifier {
 
     /// Tries `notice` on `route` as the retry policy says; the last attempt's error when
     /// none got through.
-    async fn deliver(&self, route: &Route, notice: &Notice) -> Result<(), DeliveryError> {
+    async fn deliver(&self, route: &Route, notice: &Notice) -> Result<Delivered, DeliveryError> {
         let mut last = DeliveryError::new("no attempt was made");
         for attempt in 1..=self.retry.attempts {
             tokio::time::sleep(self.retry.backoff(attempt)).await;
             match route.channel.deliver(notice).await {
-                Ok(()) => return Ok(()),
+                Ok(delivered) => return Ok(delivered),
                 Err(error) => last = error,
             }
         }
         Err(last)
     }
+}
+
+/// The reference of the last notice `channel` posted about `request_id`.
+async fn last_reference(
+    store: &dyn ApprovalStore,
+    request_id: approval_gate::RequestId,
+    channel: &str,
+) -> Result<Option<String>, StoreError> {
+    let history = store
+        .audit_records(&AuditQuery::request(request_id))
+        .await?;
+    Ok(history.into_iter().rev().find_map(|r| match r.event {
+        AuditEvent::NoticePosted {
+            channel: c,
+            reference,
+        } if c == channel => Some(reference),
+        _ => None,
+    }))
 }
 
 /// A fresh random id.

@@ -69,5 +69,10 @@ pub(super) async fn notice(
         "timestamp": record.at.format(&Rfc3339).unwrap_or_default(),
         "data": data,
     });
-    Ok(Notice { id, kind, payload })
+    Ok(Notice {
+        id,
+        kind,
+        payload,
+        reference: None,
+    })
 }

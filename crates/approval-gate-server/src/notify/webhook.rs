@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{Channel, DeliveryError, Notice};
+use super::{Channel, Delivered, DeliveryError, Notice};
 
 /// A webhook signing secret: `whsec_` and the secret's base64, as Standard Webhooks
 /// writes it. Its bytes never show in `Debug`.
@@ -85,7 +85,7 @@ impl Webhook {
 
 #[async_trait::async_trait]
 impl Channel for Webhook {
-    async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
+    async fn deliver(&self, notice: &Notice) -> Result<Delivered, DeliveryError> {
         let body = serde_json::to_vec(&notice.payload).map_err(DeliveryError::new)?;
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -104,7 +104,7 @@ impl Channel for Webhook {
             .map_err(DeliveryError::new)?;
         let status = answer.status();
         if status.is_success() {
-            Ok(())
+            Ok(Delivered::default())
         } else {
             Err(DeliveryError::new(format!(
                 "the receiver answered {status}"
