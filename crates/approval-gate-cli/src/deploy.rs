@@ -57,6 +57,9 @@ pub struct ConfigFile {
     /// The console's settings, for `serve`.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// The notifier's settings, for `notify run` and `serve`.
+    #[serde(default)]
+    pub notify: Option<approval_gate_server::notify::NotifyConfig>,
 }
 
 /// The console's settings in the config file.
@@ -128,6 +131,8 @@ pub struct Deployment {
     pub key_file: Option<PathBuf>,
     /// The console's settings.
     pub serve: ServeConfig,
+    /// The notifier's settings.
+    pub notify: Option<approval_gate_server::notify::NotifyConfig>,
 }
 
 impl Deployment {
@@ -147,7 +152,7 @@ impl Deployment {
                     .unwrap_or_default();
                 CliError::usage(
                     format!("config file `{}{at}`: {e}", path.display()),
-                    "the config file takes `store`, `schema`, `policy`, `key_file` and `serve`",
+                    "the config file takes `store`, `schema`, `policy`, `key_file`, `serve` and `notify`",
                 )
             })?;
             let dir = path.parent().unwrap_or(Path::new(""));
@@ -156,6 +161,7 @@ impl Deployment {
             deployment.policy = file.policy.map(|p| dir.join(p));
             deployment.key_file = file.key_file.map(|p| dir.join(p));
             deployment.serve = file.serve;
+            deployment.notify = file.notify;
         }
         if args.store.is_some() {
             deployment.store = args.store.clone();

@@ -1,6 +1,6 @@
 //! `approval-gate`: the command of the approval gate. Decide approval requests at the
 //! desk, flip run controls, read figures and the audit trail, check and test policies,
-//! serve the console, and gate an MCP server's tools (`mcp`), against the same store the
+//! serve the console, notify people of requests, and gate an MCP server's tools (`mcp`), against the same store the
 //! agents' gates use.
 //!
 //! The store, the policy and the signing key come from flags, environment variables or
@@ -16,6 +16,7 @@ mod error;
 mod init;
 mod insight;
 mod mcp;
+mod notify;
 mod output;
 mod policy;
 mod serve;
@@ -32,6 +33,7 @@ use crate::desk::{ApproveArgs, Identity, PendingArgs};
 use crate::error::{CliError, exit};
 use crate::insight::AuditCommand;
 use crate::mcp::McpArgs;
+use crate::notify::NotifyCommand;
 use crate::output::{Format, Out};
 use crate::policy::PolicyCommand;
 
@@ -156,6 +158,10 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Tell people of requests through the config file's `notify.channels` (webhooks),
+    /// or show where the notifier stands.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Print the SHA-256 of a bearer token read from standard input, for `serve.tokens`.
     TokenHash,
     /// Run an MCP gateway on stdin and stdout in front of the MCP server started by
@@ -260,6 +266,7 @@ async fn run(cli: Cli, out: &Out) -> Result<(), CliError> {
         Command::Audit(command) => insight::audit(&deploy, command, out).await,
         Command::Serve { listen } => serve::serve(&deploy, listen.as_deref(), out).await,
         Command::Mcp(args) => mcp::mcp(&deploy, args).await,
+        Command::Notify(command) => notify::notify(&deploy, command, out).await,
     }
 }
 

@@ -84,6 +84,11 @@ pub fn auth(config: &ServeConfig) -> Result<Auth, CliError> {
 pub async fn serve(deploy: &Deployment, listen: Option<&str>, out: &Out) -> Result<(), CliError> {
     let auth = auth(&deploy.serve)?;
     let gate = deploy.gate().await?;
+    // The notifier runs beside the console when the config names channels.
+    let notifier = match deploy.notify.as_ref().filter(|c| !c.channels.is_empty()) {
+        Some(config) => Some(crate::notify::notifier(gate.clone(), config)?),
+        None => None,
+    };
     let mut state = AppState::new(gate, auth);
     if let Some(role) = &deploy.serve.admin_role {
         state = state.admin_role(role);
@@ -104,15 +109,39 @@ pub async fn serve(deploy: &Deployment, listen: Option<&str>, out: &Out) -> Resu
     out.line(&format!(
         "console listening on http://{bound}/ (Ctrl-C stops it)"
     ));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| CliError::Failed {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let console = axum::serve(listener, router(state)).with_graceful_shutdown({
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    });
+    let console = async {
+        console.await.map_err(|e| CliError::Failed {
             message: "the console stopped".into(),
             source: Some(Box::new(e)),
         })
+    };
+    let notifying = async {
+        let Some(notifier) = &notifier else {
+            return Ok(());
+        };
+        out.line(&format!("notifier {} delivering", notifier.holder()));
+        let mut stopped = stopped.clone();
+        crate::notify::run(notifier, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
+    };
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    };
+    tokio::select! {
+        // A failing console or notifier stops the whole command.
+        out = async { tokio::try_join!(console, notifying).map(drop) } => out,
+        () = async { interrupted.await; std::future::pending::<()>().await } => Ok(()),
+    }
 }
 
 /// `token-hash`: reads a bearer token from standard input and prints its SHA-256 (hex),
