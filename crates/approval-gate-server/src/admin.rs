@@ -215,6 +215,25 @@ struct StatsPage {
     p95: String,
     pending: u64,
     oldest: String,
+    channels: Vec<ChannelRow>,
+    failed: Vec<FailedRow>,
+}
+
+/// A notifier channel's place, on the stats page.
+struct ChannelRow {
+    name: String,
+    after_seq: u64,
+    behind: String,
+}
+
+/// A delivery the notifier gave up on, on the stats page.
+struct FailedRow {
+    at: String,
+    channel: String,
+    record_seq: u64,
+    record_event: String,
+    attempts: u32,
+    error: String,
 }
 
 /// `GET /stats`: timeout rate, time to decision, oldest pending (administrators only:
@@ -232,6 +251,36 @@ pub(crate) async fn stats(
         .await
         .map_err(|e| ConsoleError::Desk(e.into()))?;
     let secs_of = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{} s", d.as_secs()));
+    let notifier = crate::notify::status(&**app.gate.store())
+        .await
+        .map_err(|e| ConsoleError::Desk(e.into()))?;
+    let channels = notifier
+        .channels
+        .iter()
+        .map(|c| ChannelRow {
+            name: c.channel.clone(),
+            after_seq: c.cursor.after_seq,
+            behind: if c.behind >= 1000 {
+                "1000+".to_owned()
+            } else {
+                c.behind.to_string()
+            },
+        })
+        .collect();
+    let failed = notifier
+        .failed
+        .iter()
+        .rev()
+        .take(50)
+        .map(|f| FailedRow {
+            at: crate::view::rfc3339(f.at),
+            channel: f.channel.clone(),
+            record_seq: f.record_seq,
+            record_event: f.record_event.clone(),
+            attempts: f.attempts,
+            error: f.error.clone(),
+        })
+        .collect();
     let page = StatsPage {
         who: caller.approver.id().to_owned(),
         window_secs: secs,
@@ -247,6 +296,8 @@ pub(crate) async fn stats(
         oldest: stats.oldest_pending.as_ref().map_or("-".to_owned(), |o| {
             format!("{} ({}, {} s old)", o.request_id, o.tool, o.age.as_secs())
         }),
+        channels,
+        failed,
     };
     Ok(Html(page.render()?).into_response())
 }

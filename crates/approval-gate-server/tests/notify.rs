@@ -451,6 +451,30 @@ async fn a_receiver_down_past_the_retries_is_recorded_and_the_gate_goes_on() {
     assert_eq!(notifier.step().await.unwrap(), Default::default());
     let status = notify::status(&**world.gate.store()).await.unwrap();
     assert_eq!(status.channels[0].behind, 0);
+    // An administrator sees it in the console too.
+    let console = approval_gate_server::router(approval_gate_server::AppState::new(
+        world.gate.clone(),
+        approval_gate_server::Auth::new()
+            .trust_proxy(approval_gate_server::ProxyHeaders::default()),
+    ));
+    let page = axum::http::Request::get("/stats")
+        .header("host", "console.test")
+        .header("x-forwarded-user", "olga")
+        .header("x-forwarded-groups", "approval-admin")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let page = tower::ServiceExt::oneshot(console, page).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = http_body_util::BodyExt::collect(page.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let html = String::from_utf8(html.to_vec()).unwrap();
+    assert!(html.contains("Deliveries given up on"), "{html}");
+    assert!(
+        html.contains("<td>ops</td>") && html.contains("503"),
+        "{html}"
+    );
     // The gate never waited on the receiver.
     world.approve_and_run(id, payment("c1")).await;
     assert_eq!(world.ran.lock().unwrap().len(), 1);
