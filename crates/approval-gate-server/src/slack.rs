@@ -325,7 +325,7 @@ impl SlackActions {
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
     // Digits only: `from_str_radix` alone would take a sign (`+f`), and so a second
     // spelling of one signature, which the replay check must not miss.
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())
@@ -371,8 +371,12 @@ fn refusal(error: &DeskError) -> (StatusCode, String) {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        // A refusal's message already says its reason: add only what it does not.
+        let cause = e.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
         source = e.source();
     }
     (status, text)

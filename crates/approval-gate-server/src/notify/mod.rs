@@ -1,6 +1,6 @@
 //! The notifier: tells people of requests the moment they are filed, reminds and
 //! escalates before the TTL runs out, and alerts when timeouts spike, through
-//! webhooks, [Slack](Slack) or any [`Channel`] of a host's own.
+//! webhooks, [`Slack`] or any [`Channel`] of a host's own.
 //!
 //! It reads the store's audit trail, so it can run in any process that opens the store
 //! (inside `approval-gate serve`, or a host's own):

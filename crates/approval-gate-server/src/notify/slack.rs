@@ -231,6 +231,18 @@ fn message(kind: NoticeKind, data: &Value) -> (String, Value) {
     if let Some(state) = str_of(request, "state") {
         fields.push(field("State", Some(state)));
     }
+    let approvers: Vec<&str> = request["approvers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !approvers.is_empty() {
+        fields.push(field("Approved by", Some(&approvers.join(", "))));
+    }
+    if let Some(decided_by) = str_of(request, "decided_by") {
+        fields.push(field("Decided by", Some(decided_by)));
+    }
     blocks.push(json!({"type": "section", "fields": fields}));
     // The redacted arguments: the payload carries `shown_args` only.
     let args = serde_json::to_string_pretty(&request["shown_args"]).unwrap_or_default();
