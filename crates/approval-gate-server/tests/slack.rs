@@ -32,6 +32,7 @@ approvals:
 tiers:
   payments:
     ttl_seconds: 600
+    remind_after_seconds: 60
 rules:
   - id: pay
     tool: payments.send
@@ -44,6 +45,7 @@ const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const BOT_TOKEN: &str = "xoxb-1234-5678-test";
 const CHANNEL: &str = "C123";
 const TS: &str = "1700000000.000100";
+const REPLY_TS: &str = "1700000000.000200";
 
 /// One call to the Web API.
 #[derive(Debug, Clone)]
@@ -79,12 +81,16 @@ impl SlackApi {
                     calls.lock().unwrap().push(ApiCall {
                         method: method.clone(),
                         authorization,
-                        body,
+                        body: body.clone(),
                         raw,
                     });
                     let answer = match method.as_str() {
                         "views.open" => json!({"ok": true, "view": {"id": "V123"}}),
                         "chat.postEphemeral" => json!({"ok": true, "message_ts": TS}),
+                        // A reply in a thread is a message of its own.
+                        _ if body.get("thread_ts").is_some() => {
+                            json!({"ok": true, "channel": CHANNEL, "ts": REPLY_TS})
+                        }
                         _ => json!({"ok": true, "channel": CHANNEL, "ts": TS}),
                     };
                     axum::Json(answer)
@@ -507,6 +513,49 @@ async fn a_decision_taken_elsewhere_updates_the_message_too() {
             .contains("Approved by ann")
     );
     assert!(!has_buttons(&updates[0].body["blocks"]));
+    check_blocks(&world.api.calls());
+}
+
+#[tokio::test]
+async fn a_reminder_replies_in_the_thread_and_a_timeout_updates_the_message() {
+    let world = World::new().await;
+    let id = world.file("c1").await;
+    world.step().await;
+    world.clock.advance(Duration::from_secs(60));
+    world.step().await;
+    world.step().await;
+    let posts = world.api.of("chat.postMessage");
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let reply = &posts[1].body;
+    assert_eq!(
+        (reply["channel"].as_str(), reply["thread_ts"].as_str()),
+        (Some(CHANNEL), Some(TS))
+    );
+    assert!(
+        reply["text"].as_str().unwrap().contains("Still waiting"),
+        "{reply}"
+    );
+    assert!(!has_buttons(&reply["blocks"]));
+    // The message to update is still the first one, not the reply.
+    world.clock.advance(Duration::from_secs(540));
+    world.gate.sweep_expired(100).await.unwrap();
+    world.step().await;
+    let updates = world.api.of("chat.update");
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].body["ts"], TS);
+    assert!(
+        updates[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Timed out")
+    );
+    assert!(!has_buttons(&updates[0].body["blocks"]));
+    // Clicked after the timeout: refused, nothing changes.
+    let (status, said) = world.post(&click("UANN", "approve", id)).await;
+    assert!(
+        matches!(status, StatusCode::CONFLICT | StatusCode::GONE),
+        "{status} {said}"
+    );
     check_blocks(&world.api.calls());
 }
 
