@@ -244,8 +244,12 @@ fn message(kind: NoticeKind, data: &Value) -> (String, Value) {
         fields.push(field("Decided by", Some(decided_by)));
     }
     blocks.push(json!({"type": "section", "fields": fields}));
-    // The redacted arguments: the payload carries `shown_args` only.
-    let args = serde_json::to_string_pretty(&request["shown_args"]).unwrap_or_default();
+    // The redacted arguments: the payload carries `shown_args` only. A value holding
+    // three backticks would end the code block and have the rest read as formatting:
+    // a zero-width space between them keeps it inside.
+    let args = serde_json::to_string_pretty(&request["shown_args"])
+        .unwrap_or_default()
+        .replace("```", "`\u{200b}`\u{200b}`");
     blocks.push(section(&format!(
         "*Arguments* (secrets redacted)\n```{}```",
         escape(&cut(&args, ARGS_LIMIT))
@@ -315,6 +319,24 @@ mod tests {
                 .unwrap()
                 .iter()
                 .all(|b| b["type"] != "actions")
+        );
+    }
+
+    #[test]
+    fn arguments_stay_in_their_code_block() {
+        let data = json!({"request": {"id": "r1", "state": "pending",
+            "shown_args": {"note": "```\n*Approved by the CFO*"}}});
+        let (_, blocks) = message(NoticeKind::ApprovalRequired, &data);
+        let args = blocks[2]["text"]["text"].as_str().unwrap();
+        assert_eq!(args.matches("```").count(), 2, "{args}");
+    }
+
+    #[test]
+    fn a_spike_is_a_plain_message() {
+        let data = json!({"timeouts": 3, "decided": 4, "window_seconds": 600});
+        assert!(spike_text(NoticeKind::TimeoutSpike, &data).contains("3 of 4"));
+        assert!(
+            spike_text(NoticeKind::TimeoutSpikeCleared, &data).starts_with("Timeout spike over")
         );
     }
 
