@@ -34,6 +34,11 @@
 //! | `GET /api/v1/runs/{run_id}/trail` | a run's trail as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
 //!
+//! Slack's interactive endpoint, `POST /slack/actions` (the Approve and Deny buttons of
+//! the notifier's [`Slack`](notify::Slack) messages), is a router of its own,
+//! [`SlackActions::router`], since it knows callers by Slack's signature rather than by
+//! [`Auth`]: merge it into the host's app, or serve it apart.
+//!
 //! Who sees what: a person bound to a tenant sees that tenant's requests and records
 //! only (`?tenant=` names another: an empty list, not an error); one of the console's
 //! administrators without a tenant sees every tenant's, with a tenant column; anyone
@@ -58,10 +63,12 @@ pub mod notify;
 mod pages;
 mod runs;
 mod signin;
+mod slack;
 mod view;
 
 pub use auth::{Auth, BearerToken, ProxyHeaders, TokenConfigError};
 pub use error::{ApiError, ConsoleError};
+pub use slack::{SLACK_MAX_SKEW_SECONDS, SlackActions, SlackConfig, SlackConfigError, SlackUser};
 pub use view::{HistoryLine, RequestView, TrailLine};
 
 use approval_gate::Gate;

@@ -173,6 +173,28 @@ pub enum ChannelConfig {
         #[serde(default = "default_timeout_seconds")]
         timeout_seconds: u64,
     },
+    /// A Slack channel, posted to with a bot token through Slack's Web API: one message
+    /// per request with Approve and Deny buttons, updated as the request is decided
+    /// (see [`Slack`](super::Slack)).
+    Slack {
+        /// The bot's token (`xoxb-…`), with the `chat:write` scope.
+        bot_token: String,
+        /// The channel's id (`C0123456789`), or a name the bot may post to.
+        channel: String,
+        /// The Web API's base URL. Default `https://slack.com/api`.
+        #[serde(default = "default_slack_api_base")]
+        api_base: String,
+        /// The events sent; every event when empty.
+        #[serde(default)]
+        events: BTreeSet<NoticeKind>,
+        /// How long one attempt may take, in seconds. Default 10.
+        #[serde(default = "default_timeout_seconds")]
+        timeout_seconds: u64,
+    },
+}
+
+fn default_slack_api_base() -> String {
+    super::slack::SLACK_API_BASE.to_owned()
 }
 
 fn default_timeout_seconds() -> u64 {

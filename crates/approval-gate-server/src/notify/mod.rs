@@ -1,6 +1,6 @@
 //! The notifier: tells people of requests the moment they are filed, reminds and
 //! escalates before the TTL runs out, and alerts when timeouts spike, through
-//! webhooks or any [`Channel`] of a host's own.
+//! webhooks, [`Slack`] or any [`Channel`] of a host's own.
 //!
 //! It reads the store's audit trail, so it can run in any process that opens the store
 //! (inside `approval-gate serve`, or a host's own):
@@ -45,10 +45,12 @@
 
 mod config;
 mod payload;
+mod slack;
 mod timers;
 mod webhook;
 
 pub use config::{ChannelConfig, NoticeKind, NotifyConfig, RetryPolicy, SpikeRule};
+pub use slack::{SLACK_API_BASE, Slack};
 pub use webhook::{Webhook, WebhookSecret};
 
 use std::collections::BTreeSet;
@@ -277,6 +279,29 @@ impl Notifier {
                     let webhook = Webhook::new(url, secret, Duration::from_secs(*timeout_seconds))
                         .map_err(|m| config_error(at("url"), m))?;
                     notifier = notifier.channel(name, events.iter().copied(), webhook);
+                }
+                ChannelConfig::Slack {
+                    bot_token,
+                    channel,
+                    api_base,
+                    events,
+                    timeout_seconds,
+                } => {
+                    let at = |key: &str| format!("channels.{name}.{key}");
+                    if bot_token.trim().is_empty() {
+                        return Err(config_error(at("bot_token"), "is empty"));
+                    }
+                    if channel.trim().is_empty() {
+                        return Err(config_error(at("channel"), "is empty"));
+                    }
+                    let slack = Slack::new(
+                        api_base,
+                        bot_token,
+                        channel,
+                        Duration::from_secs(*timeout_seconds),
+                    )
+                    .map_err(|m| config_error(at("api_base"), m))?;
+                    notifier = notifier.channel(name, events.iter().copied(), slack);
                 }
             }
         }
