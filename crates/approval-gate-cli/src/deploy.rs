@@ -79,6 +79,10 @@ pub struct ServeConfig {
     /// a map naming them.
     #[serde(default)]
     pub trust_proxy: Option<ProxyConfig>,
+    /// Slack's interactive endpoint (`POST /slack/actions`): the app's signing secret,
+    /// the bot token and who each Slack user is at the desk.
+    #[serde(default)]
+    pub slack: Option<approval_gate_server::SlackConfig>,
 }
 
 /// One bearer token of the console.

@@ -89,6 +89,17 @@ pub async fn serve(deploy: &Deployment, listen: Option<&str>, out: &Out) -> Resu
         Some(config) => Some(crate::notify::notifier(gate.clone(), config)?),
         None => None,
     };
+    let slack = match &deploy.serve.slack {
+        Some(config) => Some(
+            approval_gate_server::SlackActions::new(gate.clone(), config).map_err(|e| {
+                CliError::usage(
+                    format!("config file: serve.slack: {e}"),
+                    "fix the config file's `serve.slack` section",
+                )
+            })?,
+        ),
+        None => None,
+    };
     let mut state = AppState::new(gate, auth);
     if let Some(role) = &deploy.serve.admin_role {
         state = state.admin_role(role);
@@ -110,7 +121,12 @@ pub async fn serve(deploy: &Deployment, listen: Option<&str>, out: &Out) -> Resu
         "console listening on http://{bound}/ (Ctrl-C stops it)"
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let console = axum::serve(listener, router(state)).with_graceful_shutdown({
+    let mut app = router(state);
+    if let Some(slack) = slack {
+        out.line("Slack's interactive endpoint at /slack/actions");
+        app = app.merge(slack.router());
+    }
+    let console = axum::serve(listener, app).with_graceful_shutdown({
         let mut stopped = stopped.clone();
         async move {
             let _ = stopped.wait_for(|s| *s).await;
