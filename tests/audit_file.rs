@@ -191,7 +191,7 @@ fn newer_workers_record(head: ChainHead) -> Value {
     newer_workers_line(
         head,
         json!({
-            "event": "approval_escalated",
+            "event": "approval_delegated",
             "escalated_to": "oncall",
             "level": 2,
             "after": {"seconds": 120.5, "reminders": [1, 2]},
@@ -231,11 +231,11 @@ fn a_newer_workers_event_in_the_file_trail_is_read_verified_and_kept_whole() {
     let records = read_jsonl_files(&files).unwrap();
     assert_eq!(records.len(), 3);
     assert_eq!(records[1].event_name(), "unknown");
-    assert_eq!(records[1].event.written_name(), "approval_escalated");
+    assert_eq!(records[1].event.written_name(), "approval_delegated");
     let AuditEvent::Unknown { name, fields } = &records[1].event else {
         panic!("{:?}", records[1].event);
     };
-    assert_eq!(name, "approval_escalated");
+    assert_eq!(name, "approval_delegated");
     assert_eq!(fields["escalated_to"], "oncall");
     assert_eq!(verify_chain(&records, Some(&head)).unwrap(), head);
     // Written back out, every record is the line it was read from.

@@ -315,7 +315,7 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
         "schema": 1, "seq": 2, "prev_hash": head.hash.to_string(),
         "at": "2026-01-01T00:00:05Z", "run_id": "run-new", "call_id": "call-1",
         "tool": "crm.read", "policy_version": "v2",
-        "event": "approval_escalated", "escalated_to": "oncall", "by": "ann", "level": 2,
+        "event": "approval_delegated", "escalated_to": "oncall", "by": "ann", "level": 2,
     });
     let hash = ArgsHash::compute(&newer).unwrap().to_string();
     newer["hash"] = json!(hash);
@@ -323,7 +323,7 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
     db.execute(
         "INSERT INTO approval_audit \
          (seq, prev_hash, hash, at, event, run_id, request_id, actor, body) \
-         VALUES (2, ?1, ?2, ?3, 'approval_escalated', 'run-new', NULL, 'ann', ?4)",
+         VALUES (2, ?1, ?2, ?3, 'approval_delegated', 'run-new', NULL, 'ann', ?4)",
         approval_gate::rusqlite::params![
             head.hash.to_string(),
             hash,
@@ -341,11 +341,11 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
         .await
         .unwrap();
     let names: Vec<&str> = records.iter().map(|r| r.event.written_name()).collect();
-    assert_eq!(names, ["allow", "approval_escalated", "allow"]);
+    assert_eq!(names, ["allow", "approval_delegated", "allow"]);
     assert_eq!(records[1].event_name(), "unknown");
     assert!(matches!(
         &records[1].event,
-        AuditEvent::Unknown { name, fields } if name == "approval_escalated" && fields["level"] == 2
+        AuditEvent::Unknown { name, fields } if name == "approval_delegated" && fields["level"] == 2
     ));
     let head = verify_chain(&records, None).unwrap();
     assert_eq!(head.seq, 3);
@@ -376,7 +376,7 @@ async fn a_newer_workers_event_in_a_store_trail_is_read_verified_and_exported() 
         .await
         .unwrap();
     assert_eq!(by_ann.len(), 1);
-    assert_eq!(by_ann[0].event.written_name(), "approval_escalated");
+    assert_eq!(by_ann[0].event.written_name(), "approval_delegated");
     let stats = ApprovalStats::compute(&store, at(0), at(60)).await.unwrap();
     assert_eq!(stats.decided, 0);
     assert_eq!(stats.pending, 0);

@@ -784,18 +784,18 @@ mod tests {
             "schema": 1, "at": "2026-01-01T00:00:00Z", "run_id": "run-1",
             "call_id": "call-1", "tool": "email.send", "policy_version": "v1",
             "seq": 7, "prev_hash": "0".repeat(64), "hash": "1".repeat(64),
-            "event": "approval_escalated", "to": "oncall", "level": 2,
+            "event": "approval_delegated", "to": "oncall", "level": 2,
             "detail": {"after": [1, 2.5, null]}, "newer_top_level": true
         });
         let record: AuditRecord = serde_json::from_value(line.clone()).unwrap();
         assert_eq!(record.event_name(), "unknown");
-        assert_eq!(record.event.written_name(), "approval_escalated");
+        assert_eq!(record.event.written_name(), "approval_delegated");
         assert_eq!(record.event.actor(), None);
         assert_eq!(record.chain.map(|c| c.seq), Some(7));
         let AuditEvent::Unknown { name, fields } = &record.event else {
             panic!("{:?}", record.event);
         };
-        assert_eq!(name, "approval_escalated");
+        assert_eq!(name, "approval_delegated");
         assert_eq!(fields["level"], 2);
         assert!(!fields.contains_key("event"));
         // Written back, it is the line it was read from.
@@ -829,7 +829,7 @@ mod tests {
         assert!(with(json!({"event": 3})).is_err());
         assert!(is_known_event("stopped"));
         assert!(is_known_event("approval_granted"));
-        assert!(!is_known_event("approval_escalated"));
+        assert!(!is_known_event("approval_delegated"));
         assert!(!is_known_event("Unknown"));
         assert!(!is_known_event("unknown"));
     }

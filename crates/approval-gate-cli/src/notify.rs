@@ -72,16 +72,36 @@ pub fn notifier(gate: Gate, config: &NotifyConfig) -> Result<Notifier, CliError>
     })
 }
 
-/// Runs `notifier` until `stop`; a store failure ends it with an error.
+/// Runs `notifier` until `stop`. A failure (the store unreachable, say) is printed on
+/// standard error and the notifier starts again after a pause: it never takes the
+/// console down with it.
 pub async fn run(
     notifier: &Notifier,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), CliError> {
-    notifier.run(stop).await.map_err(|e| CliError::Failed {
-        message: "the notifier stopped".into(),
-        source: Some(Box::new(e)),
-    })
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        match notifier.run(stop.as_mut()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let mut line = format!("notifier: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    line.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                eprintln!("{line}; starting again in {} s", PAUSE.as_secs());
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PAUSE) => {}
+            () = stop.as_mut() => return Ok(()),
+        }
+    }
 }
+
+/// How long the notifier rests after a failure before it starts again.
+const PAUSE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `notify status`.
 async fn status(deploy: &Deployment, out: &Out) -> Result<(), CliError> {

@@ -7,8 +7,9 @@
 //! `standardwebhooks` package (`.ci/run` makes one); without it that part says it was
 //! skipped, and the rest of each test still runs.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,10 @@ use approval_gate::{
     Approver, Execution, Gate, GateOutcome, Gated, Key, Keyring, ManualClock, MemoryStore, Policy,
     RequestId, SqliteStore, ToolCall, ToolExecutor, store::ApprovalStore,
 };
-use approval_gate_server::notify::{self, Notifier, NotifyConfig, WebhookSecret};
+use approval_gate_server::notify::{
+    self, Channel, Delivered, DeliveryError, Notice, NoticeKind, Notifier, NotifyConfig,
+    WebhookSecret,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use tokio::sync::mpsc;
@@ -141,6 +145,7 @@ fn config(url: &str, events: &str) -> NotifyConfig {
         "console_url: https://approvals.example.com/\n\
          retry: {{attempts: 3, backoff_ms: 0}}\n\
          lease_seconds: 30\n\
+         poll_seconds: 1\n\
          channels:\n  ops:\n    kind: webhook\n    url: {url}\n    secret: {SECRET}\n    events: {events}\n"
     ))
     .unwrap()
@@ -220,20 +225,10 @@ fn payment(call_id: &str) -> ToolCall {
     .with_requester("bob")
 }
 
-/// The Python interpreter with `standardwebhooks`, when the environment gives one.
-fn python() -> Option<PathBuf> {
-    let python = PathBuf::from(std::env::var_os("APPROVAL_GATE_TEST_PYTHON")?);
-    let has = std::process::Command::new(&python)
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    has.then_some(python)
-}
-
 /// Verifies every delivery with the Standard Webhooks library; checks that it refuses
 /// each with its body changed, and one signed an hour ago.
 fn verify_independently(deliveries: &[Delivery]) {
-    let Some(python) = python() else {
+    let Some(python) = common::python_with("standardwebhooks") else {
         eprintln!(
             "skipped: the Standard Webhooks check (APPROVAL_GATE_TEST_PYTHON names no Python with `standardwebhooks`)"
         );
@@ -252,23 +247,13 @@ fn verify_independently(deliveries: &[Delivery]) {
         "deliveries": deliveries.iter().map(one).collect::<Vec<_>>(),
         "old": {"id": "msg_old", "timestamp": old_at.to_string(), "signature": secret.sign("msg_old", old_at, old_body.as_bytes()), "body": old_body},
     });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/notify/verify_webhooks.py");
-    let mut child = std::process::Command::new(python)
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the verifier failed");
-    let said: Value = approval_gate::serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::run_script(
+        &python,
+        "notify/verify_webhooks.py",
+        &[],
+        &input.to_string(),
+    );
+    let said: Value = approval_gate::serde_json::from_str(&out).unwrap();
     let n = deliveries.len();
     assert_eq!(
         said,
@@ -497,10 +482,12 @@ async fn reminders_and_escalations_are_sent_once_each_before_the_ttl() {
     assert!(receiver.kinds().is_empty());
     world.clock.advance(Duration::from_secs(1));
     notifier.step().await.unwrap();
+    world.clock.advance(Duration::from_secs(1));
     notifier.step().await.unwrap();
     assert_eq!(receiver.kinds(), ["approval_reminded"]);
-    world.clock.advance(Duration::from_secs(240));
+    world.clock.advance(Duration::from_secs(239));
     notifier.step().await.unwrap();
+    world.clock.advance(Duration::from_secs(1));
     notifier.step().await.unwrap();
     assert_eq!(
         receiver.kinds(),
@@ -552,6 +539,7 @@ async fn a_timeout_spike_is_alerted_once_and_cleared_once() {
     world.clock.advance(Duration::from_secs(61));
     world.gate.sweep_expired(100).await.unwrap();
     notifier.step().await.unwrap();
+    world.clock.advance(Duration::from_secs(1));
     notifier.step().await.unwrap();
     assert_eq!(receiver.kinds(), ["timeout_spike"]);
     let alert = receiver.unique()[0].payload();
@@ -566,6 +554,7 @@ async fn a_timeout_spike_is_alerted_once_and_cleared_once() {
     // The window passes: cleared, once.
     world.clock.advance(Duration::from_secs(600));
     notifier.step().await.unwrap();
+    world.clock.advance(Duration::from_secs(1));
     notifier.step().await.unwrap();
     assert_eq!(receiver.kinds(), ["timeout_spike", "timeout_spike_cleared"]);
 }
@@ -609,4 +598,55 @@ fn bad_settings_are_refused_with_the_field() {
         err.contains("line 2") && err.contains("unknown field `attempt`"),
         "{err}"
     );
+}
+
+/// A channel of the host's own that holds each delivery until released.
+struct Stuck {
+    entered: mpsc::UnboundedSender<()>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl Channel for Stuck {
+    async fn deliver(&self, _: &Notice) -> Result<Delivered, DeliveryError> {
+        let _ = self.entered.send(());
+        self.release.notified().await;
+        Ok(Delivered::default())
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_channel_delays_its_own_deliveries_only() {
+    let (receiver, mut heard) = Receiver::start().await;
+    let world = World::new(MemoryStore::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (entered, mut stuck) = mpsc::unbounded_channel();
+    let config = config(&receiver.url, "[approval_required]");
+    let notifier = Notifier::new(world.gate.clone(), &config).unwrap().channel(
+        "pager",
+        [NoticeKind::ApprovalRequired],
+        Stuck {
+            entered,
+            release: release.clone(),
+        },
+    );
+    notifier.step().await.unwrap();
+    let id = world.file(payment("c1")).await;
+
+    let stepping = notifier.step();
+    tokio::pin!(stepping);
+    // The webhook is delivered while the pager holds its own delivery.
+    tokio::select! {
+        _ = &mut stepping => panic!("the step ended while a channel holds a delivery"),
+        _ = async {
+            heard.recv().await;
+            stuck.recv().await;
+        } => {}
+    }
+    assert_eq!(receiver.kinds(), ["approval_required"]);
+    // And the gate never waits on either.
+    world.approve_and_run(id, payment("c1")).await;
+    release.notify_one();
+    let step = stepping.await.unwrap();
+    assert_eq!((step.delivered, step.failed), (2, 0));
 }

@@ -8,6 +8,8 @@
 //! the test signs with its own HMAC, says `skipped: the slack_sdk checks`, and the rest
 //! still runs.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -270,39 +272,12 @@ fn submission(user: &str, id: &str, feedback: &str) -> Value {
 }
 
 fn python() -> Option<PathBuf> {
-    let python = PathBuf::from(std::env::var_os("APPROVAL_GATE_TEST_PYTHON")?);
-    let has = std::process::Command::new(&python)
-        .args(["-c", "import slack_sdk"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    has.then_some(python)
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/slack")
-        .join(name)
+    common::python_with("slack_sdk")
 }
 
 /// Runs a script of `tests/slack` with `input` on its standard input.
-fn run(python: &PathBuf, name: &str, args: &[&str], input: &str) -> String {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new(python)
-        .arg(script(name))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{name} failed");
-    String::from_utf8(out.stdout).unwrap()
+fn run(python: &std::path::Path, name: &str, args: &[&str], input: &str) -> String {
+    common::run_script(python, &format!("slack/{name}"), args, input)
 }
 
 /// Signs as Slack does: with Slack's own SDK when there is one, else with HMAC here.

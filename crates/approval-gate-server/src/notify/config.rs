@@ -113,12 +113,15 @@ pub struct NotifyConfig {
     #[serde(default)]
     pub timeout_spike: Option<SpikeRule>,
     /// How long a notifier holds a channel's lease without renewing it: after a crash,
-    /// another notifier takes the channel over this long after the last renewal.
-    /// Default 60.
+    /// another notifier takes the channel over this long after the last renewal. The
+    /// lease is renewed after each notice, so it should outlast one notice's attempts
+    /// (their timeouts and backoff); a shorter lease lets a second notifier deliver
+    /// the same notice beside a slow first one. Default 60.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
     /// How often a running notifier looks at the trail when no change woke it, in
-    /// seconds (reminders and escalations come due without a change). Default 5.
+    /// seconds, and how often at most it looks for reminders, escalations and timeout
+    /// spikes due (they come due without a change). Default 5.
     #[serde(default = "default_poll_seconds")]
     pub poll_seconds: u64,
 }

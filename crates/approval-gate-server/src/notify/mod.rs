@@ -200,6 +200,8 @@ pub struct Notifier {
     console_url: Option<String>,
     spike: Option<SpikeRule>,
     holder: String,
+    /// When this notifier last ran the timers.
+    timers_ran: std::sync::Mutex<Option<OffsetDateTime>>,
 }
 
 impl fmt::Debug for Notifier {
@@ -264,6 +266,7 @@ impl Notifier {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             spike: config.timeout_spike,
             holder: format!("notifier-{}", uuid_like()),
+            timers_ran: std::sync::Mutex::new(None),
         };
         for (name, channel) in &config.channels {
             match channel {
@@ -339,18 +342,26 @@ impl Notifier {
     }
 
     /// One pass: writes the reminders, escalations and spike records due (if it holds
-    /// the timers' lease), then delivers what each channel has not yet been sent (each
+    /// the timers' lease, and at most once every `poll_seconds`), then delivers what each channel has not yet been sent (each
     /// channel whose lease it holds, all at once), up to 100 records a channel.
     pub async fn step(&self) -> Result<Step, NotifyError> {
         let mut step = Step::default();
         let now = self.gate.now();
-        if self
-            .store()
-            .lease_cursor(TIMERS, &self.holder, now, self.until(now))
-            .await?
-            .is_some()
+        // Every change wakes a running notifier; the timers' reads (the pending requests,
+        // the spike window) are paid once a poll, not once a change.
+        let due = {
+            let last = self.timers_ran.lock().unwrap_or_else(|e| e.into_inner());
+            last.is_none_or(|last| now < last || now - last >= self.poll)
+        };
+        if due
+            && self
+                .store()
+                .lease_cursor(TIMERS, &self.holder, now, self.until(now))
+                .await?
+                .is_some()
         {
             step.written = timers::run(&self.gate, self.spike.as_ref(), now).await?;
+            *self.timers_ran.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         }
         let passes = self.routes.iter().map(|route| self.deliver_route(route));
         for pass in futures_util::future::join_all(passes).await {
@@ -372,12 +383,20 @@ impl Notifier {
         &self,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), NotifyError> {
-        let mut changes = self.store().subscribe().await?;
+        let mut changes = Some(self.store().subscribe().await?);
         let looping = async {
             loop {
                 self.step().await?;
+                let Some(subscription) = &mut changes else {
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                };
                 tokio::select! {
-                    _ = changes.next() => {}
+                    heard = subscription.next() => match heard {
+                        Ok(_) | Err(StoreError::Lagged { .. }) => {}
+                        // The subscription ended: poll from now on.
+                        Err(_) => changes = None,
+                    },
                     () = tokio::time::sleep(self.poll) => {}
                 }
             }

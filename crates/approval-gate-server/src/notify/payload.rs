@@ -27,8 +27,17 @@ pub(super) async fn notice(
     if let Some(link) = link {
         data.insert("seq".into(), json!(link.seq));
     }
-    if let Some(request_id) = record.request_id {
-        let request = gate.store().get(request_id).await?;
+    let request = match record.request_id {
+        Some(id) => match gate.store().get(id).await {
+            Ok(request) => Some(request),
+            // A record of a request the store no longer has still goes out, without it.
+            Err(approval_gate::StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if let Some(request) = request {
+        let request_id = request.id();
         let view = RequestView::of(&request, gate.now());
         data.insert(
             "request".into(),
