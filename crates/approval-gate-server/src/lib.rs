@@ -34,6 +34,10 @@
 //! | `GET /api/v1/runs/{run_id}/trail` | a run's trail as JSON |
 //! | `POST /api/v1/requests/{id}/approve`, `…/deny`, `…/cancel` | the same actions with JSON bodies |
 //!
+//! The [`notify`] module holds the notifier: it tells people of requests from the store's
+//! trail, through signed webhooks, Slack or channels of the host's own; reminds,
+//! escalates and alerts on timeout spikes.
+//!
 //! Slack's interactive endpoint, `POST /slack/actions` (the Approve and Deny buttons of
 //! the notifier's [`Slack`](notify::Slack) messages), is a router of its own,
 //! [`SlackActions::router`], since it knows callers by Slack's signature rather than by

@@ -168,12 +168,8 @@ fn config_error(field: impl Into<String>, message: impl Into<String>) -> NotifyE
     }
 }
 
-/// An HTTP client for channels: TLS by rustls on ring, the system's roots.
+/// An HTTP client for channels: TLS by rustls, the system's roots.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    // reqwest uses the process's rustls provider; install ring's unless one is set.
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
     reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
