@@ -338,8 +338,9 @@ impl Notifier {
     }
 
     /// One pass: writes the reminders, escalations and spike records due (if it holds
-    /// the timers' lease, and at most once every `poll_seconds`), then delivers what each channel has not yet been sent (each
-    /// channel whose lease it holds, all at once), up to 100 records a channel.
+    /// the timers' lease, and at most once every `poll_seconds`), then delivers what
+    /// each channel has not yet been sent (each channel whose lease it holds, all at
+    /// once), up to 100 records a channel.
     pub async fn step(&self) -> Result<Step, NotifyError> {
         let mut step = Step::default();
         let now = self.gate.now();
