@@ -650,3 +650,51 @@ async fn a_stuck_channel_delays_its_own_deliveries_only() {
     let step = stepping.await.unwrap();
     assert_eq!((step.delivered, step.failed), (2, 0));
 }
+
+/// A channel of the host's own that counts what it is sent.
+#[derive(Clone, Default)]
+struct Counting(Arc<Mutex<Vec<String>>>);
+
+#[async_trait::async_trait]
+impl Channel for Counting {
+    async fn deliver(&self, notice: &Notice) -> Result<Delivered, DeliveryError> {
+        self.0.lock().unwrap().push(notice.kind.as_str().to_owned());
+        Ok(Delivered::default())
+    }
+}
+
+#[tokio::test]
+async fn a_channel_added_under_a_configured_name_replaces_it_and_timers_is_a_name_like_any() {
+    let (receiver, _heard) = Receiver::start().await;
+    let world = World::new(MemoryStore::new());
+    let mut config = config(&receiver.url, "[]");
+    // A channel may be called `timers`: the reminders' lease is not a channel's cursor.
+    let ops = config.channels.remove("ops").unwrap();
+    config.channels.insert("timers".into(), ops);
+    let counted = Counting::default();
+    let notifier =
+        Notifier::new(world.gate.clone(), &config)
+            .unwrap()
+            .channel("timers", [], counted.clone());
+    notifier.step().await.unwrap();
+    world.file(payment("c1")).await;
+    world.clock.advance(Duration::from_secs(60));
+    let step = notifier.step().await.unwrap();
+
+    // One route under the name: the host's channel, not the configured webhook.
+    assert!(receiver.deliveries().is_empty());
+    assert_eq!(
+        *counted.0.lock().unwrap(),
+        ["approval_required", "approval_reminded"]
+    );
+    assert_eq!((step.delivered, step.written), (2, 1));
+    let status = notify::status(&**world.gate.store()).await.unwrap();
+    assert_eq!(status.channels.len(), 1);
+    assert_eq!(
+        (
+            status.channels[0].channel.as_str(),
+            status.channels[0].behind
+        ),
+        ("timers", 0)
+    );
+}

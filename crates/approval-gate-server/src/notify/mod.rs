@@ -15,7 +15,7 @@
 //!   store, one delivers a channel's records and the other waits; it takes over when the
 //!   lease runs out (`lease_seconds` after the holder's last renewal). Reminders,
 //!   escalations and the spike alert are written by whoever holds the lease named
-//!   `notify:timers`.
+//!   `notify-timers`.
 //! - **Faults stay in their lane.** Channels deliver independently: a slow or failing
 //!   receiver delays its own deliveries only, never the gate or another channel. A
 //!   delivery is retried with backoff ([`RetryPolicy`]); after the last attempt it is
@@ -71,8 +71,9 @@ const BATCH: usize = 100;
 /// The prefix of the cursors the notifier keeps in the store: `notify:{channel}`.
 pub const CURSOR_PREFIX: &str = "notify:";
 
-/// The lease under which reminders, escalations and spike alerts are written.
-const TIMERS: &str = "notify:timers";
+/// The lease under which reminders, escalations and spike alerts are written: outside
+/// the channels' `notify:` names, so that no channel's name can take it.
+const TIMERS: &str = "notify-timers";
 
 /// One notice, ready to go: the id that stays the same on every retry, and the JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -308,13 +309,15 @@ impl Notifier {
     }
 
     /// Adds a channel of the host's own, named `name` (which keys its cursor), sent the
-    /// `events` given (every event when none).
+    /// `events` given (every event when none). A channel of the same name, from the
+    /// config or added before, is replaced: two routes on one cursor would both deliver.
     pub fn channel(
         mut self,
         name: &str,
         events: impl IntoIterator<Item = NoticeKind>,
         channel: impl Channel + 'static,
     ) -> Self {
+        self.routes.retain(|route| route.name != name);
         self.routes.push(Route {
             name: name.to_owned(),
             cursor: format!("{CURSOR_PREFIX}{name}"),
@@ -590,9 +593,6 @@ pub async fn status(store: &dyn ApprovalStore) -> Result<NotifyStatus, StoreErro
         let Some(channel) = cursor.name.strip_prefix(CURSOR_PREFIX) else {
             continue;
         };
-        if cursor.name == TIMERS {
-            continue;
-        }
         let after = AuditQuery {
             after_seq: Some(cursor.after_seq),
             limit: Some(1000),
